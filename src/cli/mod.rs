@@ -1,0 +1,60 @@
+//! The command-line front end: clap types, one module per command, and the dispatch that
+//! turns a command's [`Error`](crate::error::Error) into its exit code.
+
+mod args;
+mod graph;
+mod schema;
+mod validate;
+
+use std::io::Write;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, GlobalArgs};
+
+use crate::error::Error;
+
+/// Runs the command line and returns the process exit code.
+#[must_use]
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => 0,
+        Err(err) => report(&err),
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Error> {
+    match &cli.command {
+        Command::Validate(args) => validate::run(&cli.global, args),
+        Command::Graph(args) => graph::run(&cli.global, args),
+        Command::Schema => schema::run(),
+    }
+}
+
+/// Prints an error the way every command does and returns its exit code.
+fn report(err: &Error) -> i32 {
+    let mut stderr = std::io::stderr().lock();
+    match err {
+        Error::AlreadyReported | Error::RunFailed { .. } => {}
+        Error::Invalid(load) => {
+            let _ = stderr.write_all(load.render().as_bytes());
+        }
+        Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            // A closed stdout (`coreflow … | head`) ends quietly.
+            return 0;
+        }
+        other => {
+            let _ = writeln!(stderr, "error: {other}");
+        }
+    }
+    err.exit_code()
+}
+
+/// Writes to stdout, turning a closed pipe into a quiet error the dispatcher ignores.
+pub(crate) fn print(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `coreflow validate FILE…`: check files without running anything (exit 0 when all are
+//! valid, 2 otherwise), every problem of every file at once.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::cli::args::{GlobalArgs, ValidateArgs};
+use crate::error::Error;
+use crate::spec::load;
+
+/// One file's verdict in `--json` output.
+#[derive(Serialize)]
+struct Verdict {
+    file: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<usize>,
+    errors: Vec<Problem>,
+}
+
+#[derive(Serialize)]
+struct Problem {
+    line: u32,
+    column: u32,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<String>,
+}
+
+pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error> {
+    let mut verdicts = Vec::with_capacity(args.files.len());
+    let mut stderr = std::io::stderr().lock();
+    for file in &args.files {
+        match load(file) {
+            Ok(loaded) => {
+                if !global.json && !global.quiet {
+                    super::print(&format!(
+                        "{}: ok ({}, {} job{})\n",
+                        file.display(),
+                        loaded.name,
+                        loaded.workflow.jobs.len(),
+                        if loaded.workflow.jobs.len() == 1 { "" } else { "s" }
+                    ))?;
+                }
+                verdicts.push(Verdict {
+                    file: file.display().to_string(),
+                    valid: true,
+                    workflow: Some(loaded.name),
+                    jobs: Some(loaded.workflow.jobs.len()),
+                    errors: Vec::new(),
+                });
+            }
+            Err(err) => {
+                if !global.json {
+                    stderr.write_all(err.render().as_bytes())?;
+                }
+                let mut errors: Vec<Problem> = err
+                    .diagnostics
+                    .iter()
+                    .map(|d| Problem { line: d.pos.line, column: d.pos.col, message: d.message.clone(), help: d.help.clone() })
+                    .collect();
+                if let Some(io) = &err.io {
+                    errors.push(Problem { line: 0, column: 0, message: format!("cannot read the file: {io}"), help: None });
+                }
+                verdicts.push(Verdict { file: file.display().to_string(), valid: false, workflow: None, jobs: None, errors });
+            }
+        }
+    }
+    if global.json {
+        let mut text = serde_json::to_string_pretty(&verdicts).expect("verdicts serialize");
+        text.push('\n');
+        super::print(&text)?;
+    }
+    if verdicts.iter().all(|v| v.valid) { Ok(()) } else { Err(Error::AlreadyReported) }
+}

@@ -1,0 +1,98 @@
+//! Matrix fan-out: the jobs a run executes, each with its full name and its needs.
+//!
+//! A job with `matrix` becomes one job per combination of the axes' values, named
+//! `job[a=1,b=x]` with keys in the order written. A job that needs a fanned-out job needs
+//! every one of its combinations.
+
+use indexmap::IndexMap;
+
+use crate::spec::model::Workflow;
+
+/// One job of a run after fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedJob {
+    /// `build` or `report[format=csv]`.
+    pub name: String,
+    /// The job's key in the workflow.
+    pub base: String,
+    /// This combination's matrix values (empty without a matrix).
+    pub matrix: IndexMap<String, String>,
+    /// Indexes (into the plan) of the jobs this one needs.
+    pub needs: Vec<usize>,
+}
+
+/// Expands every job of `workflow`; the plan keeps declaration order.
+#[must_use]
+pub fn expand(workflow: &Workflow) -> Vec<PlannedJob> {
+    let mut plan: Vec<PlannedJob> = Vec::with_capacity(workflow.jobs.len());
+    let mut by_base: IndexMap<&str, Vec<usize>> = IndexMap::with_capacity(workflow.jobs.len());
+    for (base, job) in &workflow.jobs {
+        let combos = combinations(&job.matrix);
+        let indexes = by_base.entry(base.as_str()).or_default();
+        for matrix in combos {
+            indexes.push(plan.len());
+            plan.push(PlannedJob { name: job_name(base, &matrix), base: base.clone(), matrix, needs: Vec::new() });
+        }
+    }
+    for planned in &mut plan {
+        let job = &workflow.jobs[planned.base.as_str()];
+        planned.needs = job
+            .needs
+            .iter()
+            .filter_map(|need| by_base.get(need.as_str()))
+            .flatten()
+            .copied()
+            .collect();
+    }
+    plan
+}
+
+/// `base` alone, or `base[k=v,…]`.
+#[must_use]
+pub fn job_name(base: &str, matrix: &IndexMap<String, String>) -> String {
+    if matrix.is_empty() {
+        return base.to_owned();
+    }
+    let pairs: Vec<String> = matrix.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{base}[{}]", pairs.join(","))
+}
+
+/// Every combination of the axes' values, first axis slowest.
+fn combinations(axes: &IndexMap<String, Vec<crate::spec::model::Text>>) -> Vec<IndexMap<String, String>> {
+    let mut combos = vec![IndexMap::new()];
+    for (key, values) in axes {
+        let mut next = Vec::with_capacity(combos.len() * values.len());
+        for combo in &combos {
+            for value in values {
+                let mut extended = combo.clone();
+                extended.insert(key.clone(), value.as_str().to_owned());
+                next.push(extended);
+            }
+        }
+        combos = next;
+    }
+    combos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::load::parse_str;
+
+    #[test]
+    fn matrix_fans_out_in_written_order() {
+        let wf = parse_str(
+            "wf.yaml",
+            "jobs:\n  build:\n    matrix: { os: [linux, mac], py: ['3.11', '3.12'] }\n    steps: [{ run: x }]\n  all:\n    needs: [build]\n    steps: [{ run: x }]\n",
+        )
+        .unwrap()
+        .workflow;
+        let plan = expand(&wf);
+        let names: Vec<&str> = plan.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["build[os=linux,py=3.11]", "build[os=linux,py=3.12]", "build[os=mac,py=3.11]", "build[os=mac,py=3.12]", "all"]
+        );
+        assert_eq!(plan[4].needs, [0, 1, 2, 3]);
+    }
+}

@@ -1,0 +1,15 @@
+//! CoreFlow: a local-first workflow runner.
+//!
+//! The library holds everything the `coreflow` binary does, so integration tests and later
+//! components share one implementation.
+//!
+//! - [`spec`] turns workflow YAML into the typed model, with positioned diagnostics.
+//! - [`graph`] builds and checks the job DAG, fans out matrices, and draws it.
+//! - [`state`] names run and job states.
+//! - [`cli`] is the command-line front end; [`error`] maps failures to exit codes.
+
+pub mod cli;
+pub mod error;
+pub mod graph;
+pub mod spec;
+pub mod state;

@@ -1,0 +1,501 @@
+//! Structural checking of a YAML tree against the workflow's JSON Schema.
+//!
+//! The schema is generated from the model types ([`crate::spec::model`]), so walking the tree
+//! against it finds every unknown key, wrong type, bad enum value and missing key in one pass —
+//! all at once, each with a position — before serde builds the typed model. Only the subset
+//! of JSON Schema that schemars emits for our types is understood.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::spec::diag::{Diagnostic, list_names, suggest};
+use crate::spec::model::{json_schema, parse_duration};
+use crate::spec::yaml::{Node, NodeKind, Scalar};
+
+/// One step of the path from the root to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The generated schema, built once.
+pub fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(json_schema)
+}
+
+/// What the structural check found: diagnostics, and the paths of the offending nodes.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub diagnostics: Vec<Diagnostic>,
+    /// Paths of nodes that do not fit; pruning them lets the semantic checks still run.
+    pub bad: Vec<Vec<Seg>>,
+}
+
+impl Report {
+    fn push(&mut self, diagnostic: Diagnostic, path: &[Seg]) {
+        self.diagnostics.push(diagnostic);
+        self.bad.push(path.to_vec());
+    }
+
+    fn extend(&mut self, other: Report) {
+        self.diagnostics.extend(other.diagnostics);
+        self.bad.extend(other.bad);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+}
+
+/// Checks `root` against the workflow schema.
+#[must_use]
+pub fn check_workflow(root: &Node) -> Report {
+    let schema = schema();
+    let walker = Walker { root: schema };
+    let mut report = Report::default();
+    walker.check(root, schema, &mut Vec::new(), &mut report);
+    report
+}
+
+/// A copy of `root` without the nodes at `bad` paths (map entries and list items dropped).
+#[must_use]
+pub fn prune(root: &Node, bad: &[Vec<Seg>]) -> Node {
+    let mut pruned = root.clone();
+    for path in bad {
+        if let Some(node) = node_at_mut(&mut pruned, path) {
+            *node = Node { kind: NodeKind::Scalar { text: PRUNED.to_owned(), plain: false }, pos: node.pos };
+        }
+    }
+    drop_pruned(&mut pruned);
+    pruned
+}
+
+const PRUNED: &str = "\0coreflow-pruned";
+
+fn node_at_mut<'a>(node: &'a mut Node, path: &[Seg]) -> Option<&'a mut Node> {
+    let Some((first, rest)) = path.split_first() else {
+        return Some(node);
+    };
+    let next = match (&mut node.kind, first) {
+        (NodeKind::Map(entries), Seg::Key(key)) => {
+            entries.iter_mut().find(|(k, _)| k.as_text() == Some(key.as_str())).map(|(_, v)| v)
+        }
+        (NodeKind::Seq(items), Seg::Index(i)) => items.get_mut(*i),
+        _ => None,
+    }?;
+    node_at_mut(next, rest)
+}
+
+fn is_pruned(node: &Node) -> bool {
+    matches!(&node.kind, NodeKind::Scalar { text, plain: false } if text == PRUNED)
+}
+
+fn drop_pruned(node: &mut Node) {
+    match &mut node.kind {
+        NodeKind::Map(entries) => {
+            entries.retain(|(_, v)| !is_pruned(v));
+            for (_, v) in entries {
+                drop_pruned(v);
+            }
+        }
+        NodeKind::Seq(items) => {
+            items.retain(|v| !is_pruned(v));
+            for v in items {
+                drop_pruned(v);
+            }
+        }
+        NodeKind::Scalar { .. } => {}
+    }
+}
+
+/// Describes the place a path names, for messages: "job `build`", "step 2 of job `build`".
+#[must_use]
+pub fn describe(path: &[Seg]) -> String {
+    use Seg::{Index, Key};
+    match path {
+        [] => "the workflow".to_owned(),
+        [Key(jobs), Key(job)] if jobs == "jobs" => format!("job `{job}`"),
+        [Key(jobs), Key(job), Key(steps), Index(i)] if jobs == "jobs" && steps == "steps" => {
+            format!("step {} of job `{job}`", i + 1)
+        }
+        [Key(jobs), Key(job), Key(steps), Index(i), rest @ ..] if jobs == "jobs" && steps == "steps" => {
+            format!("`{}` of step {} of job `{job}`", dotted(rest), i + 1)
+        }
+        [Key(params), Key(param)] if params == "params" => format!("parameter `{param}`"),
+        [Key(triggers), Index(i)] if triggers == "triggers" => format!("trigger {}", i + 1),
+        [Key(jobs), Key(job), rest @ ..] if jobs == "jobs" => {
+            format!("`{}` of job `{job}`", dotted(rest))
+        }
+        _ => format!("`{}`", dotted(path)),
+    }
+}
+
+fn dotted(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+struct Walker<'s> {
+    root: &'s Value,
+}
+
+impl<'s> Walker<'s> {
+    fn resolve(&self, schema: &'s Value) -> &'s Value {
+        let mut schema = schema;
+        // A chain of references is short; bound it anyway so a cyclic schema cannot hang.
+        for _ in 0..16 {
+            let Some(reference) = schema.get("$ref").and_then(Value::as_str) else {
+                return schema;
+            };
+            let Some(name) = reference.strip_prefix("#/$defs/") else {
+                return schema;
+            };
+            match self.root.get("$defs").and_then(|defs| defs.get(name)) {
+                Some(target) => schema = target,
+                None => return schema,
+            }
+        }
+        schema
+    }
+
+    fn check(&self, node: &Node, schema: &'s Value, path: &mut Vec<Seg>, out: &mut Report) {
+        let schema = self.resolve(schema);
+        if let Some(format) = schema.get("format").and_then(Value::as_str)
+            && self.check_format(node, format, path, out)
+        {
+            return;
+        }
+        if let Some(choices) = string_choices(self, schema) {
+            self.check_choice(node, &choices, path, out);
+            return;
+        }
+        if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")) {
+            self.check_branches(node, branches.as_array().map_or(&[][..], Vec::as_slice), path, out);
+            return;
+        }
+        let types = types_of(schema);
+        if !types.is_empty() && !types.iter().any(|t| node_is(node, t)) {
+            out.push(type_error(node, &types, path), path);
+            return;
+        }
+        match &node.kind {
+            NodeKind::Map(entries) => self.check_object(node, entries, schema, path, out),
+            NodeKind::Seq(items) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(Seg::Index(i));
+                        self.check(item, item_schema, path, out);
+                        path.pop();
+                    }
+                }
+            }
+            NodeKind::Scalar { .. } => {
+                if let (Some(min), Some(Scalar::Int(value))) =
+                    (schema.get("minimum").and_then(Value::as_i64), node.scalar())
+                    && value < min
+                {
+                    out.push(
+                        Diagnostic::error(
+                            node.pos,
+                            format!("{} must be at least {min}, found {value}", describe_leaf(path)),
+                        ),
+                        path,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checks a custom `format`; returns true when it decided the node.
+    fn check_format(&self, node: &Node, format: &str, path: &[Seg], out: &mut Report) -> bool {
+        match format {
+            "duration" => {
+                let text = match node.scalar() {
+                    Some(Scalar::Str(text)) => text,
+                    _ => {
+                        out.push(
+                            Diagnostic::error(
+                                node.pos,
+                                format!("{} expects a duration, found {}", describe_leaf(path), node.describe()),
+                            )
+                            .with_label("a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"),
+                            path,
+                        );
+                        return true;
+                    }
+                };
+                if let Err(message) = parse_duration(text) {
+                    out.push(Diagnostic::error(node.pos, message), path);
+                }
+                true
+            }
+            "priority" => {
+                let ok = match node.scalar() {
+                    Some(Scalar::Int(_)) => true,
+                    Some(Scalar::Str(text)) => text.contains("${{"),
+                    _ => false,
+                };
+                if !ok {
+                    out.push(Diagnostic::error(
+                        node.pos,
+                        format!(
+                            "{} expects an integer or a `${{{{ … }}}}` template, found {}",
+                            describe_leaf(path),
+                            node.describe()
+                        ),
+                    ), path);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn check_choice(&self, node: &Node, choices: &[String], path: &[Seg], out: &mut Report) {
+        let names = || list_names(choices.iter().map(String::as_str), 8);
+        match node.scalar() {
+            Some(Scalar::Str(text)) if choices.iter().any(|c| c == text) => {}
+            Some(Scalar::Null) | None => out.push(
+                Diagnostic::error(
+                    node.pos,
+                    format!("{} expects one of {}, found {}", describe_leaf(path), names(), node.describe()),
+                ),
+                path,
+            ),
+            Some(_) => {
+                let text = node.as_text().unwrap_or_default();
+                out.push(
+                    Diagnostic::error(
+                        node.pos,
+                        format!("`{text}` is not a valid value for {}", describe_leaf(path)),
+                    )
+                    .with_label(format!("expected one of {}", names()))
+                    .with_help(suggest(text, choices.iter().map(String::as_str))),
+                    path,
+                );
+            }
+        }
+    }
+
+    fn check_branches(&self, node: &Node, branches: &'s [Value], path: &mut Vec<Seg>, out: &mut Report) {
+        let non_null: Vec<&Value> = branches
+            .iter()
+            .filter(|b| types_of(self.resolve(b)) != ["null"])
+            .collect();
+        if non_null.len() < branches.len() && node.is_null() {
+            return;
+        }
+        if let [only] = non_null.as_slice() {
+            self.check(node, only, path, out);
+            return;
+        }
+        let mut best: Option<Report> = None;
+        for branch in &non_null {
+            let resolved = self.resolve(branch);
+            let mut scratch = Report::default();
+            self.check(node, resolved, path, &mut scratch);
+            if scratch.is_empty() {
+                return;
+            }
+            let kind_fits = types_of(resolved).iter().any(|t| node_is(node, t));
+            if kind_fits && best.is_none() {
+                best = Some(scratch);
+            }
+        }
+        match best {
+            Some(errors) => out.extend(errors),
+            None => {
+                let mut types: Vec<&str> = Vec::new();
+                for branch in &non_null {
+                    types.extend(types_of(self.resolve(branch)));
+                }
+                out.push(type_error(node, &types, path), path);
+            }
+        }
+    }
+
+    fn check_object(
+        &self,
+        node: &Node,
+        entries: &[(Node, Node)],
+        schema: &'s Value,
+        path: &mut Vec<Seg>,
+        out: &mut Report,
+    ) {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let additional = schema.get("additionalProperties");
+        for (key, value) in entries {
+            let name = key.as_text().unwrap_or_default();
+            let property = properties.and_then(|p| p.get(name));
+            let value_schema = match (property, additional) {
+                (Some(property), _) => Some(property),
+                (None, Some(additional)) if additional.is_object() => Some(additional),
+                (None, Some(Value::Bool(false))) => {
+                    let place = describe(path);
+                    path.push(Seg::Key(name.to_owned()));
+                    let known: Vec<&str> = properties
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    out.push(
+                        Diagnostic::error(
+                            key.pos,
+                            format!("unknown key `{name}` in {place}"),
+                        )
+                        .with_label(format!("expected one of {}", list_names(known.iter().copied(), 12)))
+                        .with_help(suggest(name, known.iter().copied())),
+                        path,
+                    );
+                    path.pop();
+                    None
+                }
+                _ => None,
+            };
+            if let Some(value_schema) = value_schema {
+                path.push(Seg::Key(name.to_owned()));
+                self.check(value, value_schema, path, out);
+                path.pop();
+            }
+        }
+        if let Some(required) = schema.get("required").and_then(Value::as_array) {
+            for name in required.iter().filter_map(Value::as_str) {
+                if !entries.iter().any(|(k, _)| k.as_text() == Some(name)) {
+                    // Nothing to prune: the model cannot be built without the key.
+                    out.diagnostics.push(Diagnostic::error(
+                        node.pos,
+                        format!("missing key `{name}` in {}", describe(path)),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The string values a schema allows, when it is an enumeration.
+fn string_choices(walker: &Walker<'_>, schema: &Value) -> Option<Vec<String>> {
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+    }
+    if let Some(value) = schema.get("const").and_then(Value::as_str) {
+        return Some(vec![value.to_owned()]);
+    }
+    let branches = schema.get("oneOf").or_else(|| schema.get("anyOf"))?.as_array()?;
+    let mut all = Vec::new();
+    for branch in branches {
+        let branch = walker.resolve(branch);
+        if branch.get("enum").is_none() && branch.get("const").is_none() {
+            return None;
+        }
+        all.extend(string_choices(walker, branch)?);
+    }
+    Some(all)
+}
+
+fn types_of(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn node_is(node: &Node, json_type: &str) -> bool {
+    match (json_type, &node.kind) {
+        ("object", NodeKind::Map(_)) | ("array", NodeKind::Seq(_)) => true,
+        ("null", NodeKind::Scalar { .. }) => node.is_null(),
+        // SPEC §7: a plain scalar where text is expected is taken as its text.
+        ("string", NodeKind::Scalar { .. }) => !node.is_null(),
+        ("integer", NodeKind::Scalar { .. }) => matches!(node.scalar(), Some(Scalar::Int(_))),
+        ("number", NodeKind::Scalar { .. }) => {
+            matches!(node.scalar(), Some(Scalar::Int(_) | Scalar::Float(_)))
+        }
+        ("boolean", NodeKind::Scalar { .. }) => matches!(node.scalar(), Some(Scalar::Bool(_))),
+        _ => false,
+    }
+}
+
+fn type_name(json_type: &str) -> &'static str {
+    match json_type {
+        "object" => "a map",
+        "array" => "a list",
+        "string" => "text",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "`true` or `false`",
+        "null" => "nothing",
+        _ => "a value",
+    }
+}
+
+fn type_error(node: &Node, types: &[&str], path: &[Seg]) -> Diagnostic {
+    let mut names: Vec<&str> = Vec::new();
+    for t in types {
+        let name = type_name(t);
+        if !names.contains(&name) && name != "nothing" {
+            names.push(name);
+        }
+    }
+    let expected = match names.as_slice() {
+        [] => "a value".to_owned(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    };
+    Diagnostic::error(
+        node.pos,
+        format!("{} expects {expected}, found {}", describe_leaf(path), node.describe()),
+    )
+}
+
+/// Describes the value at `path` for a type message: "`timeout` of job `build`".
+fn describe_leaf(path: &[Seg]) -> String {
+    describe(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml::parse;
+
+    fn problems(src: &str) -> Vec<String> {
+        let root = parse(src).unwrap().unwrap();
+        check_workflow(&root)
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{}: {} | {}", d.pos.line, d.pos.col, d.message, d.help.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_every_structural_problem_at_once() {
+        let found = problems(
+            "jobs:\n  a:\n    neeeds: [b]\n    steps:\n      - run: x\n        timeout: 5\n  b:\n    retry: { max_attempts: x, backoff: exponental }\n",
+        );
+        insta::assert_debug_snapshot!(found, @r#"
+        [
+            "3:5: unknown key `neeeds` in job `a` | did you mean `needs`?",
+            "6:18: `timeout` of step 1 of job `a` expects a duration, found `5` | ",
+            "8:28: `retry.max_attempts` of job `b` expects an integer, found `x` | ",
+            "8:40: `exponental` is not a valid value for `retry.backoff` of job `b` | did you mean `exponential`?",
+            "8:5: missing key `steps` in job `b` | ",
+        ]
+        "#);
+    }
+
+    #[test]
+    fn plain_scalars_are_text() {
+        assert!(problems("env: { PORT: 8080, DEBUG: true }\njobs:\n  a:\n    steps: [{ run: true }]\n").is_empty());
+    }
+}

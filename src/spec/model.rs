@@ -1,0 +1,588 @@
+//! The workflow model of SPEC §2 as Rust types.
+//!
+//! These types are both what the loader produces (through serde) and the source of the JSON
+//! Schema (through schemars), so the schema cannot drift from the parser. Field doc comments
+//! become the schema's descriptions, which editors show on hover.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// A workflow file: parameters, triggers and a DAG of jobs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "CoreFlow workflow")]
+pub struct Workflow {
+    /// The workflow's name; defaults to the file name without its extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the workflow does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Typed parameters, overridden with `-p NAME=VALUE`.
+    #[serde(default)]
+    pub params: IndexMap<String, Param>,
+    /// Environment variables for every step.
+    #[serde(default)]
+    pub env: IndexMap<String, Text>,
+    /// What creates runs besides `coreflow run`.
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    /// How many runs may be active at once, and what to do with one more.
+    #[serde(default)]
+    pub concurrency: Option<Concurrency>,
+    /// Which missed schedule fires to run after downtime.
+    #[serde(default)]
+    pub catchup: Option<Catchup>,
+    /// Keys inherited by every job; a job's own keys win.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The jobs, by name.
+    pub jobs: IndexMap<String, Job>,
+}
+
+/// A typed workflow parameter.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    /// The parameter's type (default `string`).
+    #[serde(rename = "type", default)]
+    pub kind: ParamType,
+    /// The value used when none is given.
+    #[serde(default)]
+    pub default: Option<Text>,
+    /// Whether a value must be given (when there is no default).
+    #[serde(default)]
+    pub required: bool,
+    /// The only values allowed.
+    #[serde(default)]
+    pub choices: Option<Vec<Text>>,
+    /// What the parameter means.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The type of a parameter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    #[default]
+    String,
+    Int,
+    Float,
+    Bool,
+    /// A DataBlock name, optionally `name@version`.
+    Datablock,
+}
+
+impl ParamType {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::Bool => "bool",
+            ParamType::Datablock => "datablock",
+        }
+    }
+}
+
+/// One JobTrigger: exactly one of `schedule`, `every`, `at`, `file`, `datablock`, `after`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// A cron expression: 5 fields, or 6 with seconds first.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// The IANA time zone of `schedule` (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Fire at this interval of real time.
+    #[serde(default)]
+    pub every: Option<DurationSpec>,
+    /// Fire once, at this RFC 3339 instant.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// Fire once per new or changed file matching a glob.
+    #[serde(default)]
+    pub file: Option<FileTrigger>,
+    /// Fire on each new version of this DataBlock.
+    #[serde(default)]
+    pub datablock: Option<String>,
+    /// Fire when another workflow's run ends.
+    #[serde(default)]
+    pub after: Option<AfterTrigger>,
+    /// Parameter values for runs this trigger creates.
+    #[serde(default)]
+    pub params: IndexMap<String, Text>,
+}
+
+/// A file-arrival trigger.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileTrigger {
+    /// A glob, relative to the workflow file's folder.
+    pub path: String,
+    /// How long a file must stay unchanged before it fires.
+    #[serde(default)]
+    pub settle: Option<DurationSpec>,
+}
+
+/// A trigger on another workflow's run ending.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AfterTrigger {
+    /// The other workflow's name.
+    pub workflow: String,
+    /// Which endings fire (default `success`).
+    #[serde(default)]
+    pub status: AfterStatus,
+}
+
+/// Which run endings an `after` trigger reacts to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterStatus {
+    #[default]
+    Success,
+    Failure,
+    Any,
+}
+
+/// Run concurrency of a workflow.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// Most runs active at once (at least 1).
+    #[serde(default)]
+    pub max_runs: Option<u32>,
+    /// What a trigger fire does when `max_runs` are active (default `queue`).
+    #[serde(default)]
+    pub on_overlap: OnOverlap,
+}
+
+/// The overlap policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOverlap {
+    #[default]
+    Queue,
+    Skip,
+    CancelRunning,
+}
+
+/// Which missed schedule fires run after downtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Catchup {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+/// Keys every job inherits unless it sets its own.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Job timeout.
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: Option<Retry>,
+    /// JobQueue.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Priority within the queue (higher first).
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Worker labels required.
+    #[serde(default)]
+    pub runs_on: Option<OneOrMany<Text>>,
+    /// Working directory, relative to the workflow file's folder.
+    #[serde(default)]
+    pub workdir: Option<Text>,
+    /// Delay between SIGTERM and SIGKILL when a step is stopped (default 10s).
+    #[serde(default)]
+    pub cancel_grace: Option<DurationSpec>,
+}
+
+/// A job: an ordered list of steps run by one worker.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Jobs that must finish first.
+    #[serde(default)]
+    pub needs: OneOrMany<String>,
+    /// The JobQueue this job waits in (default `default`).
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Priority within the queue (higher first); may be a template.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Worker labels required.
+    #[serde(default)]
+    pub runs_on: Option<OneOrMany<Text>>,
+    /// Values computed when the job is queued; shown in queue listings.
+    #[serde(default)]
+    pub metadata: IndexMap<String, Text>,
+    /// Job-level overrides of workflow parameters.
+    #[serde(default)]
+    pub params: IndexMap<String, Text>,
+    /// Environment variables for this job's steps.
+    #[serde(default)]
+    pub env: IndexMap<String, Text>,
+    /// Working directory, relative to the workflow file's folder (created when missing).
+    #[serde(default)]
+    pub workdir: Option<Text>,
+    /// The steps, run in order.
+    pub steps: Vec<Step>,
+    /// DataBlocks published when the job succeeds.
+    #[serde(default)]
+    pub datablocks: IndexMap<String, DataBlockDecl>,
+    /// DataBlocks of upstream jobs to materialise: `name: job.block`.
+    #[serde(default)]
+    pub inputs: IndexMap<String, String>,
+    /// Run the job only when this expression is true.
+    #[serde(rename = "if", default)]
+    pub condition: Option<Text>,
+    /// Which results of `needs` let the job run (default `all_success`).
+    #[serde(default)]
+    pub run_if: Option<RunIf>,
+    /// Axes to fan the job out over: `job[key=value]` per combination.
+    #[serde(default)]
+    pub matrix: IndexMap<String, Vec<Text>>,
+    /// Job timeout.
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// Retry policy.
+    #[serde(default)]
+    pub retry: Option<Retry>,
+    /// Delay between SIGTERM and SIGKILL when a step is stopped.
+    #[serde(default)]
+    pub cancel_grace: Option<DurationSpec>,
+}
+
+/// A DataBlock a job produces.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataBlockDecl {
+    /// A file or folder, relative to the job's working directory.
+    pub path: Text,
+}
+
+/// When a job runs, given the results of its needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunIf {
+    #[default]
+    AllSuccess,
+    AllDone,
+    NoneFailed,
+    AnyFailed,
+}
+
+/// One step: a `run:` script or a `command:` argv.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// A name shown in progress and logs (default: `step-N`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A script for the shell.
+    #[serde(default)]
+    pub run: Option<Text>,
+    /// A program and its arguments, run without a shell.
+    #[serde(default)]
+    pub command: Option<Vec<Text>>,
+    /// `sh` (default, `sh -e`), `bash` (`-eo pipefail`), `python3`, or `"CMD {0}"`.
+    #[serde(default)]
+    pub shell: Option<String>,
+    /// Environment variables for this step.
+    #[serde(default)]
+    pub env: IndexMap<String, Text>,
+    /// Step timeout.
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+    /// A failure of this step does not fail the job.
+    #[serde(default)]
+    pub continue_on_error: bool,
+    /// Delay between SIGTERM and SIGKILL when this step is stopped.
+    #[serde(default)]
+    pub cancel_grace: Option<DurationSpec>,
+}
+
+/// A retry policy.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all, including the first (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt (default 1s).
+    #[serde(default)]
+    pub delay: Option<DurationSpec>,
+    /// How the delay grows (default `exponential`, factor 2).
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// Upper bound of the delay (default 5m).
+    #[serde(default)]
+    pub max_delay: Option<DurationSpec>,
+    /// Add up to 10% of random delay.
+    #[serde(default)]
+    pub jitter: bool,
+}
+
+/// How retry delays grow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    Constant,
+    Linear,
+    #[default]
+    Exponential,
+}
+
+impl Retry {
+    /// The delay before attempt `next` (2 for the first retry), before jitter.
+    #[must_use]
+    pub fn delay_before(&self, next: u32) -> Duration {
+        let base = self.delay.as_ref().map_or(Duration::from_secs(1), DurationSpec::get);
+        let cap = self.max_delay.as_ref().map_or(Duration::from_secs(300), DurationSpec::get);
+        let n = next.saturating_sub(1).max(1);
+        let delay = match self.backoff {
+            Backoff::Constant => base,
+            Backoff::Linear => base.saturating_mul(n),
+            Backoff::Exponential => base.saturating_mul(2u32.saturating_pow(n - 1)),
+        };
+        delay.min(cap)
+    }
+}
+
+/// Text where YAML may have written a number or a bool: `PORT: 8080` is the text `8080`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Text(pub String);
+
+impl Text {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for Text {
+    fn schema_name() -> Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+/// A priority: an integer, or a template that renders to one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Priority(pub String);
+
+impl JsonSchema for Priority {
+    fn schema_name() -> Cow<'static, str> {
+        "Priority".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "integer" },
+                { "type": "string", "pattern": "\\$\\{\\{" }
+            ],
+            "format": "priority"
+        })
+    }
+}
+
+/// A duration such as `500ms`, `10s`, `5m` or `1h30m`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DurationSpec {
+    #[serde(skip)]
+    value: Duration,
+    text: String,
+}
+
+impl DurationSpec {
+    /// Parses a duration as the workflow format writes it.
+    ///
+    /// # Errors
+    /// A message saying what was expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        parse_duration(text).map(|value| DurationSpec { value, text: text.to_owned() })
+    }
+
+    #[must_use]
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h30m`, `2d` (units may be combined, largest first or not).
+///
+/// # Errors
+/// A message naming what was expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected = || format!("`{text}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`");
+    let trimmed = text.trim();
+    if trimmed.is_empty() || !trimmed.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+        return Err(expected());
+    }
+    humantime::parse_duration(trimmed).map_err(|_| expected())
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DurationSpec::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for DurationSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: a number and a unit (ms, s, m, h, d), combinable: `500ms`, `10s`, `1h30m`.",
+            "type": "string",
+            "format": "duration",
+            "pattern": "^\\s*([0-9]+(\\.[0-9]+)?\\s*(ns|us|ms|msec|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\\s*)+$"
+        })
+    }
+}
+
+/// One value or a list of them: `needs: build` is `needs: [build]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<T> OneOrMany<T> {
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let one = T::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                Ok(OneOrMany(vec![one]))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany(items))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("OneOrMany_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<T>();
+        json_schema!({
+            "anyOf": [ one.clone(), { "type": "array", "items": one } ]
+        })
+    }
+}
+
+/// The JSON Schema of the workflow format.
+#[must_use]
+pub fn json_schema() -> serde_json::Value {
+    let settings = schemars::generate::SchemaSettings::draft2020_12();
+    let schema = settings.into_generator().into_root_schema_for::<Workflow>();
+    schema.to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_spec_forms() {
+        for (text, ms) in [("500ms", 500), ("10s", 10_000), ("5m", 300_000), ("1h30m", 5_400_000)] {
+            assert_eq!(parse_duration(text).unwrap(), Duration::from_millis(ms), "{text}");
+        }
+        for bad in ["", "10", "ten seconds", "s", "-1s", "1x"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let retry = Retry {
+            max_attempts: 5,
+            delay: Some(DurationSpec::parse("1s").unwrap()),
+            backoff: Backoff::Exponential,
+            max_delay: Some(DurationSpec::parse("3s").unwrap()),
+            jitter: false,
+        };
+        let delays: Vec<u64> = (2..=5).map(|n| retry.delay_before(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 3, 3]);
+        let linear = Retry { backoff: Backoff::Linear, max_delay: None, ..retry };
+        let delays: Vec<u64> = (2..=5).map(|n| linear.delay_before(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 3, 4]);
+    }
+}

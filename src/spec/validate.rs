@@ -1,0 +1,603 @@
+//! Semantic checks of a structurally valid workflow: names, needs, cycles, durations, cron,
+//! time zones, templates, inputs and parameter defaults.
+//!
+//! Positions come from the YAML tree by path, so the typed model stays free of spans.
+
+use std::collections::HashSet;
+
+use crate::graph::dag::find_cycles;
+use crate::spec::diag::{Diagnostic, Pos, list_names, suggest};
+use crate::spec::model::{Job, Step, Workflow};
+use crate::spec::params::check_value;
+use crate::spec::template;
+use crate::spec::yaml::Node;
+
+
+/// A path step for finding a node.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Key(&'a str),
+    /// The key node itself rather than its value.
+    KeyOf(&'a str),
+    Index(usize),
+}
+
+struct Ctx<'a> {
+    wf: &'a Workflow,
+    root: &'a Node,
+    source: &'a str,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    /// The position of the node at `path`, or of its closest existing ancestor.
+    fn pos(&self, path: &[At<'_>]) -> Pos {
+        let mut node = self.root;
+        for step in path {
+            let next = match *step {
+                At::Key(key) => node.get(key),
+                At::KeyOf(key) => node.entry(key).map(|(k, _)| k),
+                At::Index(i) => node.as_seq().and_then(|items| items.get(i)),
+            };
+            match next {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    fn error(&mut self, path: &[At<'_>], message: String) -> &mut Diagnostic {
+        let pos = self.pos(path);
+        self.out.push(Diagnostic::error(pos, message));
+        self.out.last_mut().expect("just pushed")
+    }
+
+    /// Points a position inside a scalar at the first occurrence of `needle`, if found.
+    fn refine(&self, pos: Pos, needle: &str) -> Pos {
+        let Some(rest) = self.source.get(pos.offset..) else {
+            return pos;
+        };
+        let window = &rest[..rest.len().min(64 * 1024)];
+        let Some(found) = window.find(needle) else {
+            return pos;
+        };
+        let absolute = pos.offset + found;
+        let before = &self.source[..absolute];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = self.source[line_start..absolute].chars().count() + 1;
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(col).unwrap_or(u32::MAX),
+            offset: absolute,
+            len: needle.chars().count(),
+        }
+    }
+}
+
+/// Appends every semantic problem of `wf` to `out`.
+pub fn validate(wf: &Workflow, root: &Node, source: &str, out: &mut Vec<Diagnostic>) {
+    let mut ctx = Ctx { wf, root, source, out };
+    check_params(&mut ctx);
+    check_triggers(&mut ctx);
+    check_workflow_level(&mut ctx);
+    if wf.jobs.is_empty() {
+        ctx.error(&[At::KeyOf("jobs")], "a workflow needs at least one job".to_owned());
+    }
+    for (name, job) in &wf.jobs {
+        check_job(&mut ctx, name, job);
+    }
+    check_cycles(&mut ctx);
+}
+
+/// Whether `shell` names a shell CoreFlow can run a script with.
+#[must_use]
+pub fn is_valid_shell(shell: &str) -> bool {
+    matches!(shell.trim(), "sh" | "bash" | "python3") || shell.contains("{0}")
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.parse::<u64>().is_err()
+}
+
+fn check_params(ctx: &mut Ctx<'_>) {
+    let wf = ctx.wf;
+    for (name, param) in &wf.params {
+        let at = [At::Key("params"), At::KeyOf(name)];
+        if !is_identifier(name) {
+            ctx.error(&at, format!("parameter name `{name}` must start with a letter and hold only letters, digits, `_` and `-`"));
+        }
+        if let Some(choices) = &param.choices {
+            for (i, choice) in choices.iter().enumerate() {
+                if let Err(err) = crate::spec::params::parse_value(param.kind, choice.as_str()) {
+                    let path = [At::Key("params"), At::Key(name), At::Key("choices"), At::Index(i)];
+                    ctx.error(&path, format!("choice `{choice}` of parameter `{name}` is not {err}"));
+                }
+            }
+        }
+        if let Some(default) = &param.default
+            && let Err(err) = check_value(name, param, default.as_str())
+        {
+            let path = [At::Key("params"), At::Key(name), At::Key("default")];
+            ctx.error(&path, format!("default value does not fit: {err}"));
+        }
+    }
+}
+
+fn check_triggers(ctx: &mut Ctx<'_>) {
+    let wf = ctx.wf;
+    for (i, trigger) in wf.triggers.iter().enumerate() {
+        let at = |key: &'static str| [At::Key("triggers"), At::Index(i), At::Key(key)];
+        let kinds = [
+            ("schedule", trigger.schedule.is_some()),
+            ("every", trigger.every.is_some()),
+            ("at", trigger.at.is_some()),
+            ("file", trigger.file.is_some()),
+            ("datablock", trigger.datablock.is_some()),
+            ("after", trigger.after.is_some()),
+        ];
+        let given: Vec<&str> = kinds.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+        match given.as_slice() {
+            [] => {
+                ctx.error(&[At::Key("triggers"), At::Index(i)], format!("trigger {} names no kind", i + 1))
+                    .label = Some("expected one of `schedule`, `every`, `at`, `file`, `datablock`, `after`".into());
+            }
+            [_] => {}
+            [_, second, ..] => {
+                ctx.error(&at(second), format!("trigger {} has several kinds ({}); give one per trigger", i + 1, list_names(given.iter().copied(), 6)));
+            }
+        }
+        if let Some(schedule) = &trigger.schedule
+            && let Err(message) = crate::spec::cron::parse_schedule(schedule)
+        {
+            ctx.error(&at("schedule"), message);
+        }
+        if let Some(zone) = &trigger.timezone {
+            if trigger.schedule.is_none() {
+                ctx.error(&at("timezone"), "`timezone` applies to `schedule` triggers only".to_owned());
+            } else if zone.parse::<chrono_tz::Tz>().is_err() {
+                let help = suggest(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+                ctx.error(&at("timezone"), format!("unknown time zone `{zone}`"))
+                    .with_label_mut("expected an IANA name such as `Europe/Berlin` or `UTC`")
+                    .help = help;
+            }
+        }
+        if let Some(every) = &trigger.every
+            && every.get().is_zero()
+        {
+            ctx.error(&at("every"), "`every` must be longer than zero".to_owned());
+        }
+        if let Some(instant) = &trigger.at
+            && chrono::DateTime::parse_from_rfc3339(instant).is_err()
+        {
+            ctx.error(&at("at"), format!("`{instant}` is not an RFC 3339 instant"))
+                .label = Some("expected e.g. `2026-12-24T18:00:00+01:00`".into());
+        }
+        if let Some(file) = &trigger.file
+            && file.path.trim().is_empty()
+        {
+            ctx.error(&at("file"), "a file trigger needs a non-empty `path`".to_owned());
+        }
+        for (name, value) in &trigger.params {
+            let path = [At::Key("triggers"), At::Index(i), At::Key("params"), At::KeyOf(name)];
+            match wf.params.get(name) {
+                None => {
+                    let help = suggest(name, wf.params.keys().map(String::as_str));
+                    ctx.error(&path, format!("unknown parameter `{name}` in trigger {}", i + 1)).help = help;
+                }
+                Some(param) => {
+                    if let Err(err) = check_value(name, param, value.as_str()) {
+                        ctx.error(&path, err.to_string());
+                    }
+                }
+            }
+        }
+    }
+    if let Some(concurrency) = &wf.concurrency
+        && concurrency.max_runs == Some(0)
+    {
+        ctx.error(&[At::Key("concurrency"), At::Key("max_runs")], "`max_runs` must be at least 1".to_owned());
+    }
+}
+
+trait LabelMut {
+    fn with_label_mut(&mut self, label: &str) -> &mut Self;
+}
+
+impl LabelMut for Diagnostic {
+    fn with_label_mut(&mut self, label: &str) -> &mut Self {
+        self.label = Some(label.to_owned());
+        self
+    }
+}
+
+/// What a template at some place may read.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    job: Option<(&'a str, &'a Job)>,
+}
+
+fn check_workflow_level(ctx: &mut Ctx<'_>) {
+    let wf = ctx.wf;
+    for (key, value) in &wf.env {
+        check_template(ctx, &[At::Key("env"), At::Key(key)], value.as_str(), Scope { job: None }, false);
+    }
+    if let Some(retry) = &wf.defaults.retry
+        && retry.max_attempts == 0
+    {
+        ctx.error(&[At::Key("defaults"), At::Key("retry"), At::Key("max_attempts")], "`max_attempts` must be at least 1".to_owned());
+    }
+}
+
+fn job_path<'a>(name: &'a str, rest: &[At<'a>]) -> Vec<At<'a>> {
+    let mut path = vec![At::Key("jobs"), At::Key(name)];
+    path.extend_from_slice(rest);
+    path
+}
+
+fn step_path<'a>(name: &'a str, i: usize, rest: &[At<'a>]) -> Vec<At<'a>> {
+    let mut path = job_path(name, &[At::Key("steps"), At::Index(i)]);
+    path.extend_from_slice(rest);
+    path
+}
+
+fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
+    let wf = ctx.wf;
+    if !is_job_name(name) {
+        ctx.error(&[At::Key("jobs"), At::KeyOf(name)], format!("job name `{name}` may hold only letters, digits, `_`, `-` and `.`, and may not be a number"));
+    }
+    let mut seen = HashSet::new();
+    for (i, need) in job.needs.iter().enumerate() {
+        let mut path = job_path(name, &[At::Key("needs")]);
+        if matches!(ctx.root.get("jobs").and_then(|j| j.get(name)).and_then(|j| j.get("needs")).map(|n| n.as_seq().is_some()), Some(true)) {
+            path.push(At::Index(i));
+        }
+        if need == name {
+            ctx.error(&path, format!("job `{name}` needs itself"));
+        } else if !wf.jobs.contains_key(need) {
+            let help = suggest(need, wf.jobs.keys().map(String::as_str));
+            ctx.error(&path, format!("job `{name}` needs `{need}`, which is not a job of this workflow")).help = help;
+        } else if !seen.insert(need.as_str()) {
+            ctx.error(&path, format!("job `{name}` lists `{need}` twice in `needs`"));
+        }
+    }
+    if job.steps.is_empty() {
+        ctx.error(&job_path(name, &[At::Key("steps")]), format!("job `{name}` has no steps"));
+    }
+    for (i, step) in job.steps.iter().enumerate() {
+        check_step(ctx, name, job, i, step);
+    }
+    if let Some(retry) = &job.retry
+        && retry.max_attempts == 0
+    {
+        ctx.error(&job_path(name, &[At::Key("retry"), At::Key("max_attempts")]), "`max_attempts` must be at least 1".to_owned());
+    }
+    for (axis, values) in &job.matrix {
+        if !is_identifier(axis) {
+            ctx.error(&job_path(name, &[At::Key("matrix"), At::KeyOf(axis)]), format!("matrix key `{axis}` must start with a letter and hold only letters, digits, `_` and `-`"));
+        }
+        if values.is_empty() {
+            ctx.error(&job_path(name, &[At::Key("matrix"), At::Key(axis)]), format!("matrix key `{axis}` has no values"));
+        }
+    }
+    let scope = Scope { job: Some((name, job)) };
+    for (key, value) in &job.env {
+        check_template(ctx, &job_path(name, &[At::Key("env"), At::Key(key)]), value.as_str(), scope, false);
+    }
+    for (key, value) in &job.metadata {
+        check_template(ctx, &job_path(name, &[At::Key("metadata"), At::Key(key)]), value.as_str(), scope, false);
+    }
+    for (key, value) in &job.params {
+        let path = job_path(name, &[At::Key("params"), At::KeyOf(key)]);
+        match wf.params.get(key) {
+            None => {
+                let help = suggest(key, wf.params.keys().map(String::as_str));
+                ctx.error(&path, format!("unknown parameter `{key}` in job `{name}`")).help = help;
+            }
+            Some(param) if !template::has_template(value.as_str()) => {
+                if let Err(err) = check_value(key, param, value.as_str()) {
+                    ctx.error(&job_path(name, &[At::Key("params"), At::Key(key)]), err.to_string());
+                }
+            }
+            Some(_) => check_template(ctx, &job_path(name, &[At::Key("params"), At::Key(key)]), value.as_str(), scope, false),
+        }
+    }
+    if let Some(workdir) = &job.workdir {
+        check_template(ctx, &job_path(name, &[At::Key("workdir")]), workdir.as_str(), scope, false);
+    }
+    if let Some(condition) = &job.condition {
+        check_template(ctx, &job_path(name, &[At::Key("if")]), condition.as_str(), scope, true);
+    }
+    if let Some(queue) = &job.queue {
+        check_template(ctx, &job_path(name, &[At::Key("queue")]), queue, scope, false);
+    }
+    if let Some(priority) = &job.priority {
+        check_template(ctx, &job_path(name, &[At::Key("priority")]), &priority.0, scope, false);
+    }
+    if let Some(runs_on) = &job.runs_on {
+        for label in runs_on.iter() {
+            check_template(ctx, &job_path(name, &[At::Key("runs_on")]), label.as_str(), scope, false);
+        }
+    }
+    for (block, decl) in &job.datablocks {
+        check_template(ctx, &job_path(name, &[At::Key("datablocks"), At::Key(block), At::Key("path")]), decl.path.as_str(), scope, false);
+    }
+    for (input, source) in &job.inputs {
+        check_input(ctx, name, job, input, source);
+    }
+}
+
+fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
+    let scope = Scope { job: Some((name, job)) };
+    match (&step.run, &step.command) {
+        (None, None) => {
+            ctx.error(&step_path(name, i, &[]), format!("step {} of job `{name}` needs `run` or `command`", i + 1));
+        }
+        (Some(_), Some(_)) => {
+            ctx.error(&step_path(name, i, &[At::KeyOf("command")]), format!("step {} of job `{name}` has both `run` and `command`; give one", i + 1));
+        }
+        (Some(run), None) => check_template(ctx, &step_path(name, i, &[At::Key("run")]), run.as_str(), scope, false),
+        (None, Some(command)) => {
+            if command.is_empty() {
+                ctx.error(&step_path(name, i, &[At::Key("command")]), "`command` needs at least the program to run".to_owned());
+            }
+            for (j, item) in command.iter().enumerate() {
+                check_template(ctx, &step_path(name, i, &[At::Key("command"), At::Index(j)]), item.as_str(), scope, false);
+            }
+        }
+    }
+    if let Some(shell) = &step.shell {
+        if step.command.is_some() {
+            ctx.error(&step_path(name, i, &[At::KeyOf("shell")]), "`shell` applies to `run` steps, not `command`".to_owned());
+        } else if !is_valid_shell(shell) {
+            ctx.error(&step_path(name, i, &[At::Key("shell")]), format!("unknown shell `{shell}`"))
+                .label = Some("expected `sh`, `bash`, `python3`, or a command with `{0}` for the script file, like `perl {0}`".into());
+        }
+    }
+    for (key, value) in &step.env {
+        check_template(ctx, &step_path(name, i, &[At::Key("env"), At::Key(key)]), value.as_str(), scope, false);
+    }
+}
+
+fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &str) {
+    let wf = ctx.wf;
+    let path = [At::Key("jobs"), At::Key(name), At::Key("inputs"), At::Key(input)];
+    if !is_identifier(input) {
+        ctx.error(&[At::Key("jobs"), At::Key(name), At::Key("inputs"), At::KeyOf(input)], format!("input name `{input}` must start with a letter and hold only letters, digits, `_` and `-`"));
+    }
+    let Some((producer, block)) = source.split_once('.') else {
+        ctx.error(&path, format!("input `{input}` must name `job.block`, found `{source}`"));
+        return;
+    };
+    let Some(producer_job) = wf.jobs.get(producer) else {
+        let help = suggest(producer, wf.jobs.keys().map(String::as_str));
+        ctx.error(&path, format!("input `{input}` reads from job `{producer}`, which is not a job of this workflow")).help = help;
+        return;
+    };
+    if !producer_job.datablocks.contains_key(block) {
+        let produced: Vec<&str> = producer_job.datablocks.keys().map(String::as_str).collect();
+        let message = if produced.is_empty() {
+            format!("job `{producer}` produces no DataBlocks, so input `{input}` cannot read `{block}`")
+        } else {
+            format!("job `{producer}` does not produce a DataBlock `{block}`; it produces {}", list_names(produced.iter().copied(), 8))
+        };
+        let help = suggest(block, produced.iter().copied());
+        ctx.error(&path, message).help = help;
+        return;
+    }
+    if !is_upstream(wf, name, producer) {
+        ctx.error(&path, format!("job `{name}` reads a DataBlock of `{producer}` but does not need it"))
+            .help = Some(format!("add `{producer}` to the `needs` of `{name}`"));
+    }
+    let _ = job;
+}
+
+/// Whether `ancestor` is reachable from `job` through `needs`.
+fn is_upstream(wf: &Workflow, job: &str, ancestor: &str) -> bool {
+    let mut stack = vec![job];
+    let mut seen = HashSet::new();
+    while let Some(current) = stack.pop() {
+        let Some(spec) = wf.jobs.get(current) else { continue };
+        for need in spec.needs.iter() {
+            if need == ancestor {
+                return true;
+            }
+            if seen.insert(need.as_str()) {
+                stack.push(need);
+            }
+        }
+    }
+    false
+}
+
+/// Checks a template's syntax and that everything it reads can exist.
+fn check_template(ctx: &mut Ctx<'_>, path: &[At<'_>], text: &str, scope: Scope<'_>, condition: bool) {
+    if !template::has_template(text) && !condition {
+        return;
+    }
+    let refs = if condition { template::condition_references(text) } else { template::references(text) };
+    let refs = match refs {
+        Ok(refs) => refs,
+        Err(message) => {
+            let pos = ctx.pos(path);
+            let pos = ctx.refine(pos, template::OPEN);
+            ctx.out.push(Diagnostic::error(pos, format!("invalid template: {message}")));
+            return;
+        }
+    };
+    for reference in refs {
+        if let Some(problem) = reference_problem(ctx.wf, &reference, scope) {
+            let pos = ctx.pos(path);
+            let pos = ctx.refine(pos, &reference);
+            ctx.out.push(Diagnostic::error(pos, problem.0).with_help(problem.1));
+        }
+    }
+}
+
+/// Why a dotted reference cannot resolve, with an optional hint; `None` when it can.
+fn reference_problem(wf: &Workflow, reference: &str, scope: Scope<'_>) -> Option<(String, Option<String>)> {
+    let mut parts = reference.split('.');
+    let root = parts.next().unwrap_or_default();
+    let second = parts.next();
+    let third = parts.next();
+    match root {
+        "params" => {
+            let name = second?;
+            if wf.params.contains_key(name) {
+                None
+            } else {
+                Some((
+                    format!("`{reference}` reads an unknown parameter `{name}`"),
+                    suggest(name, wf.params.keys().map(String::as_str)),
+                ))
+            }
+        }
+        "needs" => {
+            let Some((job_name, job)) = scope.job else {
+                return Some(("`needs` can only be read inside a job".to_owned(), None));
+            };
+            let need = second?;
+            if !job.needs.iter().any(|n| n == need) {
+                let hint = if wf.jobs.contains_key(need) {
+                    Some(format!("add `{need}` to the `needs` of `{job_name}`"))
+                } else {
+                    suggest(need, job.needs.iter().map(String::as_str))
+                };
+                return Some((format!("`{reference}` reads job `{need}`, which `{job_name}` does not need"), hint));
+            }
+            match third {
+                None | Some("outputs" | "result") => None,
+                Some(other) => Some((
+                    format!("`{reference}`: a need has `outputs` and `result`, not `{other}`"),
+                    suggest(other, ["outputs", "result"]),
+                )),
+            }
+        }
+        "matrix" => {
+            let Some((job_name, job)) = scope.job else {
+                return Some(("`matrix` can only be read inside a job".to_owned(), None));
+            };
+            let key = second?;
+            if job.matrix.contains_key(key) {
+                None
+            } else if job.matrix.is_empty() {
+                Some((format!("`{reference}`: job `{job_name}` has no `matrix`"), None))
+            } else {
+                Some((
+                    format!("`{reference}` reads an unknown matrix key `{key}`"),
+                    suggest(key, job.matrix.keys().map(String::as_str)),
+                ))
+            }
+        }
+        "run" => match second {
+            None | Some("id" | "workflow") => None,
+            Some(other) => Some((format!("`{reference}`: `run` has `id` and `workflow`, not `{other}`"), suggest(other, ["id", "workflow"]))),
+        },
+        "job" => match (second, scope.job) {
+            (_, None) => Some(("`job` can only be read inside a job".to_owned(), None)),
+            (None | Some("name"), _) => None,
+            (Some(other), _) => Some((format!("`{reference}`: `job` has `name`, not `{other}`"), suggest(other, ["name"]))),
+        },
+        "env" | "trigger" => None,
+        // Functions minijinja provides.
+        "range" | "dict" | "namespace" | "debug" | "loop" => None,
+        other => Some((
+            format!("unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger`"),
+            suggest(other, ["params", "needs", "matrix", "env", "run", "job", "trigger"]),
+        )),
+    }
+}
+
+fn check_cycles(ctx: &mut Ctx<'_>) {
+    let names: Vec<&str> = ctx.wf.jobs.keys().map(String::as_str).collect();
+    let needs: Vec<Vec<usize>> = ctx
+        .wf
+        .jobs
+        .values()
+        .map(|job| job.needs.iter().filter_map(|n| ctx.wf.jobs.get_index_of(n.as_str())).collect())
+        .collect();
+    for cycle in find_cycles(&needs) {
+        let mut shown: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
+        shown.push(names[cycle[0]]);
+        let first = names[cycle[0]];
+        ctx.error(&[At::Key("jobs"), At::KeyOf(first)], format!("dependency cycle: {}", shown.join(" -> ")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::load::parse_str;
+
+    fn errors(src: &str) -> Vec<String> {
+        match parse_str("wf.yaml", src) {
+            Ok(_) => Vec::new(),
+            Err(err) => err
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let help = d.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
+                    format!("{}:{}: {}{help}", d.pos.line, d.pos.col, d.message)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn needs_and_cycles() {
+        let found = errors(
+            "jobs:\n  a:\n    needs: [c]\n    steps: [{ run: x }]\n  b:\n    needs: [a, bulid]\n    steps: [{ run: x }]\n  c:\n    needs: b\n    steps: [{ run: x }]\n  build:\n    steps: [{ run: x }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "2:3: dependency cycle: a -> c -> b -> a",
+                "6:16: job `b` needs `bulid`, which is not a job of this workflow (did you mean `build`?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn triggers_durations_and_zones() {
+        let found = errors(
+            "triggers:\n  - schedule: '61 * * * *'\n    timezone: Europe/Berln\n  - every: 0s\n  - at: tomorrow\njobs:\n  a:\n    timeout: 10 minutes\n    steps: [{ run: x }]\n",
+        );
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("2:15: invalid cron expression"), "{found:#?}");
+        assert!(found[1].contains("unknown time zone `Europe/Berln` (did you mean `Europe/Berlin`?)"));
+    }
+
+    #[test]
+    fn templates_must_resolve() {
+        let found = errors(
+            "params:\n  date: {}\njobs:\n  a:\n    matrix: { os: [x] }\n    steps:\n      - run: |\n          echo ${{ params.dat }}\n          echo ${{ matrix.oss }} ${{ needs.b.result }}\n  b:\n    needs: [a]\n    if: ${{ needs.a.outputs.rows != '0' && paramz.x }}\n    steps: [{ run: x }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "8:20: `params.dat` reads an unknown parameter `dat` (did you mean `date`?)",
+                "9:20: `matrix.oss` reads an unknown matrix key `oss` (did you mean `os`?)",
+                "9:38: `needs.b.result` reads job `b`, which `a` does not need (add `b` to the `needs` of `a`)",
+                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn inputs_and_defaults() {
+        let found = errors(
+            "params:\n  n: { type: int, default: many }\n  r: { choices: [a, b], default: c }\njobs:\n  p:\n    steps: [{ run: x }]\n    datablocks: { orders: { path: o.csv } }\n  q:\n    needs: [p]\n    inputs: { o: p.ordrs, x: z.y }\n    steps: [{ run: x }]\n  r:\n    inputs: { o: p.orders }\n    steps: [{ command: [] }]\n",
+        );
+        assert_eq!(found.len(), 6, "{found:#?}");
+        assert!(found[0].contains("default value does not fit: parameter `n` expects an integer"));
+        assert!(found[2].contains("does not produce a DataBlock `ordrs`; it produces `orders` (did you mean `orders`?)"), "{found:#?}");
+    }
+}

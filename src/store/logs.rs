@@ -1,0 +1,582 @@
+//! Captured step output: one append-only file per job attempt, merged on reading.
+//!
+//! A row per line in SQLite tops out near 230,000 lines/s (PERFORMANCE.md), so each attempt's
+//! output goes to `logs/<run_id>/<job_id>-<attempt>.log` through a buffered [`LogWriter`] and
+//! the database only indexes the file (the attempt row). [`LogReader`] merges the files of a run
+//! in timestamp order, streaming, with one pending line and one small buffer per open file; a
+//! file is opened only once the merge reaches its attempt's start, so a run of thousands of jobs
+//! keeps about as many files open as ran at once. A [`LogCursor`] remembers how far each file
+//! was read, for `logs --follow`.
+//!
+//! # File format
+//!
+//! One record per line, fields separated by one space:
+//!
+//! ```text
+//! <unix micros> <o|e> <step index> <step name> <line>\n
+//! ```
+//!
+//! The line is stored as the raw bytes the step printed (invalid UTF-8 and tabs included), with
+//! `\` written `\\` and a newline written `\n`; the step name also has space written `\s`.
+//! Only complete records (ending in a newline) are read, so a reader never sees half a line
+//! that a writer is still appending.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+use crate::state::JobId;
+
+use super::error::Error;
+
+/// How long a written line may sit in the buffer before the next write flushes it. The owner
+/// should also call [`LogWriter::flush`] when a step ends or goes quiet.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Buffer size of a writer.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Buffer size of each file a reader has open.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Which stream of the step a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn tag(self) -> u8 {
+        match self {
+            Stream::Stdout => b'o',
+            Stream::Stderr => b'e',
+        }
+    }
+}
+
+/// How much an attempt's log holds, recorded when it is closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogSummary {
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+/// Appends one attempt's output lines to its log file.
+#[derive(Debug)]
+pub struct LogWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    summary: LogSummary,
+    last_flush: Instant,
+    scratch: Vec<u8>,
+}
+
+impl LogWriter {
+    /// Opens `path` for appending, creating it and its folder.
+    pub fn create(path: &Path) -> Result<LogWriter, Error> {
+        let error = |source| Error::Log {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(error)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(error)?;
+        let bytes = file.metadata().map_err(error)?.len();
+        Ok(LogWriter {
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path: path.to_owned(),
+            summary: LogSummary { bytes, lines: 0 },
+            last_flush: Instant::now(),
+            scratch: Vec::with_capacity(256),
+        })
+    }
+
+    /// The file written.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line (without its newline) printed by step `step_index` named `step_name`.
+    pub fn write_line(
+        &mut self,
+        ts: DateTime<Utc>,
+        stream: Stream,
+        step_index: u32,
+        step_name: &str,
+        line: &[u8],
+    ) -> Result<(), Error> {
+        let record = &mut self.scratch;
+        record.clear();
+        // Writing into a Vec cannot fail.
+        let _ = write!(record, "{} ", ts.timestamp_micros());
+        record.push(stream.tag());
+        let _ = write!(record, " {step_index} ");
+        escape_into(record, step_name.as_bytes(), true);
+        record.push(b' ');
+        escape_into(record, line, false);
+        record.push(b'\n');
+        let result = self.out.write_all(record);
+        result.map_err(|source| Error::Log {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.summary.bytes += record.len() as u64;
+        self.summary.lines += 1;
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands buffered lines to the file, so `logs --follow` sees them.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.last_flush = Instant::now();
+        self.out.flush().map_err(|source| Error::Log {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Flushes and closes the file, returning its size for [`super::Change::LogClosed`].
+    pub fn finish(mut self) -> Result<LogSummary, Error> {
+        self.flush()?;
+        Ok(self.summary)
+    }
+}
+
+/// Appends `bytes` escaped: `\` → `\\`, newline → `\n`, and for a field, space → `\s`.
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8], field: bool) {
+    let special = |byte: u8| byte == b'\\' || byte == b'\n' || (field && byte == b' ');
+    let mut rest = bytes;
+    while let Some(position) = rest.iter().position(|&byte| special(byte)) {
+        out.extend_from_slice(&rest[..position]);
+        out.extend_from_slice(match rest[position] {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            _ => b"\\s",
+        });
+        rest = &rest[position + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Reverses [`escape_into`]; an unknown escape is kept as written.
+fn unescape(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut iter = bytes.iter().copied();
+    while let Some(byte) = iter.next() {
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        match iter.next() {
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b's') => out.push(b' '),
+            Some(other) => out.extend_from_slice(&[b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+/// One captured output line, as `logs --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    #[serde(serialize_with = "micros_rfc3339")]
+    pub ts: DateTime<Utc>,
+    /// The job's full name.
+    pub job: String,
+    #[serde(skip)]
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub step: String,
+    #[serde(skip)]
+    pub step_index: u32,
+    pub stream: Stream,
+    /// The line, invalid UTF-8 replaced.
+    pub line: String,
+}
+
+fn micros_rfc3339<S: Serializer>(ts: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// One attempt's log file, as the store indexes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSource {
+    pub job_id: JobId,
+    /// The job's full name.
+    pub job: String,
+    pub attempt: u32,
+    pub path: PathBuf,
+    /// No line of the file is older than this (the attempt's start); the merge opens the file
+    /// only when it gets there.
+    pub not_before: DateTime<Utc>,
+}
+
+/// How far each log file of a run has been read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogCursor {
+    offsets: HashMap<(JobId, u32), u64>,
+}
+
+impl LogCursor {
+    /// The byte offset in the log of `attempt` of `job` up to which lines were read.
+    #[must_use]
+    pub fn offset(&self, job: JobId, attempt: u32) -> u64 {
+        self.offsets.get(&(job, attempt)).copied().unwrap_or(0)
+    }
+}
+
+/// A source during the merge.
+#[derive(Debug)]
+struct OpenSource {
+    info: LogSource,
+    file: Option<BufReader<File>>,
+    /// Offset after the last record read from the file.
+    read_offset: u64,
+    /// Offset after the last record handed out.
+    consumed_offset: u64,
+    /// The line read but not yet handed out.
+    pending: Option<LogLine>,
+    /// Timestamp of the previous record, for a malformed one.
+    last_ts: DateTime<Utc>,
+}
+
+/// A streaming, timestamp-ordered merge of log files; see the module documentation.
+#[derive(Debug)]
+pub struct LogReader {
+    /// Sorted by `not_before`.
+    sources: Vec<OpenSource>,
+    /// Sources before this index have been opened.
+    next_to_open: usize,
+    /// Pending lines by (timestamp in micros, source index).
+    heap: BinaryHeap<Reverse<(i64, usize)>>,
+    buffer: Vec<u8>,
+    failed: bool,
+}
+
+impl LogReader {
+    /// A reader over `sources`, each starting at `cursor`'s offset (the beginning without one).
+    /// Missing files are read as empty.
+    #[must_use]
+    pub fn new(mut sources: Vec<LogSource>, cursor: Option<&LogCursor>) -> LogReader {
+        sources.sort_by_key(|source| (source.not_before, source.job_id, source.attempt));
+        let sources = sources
+            .into_iter()
+            .map(|info| {
+                let offset = cursor.map_or(0, |cursor| cursor.offset(info.job_id, info.attempt));
+                OpenSource {
+                    last_ts: info.not_before,
+                    info,
+                    file: None,
+                    read_offset: offset,
+                    consumed_offset: offset,
+                    pending: None,
+                }
+            })
+            .collect();
+        LogReader {
+            sources,
+            next_to_open: 0,
+            heap: BinaryHeap::new(),
+            buffer: Vec::with_capacity(256),
+            failed: false,
+        }
+    }
+
+    /// Where reading stopped: the lines handed out so far. Give it to the next reader to
+    /// continue from there.
+    #[must_use]
+    pub fn cursor(&self) -> LogCursor {
+        let offsets = self
+            .sources
+            .iter()
+            .map(|source| {
+                let key = (source.info.job_id, source.info.attempt);
+                (key, source.consumed_offset)
+            })
+            .collect();
+        LogCursor { offsets }
+    }
+
+    /// Opens source `index` at its offset and reads its first line.
+    fn open(&mut self, index: usize) -> Result<(), Error> {
+        let source = &mut self.sources[index];
+        let path = &source.info.path;
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(Error::Log {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        };
+        if source.read_offset > 0 {
+            file.seek(SeekFrom::Start(source.read_offset))
+                .map_err(|error| Error::Log {
+                    path: path.clone(),
+                    source: error,
+                })?;
+        }
+        source.file = Some(BufReader::with_capacity(READ_BUFFER, file));
+        self.advance(index)
+    }
+
+    /// Reads the next complete record of source `index` into its pending slot.
+    fn advance(&mut self, index: usize) -> Result<(), Error> {
+        let source = &mut self.sources[index];
+        let Some(file) = source.file.as_mut() else {
+            return Ok(());
+        };
+        self.buffer.clear();
+        let read = file
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|error| Error::Log {
+                path: source.info.path.clone(),
+                source: error,
+            })?;
+        if read == 0 || self.buffer.last() != Some(&b'\n') {
+            // End of file, or a record still being written: leave it for the next reader.
+            source.file = None;
+            return Ok(());
+        }
+        source.read_offset += read as u64;
+        let line = parse_record(&self.buffer[..read - 1], &source.info, source.last_ts);
+        source.last_ts = line.ts;
+        self.heap.push(Reverse((line.ts.timestamp_micros(), index)));
+        source.pending = Some(line);
+        Ok(())
+    }
+
+    fn next_line(&mut self) -> Result<Option<LogLine>, Error> {
+        // Open every file that may hold a line older than the oldest pending one.
+        while let Some(next) = self.sources.get(self.next_to_open) {
+            let not_before = next.info.not_before.timestamp_micros();
+            match self.heap.peek() {
+                Some(Reverse((oldest, _))) if not_before > *oldest => break,
+                _ => {}
+            }
+            let index = self.next_to_open;
+            self.next_to_open += 1;
+            self.open(index)?;
+        }
+        let Some(Reverse((_, index))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let source = &mut self.sources[index];
+        let line = source
+            .pending
+            .take()
+            .expect("a source in the heap has a pending line");
+        source.consumed_offset = source.read_offset;
+        self.advance(index)?;
+        Ok(Some(line))
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<LogLine, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_line() {
+            Ok(line) => line.map(Ok),
+            Err(error) => {
+                self.failed = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+/// Parses one record (without its newline). A malformed record, which only a damaged file
+/// holds, is kept whole as an stdout line at the previous record's time.
+fn parse_record(record: &[u8], source: &LogSource, last_ts: DateTime<Utc>) -> LogLine {
+    let mut fields = record.splitn(5, |&byte| byte == b' ');
+    let parsed = (|| {
+        let ts = std::str::from_utf8(fields.next()?)
+            .ok()?
+            .parse::<i64>()
+            .ok()?;
+        let ts = DateTime::from_timestamp_micros(ts)?;
+        let stream = match fields.next()? {
+            b"o" => Stream::Stdout,
+            b"e" => Stream::Stderr,
+            _ => return None,
+        };
+        let step_index = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+        let step = String::from_utf8_lossy(&unescape(fields.next()?)).into_owned();
+        let line = String::from_utf8_lossy(&unescape(fields.next()?)).into_owned();
+        Some((ts, stream, step_index, step, line))
+    })();
+    let (ts, stream, step_index, step, line) = parsed.unwrap_or_else(|| {
+        let line = String::from_utf8_lossy(record).into_owned();
+        (last_ts, Stream::Stdout, 0, String::new(), line)
+    });
+    LogLine {
+        ts,
+        job: source.job.clone(),
+        job_id: source.job_id,
+        attempt: source.attempt,
+        step,
+        step_index,
+        stream,
+        line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+    use std::path::Path;
+
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::{LogReader, LogSource, LogWriter, Stream, escape_into, unescape};
+    use crate::state::JobId;
+
+    fn source(dir: &Path, job: i64, name: &str, start: DateTime<Utc>) -> LogSource {
+        LogSource {
+            job_id: JobId(job),
+            job: name.to_owned(),
+            attempt: 1,
+            path: dir.join(format!("1/{job}-1.log")),
+            not_before: start,
+        }
+    }
+
+    #[test]
+    fn escaping_round_trips_awkward_bytes() {
+        for (bytes, field) in [
+            (&b"plain"[..], false),
+            (b"a\\b\nc\td e\xff\xfe", false),
+            (b"step with spaces \\ and \n", true),
+            (b"", true),
+            (b"trailing\\", false),
+        ] {
+            let mut out = Vec::new();
+            escape_into(&mut out, bytes, field);
+            assert!(!out.contains(&b'\n'));
+            if field {
+                assert!(!out.contains(&b' '));
+            }
+            assert_eq!(unescape(&out), bytes);
+        }
+    }
+
+    #[test]
+    fn round_trip_with_invalid_utf8_tabs_and_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Utc::now();
+        let src = source(dir.path(), 7, "report[format=csv]", start);
+        let mut writer = LogWriter::create(&src.path).unwrap();
+        writer
+            .write_line(start, Stream::Stdout, 0, "fetch data", b"hello\tworld")
+            .unwrap();
+        writer
+            .write_line(start, Stream::Stderr, 1, "", b"bad \xff byte \\n")
+            .unwrap();
+        writer
+            .write_line(start, Stream::Stdout, 1, "", b"")
+            .unwrap();
+        let summary = writer.finish().unwrap();
+        assert_eq!(summary.lines, 3);
+        assert_eq!(summary.bytes, fs::metadata(&src.path).unwrap().len());
+
+        let lines: Vec<_> = LogReader::new(vec![src], None)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].step, "fetch data");
+        assert_eq!(lines[0].line, "hello\tworld");
+        assert_eq!(lines[0].job, "report[format=csv]");
+        assert_eq!(lines[0].ts.timestamp_micros(), start.timestamp_micros());
+        assert_eq!(lines[1].stream, Stream::Stderr);
+        assert_eq!(lines[1].step_index, 1);
+        assert_eq!(lines[1].line, "bad \u{fffd} byte \\n");
+        assert_eq!(lines[2].line, "");
+        let json = serde_json::to_value(&lines[1]).unwrap();
+        assert_eq!(json["stream"], "stderr");
+        assert_eq!(json["job"], "report[format=csv]");
+    }
+
+    #[test]
+    fn merges_jobs_in_timestamp_order_and_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let at = |ms| t0 + Duration::milliseconds(ms);
+        let a = source(dir.path(), 1, "a", t0);
+        let b = source(dir.path(), 2, "b", at(5));
+        let late = source(dir.path(), 3, "late", at(100));
+        let mut wa = LogWriter::create(&a.path).unwrap();
+        let mut wb = LogWriter::create(&b.path).unwrap();
+        for (ms, line) in [(0, "a0"), (10, "a10"), (30, "a30")] {
+            wa.write_line(at(ms), Stream::Stdout, 0, "s", line.as_bytes())
+                .unwrap();
+        }
+        for (ms, line) in [(5, "b5"), (20, "b20"), (40, "b40")] {
+            wb.write_line(at(ms), Stream::Stdout, 0, "s", line.as_bytes())
+                .unwrap();
+        }
+        wa.flush().unwrap();
+        wb.flush().unwrap();
+        // A half-written record at the end is not read yet.
+        let mut partial = fs::OpenOptions::new().append(true).open(&b.path).unwrap();
+        partial.write_all(b"123 o 0 s unfinished").unwrap();
+
+        let sources = vec![late.clone(), b.clone(), a.clone()];
+        let mut reader = LogReader::new(sources.clone(), None);
+        let texts: Vec<_> = reader.by_ref().map(|line| line.unwrap().line).collect();
+        assert_eq!(texts, ["a0", "b5", "a10", "b20", "a30", "b40"]);
+
+        // Follow: only what was appended since.
+        let cursor = reader.cursor();
+        wa.write_line(at(50), Stream::Stdout, 0, "s", b"a50")
+            .unwrap();
+        wa.flush().unwrap();
+        let mut reader = LogReader::new(sources.clone(), Some(&cursor));
+        let texts: Vec<_> = reader.by_ref().map(|line| line.unwrap().line).collect();
+        assert_eq!(texts, ["a50"]);
+        let cursor = reader.cursor();
+        assert_eq!(LogReader::new(sources, Some(&cursor)).count(), 0);
+
+        // One job only.
+        let only_b: Vec<_> = LogReader::new(vec![b], None)
+            .map(|l| l.unwrap().line)
+            .collect();
+        assert_eq!(only_b, ["b5", "b20", "b40"]);
+    }
+
+    #[test]
+    fn malformed_records_do_not_stop_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = source(dir.path(), 1, "a", Utc::now());
+        fs::create_dir_all(src.path.parent().unwrap()).unwrap();
+        fs::write(&src.path, b"garbage line\n1 o 0 s fine\n\xff\xff\n").unwrap();
+        let lines: Vec<_> = LogReader::new(vec![src], None)
+            .map(|l| l.unwrap().line)
+            .collect();
+        assert_eq!(lines, ["garbage line", "fine", "\u{fffd}\u{fffd}"]);
+    }
+}

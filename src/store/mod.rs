@@ -1,0 +1,36 @@
+//! The environment's state store: definitions, runs, jobs, attempts, step results, outputs and
+//! captured logs.
+//!
+//! [`Store`] speaks the engine's verbs — create a run with its jobs, apply a batch of state
+//! changes, answer queries, carry cancel requests between processes, reset jobs for a retry,
+//! recover runs whose process died — so a PostgreSQL store can later sit beside
+//! [`SqliteStore`], the default. Deciding transitions is the engine's job; the store records
+//! them, rejecting any move [`crate::state::JobState::can_become`] forbids, and keeps
+//! everything one call is given in one transaction.
+//!
+//! Step output does not go through the database row by row: each job attempt writes a file
+//! ([`LogWriter`]) that the database indexes, and [`LogReader`] merges a run's files in
+//! timestamp order.
+//!
+//! Exit code 3 ("environment could not be opened or is corrupt") is
+//! [`Error::is_environment`].
+
+mod error;
+mod logs;
+mod owner;
+mod sqlite;
+#[expect(
+    clippy::module_inception,
+    reason = "store.rs holds the Store trait, as the module layout names it"
+)]
+mod store;
+
+pub use error::Error;
+pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, Stream};
+pub use owner::{Owner, host_name, owner_is_alive};
+pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
+pub use store::{
+    AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
+    LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
+    RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
+};

@@ -1,0 +1,1100 @@
+//! Write verbs of [`super::SqliteStore`]; each runs inside the caller's `BEGIN IMMEDIATE`
+//! transaction, so a failure anywhere leaves the database as it was.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::state::{JobId, JobState, RunId, RunState};
+use crate::store::error::Error;
+use crate::store::owner::Owner;
+use crate::store::store::{
+    CancelOutcome, CancelRequests, Change, LostJob, NewDefinition, NewRun, REASON_CANCELLED,
+    REASON_LOST, REASON_OWNER_LOST, RunTransition, StepRecord, Transition,
+};
+
+use super::read::{cancel_requests, parse_state};
+use super::{log_relative_path, to_ms, to_sql_u64};
+
+pub(super) fn save_definition(
+    tx: &Connection,
+    definition: &NewDefinition<'_>,
+) -> Result<(), Error> {
+    let seen = to_ms(definition.seen_at);
+    tx.prepare_cached(
+        "INSERT INTO definitions (name, hash, yaml, source_path, first_seen, last_seen, seen_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5,
+                 (SELECT coalesce(max(seen_seq), 0) + 1 FROM definitions))
+         ON CONFLICT (name, hash) DO UPDATE SET
+             source_path = excluded.source_path,
+             last_seen = excluded.last_seen,
+             seen_seq = excluded.seen_seq",
+    )?
+    .execute(params![
+        definition.name,
+        definition.hash,
+        definition.yaml,
+        definition.source_path,
+        seen
+    ])?;
+    Ok(())
+}
+
+pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<JobId>), Error> {
+    let created = to_ms(run.created_at);
+    let started = (run.status == RunState::Running).then_some(created);
+    let finished = run.status.is_terminal().then_some(created);
+    let owner = run.owner.as_ref();
+    tx.prepare_cached(
+        "INSERT INTO runs (workflow, def_hash, status, reason, params, trigger, created_at,
+                           started_at, finished_at, owner_pid, owner_start, owner_host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        run.workflow,
+        run.def_hash,
+        run.status.as_str(),
+        run.reason,
+        serde_json::to_string(&run.params)?,
+        serde_json::to_string(&run.trigger)?,
+        created,
+        started,
+        finished,
+        owner.map(|owner| owner.pid),
+        owner.map(|owner| to_sql_u64(owner.start_time)),
+        owner.map(|owner| owner.host.as_str()),
+    ])?;
+    let run_id = RunId(tx.last_insert_rowid());
+
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
+                           status, max_attempts, queued_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut ids = Vec::with_capacity(run.jobs.len());
+    for job in &run.jobs {
+        let state = job.state;
+        if !matches!(
+            state,
+            JobState::Pending | JobState::Queued | JobState::Skipped | JobState::Cancelled
+        ) {
+            return Err(Error::IllegalTransition {
+                job: JobId(0),
+                name: job.name.clone(),
+                from: JobState::Pending,
+                to: state,
+            });
+        }
+        let matrix = match &job.matrix {
+            serde_json::Value::Null => None,
+            matrix => Some(serde_json::to_string(matrix)?),
+        };
+        insert.execute(params![
+            run_id.0,
+            job.name,
+            job.base_name,
+            matrix,
+            job.queue,
+            job.priority,
+            serde_json::to_string(&job.metadata)?,
+            serde_json::to_string(&job.needs)?,
+            state.as_str(),
+            job.max_attempts,
+            (state == JobState::Queued).then_some(created),
+            state.is_terminal().then_some(created),
+        ])?;
+        ids.push(JobId(tx.last_insert_rowid()));
+    }
+    Ok((run_id, ids))
+}
+
+pub(super) fn apply(tx: &Connection, changes: &[Change]) -> Result<(), Error> {
+    for change in changes {
+        match change {
+            Change::Job(transition) => transition_job(tx, transition)?,
+            Change::Usage {
+                job,
+                peak_rss_bytes,
+                cpu_ms,
+            } => {
+                let (peak, cpu) = (to_sql_u64(*peak_rss_bytes), to_sql_u64(*cpu_ms));
+                // A late measurement of a job that already stopped is dropped.
+                tx.prepare_cached(
+                    "UPDATE jobs SET peak_rss_bytes = ?2, cpu_ms = ?3
+                     WHERE id = ?1 AND status = 'running'",
+                )?
+                .execute(params![job.0, peak, cpu])?;
+                tx.prepare_cached(
+                    "UPDATE attempts SET peak_rss_bytes = ?2, cpu_ms = ?3
+                     WHERE job_id = ?1 AND status = 'running'
+                       AND number = (SELECT attempts FROM jobs WHERE id = ?1)",
+                )?
+                .execute(params![job.0, peak, cpu])?;
+            }
+            Change::Step(step) => record_step(tx, step)?,
+            Change::Output { job, key, value } => {
+                tx.prepare_cached(
+                    "INSERT INTO outputs (job_id, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![job.0, key, value])?;
+            }
+            Change::Run(transition) => transition_run(tx, transition)?,
+            Change::LogClosed {
+                job,
+                attempt,
+                summary,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE attempts SET log_bytes = ?3, log_lines = ?4
+                     WHERE job_id = ?1 AND number = ?2",
+                )?
+                .execute(params![
+                    job.0,
+                    attempt,
+                    to_sql_u64(summary.bytes),
+                    to_sql_u64(summary.lines)
+                ])?;
+            }
+            Change::Priority { job, priority } => {
+                let changed = tx
+                    .prepare_cached("UPDATE jobs SET priority = ?2 WHERE id = ?1")?
+                    .execute(params![job.0, priority])?;
+                if changed == 0 {
+                    return Err(Error::JobNotFound(*job));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves a job to a new state, starting or finishing its attempt; see [`Transition`].
+pub(super) fn transition_job(tx: &Connection, transition: &Transition) -> Result<(), Error> {
+    let job = transition.job;
+    let (run, name, status, attempts): (i64, String, String, u32) = tx
+        .prepare_cached("SELECT run_id, name, status, attempts FROM jobs WHERE id = ?1")?
+        .query_row([job.0], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?
+        .ok_or(Error::JobNotFound(job))?;
+    let from: JobState = parse_state(&status)?;
+    let to = transition.to;
+    if !from.can_become(to) {
+        return Err(Error::IllegalTransition {
+            job,
+            name,
+            from,
+            to,
+        });
+    }
+    let at = to_ms(transition.at);
+    let peak = transition.peak_rss_bytes.map(to_sql_u64);
+    let cpu = transition.cpu_ms.map(to_sql_u64);
+
+    if to == JobState::Running {
+        let number = attempts + 1;
+        tx.prepare_cached(
+            "UPDATE jobs SET status = 'running', reason = ?2, attempts = ?3, exit_code = NULL,
+                 started_at = coalesce(started_at, ?4), finished_at = NULL, duration_ms = NULL,
+                 peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = ?5
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            job.0,
+            transition.reason,
+            number,
+            at,
+            transition.kill_token
+        ])?;
+        // A new attempt runs from the first step: the outputs of the last one are void.
+        tx.prepare_cached("DELETE FROM outputs WHERE job_id = ?1")?
+            .execute([job.0])?;
+        tx.prepare_cached(
+            "INSERT INTO attempts (job_id, number, status, started_at, kill_token, log_path)
+             VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            job.0,
+            number,
+            at,
+            transition.kill_token,
+            log_relative_path(RunId(run), job, number)
+        ])?;
+        return Ok(());
+    }
+
+    let terminal = to.is_terminal();
+    let was_running = from == JobState::Running;
+    if was_running {
+        // A job re-queued from `running` (lost worker, shutdown) ends its attempt as failed.
+        let attempt_status = if terminal { to } else { JobState::Failed };
+        tx.prepare_cached(
+            "UPDATE attempts SET status = ?3, reason = ?4, exit_code = ?5, finished_at = ?6,
+                 duration_ms = max(0, ?6 - started_at),
+                 peak_rss_bytes = coalesce(?7, peak_rss_bytes), cpu_ms = coalesce(?8, cpu_ms)
+             WHERE job_id = ?1 AND number = ?2",
+        )?
+        .execute(params![
+            job.0,
+            attempts,
+            attempt_status.as_str(),
+            transition.reason,
+            transition.exit_code,
+            at,
+            peak,
+            cpu
+        ])?;
+    }
+    tx.prepare_cached(
+        "UPDATE jobs SET
+             status = ?2,
+             reason = ?3,
+             exit_code = CASE WHEN ?4 THEN ?5 ELSE coalesce(?5, exit_code) END,
+             peak_rss_bytes = coalesce(?6, peak_rss_bytes),
+             cpu_ms = coalesce(?7, cpu_ms),
+             kill_token = CASE WHEN ?4 THEN NULL ELSE kill_token END,
+             queued_at = CASE WHEN ?2 = 'queued' THEN ?8 ELSE queued_at END,
+             finished_at = CASE WHEN ?9 THEN ?8 ELSE NULL END,
+             duration_ms = CASE WHEN ?9 AND started_at IS NOT NULL
+                                THEN max(0, ?8 - started_at) ELSE NULL END
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        job.0,
+        to.as_str(),
+        transition.reason,
+        was_running,
+        transition.exit_code,
+        peak,
+        cpu,
+        at,
+        terminal
+    ])?;
+    Ok(())
+}
+
+fn record_step(tx: &Connection, step: &StepRecord) -> Result<(), Error> {
+    tx.prepare_cached(
+        "INSERT INTO steps (job_id, attempt, idx, name, status, exit_code, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (job_id, attempt, idx) DO UPDATE SET
+             name = excluded.name,
+             status = excluded.status,
+             exit_code = excluded.exit_code,
+             started_at = coalesce(excluded.started_at, steps.started_at),
+             finished_at = excluded.finished_at",
+    )?
+    .execute(params![
+        step.job.0,
+        step.attempt,
+        step.index,
+        step.name,
+        step.status.as_str(),
+        step.exit_code,
+        step.started_at.map(to_ms),
+        step.finished_at.map(to_ms),
+    ])?;
+    Ok(())
+}
+
+fn run_status(tx: &Connection, run: RunId) -> Result<RunState, Error> {
+    let status: String = tx
+        .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
+        .query_row([run.0], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::RunNotFound(run))?;
+    parse_state(&status)
+}
+
+fn transition_run(tx: &Connection, transition: &RunTransition) -> Result<(), Error> {
+    let from = run_status(tx, transition.run)?;
+    let to = transition.to;
+    if from.is_terminal() {
+        return Err(Error::IllegalRunTransition {
+            run: transition.run,
+            from,
+            to,
+        });
+    }
+    tx.prepare_cached(
+        "UPDATE runs SET
+             status = ?2,
+             reason = ?3,
+             started_at = CASE WHEN ?2 = 'running' THEN coalesce(started_at, ?4)
+                               ELSE started_at END,
+             finished_at = CASE WHEN ?5 THEN ?4 ELSE NULL END
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        transition.run.0,
+        to.as_str(),
+        transition.reason,
+        to_ms(transition.at),
+        to.is_terminal()
+    ])?;
+    Ok(())
+}
+
+pub(super) fn claim_run(tx: &Connection, run: RunId, owner: &Owner) -> Result<bool, Error> {
+    run_status(tx, run)?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE runs SET owner_pid = ?2, owner_start = ?3, owner_host = ?4
+             WHERE id = ?1 AND status = 'queued' AND owner_pid IS NULL",
+        )?
+        .execute(params![
+            run.0,
+            owner.pid,
+            to_sql_u64(owner.start_time),
+            owner.host
+        ])?;
+    Ok(changed == 1)
+}
+
+/// Ids of `run`'s jobs in one of `states`.
+fn jobs_in(tx: &Connection, run: RunId, states: &[JobState]) -> Result<Vec<JobId>, Error> {
+    let mut ids = Vec::new();
+    for state in states {
+        let mut select =
+            tx.prepare_cached("SELECT id FROM jobs WHERE run_id = ?1 AND status = ?2 ORDER BY id")?;
+        let rows = select.query_map(params![run.0, state.as_str()], |row| row.get(0))?;
+        for id in rows {
+            ids.push(JobId(id?));
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Cancels the jobs of `run` that have not started, with `reason`.
+fn cancel_waiting_jobs(
+    tx: &Connection,
+    run: RunId,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    for job in jobs_in(tx, run, &[JobState::Pending, JobState::Queued])? {
+        transition_job(
+            tx,
+            &Transition::new(job, JobState::Cancelled, at).reason(reason),
+        )?;
+    }
+    Ok(())
+}
+
+fn finish_run(
+    tx: &Connection,
+    run: RunId,
+    to: RunState,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
+    transition_run(
+        tx,
+        &RunTransition {
+            run,
+            to,
+            at,
+            reason: Some(reason.to_owned()),
+        },
+    )
+}
+
+fn has_owner(tx: &Connection, run: RunId) -> Result<bool, Error> {
+    let owner: Option<i64> = tx
+        .prepare_cached("SELECT owner_pid FROM runs WHERE id = ?1")?
+        .query_row([run.0], |row| row.get(0))
+        .optional()?
+        .ok_or(Error::RunNotFound(run))?;
+    Ok(owner.is_some())
+}
+
+pub(super) fn request_cancel_run(tx: &Connection, run: RunId) -> Result<CancelOutcome, Error> {
+    if run_status(tx, run)?.is_terminal() {
+        return Ok(CancelOutcome::AlreadyFinished);
+    }
+    let has_running = !jobs_in(tx, run, &[JobState::Running])?.is_empty();
+    if has_owner(tx, run)? || has_running {
+        tx.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?
+            .execute([run.0])?;
+        return Ok(CancelOutcome::Requested);
+    }
+    let now = Utc::now();
+    cancel_waiting_jobs(tx, run, REASON_CANCELLED, now)?;
+    finish_run(tx, run, RunState::Cancelled, REASON_CANCELLED, now)?;
+    Ok(CancelOutcome::Cancelled)
+}
+
+pub(super) fn request_cancel_job(tx: &Connection, job: JobId) -> Result<CancelOutcome, Error> {
+    let (run, status): (i64, String) = tx
+        .prepare_cached("SELECT run_id, status FROM jobs WHERE id = ?1")?
+        .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?
+        .ok_or(Error::JobNotFound(job))?;
+    let state: JobState = parse_state(&status)?;
+    if state.is_terminal() {
+        return Ok(CancelOutcome::AlreadyFinished);
+    }
+    if has_owner(tx, RunId(run))? || state == JobState::Running {
+        tx.prepare_cached("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1")?
+            .execute([job.0])?;
+        return Ok(CancelOutcome::Requested);
+    }
+    transition_job(
+        tx,
+        &Transition::new(job, JobState::Cancelled, Utc::now()).reason(REASON_CANCELLED),
+    )?;
+    Ok(CancelOutcome::Cancelled)
+}
+
+pub(super) fn take_cancel_requests(tx: &Connection, run: RunId) -> Result<CancelRequests, Error> {
+    let requests = cancel_requests(tx, run)?;
+    if requests.run {
+        tx.prepare_cached("UPDATE runs SET cancel_requested = 0 WHERE id = ?1")?
+            .execute([run.0])?;
+    }
+    if !requests.jobs.is_empty() {
+        tx.prepare_cached(
+            "UPDATE jobs SET cancel_requested = 0 WHERE run_id = ?1 AND cancel_requested <> 0",
+        )?
+        .execute([run.0])?;
+    }
+    Ok(requests)
+}
+
+pub(super) fn reset_for_retry(
+    tx: &Connection,
+    run: RunId,
+    jobs: &[JobId],
+    owner: Option<&Owner>,
+) -> Result<(), Error> {
+    let reopened = if owner.is_some() {
+        RunState::Running
+    } else {
+        RunState::Queued
+    };
+    let from = run_status(tx, run)?;
+    if !from.is_terminal() {
+        return Err(Error::IllegalRunTransition {
+            run,
+            from,
+            to: reopened,
+        });
+    }
+    for &job in jobs {
+        let (job_run, name, status): (i64, String, String) = tx
+            .prepare_cached("SELECT run_id, name, status FROM jobs WHERE id = ?1")?
+            .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?
+            .filter(|(job_run, _, _)| *job_run == run.0)
+            .ok_or(Error::JobNotFound(job))?;
+        debug_assert_eq!(job_run, run.0);
+        let state: JobState = parse_state(&status)?;
+        if !state.is_terminal() {
+            return Err(Error::NotFinished { job, name, state });
+        }
+        tx.prepare_cached(
+            "UPDATE jobs SET status = 'pending', reason = NULL, exit_code = NULL,
+                 queued_at = NULL, started_at = NULL, finished_at = NULL, duration_ms = NULL,
+                 peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = NULL, cancel_requested = 0,
+                 attempts_before_retry = attempts
+             WHERE id = ?1",
+        )?
+        .execute([job.0])?;
+        tx.prepare_cached("DELETE FROM outputs WHERE job_id = ?1")?
+            .execute([job.0])?;
+    }
+    tx.prepare_cached(
+        "UPDATE runs SET status = ?2, reason = NULL, finished_at = NULL, cancel_requested = 0,
+             owner_pid = ?3, owner_start = ?4, owner_host = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        run.0,
+        reopened.as_str(),
+        owner.map(|owner| owner.pid),
+        owner.map(|owner| to_sql_u64(owner.start_time)),
+        owner.map(|owner| owner.host.as_str()),
+    ])?;
+    Ok(())
+}
+
+/// Fails the runs in `dead` (found without the lock) that are still active under the same
+/// owner now that the lock is held: another process may have recovered or retried them since.
+pub(super) fn recover_lost(
+    tx: &Connection,
+    dead: &[(RunId, Owner)],
+    now: DateTime<Utc>,
+) -> Result<Vec<LostJob>, Error> {
+    let mut lost = Vec::new();
+    for (run, owner) in dead {
+        let still_dead = tx
+            .prepare_cached(
+                "SELECT 1 FROM runs
+                 WHERE id = ?1 AND status IN ('queued', 'running')
+                   AND owner_pid = ?2 AND owner_start = ?3 AND owner_host = ?4",
+            )?
+            .query_row(
+                params![run.0, owner.pid, to_sql_u64(owner.start_time), owner.host],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !still_dead {
+            continue;
+        }
+        let running: Vec<(JobId, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT id, name, kill_token FROM jobs
+                 WHERE run_id = ?1 AND status = 'running' ORDER BY id",
+            )?
+            .query_map([run.0], |row| {
+                Ok((JobId(row.get(0)?), row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (job, name, kill_token) in running {
+            transition_job(
+                tx,
+                &Transition::new(job, JobState::Failed, now).reason(REASON_LOST),
+            )?;
+            lost.push(LostJob {
+                job,
+                run: *run,
+                name,
+                kill_token,
+            });
+        }
+        cancel_waiting_jobs(tx, *run, REASON_OWNER_LOST, now)?;
+        finish_run(tx, *run, RunState::Failed, REASON_LOST, now)?;
+    }
+    Ok(lost)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+    use serde_json::json;
+
+    use super::super::test_support::{dead_owner, job, run, store};
+    use crate::state::{JobId, JobState, RunState};
+    use crate::store::error::Error;
+    use crate::store::owner::Owner;
+    use crate::store::store::{
+        CancelOutcome, Change, NewDefinition, REASON_LOST, RunTransition, StepRecord, Store,
+        Transition,
+    };
+
+    #[test]
+    fn creates_a_run_with_its_jobs() {
+        let (_dir, store) = store();
+        let mut report = job("report[format=csv]", &["extract"], JobState::Pending);
+        report.matrix = json!({"format": "csv"});
+        report.priority = 10;
+        let new = run(
+            "nightly",
+            vec![
+                job("extract", &[], JobState::Queued),
+                report,
+                job("skipped", &[], JobState::Skipped),
+            ],
+        );
+        let (run_id, ids) = store.create_run(&new).unwrap();
+        assert_eq!(ids.len(), 3);
+
+        let record = store.run(run_id).unwrap().unwrap();
+        assert_eq!(record.status, RunState::Running);
+        assert!(record.started_at.is_some());
+        assert_eq!(record.owner, Some(Owner::current()));
+        assert_eq!(record.params, json!({"date": "2026-01-01"}));
+
+        let jobs = store.jobs(run_id).unwrap();
+        let names: Vec<_> = jobs.iter().map(|job| job.name.as_str()).collect();
+        assert_eq!(names, ["extract", "report[format=csv]", "skipped"]);
+        assert_eq!(jobs[0].status, JobState::Queued);
+        assert!(jobs[0].queued_at.is_some());
+        assert_eq!(jobs[1].base_name, "report");
+        assert_eq!(jobs[1].matrix, json!({"format": "csv"}));
+        assert_eq!(jobs[1].needs, ["extract"]);
+        assert_eq!(jobs[1].priority, 10);
+        assert!(jobs[2].finished_at.is_some());
+
+        let value = serde_json::to_value(&jobs[1]).unwrap();
+        for key in [
+            "id",
+            "name",
+            "status",
+            "queue",
+            "priority",
+            "metadata",
+            "attempts",
+            "exit_code",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "peak_rss_bytes",
+            "cpu_ms",
+            "outputs",
+            "reason",
+        ] {
+            assert!(value.get(key).is_some(), "missing {key} in {value}");
+        }
+        assert_eq!(value["status"], "pending");
+        assert_eq!(value["attempts"], 0);
+
+        let mut bad = run("nightly", vec![job("x", &[], JobState::Running)]);
+        assert!(store.create_run(&bad).is_err());
+        bad.jobs = vec![
+            job("x", &[], JobState::Pending),
+            job("x", &[], JobState::Pending),
+        ];
+        assert!(store.create_run(&bad).is_err(), "duplicate job names");
+    }
+
+    #[test]
+    fn a_batch_records_attempts_steps_outputs_and_figures() {
+        let (_dir, store) = store();
+        let (run_id, ids) = store
+            .create_run(&run("wf", vec![job("a", &[], JobState::Queued)]))
+            .unwrap();
+        let a = ids[0];
+        let t0 = Utc::now();
+        let t1 = t0 + Duration::milliseconds(1500);
+        let step = |status, finished: Option<chrono::DateTime<Utc>>| StepRecord {
+            job: a,
+            attempt: 1,
+            index: 0,
+            name: "count".into(),
+            status,
+            exit_code: finished.map(|_| 0),
+            started_at: Some(t0),
+            finished_at: finished,
+        };
+        store
+            .apply(&[
+                Transition::new(a, JobState::Running, t0)
+                    .kill_token("tok-1")
+                    .into(),
+                Change::Step(step(JobState::Running, None)),
+                Change::Usage {
+                    job: a,
+                    peak_rss_bytes: 100,
+                    cpu_ms: 5,
+                },
+            ])
+            .unwrap();
+        let running = store.job(a).unwrap().unwrap();
+        assert_eq!(running.attempts, 1);
+        assert_eq!(running.kill_token.as_deref(), Some("tok-1"));
+        assert_eq!(running.peak_rss_bytes, Some(100));
+        assert_eq!(running.history[0].steps[0].status, JobState::Running);
+
+        store
+            .apply(&[
+                Change::Step(step(JobState::Succeeded, Some(t1))),
+                Change::Output {
+                    job: a,
+                    key: "rows".into(),
+                    value: "1".into(),
+                },
+                Change::Output {
+                    job: a,
+                    key: "rows".into(),
+                    value: "2".into(),
+                },
+                Transition::new(a, JobState::Succeeded, t1)
+                    .exit_code(0)
+                    .usage(4096, 42)
+                    .into(),
+                RunTransition {
+                    run: run_id,
+                    to: RunState::Succeeded,
+                    at: t1,
+                    reason: None,
+                }
+                .into(),
+            ])
+            .unwrap();
+        let done = store.job(a).unwrap().unwrap();
+        assert_eq!(done.status, JobState::Succeeded);
+        assert_eq!(done.exit_code, Some(0));
+        assert_eq!(done.duration_ms, Some(1500));
+        assert_eq!((done.peak_rss_bytes, done.cpu_ms), (Some(4096), Some(42)));
+        assert_eq!(done.kill_token, None);
+        assert_eq!(done.outputs["rows"], "2");
+        let attempts = store.attempts(a).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].status, JobState::Succeeded);
+        assert_eq!(attempts[0].duration_ms, Some(1500));
+        assert_eq!(attempts[0].kill_token.as_deref(), Some("tok-1"));
+        assert_eq!(attempts[0].steps[0].exit_code, Some(0));
+        assert_eq!(store.outputs(a).unwrap()["rows"], "2");
+        let run_record = store.run(run_id).unwrap().unwrap();
+        assert_eq!(run_record.status, RunState::Succeeded);
+        assert!(run_record.finished_at.is_some());
+    }
+
+    #[test]
+    fn an_illegal_transition_rejects_the_whole_batch() {
+        let (_dir, store) = store();
+        let (run_id, ids) = store
+            .create_run(&run(
+                "wf",
+                vec![
+                    job("a", &[], JobState::Pending),
+                    job("b", &[], JobState::Pending),
+                ],
+            ))
+            .unwrap();
+        let now = Utc::now();
+        let error = store
+            .apply(&[
+                Transition::new(ids[0], JobState::Queued, now).into(),
+                Transition::new(ids[1], JobState::Running, now).into(),
+            ])
+            .unwrap_err();
+        match &error {
+            Error::IllegalTransition {
+                job,
+                name,
+                from,
+                to,
+            } => {
+                assert_eq!((*job, name.as_str()), (ids[1], "b"));
+                assert_eq!((*from, *to), (JobState::Pending, JobState::Running));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(error.to_string().contains("`b`"));
+        // The legal first change was rolled back with it.
+        assert_eq!(
+            store.job(ids[0]).unwrap().unwrap().status,
+            JobState::Pending
+        );
+
+        assert!(matches!(
+            store.apply(&[Transition::new(JobId(9999), JobState::Queued, now).into()]),
+            Err(Error::JobNotFound(JobId(9999)))
+        ));
+
+        let finish = |to| -> Change {
+            RunTransition {
+                run: run_id,
+                to,
+                at: now,
+                reason: None,
+            }
+            .into()
+        };
+        store.apply(&[finish(RunState::Failed)]).unwrap();
+        assert!(matches!(
+            store.apply(&[finish(RunState::Running)]),
+            Err(Error::IllegalRunTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn retries_within_a_run_number_attempts_and_clear_outputs() {
+        let (_dir, store) = store();
+        let (_, ids) = store
+            .create_run(&run("wf", vec![job("a", &[], JobState::Queued)]))
+            .unwrap();
+        let a = ids[0];
+        let now = Utc::now();
+        store
+            .apply(&[
+                Transition::new(a, JobState::Running, now).into(),
+                Change::Output {
+                    job: a,
+                    key: "k".into(),
+                    value: "first".into(),
+                },
+                Transition::new(a, JobState::Failed, now)
+                    .exit_code(3)
+                    .reason("step `x` failed")
+                    .into(),
+                Transition::new(a, JobState::Queued, now).into(),
+            ])
+            .unwrap();
+        let waiting = store.job(a).unwrap().unwrap();
+        assert_eq!(
+            (waiting.status, waiting.exit_code),
+            (JobState::Queued, Some(3))
+        );
+        assert_eq!(waiting.finished_at, None);
+        store
+            .apply(&[
+                Transition::new(a, JobState::Running, now).into(),
+                Transition::new(a, JobState::TimedOut, now)
+                    .reason("timeout")
+                    .into(),
+            ])
+            .unwrap();
+        let job = store.job(a).unwrap().unwrap();
+        assert_eq!(job.attempts, 2);
+        assert_eq!(job.exit_code, None);
+        assert!(job.outputs.is_empty());
+        let statuses: Vec<_> = job.history.iter().map(|attempt| attempt.status).collect();
+        assert_eq!(statuses, [JobState::Failed, JobState::TimedOut]);
+        assert_eq!(job.history[0].exit_code, Some(3));
+    }
+
+    #[test]
+    fn reset_for_retry_reopens_the_run_and_keeps_history() {
+        let (_dir, store) = store();
+        let (run_id, ids) = store
+            .create_run(&run(
+                "wf",
+                vec![
+                    job("a", &[], JobState::Queued),
+                    job("b", &["a"], JobState::Pending),
+                ],
+            ))
+            .unwrap();
+        let (a, b) = (ids[0], ids[1]);
+        let now = Utc::now();
+        store
+            .apply(&[
+                Transition::new(a, JobState::Running, now).into(),
+                Transition::new(a, JobState::Failed, now)
+                    .exit_code(1)
+                    .into(),
+                Transition::new(b, JobState::Cancelled, now).into(),
+            ])
+            .unwrap();
+        // A run still running cannot be retried.
+        assert!(matches!(
+            store.reset_for_retry(run_id, &[a, b], Some(&Owner::current())),
+            Err(Error::IllegalRunTransition { .. })
+        ));
+        store
+            .apply(&[RunTransition {
+                run: run_id,
+                to: RunState::Failed,
+                at: now,
+                reason: None,
+            }
+            .into()])
+            .unwrap();
+
+        let new_owner = Owner {
+            pid: 1,
+            start_time: 7,
+            host: "elsewhere".into(),
+        };
+        store
+            .reset_for_retry(run_id, &[a, b], Some(&new_owner))
+            .unwrap();
+        let record = store.run(run_id).unwrap().unwrap();
+        assert_eq!(record.status, RunState::Running);
+        assert_eq!(record.finished_at, None);
+        assert_eq!(record.owner, Some(new_owner));
+        let job_a = store.job(a).unwrap().unwrap();
+        assert_eq!(job_a.status, JobState::Pending);
+        assert_eq!((job_a.attempts, job_a.attempts_before_retry), (1, 1));
+        assert_eq!(job_a.exit_code, None);
+        assert_eq!(job_a.history.len(), 1);
+
+        store
+            .apply(&[
+                Transition::new(a, JobState::Queued, now).into(),
+                Transition::new(a, JobState::Running, now).into(),
+            ])
+            .unwrap();
+        assert_eq!(store.job(a).unwrap().unwrap().history[1].number, 2);
+        assert!(matches!(
+            store.reset_for_retry(run_id, &[a], None),
+            Err(Error::IllegalRunTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn recover_lost_fails_running_jobs_of_dead_owners_once() {
+        let (_dir, store) = store();
+        let mut new = run(
+            "wf",
+            vec![
+                job("a", &[], JobState::Queued),
+                job("b", &["a"], JobState::Pending),
+                job("c", &[], JobState::Queued),
+            ],
+        );
+        new.owner = Some(dead_owner());
+        let (lost_run, ids) = store.create_run(&new).unwrap();
+        let (alive_run, alive_ids) = store
+            .create_run(&run("wf", vec![job("a", &[], JobState::Queued)]))
+            .unwrap();
+        let now = Utc::now();
+        store
+            .apply(&[
+                Transition::new(ids[0], JobState::Running, now)
+                    .kill_token("tok-a")
+                    .into(),
+                Transition::new(alive_ids[0], JobState::Running, now).into(),
+            ])
+            .unwrap();
+
+        let lost = store
+            .recover_lost(&crate::store::owner::owner_is_alive)
+            .unwrap();
+        assert_eq!(lost.len(), 1);
+        assert_eq!((lost[0].job, lost[0].run), (ids[0], lost_run));
+        assert_eq!(lost[0].kill_token.as_deref(), Some("tok-a"));
+
+        let run_record = store.run(lost_run).unwrap().unwrap();
+        assert_eq!(run_record.status, RunState::Failed);
+        assert_eq!(run_record.reason.as_deref(), Some(REASON_LOST));
+        let jobs = store.jobs(lost_run).unwrap();
+        assert_eq!(jobs[0].status, JobState::Failed);
+        assert_eq!(jobs[0].reason.as_deref(), Some(REASON_LOST));
+        assert_eq!(jobs[0].history[0].status, JobState::Failed);
+        assert_eq!(jobs[0].history[0].reason.as_deref(), Some(REASON_LOST));
+        assert!(jobs[0].history[0].finished_at.is_some());
+        assert_eq!(jobs[1].status, JobState::Cancelled);
+        assert_eq!(jobs[2].status, JobState::Cancelled);
+
+        // The live owner's run is untouched, and a second pass finds nothing.
+        assert_eq!(
+            store.run(alive_run).unwrap().unwrap().status,
+            RunState::Running
+        );
+        assert!(
+            store
+                .recover_lost(&crate::store::owner::owner_is_alive)
+                .unwrap()
+                .is_empty()
+        );
+
+        // Two stores recovering at once fail a dead run exactly once.
+        let mut again = run("wf", vec![job("a", &[], JobState::Queued)]);
+        again.owner = Some(dead_owner());
+        let (_, again_ids) = store.create_run(&again).unwrap();
+        store
+            .apply(&[Transition::new(again_ids[0], JobState::Running, now).into()])
+            .unwrap();
+        let other = super::super::SqliteStore::open(store.dir()).unwrap();
+        let (first, second) = std::thread::scope(|scope| {
+            let one = scope.spawn(|| {
+                store.recover_lost(&|owner| owner.pid != again.owner.as_ref().unwrap().pid)
+            });
+            let two = scope.spawn(|| {
+                other.recover_lost(&|owner| owner.pid != again.owner.as_ref().unwrap().pid)
+            });
+            (one.join().unwrap().unwrap(), two.join().unwrap().unwrap())
+        });
+        assert_eq!(first.len() + second.len(), 1);
+        assert_eq!(store.attempts(again_ids[0]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn cancel_requests_reach_the_owner_or_act_directly() {
+        let (_dir, store) = store();
+        let (owned, ids) = store
+            .create_run(&run(
+                "wf",
+                vec![
+                    job("a", &[], JobState::Queued),
+                    job("b", &[], JobState::Queued),
+                ],
+            ))
+            .unwrap();
+        assert!(store.take_cancel_requests(owned).unwrap().is_empty());
+        assert_eq!(
+            store.request_cancel_job(ids[1]).unwrap(),
+            CancelOutcome::Requested
+        );
+        assert_eq!(
+            store.request_cancel_run(owned).unwrap(),
+            CancelOutcome::Requested
+        );
+        let taken = store.take_cancel_requests(owned).unwrap();
+        assert!(taken.run);
+        assert_eq!(taken.jobs, [ids[1]]);
+        assert!(store.take_cancel_requests(owned).unwrap().is_empty());
+
+        let mut detached = run(
+            "wf",
+            vec![
+                job("a", &[], JobState::Queued),
+                job("b", &[], JobState::Pending),
+            ],
+        );
+        detached.owner = None;
+        detached.status = RunState::Queued;
+        let (queued, queued_ids) = store.create_run(&detached).unwrap();
+        assert_eq!(
+            store.request_cancel_job(queued_ids[1]).unwrap(),
+            CancelOutcome::Cancelled
+        );
+        assert_eq!(
+            store.request_cancel_run(queued).unwrap(),
+            CancelOutcome::Cancelled
+        );
+        assert_eq!(
+            store.run(queued).unwrap().unwrap().status,
+            RunState::Cancelled
+        );
+        assert!(
+            store
+                .jobs(queued)
+                .unwrap()
+                .iter()
+                .all(|job| job.status == JobState::Cancelled)
+        );
+        assert_eq!(
+            store.request_cancel_run(queued).unwrap(),
+            CancelOutcome::AlreadyFinished
+        );
+        assert_eq!(
+            store.request_cancel_job(queued_ids[0]).unwrap(),
+            CancelOutcome::AlreadyFinished
+        );
+    }
+
+    #[test]
+    fn claim_run_gives_a_detached_run_one_owner() {
+        let (_dir, store) = store();
+        let mut detached = run("wf", vec![job("a", &[], JobState::Pending)]);
+        detached.owner = None;
+        detached.status = RunState::Queued;
+        let (id, _) = store.create_run(&detached).unwrap();
+        assert!(store.claim_run(id, &Owner::current()).unwrap());
+        assert!(!store.claim_run(id, &dead_owner()).unwrap());
+        assert_eq!(
+            store.run(id).unwrap().unwrap().owner,
+            Some(Owner::current())
+        );
+    }
+
+    #[test]
+    fn definitions_keep_versions_and_the_latest_wins() {
+        let (_dir, store) = store();
+        let t0 = Utc::now();
+        let save = |hash, yaml, at| {
+            store
+                .save_definition(&NewDefinition {
+                    name: "etl",
+                    hash,
+                    yaml,
+                    source_path: Some("/w/etl.yaml"),
+                    seen_at: at,
+                })
+                .unwrap();
+        };
+        save("h1", "v1", t0);
+        save("h2", "v2", t0);
+        assert_eq!(store.definition("etl").unwrap().unwrap().yaml, "v2");
+        save("h1", "v1", t0);
+        let current = store.definition("etl").unwrap().unwrap();
+        assert_eq!(
+            (current.hash.as_str(), current.first_seen),
+            ("h1", current.last_seen)
+        );
+        assert_eq!(
+            store.definition_version("etl", "h2").unwrap().unwrap().yaml,
+            "v2"
+        );
+        assert_eq!(store.definitions().unwrap().len(), 1);
+        assert!(store.definition("missing").unwrap().is_none());
+    }
+}

@@ -1,0 +1,146 @@
+//! The progress events the engine sends to the screen and to reports, and the [`Reporter`]
+//! trait that consumes them.
+//!
+//! Events carry their own timestamp (`ts`, UTC), so every reporter formats what happened when it
+//! happened, not when the event was drawn, and tests stay deterministic. The engine decides
+//! which events to send and in which order; reporters only show them and never feed anything
+//! back.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::state::{JobState, RunId, RunState};
+use crate::ui::error::Error;
+
+/// Which output stream of a step a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    /// The name used in JSON events and by `coreflow logs --json`: `stdout` or `stderr`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing that happened during a run, as the engine tells it to the user interface.
+///
+/// Job names are full names, matrix part included (`report[format=csv]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The run was created and is about to start its jobs.
+    RunStarted {
+        ts: DateTime<Utc>,
+        run_id: RunId,
+        workflow: String,
+        /// How many jobs the run has (after matrix fan-out and `--only`).
+        jobs: usize,
+        /// How many local workers execute them.
+        workers: usize,
+    },
+    /// A job moved to `state`.
+    JobState {
+        ts: DateTime<Utc>,
+        job: String,
+        state: JobState,
+        /// The attempt this state belongs to, counting from 1.
+        attempt: u32,
+        /// Why, when the state has a reason: a skip's unmet condition, a cancel's cause,
+        /// `lost`, a retry's delay.
+        reason: Option<String>,
+        /// The exit code of the failing step, for `failed`.
+        exit_code: Option<i32>,
+        /// How long the attempt ran, for terminal states. When absent, reporters measure it
+        /// from the `running` event of the same attempt.
+        duration: Option<Duration>,
+        /// The step that failed or timed out.
+        step: Option<String>,
+    },
+    /// A step of a running job started.
+    StepStarted {
+        ts: DateTime<Utc>,
+        job: String,
+        step: String,
+        /// The step's position in the job, counting from 0.
+        index: usize,
+    },
+    /// One line a step printed, without its line terminator.
+    Output {
+        ts: DateTime<Utc>,
+        job: String,
+        step: String,
+        stream: Stream,
+        line: String,
+    },
+    /// The run ended; `jobs` lists every job of the run in definition order.
+    RunFinished {
+        ts: DateTime<Utc>,
+        run_id: RunId,
+        state: RunState,
+        duration: Duration,
+        jobs: Vec<JobSummary>,
+    },
+}
+
+impl Event {
+    /// When the event happened.
+    #[must_use]
+    pub fn ts(&self) -> DateTime<Utc> {
+        match self {
+            Event::RunStarted { ts, .. }
+            | Event::JobState { ts, .. }
+            | Event::StepStarted { ts, .. }
+            | Event::Output { ts, .. }
+            | Event::RunFinished { ts, .. } => *ts,
+        }
+    }
+}
+
+/// The outcome of one job, as listed by [`Event::RunFinished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    pub name: String,
+    pub state: JobState,
+    /// How many attempts ran (0 for a job that never started).
+    pub attempts: u32,
+    /// How long its last attempt ran.
+    pub duration: Option<Duration>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
+/// Something that shows or records a run's progress.
+///
+/// The engine calls [`event`](Reporter::event) for each event, in order, from one task, then
+/// [`finish`](Reporter::finish) once. Reporters never fail the run: showing progress is best
+/// effort (a closed stdout ends it quietly), and only `finish` reports an error, so the caller
+/// can say that a report the user asked for, such as a `JUnit` file, is missing.
+pub trait Reporter: Send {
+    /// Shows or records one event.
+    fn event(&mut self, ev: &Event);
+
+    /// Flushes whatever is still buffered and releases the terminal.
+    ///
+    /// # Errors
+    ///
+    /// When a report file could not be written, or progress output failed for another reason
+    /// than a closed pipe (a full disk behind a redirect, say).
+    fn finish(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}

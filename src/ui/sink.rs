@@ -1,0 +1,85 @@
+//! Where line-oriented reporters write: a writer that ends quietly when its reader goes away.
+//!
+//! `coreflow run … | head` closes stdout early; the run must go on and must not panic or
+//! complain (ripgrep's habit), so a broken pipe silently turns the sink off. Any other write
+//! error also turns it off and is reported once by [`Sink::finish`].
+
+use std::io::{self, Write};
+
+use crate::ui::error::Error;
+
+pub(crate) struct Sink {
+    out: Box<dyn Write + Send>,
+    closed: bool,
+    error: Option<io::Error>,
+}
+
+impl Sink {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> Self {
+        Sink {
+            out,
+            closed: false,
+            error: None,
+        }
+    }
+
+    /// Writes `text` as it is and flushes, so lines appear while the run goes on.
+    pub(crate) fn write(&mut self, text: &str) {
+        self.write_with(|out| out.write_all(text.as_bytes()));
+    }
+
+    /// Writes `line` and a line feed.
+    pub(crate) fn line(&mut self, line: &str) {
+        self.write_with(|out| {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")
+        });
+    }
+
+    /// Runs `f` on the writer unless the sink is closed, then flushes.
+    pub(crate) fn write_with(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
+        if self.closed {
+            return;
+        }
+        let result = f(&mut self.out).and_then(|()| self.out.flush());
+        if let Err(err) = result {
+            self.closed = true;
+            if err.kind() != io::ErrorKind::BrokenPipe {
+                self.error = Some(err);
+            }
+        }
+    }
+
+    /// Flushes, and reports the first write error other than a broken pipe.
+    pub(crate) fn finish(&mut self) -> Result<(), Error> {
+        self.write_with(|_| Ok(()));
+        match self.error.take() {
+            Some(err) => Err(Error::Output(err)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::Sink;
+    use crate::ui::fixtures::Failing;
+
+    #[test]
+    fn broken_pipe_ends_quietly() {
+        let mut sink = Sink::new(Box::new(Failing(io::ErrorKind::BrokenPipe)));
+        sink.line("lost");
+        sink.line("lost too");
+        assert!(sink.finish().is_ok());
+    }
+
+    #[test]
+    fn other_errors_are_reported_once() {
+        let mut sink = Sink::new(Box::new(Failing(io::ErrorKind::StorageFull)));
+        sink.line("lost");
+        assert!(sink.finish().is_err());
+        assert!(sink.finish().is_ok());
+    }
+}

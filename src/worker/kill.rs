@@ -1,0 +1,249 @@
+//! Stopping a step's whole process tree: SIGTERM, a grace period, then SIGKILL.
+//!
+//! A step runs in its own process group, so most of its tree is reached with one `killpg`.
+//! What left the group (`setsid`, a double fork, a daemon) is found through the kill token
+//! in its environment (see `procfs.rs`) and signalled one process at a time. Stopped
+//! processes get SIGCONT after SIGTERM so that they can act on it.
+//!
+//! The escalation for a running step is driven by `process.rs`, which races the grace
+//! period against the child's exit; [`kill_token_processes`] is the blocking variant for
+//! leftovers at the end of a job, or after a crash of CoreFlow, when no child handle exists.
+
+use std::collections::HashSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use super::procfs::{self, ProcStat};
+
+/// How long [`kill_tree`] keeps looking for survivors after SIGKILL: processes that were
+/// forking while the first round hit, or that are slow to die.
+const KILL_SETTLE: Duration = Duration::from_secs(2);
+
+/// A pid as nix wants it. Linux pids are below 2^22, so the conversion cannot fail for a
+/// real process; anything else maps to an id no process has.
+fn nix_pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
+}
+
+/// Sends `signal` to the process group `pgid`. Returns whether the group existed.
+pub(super) fn signal_group(pgid: u32, signal: Signal) -> bool {
+    // Process group 0 and 1 would mean "our own group" and "every process we may signal";
+    // a step's group id is its leader's pid, never one of those.
+    if pgid <= 1 {
+        return false;
+    }
+    signal::killpg(nix_pid(pgid), signal) != Err(Errno::ESRCH)
+}
+
+/// Whether any process is left in the group `pgid` (zombies included).
+pub(super) fn group_exists(pgid: u32) -> bool {
+    pgid > 1 && signal::killpg(nix_pid(pgid), None) != Err(Errno::ESRCH)
+}
+
+/// Sends `signal` to one process. Returns whether it existed.
+fn signal_process(pid: u32, signal: Signal) -> bool {
+    pid > 1 && signal::kill(nix_pid(pid), signal) != Err(Errno::ESRCH)
+}
+
+/// Sends SIGTERM (then SIGCONT) to the members of the tree — descendants of `root` and
+/// token carriers with their descendants — that are outside the process group `pgid`,
+/// which the caller signals as a whole. Returns the pids signalled, so that the caller can
+/// tell when they are gone.
+pub(super) fn terminate_outside_group(root: Option<u32>, token: &str, pgid: u32) -> Vec<u32> {
+    let entry = procfs::token_entry(token);
+    let targets: Vec<u32> = procfs::tree_members(root, entry.as_deref())
+        .into_iter()
+        .filter(|stat| stat.pgrp != pgid)
+        .map(|stat| stat.pid)
+        .collect();
+    terminate(&targets)
+}
+
+/// SIGTERM, then SIGCONT, to each of `pids`; returns those that existed.
+fn terminate(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|&pid| {
+            let existed = signal_process(pid, Signal::SIGTERM);
+            if existed {
+                signal_process(pid, Signal::SIGCONT);
+            }
+            existed
+        })
+        .collect()
+}
+
+/// SIGKILLs the whole tree of `root` and of the token carriers, in rounds until a scan of
+/// `/proc` finds no member left (or [`KILL_SETTLE`] has passed). Blocking. Returns the pids
+/// signalled.
+pub(super) fn kill_tree(root: Option<u32>, token: &str) -> HashSet<u32> {
+    let entry = procfs::token_entry(token);
+    let mut signalled = HashSet::new();
+    if root.is_none() && entry.is_none() {
+        return signalled;
+    }
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let members: Vec<ProcStat> = procfs::tree_members(root, entry.as_deref());
+        if members.is_empty() || started.elapsed() > KILL_SETTLE {
+            return signalled;
+        }
+        for stat in members {
+            if signal_process(stat.pid, Signal::SIGKILL) {
+                signalled.insert(stat.pid);
+            }
+        }
+        // A killed process takes a moment to die; the next scan must not see it as a
+        // survivor, nor miss a child it forked just before the signal.
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Stops every process whose environment carries `COREFLOW_KILL_TOKEN=<token>`, and their
+/// descendants: SIGTERM (and SIGCONT), up to `grace` for them to exit, then SIGKILL for any
+/// survivor and for anything they started meanwhile.
+///
+/// This is for leftovers — background processes a job's steps left running when the job
+/// ends, or whole trees that outlived a crash of CoreFlow. It blocks for up to `grace` plus
+/// a moment: call it from `spawn_blocking` or a plain thread. An empty token matches
+/// nothing. Returns how many processes were signalled.
+#[must_use = "the count tells whether anything was left over"]
+pub fn kill_token_processes(token: &str, grace: Duration) -> usize {
+    let Some(entry) = procfs::token_entry(token) else {
+        return 0;
+    };
+    let members: Vec<u32> =
+        procfs::tree_members(None, Some(&entry)).into_iter().map(|stat| stat.pid).collect();
+    if members.is_empty() {
+        return 0;
+    }
+    let mut signalled: HashSet<u32> = terminate(&members).into_iter().collect();
+    // No child handle to race here: poll the signalled pids, quickly at first.
+    let deadline = Instant::now().checked_add(grace);
+    let mut pause = Duration::from_millis(1);
+    while signalled.iter().any(|&pid| procfs::is_alive(pid)) {
+        let now = Instant::now();
+        let Some(left) = deadline.map_or(Some(pause), |d| d.checked_duration_since(now)) else {
+            break;
+        };
+        if left.is_zero() {
+            break;
+        }
+        thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    signalled.extend(kill_tree(None, token));
+    signalled.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use nix::sys::signal::Signal;
+
+    use super::{group_exists, kill_token_processes, kill_tree, signal_group};
+    use crate::worker::procfs::{KILL_TOKEN_VAR, is_alive, token_carriers, token_entry};
+
+    fn unique_token(name: &str) -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("kill-{name}-{}-{n}", std::process::id())
+    }
+
+    /// Starts `sh -c script` with the token in its own process group, and waits until it
+    /// printed `ready`.
+    fn start(script: &str, token: &str) -> Child {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .env(KILL_TOKEN_VAR, token)
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout).read_line(&mut line).expect("read the ready line");
+        assert_eq!(line, "ready\n");
+        child
+    }
+
+    fn live_carriers(token: &str) -> Vec<u32> {
+        let entry = token_entry(token).expect("valid token");
+        token_carriers(&entry).into_iter().filter(|&pid| is_alive(pid)).collect()
+    }
+
+    #[test]
+    fn kills_orphans_and_escaped_sessions() {
+        let token = unique_token("orphans");
+        let mut child =
+            start("(sleep 1000 &); (setsid sleep 1000 &); echo ready; exec sleep 1000", &token);
+        assert_eq!(live_carriers(&token).len(), 3);
+        assert_eq!(kill_token_processes(&token, Duration::from_secs(5)), 3);
+        child.wait().expect("reap");
+        assert_eq!(live_carriers(&token), Vec::<u32>::new());
+        // Nothing left: a second call finds nothing.
+        assert_eq!(kill_token_processes(&token, Duration::from_secs(5)), 0);
+    }
+
+    #[test]
+    fn sends_term_first_and_lets_the_process_finish() {
+        let token = unique_token("term");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let marker = dir.path().join("marker");
+        let script = format!(
+            "trap 'echo got-term > {}; exit 0' TERM; echo ready; sleep 1000 & wait",
+            marker.display()
+        );
+        let mut child = start(&script, &token);
+        assert_eq!(kill_token_processes(&token, Duration::from_secs(10)), 2);
+        child.wait().expect("reap");
+        assert_eq!(fs::read_to_string(&marker).expect("trap ran"), "got-term\n");
+        assert!(live_carriers(&token).is_empty());
+    }
+
+    #[test]
+    fn kills_after_the_grace_when_term_is_ignored() {
+        let token = unique_token("ignore");
+        let mut child = start("trap '' TERM; echo ready; sleep 1000", &token);
+        let count = kill_token_processes(&token, Duration::from_millis(100));
+        assert_eq!(count, 2);
+        let status = child.wait().expect("reap");
+        assert_eq!(status.signal(), Some(9));
+        assert!(live_carriers(&token).is_empty());
+    }
+
+    #[test]
+    fn empty_token_kills_nothing() {
+        assert_eq!(kill_token_processes("", Duration::ZERO), 0);
+        assert!(kill_tree(None, "").is_empty());
+    }
+
+    #[test]
+    fn group_signals() {
+        let token = unique_token("group");
+        let mut child = start("echo ready; sleep 1000 & wait", &token);
+        let pgid = child.id();
+        assert!(group_exists(pgid));
+        assert!(signal_group(pgid, Signal::SIGKILL));
+        child.wait().expect("reap");
+        // The background sleep was in the group too; once it is reaped by init, the group
+        // is gone. Kill leftovers first so the test never leaks a process.
+        let _ = kill_token_processes(&token, Duration::ZERO);
+        assert!(live_carriers(&token).is_empty());
+        assert!(!signal_group(0, Signal::SIGTERM));
+        assert!(!signal_group(1, Signal::SIGTERM));
+        assert!(!group_exists(1));
+    }
+}

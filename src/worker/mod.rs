@@ -1,0 +1,62 @@
+//! Running one step as a real child process.
+//!
+//! This module owns everything between "here is a step's command" and "here is how it
+//! ended": spawning, output capture, timeouts, cancel, stopping a whole process tree,
+//! resource sampling, and parsing the `$COREFLOW_OUTPUT` file. It knows nothing of
+//! workflows, jobs, stores or the UI; the engine builds a [`StepCommand`] (with the step's
+//! `COREFLOW_*` variables in `env`), calls [`run_step`], and turns the [`StepReport`] into a
+//! step result.
+//!
+//! # Running a step
+//!
+//! ```text
+//! run_step(&StepCommand, watch::Receiver<Option<CancelMode>>, &mut dyn FnMut(Stream, &[u8]))
+//!     -> Result<StepReport, Error>
+//! ```
+//!
+//! - The program is a [`Program::Script`] run by a [`Shell`] (`sh -e -c`,
+//!   `bash --noprofile --norc -eo pipefail -c`, `python3 FILE`, or a `"CMD {0}"` template
+//!   given the path of a temporary file holding the script), or a [`Program::Argv`] run
+//!   without a shell. `Shell` parses from the YAML `shell:` string.
+//! - The child gets its own process group, stdin from `/dev/null`, the inherited
+//!   environment plus `StepCommand::env`, and `COREFLOW_KILL_TOKEN=<kill_token>`. It is
+//!   spawned with `posix_spawn` semantics (no `pre_exec`).
+//! - stdout and stderr are read concurrently and split into lines (without `\n` / `\r\n`)
+//!   handed to the sink in order per stream; a line longer than 64 KiB arrives in 64 KiB
+//!   pieces, and memory stays bounded whatever the child prints. After the main process
+//!   exits, output is read for at most 100 ms more, so a background process holding the
+//!   pipes cannot hold the step.
+//! - On timeout, or when the cancel channel turns to `Some`, the process group gets
+//!   SIGTERM (and processes that left it but carry the kill token too); when the grace has
+//!   passed, or the tree is gone, everything left gets SIGKILL, found through the group,
+//!   the parent links and the kill token. [`CancelMode::Kill`] skips the grace. The report
+//!   then says [`StepEnd::TimedOut`] or [`StepEnd::Cancelled`].
+//! - The tree's CPU time and resident memory are sampled right after the start and every
+//!   500 ms; the exit adds the exact figures of the main process and the children it
+//!   waited for. [`StepReport`] carries the peak memory and the CPU time.
+//! - A program that cannot start is an [`Error`] naming it and the cause;
+//!   [`Error::exit_code`] gives 126 or 127 as a shell would.
+//!
+//! # Around a step
+//!
+//! - [`kill_token_processes`] stops, blocking, every process carrying a kill token: for
+//!   what steps left running when their job ends, or what survived a crash of CoreFlow.
+//! - [`sample_tree`] sums CPU time and memory over a tree from `/proc`.
+//! - [`parse_outputs`] reads the `$COREFLOW_OUTPUT` format (`key=value`, `key<<DELIM`).
+//!
+//! Linux only: the tree is found through `/proc`.
+
+mod kill;
+mod output;
+mod outputs;
+mod process;
+mod procfs;
+
+pub use kill::kill_token_processes;
+pub use output::MAX_LINE;
+pub use outputs::{OutputsError, parse_outputs};
+pub use process::{
+    CancelMode, DEFAULT_GRACE, Error, Program, Shell, ShellError, StepCommand, StepEnd,
+    StepReport, Stream, run_step,
+};
+pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};
