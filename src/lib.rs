@@ -13,3 +13,5 @@ pub mod error;
 pub mod graph;
 pub mod spec;
 pub mod state;
+pub mod store;
+pub mod ui;

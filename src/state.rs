@@ -124,13 +124,13 @@ impl JobState {
     #[must_use]
     pub fn can_become(self, to: JobState) -> bool {
         use JobState::{Cancelled, Failed, Pending, Queued, Running, Skipped, Succeeded, TimedOut};
-        match (self, to) {
-            (Pending, Queued | Skipped | Cancelled) => true,
-            (Queued, Running | Cancelled | Skipped | Pending) => true,
-            (Running, Succeeded | Failed | TimedOut | Cancelled | Queued) => true,
-            (Failed | TimedOut | Cancelled | Skipped, Pending | Queued) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Pending, Queued | Skipped | Cancelled)
+                | (Queued, Running | Cancelled | Skipped | Pending)
+                | (Running, Succeeded | Failed | TimedOut | Cancelled | Queued)
+                | (Failed | TimedOut | Cancelled | Skipped, Pending | Queued)
+        )
     }
 
     /// The template-facing result of a terminal state; `None` while the job is unfinished.

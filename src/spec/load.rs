@@ -202,4 +202,60 @@ mod tests {
         assert_eq!(loaded.name, "hello");
         assert_eq!(loaded.hash.len(), 64);
     }
+
+    const VALID: &str = "name: demo\nparams:\n  n: { type: int, default: 3 }\njobs:\n  a:\n    steps:\n      - run: echo ${{ params.n }}\n  b:\n    needs: [a]\n    matrix: { x: [1, 2] }\n    retry: { max_attempts: 2, delay: 1s }\n    steps: [{ command: [echo, '${{ matrix.x }}'] }]\n";
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// No input makes the loader panic: arbitrary bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_bytes("fuzz.yaml", &bytes);
+        }
+
+        /// No input makes the loader panic: a valid file with bytes replaced or cut.
+        #[test]
+        fn mutated_workflows_never_panic(
+            edits in proptest::collection::vec((0..VALID.len(), proptest::prelude::any::<u8>()), 0..8),
+            cut in 0..=VALID.len(),
+        ) {
+            let mut bytes = VALID.as_bytes()[..cut].to_vec();
+            for (at, byte) in edits {
+                if at < bytes.len() {
+                    bytes[at] = byte;
+                }
+            }
+            let _ = parse_bytes("fuzz.yaml", &bytes);
+        }
+
+        /// Random YAML-ish text built from the format's own tokens reaches the deeper checks.
+        #[test]
+        fn token_soup_never_panics(tokens in proptest::collection::vec(proptest::sample::select(vec![
+            "jobs:", "\n", "  ", "a:", "b:", "steps:", "- ", "run: x", "needs: [a]", "needs: b",
+            "${{ params.x }}", "${{ needs.a.outputs.y ", "matrix: { k: [1] }", "{", "}", "[", "]",
+            "&x ", "*x", "<<: *x", "timeout: 1h30m", "timeout: 5", "retry: { max_attempts: 0 }",
+            "if: '!a && b'", "'", "\"", "\t", "#", ":", "params: { x: { type: int, default: y } }",
+        ]), 0..64)) {
+            let text: String = tokens.concat();
+            let _ = parse_str("soup.yaml", &text);
+        }
+    }
+
+    #[test]
+    fn large_and_deep_inputs_are_handled() {
+        // About 5 MB of jobs loads (or is refused) without trouble.
+        let mut big = String::from("jobs:\n");
+        let filler = "x".repeat(4000);
+        let mut i = 0;
+        while big.len() < 5 * 1024 * 1024 {
+            big.push_str(&format!("  j{i}:\n    steps:\n      - run: echo {i} {filler}\n"));
+            i += 1;
+        }
+        assert!(parse_str("big.yaml", &big).is_ok());
+        let deep = format!("jobs: {}{}", "[".repeat(50_000), "]".repeat(50_000));
+        assert!(parse_str("deep.yaml", &deep).is_err());
+        let deep_maps = "a:\n".repeat(1) + &(1..300).map(|d| format!("{}k:\n", " ".repeat(d))).collect::<String>();
+        assert!(parse_str("deep.yaml", &deep_maps).is_err());
+    }
 }

@@ -184,11 +184,11 @@ fn unescape(bytes: &[u8]) -> Vec<u8> {
             continue;
         }
         match iter.next() {
-            Some(b'\\') => out.push(b'\\'),
+            // A lone backslash at the end is kept as written.
+            Some(b'\\') | None => out.push(b'\\'),
             Some(b'n') => out.push(b'\n'),
             Some(b's') => out.push(b' '),
             Some(other) => out.extend_from_slice(&[b'\\', other]),
-            None => out.push(b'\\'),
         }
     }
     out

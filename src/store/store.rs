@@ -82,6 +82,8 @@ pub trait Store: Send + Sync {
 
     /// Asks for a run to be cancelled. A run without an owner (queued for a daemon) is cancelled
     /// at once; an owned run gets a flag its owner picks up with [`Store::take_cancel_requests`].
+    /// Call [`Store::recover_lost`] first, so that a run whose owner died is not left waiting
+    /// for it.
     fn request_cancel_run(&self, run: RunId) -> Result<CancelOutcome, Error>;
 
     /// Asks for one job to be cancelled, as [`Store::request_cancel_run`] does for a run.
@@ -192,7 +194,7 @@ pub struct NewJob {
     /// Full names of the jobs it needs.
     pub needs: Vec<String>,
     pub max_attempts: u32,
-    /// `pending`, `queued` or `skipped`.
+    /// `pending`, `queued`, `skipped` or `cancelled`; anything else is refused.
     pub state: JobState,
 }
 
@@ -351,14 +353,21 @@ pub struct JobRecord {
     pub metadata: Value,
     /// How many attempts have started, over the job's whole life (retries of the run included).
     pub attempts: u32,
+    /// The exit code of the last attempt (`None` while running, or when it was killed).
     pub exit_code: Option<i32>,
+    /// When the first attempt (since the last retry of the run) started.
     #[serde(serialize_with = "rfc3339::optional")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the job reached its final state.
     #[serde(serialize_with = "rfc3339::optional")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// `finished_at - started_at`: all attempts and the delays between them.
     pub duration_ms: Option<u64>,
+    /// Peak memory of the last attempt's process tree.
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time of the last attempt's process tree.
     pub cpu_ms: Option<u64>,
+    /// The outputs of the last attempt.
     pub outputs: BTreeMap<String, String>,
     pub reason: Option<String>,
     pub base_name: String,

@@ -222,7 +222,8 @@ pub struct StateChange<'a> {
     pub step: Option<&'a str>,
 }
 
-/// `exit 1` (not for a success), `step "build"`, `attempt 2` (only above 1), the reason, in that order.
+/// `exit 1` (not for a success), `step "build"`, `attempt 2` (only above 1), the reason, in
+/// that order.
 fn details(change: &StateChange<'_>) -> Vec<String> {
     let mut parts = Vec::new();
     if let Some(code) = change
@@ -430,8 +431,8 @@ pub fn summary_table<S: BuildHasher>(
     out
 }
 
-/// `✓ build  1.2s`, `✓ build (attempt 2)  1.2s` or `✗ test  failed (exit 1, step "unit")  0.3s`: a finished job in live
-/// output, printed above the bars.
+/// `✓ build  1.2s`, `✓ build (attempt 2)  1.2s` or `✗ test  failed (exit 1, step "unit")  0.3s`:
+/// a finished job in live output, printed above the bars.
 #[must_use]
 pub fn finished_line(change: &StateChange<'_>, paint: Paint) -> String {
     let symbol = paint.state(change.state, state_symbol(change.state));

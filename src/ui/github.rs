@@ -2,7 +2,7 @@
 //! `::error` annotation per failed job.
 //!
 //! Jobs run in parallel, so their lines interleave; a group must hold one job's lines only.
-//! [`JobGroups`] therefore keeps each running job's lines aside until the attempt ends, and the
+//! `JobGroups` therefore keeps each running job's lines aside until the attempt ends, and the
 //! plain reporter then prints the whole group at once. Memory stays bounded: beyond
 //! [`SPILL_THRESHOLD`] bytes a job's buffer moves to an anonymous temporary file.
 //!
@@ -186,10 +186,10 @@ impl JobGroups {
         }
     }
 
-    /// Starts a new group for `job`'s `attempt`, returning the previous one if it was left open.
-    pub(crate) fn open(&mut self, job: &str, attempt: u32) -> Option<GroupBuffer> {
+    /// Starts a new group for `job`'s `attempt`; the caller closes any earlier one first.
+    pub(crate) fn open(&mut self, job: &str, attempt: u32) {
         self.open
-            .insert(job.to_owned(), GroupBuffer::new(attempt, self.threshold))
+            .insert(job.to_owned(), GroupBuffer::new(attempt, self.threshold));
     }
 
     /// Adds a line to `job`'s group, opening one for attempt 1 if the job has none.

@@ -4,13 +4,16 @@
 //! `2026-03-01T12:00:00.123Z`). Field names are stable; optional fields are left out when they
 //! have no value; durations are whole milliseconds.
 //!
-//! | `event` | fields |
-//! |---|---|
-//! | `run_started` | `run_id` (int), `workflow`, `jobs` (count), `workers` (count) |
-//! | `job_state` | `job`, `state` (`pending`, `queued`, `running`, `succeeded`, `failed`, `timed_out`, `cancelled`, `skipped`), `attempt` (from 1); optional `reason`, `exit_code`, `duration_ms`, `step` (the failing step) |
-//! | `step_started` | `job`, `step`, `index` (from 0) |
-//! | `output` | `job`, `step`, `stream` (`stdout` or `stderr`), `line` (as printed, escapes included) |
-//! | `run_finished` | `run_id`, `state` (`succeeded`, `failed`, `cancelled`, …), `duration_ms`, `jobs`: array of `{name, state, attempts, duration_ms?, exit_code?, reason?}` |
+//! - `run_started`: `run_id` (integer), `workflow`, `jobs` (how many), `workers` (how many).
+//! - `job_state`: `job`, `state` (`pending`, `queued`, `running`, `succeeded`, `failed`,
+//!   `timed_out`, `cancelled`, `skipped`), `attempt` (from 1); when known `reason`,
+//!   `exit_code`, `duration_ms`, and `step` (the step that failed or timed out).
+//! - `step_started`: `job`, `step`, `index` (the step's position in the job, from 0).
+//! - `output`: `job`, `step`, `stream` (`stdout` or `stderr`), `line` (as the step printed it,
+//!   escape sequences included, without the line terminator).
+//! - `run_finished`: `run_id`, `state` (`succeeded`, `failed`, `cancelled`, …), `duration_ms`,
+//!   `jobs`: one object per job, `{name, state, attempts}` and when known `duration_ms`,
+//!   `exit_code`, `reason`.
 //!
 //! ```text
 //! {"event":"job_state","ts":"2026-03-01T12:00:01.500Z","job":"build","state":"failed","attempt":1,"exit_code":1,"duration_ms":1200,"step":"compile"}
@@ -273,9 +276,12 @@ mod tests {
     #[test]
     fn event_shapes() {
         let events = scripted_run();
-        let pick = |i: usize| event_json(&events[i]);
+        let picked: Vec<String> = [0, 2, 3, 4, 5, 14, events.len() - 1]
+            .into_iter()
+            .map(|i| event_json(&events[i]))
+            .collect();
         insta::assert_snapshot!(
-            [pick(0), pick(2), pick(3), pick(4), pick(5), pick(14), events.last().map(event_json).unwrap()].join("\n"),
+            picked.join("\n"),
             @r#"
         {"event":"run_started","ts":"2026-03-01T12:00:00.000Z","run_id":42,"workflow":"etl","jobs":4,"workers":2}
         {"event":"job_state","ts":"2026-03-01T12:00:00.002Z","job":"extract","state":"running","attempt":1}

@@ -365,7 +365,10 @@ fn seconds(d: Duration) -> String {
 
 /// Whether XML 1.0 allows `c` at all (its `Char` production).
 fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    matches!(
+        c,
+        '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..
+    )
 }
 
 /// Escapes character data; characters XML 1.0 forbids are dropped.
@@ -600,7 +603,9 @@ mod tests {
             out(1, "a", "s", "working"),
         ];
         let xml = report(&events);
-        assert!(xml.contains("<error type=\"running\" message=\"job a did not finish (it was running)\">s | working\n</error>"), "{xml}");
+        let expected = "<error type=\"running\" message=\"job a did not finish (it was running)\">\
+                        s | working\n</error>";
+        assert!(xml.contains(expected), "{xml}");
         assert!(xml.contains("errors=\"1\""), "{xml}");
     }
 

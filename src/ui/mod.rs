@@ -13,8 +13,8 @@
 //! - [`JUnitWriter`]: the `--junit PATH` report.
 //! - [`Multi`]: several of them at once.
 //!
-//! The text of every line comes from the pure functions of [`format`], which are snapshot
-//! tested. A typical setup:
+//! The text of every line comes from the pure functions of [`format`](mod@format), which are
+//! snapshot tested. A typical setup:
 //!
 //! ```text
 //! let options = UiOptions::from_env(progress, color, quiet);

@@ -1,7 +1,7 @@
 //! Plain progress: timestamped lines without any control character, for pipes, log files
 //! and CI; with GitHub Actions folding when `GITHUB_ACTIONS` is set.
 //!
-//! The format of each line comes from [`format`](crate::ui::format):
+//! The format of each line comes from [`format`](mod@crate::ui::format):
 //!
 //! ```text
 //! 12:00:00.000 run 42 started: etl, 3 jobs, 2 workers
@@ -28,13 +28,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, FixedOffset, Local, Utc};
 
 use crate::state::JobState;
 use crate::ui::error::Error;
 use crate::ui::events::{Event, Reporter};
 use crate::ui::format::{self, Paint, StateChange};
-use crate::ui::github::{self, JobGroups};
+use crate::ui::github::{self, GroupBuffer, JobGroups};
 use crate::ui::options::UiOptions;
 use crate::ui::sink::Sink;
 
@@ -72,24 +72,36 @@ impl PlainReporter {
         self
     }
 
-    fn clock_zone<T>(
-        &self,
-        ts: DateTime<Utc>,
-        utc: impl FnOnce(&DateTime<Utc>) -> T,
-        local: impl FnOnce(&DateTime<Local>) -> T,
-    ) -> T {
+    /// `ts` in the zone lines are printed in.
+    fn zoned(&self, ts: DateTime<Utc>) -> DateTime<FixedOffset> {
         if self.utc {
-            utc(&ts)
+            ts.fixed_offset()
         } else {
-            local(&ts.with_timezone(&Local))
+            ts.with_timezone(&Local).fixed_offset()
         }
     }
 
     /// Prints a job's held-back group, if it has one.
     fn flush_group(&mut self, job: &str) {
-        let Some(group) = self.groups.as_mut().and_then(|groups| groups.close(job)) else {
-            return;
-        };
+        if let Some(group) = self.groups.as_mut().and_then(|groups| groups.close(job)) {
+            self.write_group(job, group);
+        }
+    }
+
+    /// Prints every held-back group, at the end of the run.
+    fn flush_all_groups(&mut self) {
+        let open = self
+            .groups
+            .as_mut()
+            .map(JobGroups::close_all)
+            .unwrap_or_default();
+        for (job, group) in open {
+            self.write_group(&job, group);
+        }
+    }
+
+    /// Prints one group at once; an empty one is left out.
+    fn write_group(&mut self, job: &str, group: GroupBuffer) {
         if group.is_empty() {
             return;
         }
@@ -124,9 +136,10 @@ impl PlainReporter {
         let duration = if state == JobState::Running {
             self.running_since.insert(job.to_owned(), ts);
             self.failed_steps.remove(job);
+            // Lines held for an attempt that never reported its end still get printed.
+            self.flush_group(job);
             if let Some(groups) = &mut self.groups {
-                let earlier = groups.open(job, attempt);
-                debug_assert!(earlier.is_none_or(|group| group.is_empty()));
+                groups.open(job, attempt);
             }
             duration
         } else {
@@ -149,11 +162,7 @@ impl PlainReporter {
             duration,
             step,
         };
-        let line = self.clock_zone(
-            ts,
-            |ts| format::job_state_line(ts, &change),
-            |ts| format::job_state_line(ts, &change),
-        );
+        let line = format::job_state_line(&self.zoned(ts), &change);
         self.sink.line(&line);
     }
 }
@@ -169,10 +178,12 @@ impl Reporter for PlainReporter {
                 workers,
             } => {
                 if !self.quiet {
-                    let line = self.clock_zone(
-                        *ts,
-                        |ts| format::run_started_line(ts, *run_id, workflow, *jobs, *workers),
-                        |ts| format::run_started_line(ts, *run_id, workflow, *jobs, *workers),
+                    let line = format::run_started_line(
+                        &self.zoned(*ts),
+                        *run_id,
+                        workflow,
+                        *jobs,
+                        *workers,
                     );
                     self.sink.line(&line);
                 }
@@ -200,11 +211,7 @@ impl Reporter for PlainReporter {
             }
             Event::StepStarted { ts, job, step, .. } => {
                 if !self.quiet {
-                    let line = self.clock_zone(
-                        *ts,
-                        |ts| format::step_started_line(ts, job, step),
-                        |ts| format::step_started_line(ts, job, step),
-                    );
+                    let line = format::step_started_line(&self.zoned(*ts), job, step);
                     self.step_line(job, &line);
                 }
             }
@@ -216,11 +223,7 @@ impl Reporter for PlainReporter {
                 ..
             } => {
                 if !self.quiet {
-                    let line = self.clock_zone(
-                        *ts,
-                        |ts| format::output_line(ts, job, step, line),
-                        |ts| format::output_line(ts, job, step, line),
-                    );
+                    let line = format::output_line(&self.zoned(*ts), job, step, line);
                     self.step_line(job, &line);
                 }
             }
@@ -264,27 +267,6 @@ impl Reporter for PlainReporter {
     fn finish(&mut self) -> Result<(), Error> {
         self.flush_all_groups();
         self.sink.finish()
-    }
-}
-
-impl PlainReporter {
-    fn flush_all_groups(&mut self) {
-        let open = self
-            .groups
-            .as_mut()
-            .map(JobGroups::close_all)
-            .unwrap_or_default();
-        for (job, group) in open {
-            if group.is_empty() {
-                continue;
-            }
-            let start = github::group_start(&job, group.attempt);
-            self.sink.write_with(|out| {
-                writeln!(out, "{start}")?;
-                group.write_to(out)?;
-                writeln!(out, "{}", github::GROUP_END)
-            });
-        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`TAIL_LINES`] output lines follow its `✗` line. Step output is otherwise not shown. The
 //! summary table ends the run.
 //!
-//! This layer stays thin: every text comes from [`format`](crate::ui::format); this file only
+//! This layer stays thin: every text comes from [`format`](mod@crate::ui::format); this file only
 //! decides when to add, change and remove bars.
 
 use std::collections::HashMap;

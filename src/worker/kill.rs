@@ -7,7 +7,7 @@
 //!
 //! The escalation for a running step is driven by `process.rs`, which races the grace
 //! period against the child's exit; [`kill_token_processes`] is the blocking variant for
-//! leftovers at the end of a job, or after a crash of CoreFlow, when no child handle exists.
+//! leftovers at the end of a job, or after a crash of `coreflow`, when no child handle exists.
 
 use std::collections::HashSet;
 use std::thread;
@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use super::procfs::{self, ProcStat};
+use super::procfs;
 
 /// How long [`kill_tree`] keeps looking for survivors after SIGKILL: processes that were
 /// forking while the first round hit, or that are slow to die.
@@ -44,52 +44,83 @@ pub(super) fn group_exists(pgid: u32) -> bool {
     pgid > 1 && signal::killpg(nix_pid(pgid), None) != Err(Errno::ESRCH)
 }
 
+/// Whether a live (non-zombie) process is left in the group `pgid` or among `pids`.
+///
+/// Zombies do not count: orphans are reaped by init, and some inits (in containers and
+/// micro-VMs) take a second or more to do it. Blocking: may scan `/proc`.
+pub(super) fn is_any_alive(pgid: u32, pids: &HashSet<u32>) -> bool {
+    if pids.iter().any(|&pid| procfs::is_alive(pid)) {
+        return true;
+    }
+    // Cheap test first; a scan only when the group still has members, live or not.
+    group_exists(pgid)
+        && procfs::all_pids()
+            .into_iter()
+            .filter_map(procfs::read_stat)
+            .any(|stat| stat.pgrp == pgid && !stat.is_zombie())
+}
+
 /// Sends `signal` to one process. Returns whether it existed.
 fn signal_process(pid: u32, signal: Signal) -> bool {
     pid > 1 && signal::kill(nix_pid(pid), signal) != Err(Errno::ESRCH)
 }
 
-/// Sends SIGTERM (then SIGCONT) to the members of the tree — descendants of `root` and
-/// token carriers with their descendants — that are outside the process group `pgid`,
-/// which the caller signals as a whole. Returns the pids signalled, so that the caller can
-/// tell when they are gone.
-pub(super) fn terminate_outside_group(root: Option<u32>, token: &str, pgid: u32) -> Vec<u32> {
+/// Starts a graceful stop of a step whose process group is `pgid`: SIGTERM and SIGCONT to
+/// the group, and to each member of the tree outside it (descendants of `root` that left the
+/// group, token carriers and their descendants). Returns the pids that were signalled, the
+/// group's members included.
+pub(super) fn terminate_step(root: Option<u32>, pgid: u32, token: &str) -> HashSet<u32> {
     let entry = procfs::token_entry(token);
-    let targets: Vec<u32> = procfs::tree_members(root, entry.as_deref())
+    // Scan first: a process forked between the scan and `killpg` still gets the signal,
+    // it is merely not recorded (and may get a second SIGTERM from `terminate_newcomers`).
+    let members = procfs::tree_members(root, Some(pgid), entry.as_deref());
+    signal_group(pgid, Signal::SIGTERM);
+    signal_group(pgid, Signal::SIGCONT);
+    members
         .into_iter()
-        .filter(|stat| stat.pgrp != pgid)
+        .filter(|stat| stat.pgrp == pgid || terminate(stat.pid))
         .map(|stat| stat.pid)
-        .collect();
-    terminate(&targets)
-}
-
-/// SIGTERM, then SIGCONT, to each of `pids`; returns those that existed.
-fn terminate(pids: &[u32]) -> Vec<u32> {
-    pids.iter()
-        .copied()
-        .filter(|&pid| {
-            let existed = signal_process(pid, Signal::SIGTERM);
-            if existed {
-                signal_process(pid, Signal::SIGCONT);
-            }
-            existed
-        })
         .collect()
 }
 
-/// SIGKILLs the whole tree of `root` and of the token carriers, in rounds until a scan of
-/// `/proc` finds no member left (or [`KILL_SETTLE`] has passed). Blocking. Returns the pids
-/// signalled.
-pub(super) fn kill_tree(root: Option<u32>, token: &str) -> HashSet<u32> {
+/// SIGTERM and SIGCONT to the members of the tree (group `pgid` and token carriers) that are
+/// not in `signalled` yet — started after the stop began, typically by a cleanup handler —
+/// and records them.
+pub(super) fn terminate_newcomers(pgid: u32, token: &str, signalled: &mut HashSet<u32>) {
+    let entry = procfs::token_entry(token);
+    for stat in procfs::tree_members(None, Some(pgid), entry.as_deref()) {
+        if !signalled.contains(&stat.pid) && terminate(stat.pid) {
+            signalled.insert(stat.pid);
+        }
+    }
+}
+
+/// SIGTERM, then SIGCONT so that a stopped process can act on it. Returns whether the
+/// process existed.
+fn terminate(pid: u32) -> bool {
+    let existed = signal_process(pid, Signal::SIGTERM);
+    if existed {
+        signal_process(pid, Signal::SIGCONT);
+    }
+    existed
+}
+
+/// SIGKILLs the whole tree — `root` and its descendants, the process group `group`, the
+/// token carriers, and their descendants — in rounds until a scan of `/proc` finds no
+/// member left (or [`KILL_SETTLE`] has passed). Blocking. Returns the pids signalled.
+pub(super) fn kill_tree(root: Option<u32>, group: Option<u32>, token: &str) -> HashSet<u32> {
     let entry = procfs::token_entry(token);
     let mut signalled = HashSet::new();
-    if root.is_none() && entry.is_none() {
+    if root.is_none() && group.is_none() && entry.is_none() {
         return signalled;
+    }
+    if let Some(group) = group {
+        signal_group(group, Signal::SIGKILL);
     }
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
-        let members: Vec<ProcStat> = procfs::tree_members(root, entry.as_deref());
+        let members = procfs::tree_members(root, group, entry.as_deref());
         if members.is_empty() || started.elapsed() > KILL_SETTLE {
             return signalled;
         }
@@ -110,7 +141,7 @@ pub(super) fn kill_tree(root: Option<u32>, token: &str) -> HashSet<u32> {
 /// survivor and for anything they started meanwhile.
 ///
 /// This is for leftovers — background processes a job's steps left running when the job
-/// ends, or whole trees that outlived a crash of CoreFlow. It blocks for up to `grace` plus
+/// ends, or whole trees that outlived a crash of `coreflow`. It blocks for up to `grace` plus
 /// a moment: call it from `spawn_blocking` or a plain thread. An empty token matches
 /// nothing. Returns how many processes were signalled.
 #[must_use = "the count tells whether anything was left over"]
@@ -118,12 +149,14 @@ pub fn kill_token_processes(token: &str, grace: Duration) -> usize {
     let Some(entry) = procfs::token_entry(token) else {
         return 0;
     };
-    let members: Vec<u32> =
-        procfs::tree_members(None, Some(&entry)).into_iter().map(|stat| stat.pid).collect();
+    let members: Vec<u32> = procfs::tree_members(None, None, Some(&entry))
+        .into_iter()
+        .map(|stat| stat.pid)
+        .collect();
     if members.is_empty() {
         return 0;
     }
-    let mut signalled: HashSet<u32> = terminate(&members).into_iter().collect();
+    let mut signalled: HashSet<u32> = members.into_iter().filter(|&pid| terminate(pid)).collect();
     // No child handle to race here: poll the signalled pids, quickly at first.
     let deadline = Instant::now().checked_add(grace);
     let mut pause = Duration::from_millis(1);
@@ -138,7 +171,7 @@ pub fn kill_token_processes(token: &str, grace: Duration) -> usize {
         thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(50));
     }
-    signalled.extend(kill_tree(None, token));
+    signalled.extend(kill_tree(None, None, token));
     signalled.len()
 }
 
@@ -174,21 +207,28 @@ mod tests {
             .expect("sh starts");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout).read_line(&mut line).expect("read the ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
         assert_eq!(line, "ready\n");
         child
     }
 
     fn live_carriers(token: &str) -> Vec<u32> {
         let entry = token_entry(token).expect("valid token");
-        token_carriers(&entry).into_iter().filter(|&pid| is_alive(pid)).collect()
+        token_carriers(&entry)
+            .into_iter()
+            .filter(|&pid| is_alive(pid))
+            .collect()
     }
 
     #[test]
     fn kills_orphans_and_escaped_sessions() {
         let token = unique_token("orphans");
-        let mut child =
-            start("(sleep 1000 &); (setsid sleep 1000 &); echo ready; exec sleep 1000", &token);
+        let mut child = start(
+            "(sleep 1000 &); (setsid sleep 1000 &); echo ready; exec sleep 1000",
+            &token,
+        );
         assert_eq!(live_carriers(&token).len(), 3);
         assert_eq!(kill_token_processes(&token, Duration::from_secs(5)), 3);
         child.wait().expect("reap");
@@ -203,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let marker = dir.path().join("marker");
         let script = format!(
-            "trap 'echo got-term > {}; exit 0' TERM; echo ready; sleep 1000 & wait",
+            "trap 'echo got-term > {}; exit 0' TERM; sleep 1000 & echo ready; wait",
             marker.display()
         );
         let mut child = start(&script, &token);
@@ -227,7 +267,7 @@ mod tests {
     #[test]
     fn empty_token_kills_nothing() {
         assert_eq!(kill_token_processes("", Duration::ZERO), 0);
-        assert!(kill_tree(None, "").is_empty());
+        assert!(kill_tree(None, None, "").is_empty());
     }
 
     #[test]

@@ -40,23 +40,24 @@
 //! # Around a step
 //!
 //! - [`kill_token_processes`] stops, blocking, every process carrying a kill token: for
-//!   what steps left running when their job ends, or what survived a crash of CoreFlow.
+//!   what steps left running when their job ends, or what survived a crash of `coreflow`.
 //! - [`sample_tree`] sums CPU time and memory over a tree from `/proc`.
 //! - [`parse_outputs`] reads the `$COREFLOW_OUTPUT` format (`key=value`, `key<<DELIM`).
 //!
 //! Linux only: the tree is found through `/proc`.
 
+mod command;
+mod error;
 mod kill;
 mod output;
 mod outputs;
 mod process;
 mod procfs;
 
+pub use command::{DEFAULT_GRACE, Program, Shell, ShellError, StepCommand};
+pub use error::Error;
 pub use kill::kill_token_processes;
 pub use output::MAX_LINE;
 pub use outputs::{OutputsError, parse_outputs};
-pub use process::{
-    CancelMode, DEFAULT_GRACE, Error, Program, Shell, ShellError, StepCommand, StepEnd,
-    StepReport, Stream, run_step,
-};
+pub use process::{CancelMode, StepEnd, StepReport, Stream, run_step};
 pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};

@@ -33,23 +33,22 @@ impl LineSplitter {
     /// A splitter with another piece size (tests use small ones).
     pub(super) fn with_max(max: usize) -> Self {
         let max = max.max(1);
-        Self { pending: Vec::new(), mid_line: false, max }
+        Self {
+            pending: Vec::new(),
+            mid_line: false,
+            max,
+        }
     }
 
     /// Feeds one chunk, calling `emit` for every line (or piece of a long line) it
     /// completes, in order.
     pub(super) fn feed(&mut self, mut data: &[u8], emit: &mut dyn FnMut(&[u8])) {
-        while !data.is_empty() {
-            match find_newline(data) {
-                Some(at) => {
-                    self.complete_line(&data[..at], emit);
-                    data = &data[at + 1..];
-                }
-                None => {
-                    self.push_partial(data, emit);
-                    return;
-                }
-            }
+        while let Some(at) = find_newline(data) {
+            self.complete_line(&data[..at], emit);
+            data = &data[at + 1..];
+        }
+        if !data.is_empty() {
+            self.push_partial(data, emit);
         }
     }
 
@@ -159,7 +158,11 @@ fn find_newline(data: &[u8]) -> Option<usize> {
         }
         offset += 8;
     }
-    chunks.remainder().iter().position(|&b| b == b'\n').map(|at| offset + at)
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|at| offset + at)
 }
 
 #[cfg(test)]
@@ -177,7 +180,10 @@ mod tests {
     }
 
     fn texts(lines: &[Vec<u8>]) -> Vec<String> {
-        lines.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
     }
 
     #[test]
@@ -195,7 +201,10 @@ mod tests {
             data[at] = b'x';
         }
         assert_eq!(find_newline(b"\x0a\x0a"), Some(0));
-        assert_eq!(find_newline(b"\x0b\x0a\x0a\x0a\x0a\x0a\x0a\x0a\x0a"), Some(1));
+        assert_eq!(
+            find_newline(b"\x0b\x0a\x0a\x0a\x0a\x0a\x0a\x0a\x0a"),
+            Some(1)
+        );
         assert_eq!(find_newline(b""), None);
     }
 
@@ -221,7 +230,10 @@ mod tests {
     #[test]
     fn long_lines_come_in_bounded_pieces() {
         // In one chunk.
-        assert_eq!(texts(&split_all(4, &[b"abcdefghij\nk\n"])), ["abcd", "efgh", "ij", "k"]);
+        assert_eq!(
+            texts(&split_all(4, &[b"abcdefghij\nk\n"])),
+            ["abcd", "efgh", "ij", "k"]
+        );
         // Byte by byte.
         let text = b"abcdefghij\nk\n";
         let bytes: Vec<&[u8]> = text.chunks(1).collect();
@@ -229,7 +241,11 @@ mod tests {
         // Across chunks of every size.
         for size in 1..=text.len() {
             let chunks: Vec<&[u8]> = text.chunks(size).collect();
-            assert_eq!(texts(&split_all(4, &chunks)), ["abcd", "efgh", "ij", "k"], "{size}");
+            assert_eq!(
+                texts(&split_all(4, &chunks)),
+                ["abcd", "efgh", "ij", "k"],
+                "{size}"
+            );
         }
     }
 
@@ -238,7 +254,10 @@ mod tests {
         for size in 1..=10 {
             let text = b"abcd\nefgh12345678\n\n";
             let chunks: Vec<&[u8]> = text.chunks(size).collect();
-            assert_eq!(texts(&split_all(4, &chunks)), ["abcd", "efgh", "1234", "5678", ""]);
+            assert_eq!(
+                texts(&split_all(4, &chunks)),
+                ["abcd", "efgh", "1234", "5678", ""]
+            );
         }
         assert_eq!(texts(&split_all(4, &[b"abcd"])), ["abcd"]);
         assert_eq!(texts(&split_all(4, &[b"abcdefgh"])), ["abcd", "efgh"]);

@@ -61,7 +61,10 @@ pub enum OutputsError {
 /// An [`OutputsError`] naming the first line that does not fit the format.
 pub fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, OutputsError> {
     let mut outputs = Vec::new();
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate();
     while let Some((index, line)) = lines.next() {
         let number = index + 1;
         if line.trim().is_empty() {
@@ -73,17 +76,26 @@ pub fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, OutputsError> 
             (Some(eq), hd) if hd.is_none_or(|hd| eq < hd) => {
                 let (key, value) = (&line[..eq], &line[eq + 1..]);
                 if key.is_empty() {
-                    return Err(OutputsError::EmptyKey { line: number, separator: "=" });
+                    return Err(OutputsError::EmptyKey {
+                        line: number,
+                        separator: "=",
+                    });
                 }
                 outputs.push((key.to_owned(), value.to_owned()));
             }
             (_, Some(hd)) => {
                 let (key, delimiter) = (&line[..hd], &line[hd + 2..]);
                 if key.is_empty() {
-                    return Err(OutputsError::EmptyKey { line: number, separator: "<<" });
+                    return Err(OutputsError::EmptyKey {
+                        line: number,
+                        separator: "<<",
+                    });
                 }
                 if delimiter.is_empty() {
-                    return Err(OutputsError::EmptyDelimiter { line: number, key: key.to_owned() });
+                    return Err(OutputsError::EmptyDelimiter {
+                        line: number,
+                        key: key.to_owned(),
+                    });
                 }
                 let mut value: Option<String> = None;
                 let mut closed = false;
@@ -131,19 +143,29 @@ mod tests {
     fn simple_pairs_in_order_with_duplicates() {
         assert_eq!(
             pairs("rows=42\nname=orders.csv\nrows=43\n"),
-            [pair("rows", "42"), pair("name", "orders.csv"), pair("rows", "43")]
+            [
+                pair("rows", "42"),
+                pair("name", "orders.csv"),
+                pair("rows", "43")
+            ]
         );
     }
 
     #[test]
     fn value_keeps_everything_after_the_first_equals() {
-        assert_eq!(pairs("url=a=b==c \nempty="), [pair("url", "a=b==c "), pair("empty", "")]);
+        assert_eq!(
+            pairs("url=a=b==c \nempty="),
+            [pair("url", "a=b==c "), pair("empty", "")]
+        );
         assert_eq!(pairs("expr=a<<b"), [pair("expr", "a<<b")]);
     }
 
     #[test]
     fn blank_lines_and_crlf_are_accepted() {
-        assert_eq!(pairs("\n  \r\na=1\r\n\r\nb=2"), [pair("a", "1"), pair("b", "2")]);
+        assert_eq!(
+            pairs("\n  \r\na=1\r\n\r\nb=2"),
+            [pair("a", "1"), pair("b", "2")]
+        );
         assert!(pairs("").is_empty());
     }
 
@@ -152,7 +174,11 @@ mod tests {
         let text = "notes<<EOF\nfirst\n\nthird = x\nEOF\nafter=1\nempty<<END\nEND\n";
         assert_eq!(
             pairs(text),
-            [pair("notes", "first\n\nthird = x"), pair("after", "1"), pair("empty", "")]
+            [
+                pair("notes", "first\n\nthird = x"),
+                pair("after", "1"),
+                pair("empty", "")
+            ]
         );
         // CRLF inside a multi-line value, and `<<` before `=` on the opening line.
         assert_eq!(pairs("k<<a=b\r\nx\r\na=b\r\n"), [pair("k", "x")]);
@@ -160,30 +186,57 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        assert_eq!(parse_outputs("a=1\njunk\n"), Err(OutputsError::Malformed { line: 2 }));
+        assert_eq!(
+            parse_outputs("a=1\njunk\n"),
+            Err(OutputsError::Malformed { line: 2 })
+        );
         assert_eq!(
             parse_outputs("\n=1"),
-            Err(OutputsError::EmptyKey { line: 2, separator: "=" })
+            Err(OutputsError::EmptyKey {
+                line: 2,
+                separator: "="
+            })
         );
         assert_eq!(
             parse_outputs("<<EOF\nEOF"),
-            Err(OutputsError::EmptyKey { line: 1, separator: "<<" })
+            Err(OutputsError::EmptyKey {
+                line: 1,
+                separator: "<<"
+            })
         );
         assert_eq!(
             parse_outputs("a=1\nk<<\n"),
-            Err(OutputsError::EmptyDelimiter { line: 2, key: "k".into() })
+            Err(OutputsError::EmptyDelimiter {
+                line: 2,
+                key: "k".into()
+            })
         );
         let err = parse_outputs("a=1\nnotes<<EOF\nline\nEOF \n").expect_err("unterminated");
         assert_eq!(
             err,
-            OutputsError::Unterminated { line: 2, key: "notes".into(), delimiter: "EOF".into() }
+            OutputsError::Unterminated {
+                line: 2,
+                key: "notes".into(),
+                delimiter: "EOF".into()
+            }
         );
-        assert_eq!(err.to_string(), "line 2: output `notes` is never closed by a line `EOF`");
+        assert_eq!(
+            err.to_string(),
+            "line 2: output `notes` is never closed by a line `EOF`"
+        );
     }
 
     #[test]
     fn never_panics_on_odd_text() {
-        for text in ["=", "<<", "<", "a<<<", "a<<<\n<", "\u{e9}=\u{e9}", "\u{e9}<<\u{e9}\n\u{e9}"] {
+        for text in [
+            "=",
+            "<<",
+            "<",
+            "a<<<",
+            "a<<<\n<",
+            "\u{e9}=\u{e9}",
+            "\u{e9}<<\u{e9}\n\u{e9}",
+        ] {
             let _ = parse_outputs(text);
         }
         assert_eq!(pairs("a<<<\nx\n<"), [pair("a", "x")]);

@@ -10,153 +10,38 @@
 //! Timestamping and storing lines, step environment variables (`COREFLOW_*`), reading
 //! `$COREFLOW_OUTPUT` and turning a start failure into a failed step are the caller's.
 
-use std::ffi::OsString;
+use std::collections::HashSet;
 use std::fmt;
-use std::fs;
 use std::future::poll_fn;
-use std::io::{self, Write};
+use std::io;
 use std::mem::MaybeUninit;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
 use std::process::{ExitStatus, Stdio};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tempfile::TempPath;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
+use super::command::{Launch, StepCommand};
+use super::error::Error;
 use super::kill;
 use super::output::LineSplitter;
-use super::procfs::{self, KILL_TOKEN_VAR, Sampler, TreeSample};
-
-/// The default delay between SIGTERM and SIGKILL (`cancel_grace`).
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+use super::procfs::{KILL_TOKEN_VAR, Sampler, TreeSample};
 
 /// How long output is still read after the main process exited, for what is left in the
 /// pipes. A background process that keeps them open cannot hold the step longer.
 const DRAIN: Duration = Duration::from_millis(100);
 /// How often the process tree's CPU time and memory are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
-/// How often, during a stop, CoreFlow checks whether the rest of the tree is gone after the
+/// How often, during a stop, we check whether the rest of the tree is gone after the
 /// main process exited (the main process itself is awaited, not polled).
 const GROUP_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Bytes read from a pipe at once: a full default pipe buffer.
 const READ_BUFFER: usize = 64 * 1024;
-
-/// The interpreter of a `run:` script (the `shell:` key).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Shell {
-    /// `sh -e -c SCRIPT` (the default).
-    #[default]
-    Sh,
-    /// `bash --noprofile --norc -eo pipefail -c SCRIPT`.
-    Bash,
-    /// `python3 FILE`, the script written to a temporary file.
-    Python3,
-    /// A command template such as `perl {0}`: split on whitespace, each `{0}` replaced by
-    /// the path of a temporary file holding the script.
-    Custom(String),
-}
-
-/// Why a `shell:` value is not a [`Shell`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ShellError {
-    /// Neither a known shell nor a template.
-    #[error(
-        "unknown shell `{0}`: expected `sh`, `bash`, `python3` or a command with `{{0}}` \
-         for the script file, like `perl {{0}}`"
-    )]
-    Unknown(String),
-    /// A template whose first word is not a command.
-    #[error("shell `{0}` must start with a command, like `perl {{0}}`")]
-    NoCommand(String),
-}
-
-impl FromStr for Shell {
-    type Err = ShellError;
-
-    fn from_str(text: &str) -> Result<Self, ShellError> {
-        match text.trim() {
-            "sh" => Ok(Self::Sh),
-            "bash" => Ok(Self::Bash),
-            "python3" => Ok(Self::Python3),
-            template if template.contains("{0}") => {
-                match template.split_whitespace().next() {
-                    Some(command) if !command.contains("{0}") => {
-                        Ok(Self::Custom(template.to_owned()))
-                    }
-                    _ => Err(ShellError::NoCommand(text.to_owned())),
-                }
-            }
-            _ => Err(ShellError::Unknown(text.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for Shell {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sh => f.write_str("sh"),
-            Self::Bash => f.write_str("bash"),
-            Self::Python3 => f.write_str("python3"),
-            Self::Custom(template) => f.write_str(template),
-        }
-    }
-}
-
-/// What a step runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Program {
-    /// A `run:` script and its shell.
-    Script {
-        /// The interpreter.
-        shell: Shell,
-        /// The script text.
-        script: String,
-    },
-    /// A `command:` argv: the program and its arguments, without a shell.
-    Argv(Vec<String>),
-}
-
-/// Everything needed to run one step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepCommand {
-    /// What to run.
-    pub program: Program,
-    /// The working directory; it must exist.
-    pub cwd: PathBuf,
-    /// Variables added on top of CoreFlow's own environment, later entries winning.
-    pub env: Vec<(String, String)>,
-    /// Stop the step after this long (counted from its start).
-    pub timeout: Option<Duration>,
-    /// The delay between SIGTERM and SIGKILL on timeout or graceful cancel.
-    pub grace: Duration,
-    /// Exported as `COREFLOW_KILL_TOKEN`, so that every process the step starts can be
-    /// found again, even one that left the process group. It should be unique to the step
-    /// or job; an empty token disables that search.
-    pub kill_token: String,
-}
-
-impl StepCommand {
-    /// A command with no extra environment, no timeout and the default grace.
-    #[must_use]
-    pub fn new(program: Program, cwd: impl Into<PathBuf>, kill_token: impl Into<String>) -> Self {
-        Self {
-            program,
-            cwd: cwd.into(),
-            env: Vec::new(),
-            timeout: None,
-            grace: DEFAULT_GRACE,
-            kill_token: kill_token.into(),
-        }
-    }
-}
 
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,11 +83,11 @@ pub enum CancelMode {
 pub enum StepEnd {
     /// The main process exited with this code.
     Exited(i32),
-    /// The main process was killed by this signal (not by CoreFlow).
+    /// The main process was killed by this signal (not by the timeout or a cancel).
     Signaled(i32),
-    /// CoreFlow stopped the step because its timeout passed.
+    /// The step was stopped because its timeout passed.
     TimedOut,
-    /// CoreFlow stopped the step because it was cancelled.
+    /// The step was stopped because it was cancelled.
     Cancelled,
 }
 
@@ -228,63 +113,6 @@ pub struct StepReport {
     pub peak_rss_bytes: u64,
     /// User and system CPU time of the tree, in milliseconds.
     pub cpu_ms: u64,
-}
-
-/// Why a step could not be run.
-///
-/// Messages are complete sentences fragments for a step's log: the cause is part of the
-/// message, not a separate `source`.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// `command: []`.
-    #[error("empty command: the first item must name the program to run")]
-    EmptyCommand,
-    /// The working directory is missing or not a directory.
-    #[error("cannot use working directory `{}`: {error}", .path.display())]
-    WorkingDirectory {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        error: io::Error,
-    },
-    /// The script could not be written to a temporary file.
-    #[error("cannot write the script for shell `{shell}` to a temporary file: {error}")]
-    Script {
-        /// The shell.
-        shell: String,
-        /// Why.
-        error: io::Error,
-    },
-    /// The program could not be started (not found, not executable, …).
-    #[error("cannot start `{program}`: {error}")]
-    Spawn {
-        /// The program, as written.
-        program: String,
-        /// Why.
-        error: io::Error,
-    },
-    /// Waiting for the process failed; it was killed.
-    #[error("cannot wait for `{program}` (pid {pid}): {error}")]
-    Wait {
-        /// The program, as written.
-        program: String,
-        /// Its pid.
-        pid: u32,
-        /// Why.
-        error: io::Error,
-    },
-}
-
-impl Error {
-    /// The exit code a shell reports for the same failure: 126 when the program exists but
-    /// cannot be executed, 127 otherwise (not found, unusable directory, …).
-    #[must_use]
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Self::Spawn { error, .. } if error.kind() == io::ErrorKind::PermissionDenied => 126,
-            _ => 127,
-        }
-    }
 }
 
 /// Runs one step to its end and reports how it ended.
@@ -330,11 +158,26 @@ pub async fn run_step(
         .process_group(0)
         .kill_on_drop(false);
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|error| launch.spawn_error(cmd, error))?;
-    let pid = child.id().expect("a child that was just spawned has a pid");
-    let guard = TreeGuard { pgid: pid, token: cmd.kill_token.clone(), armed: true };
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut child = command
+        .spawn()
+        .map_err(|error| launch.spawn_error(cmd, error))?;
+    // A freshly spawned child has a pid and the pipes asked for; were it otherwise, the
+    // child is killed on drop of the Tokio handle.
+    let (Some(pid), Some(stdout), Some(stderr)) =
+        (child.id(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.start_kill();
+        let error = io::Error::other("the new process has no pid or pipes");
+        return Err(Error::Spawn {
+            program: launch.display,
+            error,
+        });
+    };
+    let guard = TreeGuard {
+        pgid: pid,
+        token: cmd.kill_token.clone(),
+        armed: true,
+    };
     let sampler = Arc::new(Mutex::new(Sampler::new(&cmd.kill_token)));
     // The first sample, right away: a light one, which only follows the tree's own links.
     let first = lock(&sampler).sample(pid, false);
@@ -352,122 +195,17 @@ pub async fn run_step(
     };
     supervisor.peak.add_sample(first);
     let report = supervisor
-        .supervise(reaper, Pipe::new(stdout, Stream::Stdout), Pipe::new(stderr, Stream::Stderr), cancel, sink)
+        .supervise(
+            reaper,
+            Pipe::new(stdout, Stream::Stdout),
+            Pipe::new(stderr, Stream::Stderr),
+            cancel,
+            sink,
+        )
         .await;
     // The script file must outlive the child; it is removed here.
     drop(launch.script);
     report
-}
-
-/// A program resolved for spawning.
-struct Launch {
-    program: OsString,
-    args: Vec<OsString>,
-    /// The program as the user wrote it, for messages.
-    display: String,
-    /// The temporary script file, removed on drop.
-    script: Option<TempPath>,
-}
-
-impl Launch {
-    fn prepare(cmd: &StepCommand) -> Result<Self, Error> {
-        let (program, args, script): (String, Vec<OsString>, Option<TempPath>) = match &cmd
-            .program
-        {
-            Program::Argv(argv) => {
-                let (program, args) = argv.split_first().ok_or(Error::EmptyCommand)?;
-                (program.clone(), args.iter().map(OsString::from).collect(), None)
-            }
-            Program::Script { shell: Shell::Sh, script } => {
-                ("sh".to_owned(), ["-e", "-c", script].map(OsString::from).to_vec(), None)
-            }
-            Program::Script { shell: Shell::Bash, script } => {
-                let args = ["--noprofile", "--norc", "-eo", "pipefail", "-c", script];
-                ("bash".to_owned(), args.map(OsString::from).to_vec(), None)
-            }
-            Program::Script { shell: Shell::Python3, script } => {
-                let file = write_script(script, ".py", &Shell::Python3)?;
-                ("python3".to_owned(), vec![file.as_os_str().to_owned()], Some(file))
-            }
-            Program::Script { shell: shell @ Shell::Custom(template), script } => {
-                let mut words = template.split_whitespace();
-                let program = words.next().ok_or(Error::EmptyCommand)?.to_owned();
-                let file = write_script(script, "", shell)?;
-                let args = words.map(|word| substitute(word, &file)).collect();
-                (program, args, Some(file))
-            }
-        };
-        if program.is_empty() {
-            return Err(Error::EmptyCommand);
-        }
-        Ok(Self { program: resolve_program(&program, cmd), args, display: program, script })
-    }
-
-    /// Names the failure precisely: a bad working directory makes the spawn fail with the
-    /// same `ENOENT` as a missing program.
-    fn spawn_error(&self, cmd: &StepCommand, error: io::Error) -> Error {
-        match fs::metadata(&cmd.cwd) {
-            Err(error) => Error::WorkingDirectory { path: cmd.cwd.clone(), error },
-            Ok(meta) if !meta.is_dir() => Error::WorkingDirectory {
-                path: cmd.cwd.clone(),
-                error: io::ErrorKind::NotADirectory.into(),
-            },
-            Ok(_) => Error::Spawn { program: self.display.clone(), error },
-        }
-    }
-}
-
-/// Writes a script to a new temporary file, closed when this returns.
-fn write_script(script: &str, suffix: &str, shell: &Shell) -> Result<TempPath, Error> {
-    let error = |error| Error::Script { shell: shell.to_string(), error };
-    let mut file = tempfile::Builder::new()
-        .prefix("coreflow-step-")
-        .suffix(suffix)
-        .tempfile()
-        .map_err(error)?;
-    file.write_all(script.as_bytes()).map_err(error)?;
-    file.flush().map_err(error)?;
-    Ok(file.into_temp_path())
-}
-
-/// A template word with every `{0}` replaced by `path` (which need not be UTF-8).
-fn substitute(word: &str, path: &Path) -> OsString {
-    let mut out = OsString::new();
-    let mut parts = word.split("{0}");
-    if let Some(first) = parts.next() {
-        out.push(first);
-    }
-    for part in parts {
-        out.push(path.as_os_str());
-        out.push(part);
-    }
-    out
-}
-
-/// The program to hand to the OS.
-///
-/// When the step sets its own `PATH`, a bare program name is looked up in that `PATH` here:
-/// the standard library would otherwise fall back from `posix_spawn` to `fork` + `exec`,
-/// which is much slower from a large parent (see PERFORMANCE.md). Not found, the name is
-/// left as is and the spawn reports it.
-fn resolve_program(program: &str, cmd: &StepCommand) -> OsString {
-    if program.contains('/') {
-        return program.into();
-    }
-    let Some((_, path)) = cmd.env.iter().rev().find(|(key, _)| key == "PATH") else {
-        return program.into();
-    };
-    for dir in path.split(':') {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(dir) };
-        let dir = if dir.is_relative() { cmd.cwd.join(dir) } else { dir.to_owned() };
-        let candidate = dir.join(program);
-        let executable = fs::metadata(&candidate)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0);
-        if executable {
-            return candidate.into_os_string();
-        }
-    }
-    program.into()
 }
 
 /// Kills the step's tree if [`run_step`] is dropped before the step ended.
@@ -487,7 +225,7 @@ impl Drop for TreeGuard {
         // run on an async worker thread.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let token = std::mem::take(&mut self.token);
-            drop(runtime.spawn_blocking(move || kill::kill_tree(None, &token)));
+            drop(runtime.spawn_blocking(move || kill::kill_tree(None, None, &token)));
         }
     }
 }
@@ -518,7 +256,8 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
             Ok(0) => self.close(sink),
             Ok(n) => {
                 let stream = self.stream;
-                self.lines.feed(&self.buf[..n], &mut |line| sink(stream, line));
+                self.lines
+                    .feed(&self.buf[..n], &mut |line| sink(stream, line));
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             // A failing pipe read has no remedy; treat it as the end of the stream.
@@ -568,8 +307,9 @@ async fn reap(mut child: Child, pid: u32) -> (io::Result<ExitStatus>, Option<Exi
 /// stays a zombie for Tokio to reap. This gives exact CPU time and peak memory even for a
 /// step that lived less than one sampling period.
 fn exited_usage(pid: u32) -> Option<ExitUsage> {
-    let id = libc::c_long::try_from(pid).ok()?;
-    let idtype = libc::c_long::try_from(libc::P_PID).ok()?;
+    // Integer arguments of `syscall` are read as C longs.
+    let id = libc::c_long::from(libc::pid_t::try_from(pid).ok()?);
+    let idtype = libc::c_long::from(libc::c_int::try_from(libc::P_PID).ok()?);
     let options = libc::c_long::from(libc::WEXITED | libc::WNOWAIT | libc::WNOHANG);
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     let mut usage = MaybeUninit::<libc::rusage>::zeroed();
@@ -604,7 +344,9 @@ fn exited_usage(pid: u32) -> Option<ExitUsage> {
     };
     Some(ExitUsage {
         cpu_ms: ms(usage.ru_utime).saturating_add(ms(usage.ru_stime)),
-        max_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024),
+        max_rss_bytes: u64::try_from(usage.ru_maxrss)
+            .unwrap_or(0)
+            .saturating_mul(1024),
     })
 }
 
@@ -639,8 +381,8 @@ struct Stop {
     end: StepEnd,
     /// Whether SIGKILL was sent; until then the tree has its grace.
     killed: bool,
-    /// Processes outside the group that got SIGTERM.
-    escaped: Vec<u32>,
+    /// The processes that got SIGTERM (those of the group through `killpg`).
+    signalled: HashSet<u32>,
 }
 
 /// The state of one running step.
@@ -681,8 +423,7 @@ impl Supervisor<'_> {
         let mut drain_over = pin!(tokio::time::sleep_until(never));
         let mut draining = false;
         let mut cancel_open = true;
-        let mut sample_tick =
-            tokio::time::interval_at(self.started + SAMPLE_EVERY, SAMPLE_EVERY);
+        let mut sample_tick = tokio::time::interval_at(self.started + SAMPLE_EVERY, SAMPLE_EVERY);
         sample_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut group_check = tokio::time::interval(GROUP_CHECK_EVERY);
         group_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -719,14 +460,17 @@ impl Supervisor<'_> {
                         self.peak.add_exit(usage);
                     }
                     self.guard.armed = stopping;
+                    if stopping {
+                        self.terminate_newcomers().await;
+                    }
                 }
                 changed = cancel.changed(), if cancel_open => {
-                    let mode = match changed {
-                        Ok(()) => *cancel.borrow_and_update(),
-                        Err(_) => {
-                            cancel_open = false;
-                            None
-                        }
+                    let mode = if changed.is_ok() {
+                        *cancel.borrow_and_update()
+                    } else {
+                        // The sender is gone: no cancel can come any more.
+                        cancel_open = false;
+                        None
                     };
                     // A cancel after the main process exited by itself changes nothing.
                     if let Some(mode) = mode && (self.exit.is_none() || stopping) {
@@ -742,7 +486,7 @@ impl Supervisor<'_> {
                     self.kill().await;
                 }
                 _ = group_check.tick(), if stopping && self.exit.is_some() => {
-                    if !self.is_tree_alive() {
+                    if !self.is_tree_alive().await {
                         self.kill().await;
                     }
                 }
@@ -776,7 +520,11 @@ impl Supervisor<'_> {
     /// Starts stopping the tree, or escalates a graceful stop to SIGKILL.
     async fn stop(&mut self, end: StepEnd, mode: CancelMode, grace_over: Pin<&mut Sleep>) {
         if self.stop.is_none() {
-            self.stop = Some(Stop { end, killed: false, escaped: Vec::new() });
+            self.stop = Some(Stop {
+                end,
+                killed: false,
+                signalled: HashSet::new(),
+            });
             self.guard.armed = true;
             if mode == CancelMode::Graceful {
                 self.terminate().await;
@@ -790,19 +538,34 @@ impl Supervisor<'_> {
         }
     }
 
-    /// SIGTERM to the group and to the escaped members of the tree.
+    /// SIGTERM to the group and to the members of the tree that left it.
     async fn terminate(&mut self) {
-        kill::signal_group(self.pid, Signal::SIGTERM);
-        kill::signal_group(self.pid, Signal::SIGCONT);
         let root = self.exit.is_none().then_some(self.pid);
         let (token, pgid) = (self.cmd.kill_token.clone(), self.pid);
-        let escaped = tokio::task::spawn_blocking(move || {
-            kill::terminate_outside_group(root, &token, pgid)
-        })
-        .await
-        .unwrap_or_default();
+        let signalled =
+            tokio::task::spawn_blocking(move || kill::terminate_step(root, pgid, &token))
+                .await
+                .unwrap_or_default();
         if let Some(stop) = &mut self.stop {
-            stop.escaped = escaped;
+            stop.signalled = signalled;
+        }
+    }
+
+    /// After the main process exited during a stop: SIGTERM to what was started after the
+    /// first one, which would otherwise wait out the whole grace unwarned.
+    async fn terminate_newcomers(&mut self) {
+        let Some(stop) = &mut self.stop else {
+            return;
+        };
+        let mut signalled = std::mem::take(&mut stop.signalled);
+        let (token, pgid) = (self.cmd.kill_token.clone(), self.pid);
+        let joined = tokio::task::spawn_blocking(move || {
+            kill::terminate_newcomers(pgid, &token, &mut signalled);
+            signalled
+        })
+        .await;
+        if let Ok(signalled) = joined {
+            stop.signalled = signalled;
         }
     }
 
@@ -816,28 +579,33 @@ impl Supervisor<'_> {
         }
         kill::signal_group(self.pid, Signal::SIGKILL);
         let root = self.exit.is_none().then_some(self.pid);
-        let token = self.cmd.kill_token.clone();
+        let (token, pgid) = (self.cmd.kill_token.clone(), self.pid);
         // Joining only fails if the sweep panicked; the group got SIGKILL already.
-        let _ = tokio::task::spawn_blocking(move || kill::kill_tree(root, &token)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || kill::kill_tree(root, Some(pgid), &token)).await;
         self.guard.armed = self.exit.is_none();
     }
 
-    /// During a stop, after the main process exited: whether anything that got SIGTERM is
-    /// still alive. If not, there is no point in waiting out the grace.
-    fn is_tree_alive(&self) -> bool {
-        kill::group_exists(self.pid)
-            || self.stop.as_ref().is_some_and(|stop| {
-                stop.escaped.iter().any(|&pid| procfs::is_alive(pid))
-            })
+    /// During a stop, after the main process exited: whether anything that got SIGTERM (or
+    /// is in the group) is still alive. If not, there is no point in waiting out the grace.
+    async fn is_tree_alive(&self) -> bool {
+        let pgid = self.pid;
+        let signalled = self
+            .stop
+            .as_ref()
+            .map(|stop| stop.signalled.clone())
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || kill::is_any_alive(pgid, &signalled))
+            .await
+            .unwrap_or(true)
     }
 
     /// A full sample, token carriers included, off the async threads.
     async fn sample(&mut self) {
         let sampler = Arc::clone(&self.sampler);
         let pid = self.pid;
-        let sampled =
-            tokio::task::spawn_blocking(move || lock(&sampler).sample(pid, true)).await;
-        if let Ok(sample) = sampled {
+        let joined = tokio::task::spawn_blocking(move || lock(&sampler).sample(pid, true)).await;
+        if let Ok(sample) = joined {
             self.peak.add_sample(sample);
         }
     }
@@ -856,7 +624,7 @@ fn status_end(status: ExitStatus) -> StepEnd {
 
 /// An instant no step reaches, for timers that are not armed.
 fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+    Instant::now() + Duration::from_hours(24 * 365 * 30)
 }
 
 #[cfg(test)]
@@ -869,10 +637,9 @@ mod tests {
 
     use tokio::sync::watch;
 
-    use super::{
-        CancelMode, Error, Program, Shell, ShellError, StepCommand, StepEnd, StepReport, Stream,
-        resolve_program, run_step,
-    };
+    use super::{CancelMode, StepEnd, StepReport, Stream, run_step};
+    use crate::worker::command::{Program, Shell, StepCommand};
+    use crate::worker::error::Error;
     use crate::worker::kill::kill_token_processes;
     use crate::worker::procfs::{all_pids, is_alive, read_stat, token_carriers, token_entry};
 
@@ -891,7 +658,10 @@ mod tests {
     }
 
     fn script_in(shell: Shell, script: &str) -> StepCommand {
-        let program = Program::Script { shell, script: script.to_owned() };
+        let program = Program::Script {
+            shell,
+            script: script.to_owned(),
+        };
         StepCommand::new(program, std::env::temp_dir(), unique_token("step"))
     }
 
@@ -935,13 +705,20 @@ mod tests {
     }
 
     fn of(lines: &Lines, stream: Stream) -> Vec<&str> {
-        lines.iter().filter(|(s, _)| *s == stream).map(|(_, l)| l.as_str()).collect()
+        lines
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, l)| l.as_str())
+            .collect()
     }
 
     /// Live processes carrying `token`.
     fn live_carriers(token: &str) -> Vec<u32> {
         let entry = token_entry(token).expect("valid token");
-        token_carriers(&entry).into_iter().filter(|&pid| is_alive(pid)).collect()
+        token_carriers(&entry)
+            .into_iter()
+            .filter(|&pid| is_alive(pid))
+            .collect()
     }
 
     /// Live processes in the process group `pgid`.
@@ -954,33 +731,22 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn parses_shells() {
-        assert_eq!("sh".parse(), Ok(Shell::Sh));
-        assert_eq!(" bash ".parse(), Ok(Shell::Bash));
-        assert_eq!("python3".parse(), Ok(Shell::Python3));
-        assert_eq!("perl {0}".parse(), Ok(Shell::Custom("perl {0}".into())));
-        assert_eq!("bash -x {0}".parse::<Shell>().map(|s| s.to_string()), Ok("bash -x {0}".into()));
-        assert_eq!("zsh".parse::<Shell>(), Err(ShellError::Unknown("zsh".into())));
-        assert_eq!("{0}".parse::<Shell>(), Err(ShellError::NoCommand("{0}".into())));
-        assert_eq!(" {0} x".parse::<Shell>(), Err(ShellError::NoCommand(" {0} x".into())));
-        let message = "fish".parse::<Shell>().expect_err("unknown").to_string();
-        assert_eq!(
-            message,
-            "unknown shell `fish`: expected `sh`, `bash`, `python3` or a command with `{0}` \
-             for the script file, like `perl {0}`"
-        );
-    }
-
     #[tokio::test]
     async fn captures_both_streams_in_order() {
-        let cmd = sh("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; printf 'cr\\r\\nlast'");
+        let cmd =
+            sh("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; printf 'cr\\r\\nlast'");
         let (report, lines) = run(&cmd).await;
         assert_eq!(report.end, StepEnd::Exited(0));
         assert!(report.end.is_success());
         assert!(report.pid > 0);
-        assert_eq!(of(&lines, Stream::Stdout), ["out1", "out2", "out3", "out4", "out5", "cr", "last"]);
-        assert_eq!(of(&lines, Stream::Stderr), ["err1", "err2", "err3", "err4", "err5"]);
+        assert_eq!(
+            of(&lines, Stream::Stdout),
+            ["out1", "out2", "out3", "out4", "out5", "cr", "last"]
+        );
+        assert_eq!(
+            of(&lines, Stream::Stderr),
+            ["err1", "err2", "err3", "err4", "err5"]
+        );
     }
 
     #[tokio::test]
@@ -1014,19 +780,21 @@ mod tests {
     #[tokio::test]
     async fn python_and_custom_shells_run_a_script_file() {
         let mut cmd = script_in(Shell::Python3, "import os\nprint(os.environ['GREETING'])");
-        cmd.env.push(("GREETING".into(), "hello from python".into()));
+        cmd.env
+            .push(("GREETING".into(), "hello from python".into()));
         let (report, lines) = run(&cmd).await;
         assert_eq!(report.end, StepEnd::Exited(0), "{lines:?}");
         assert_eq!(of(&lines, Stream::Stdout), ["hello from python"]);
 
-        let (report, lines) = run(&script_in(Shell::Custom("perl {0}".into()), "print \"hi\\n\";")).await;
+        let (report, lines) = run(&script_in(
+            Shell::Custom("perl {0}".into()),
+            "print \"hi\\n\";",
+        ))
+        .await;
         assert_eq!(report.end, StepEnd::Exited(0), "{lines:?}");
         assert_eq!(of(&lines, Stream::Stdout), ["hi"]);
 
         // `{0}` inside a word, extra words, and the file removed afterwards.
-        let custom = Shell::Custom("sh -c {0}_x $0 --path={0}".into());
-        let (report, lines) = run(&script_in(custom, "ignored")).await;
-        assert_eq!(report.end, StepEnd::Exited(127), "{lines:?}");
         let custom = Shell::Custom("sh -eu {0} --path={0}".into());
         let (report, lines) = run(&script_in(custom, "echo \"$0\"; echo \"$1\"")).await;
         assert_eq!(report.end, StepEnd::Exited(0), "{lines:?}");
@@ -1048,13 +816,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = sh("pwd; echo \"$FOO\"; echo \"$COREFLOW_KILL_TOKEN\"; cat; echo eof");
         cmd.cwd = dir.path().to_owned();
-        cmd.env = vec![("FOO".into(), "first".into()), ("FOO".into(), "second".into())];
+        cmd.env = vec![
+            ("FOO".into(), "first".into()),
+            ("FOO".into(), "second".into()),
+        ];
         let (report, lines) = run(&cmd).await;
         assert_eq!(report.end, StepEnd::Exited(0));
         let cwd = dir.path().canonicalize().expect("canonical");
         assert_eq!(
             of(&lines, Stream::Stdout),
-            [cwd.to_str().expect("utf-8"), "second", cmd.kill_token.as_str(), "eof"]
+            [
+                cwd.to_str().expect("utf-8"),
+                "second",
+                cmd.kill_token.as_str(),
+                "eof"
+            ]
         );
     }
 
@@ -1065,10 +841,10 @@ mod tests {
         fs::write(&tool, "#!/bin/sh\necho my tool\n").expect("write");
         fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut cmd = argv(&["my-tool"]);
-        cmd.env.push(("PATH".into(), format!("/nonexistent:{}:/usr/bin:/bin", dir.path().display())));
-        assert_eq!(resolve_program("my-tool", &cmd), tool.as_os_str());
-        assert_eq!(resolve_program("./my-tool", &cmd), "./my-tool");
-        assert_eq!(resolve_program("nothing-here", &cmd), "nothing-here");
+        cmd.env.push((
+            "PATH".into(),
+            format!("/nonexistent:{}:/usr/bin:/bin", dir.path().display()),
+        ));
         let (report, lines) = run(&cmd).await;
         assert_eq!(report.end, StepEnd::Exited(0));
         assert_eq!(of(&lines, Stream::Stdout), ["my tool"]);
@@ -1080,11 +856,14 @@ mod tests {
         let mut sink = |_: Stream, _: &[u8]| {};
 
         let cmd = argv(&["coreflow-no-such-program"]);
-        let err = run_step(&cmd, rx.clone(), &mut sink).await.expect_err("not found");
+        let err = run_step(&cmd, rx.clone(), &mut sink)
+            .await
+            .expect_err("not found");
         assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
         assert_eq!(err.exit_code(), 127);
         assert!(
-            err.to_string().starts_with("cannot start `coreflow-no-such-program`: "),
+            err.to_string()
+                .starts_with("cannot start `coreflow-no-such-program`: "),
             "{err}"
         );
 
@@ -1092,19 +871,27 @@ mod tests {
         let file = dir.path().join("not-executable");
         fs::write(&file, "echo hi\n").expect("write");
         let cmd = argv(&[file.to_str().expect("utf-8")]);
-        let err = run_step(&cmd, rx.clone(), &mut sink).await.expect_err("not executable");
+        let err = run_step(&cmd, rx.clone(), &mut sink)
+            .await
+            .expect_err("not executable");
         assert_eq!(err.exit_code(), 126, "{err}");
 
         let mut cmd = sh("true");
         cmd.cwd = dir.path().join("missing");
-        let err = run_step(&cmd, rx.clone(), &mut sink).await.expect_err("no cwd");
+        let err = run_step(&cmd, rx.clone(), &mut sink)
+            .await
+            .expect_err("no cwd");
         assert!(matches!(err, Error::WorkingDirectory { .. }), "{err:?}");
         assert!(err.to_string().contains("missing"), "{err}");
         assert_eq!(err.exit_code(), 127);
 
-        let err = run_step(&argv(&[]), rx.clone(), &mut sink).await.expect_err("empty");
+        let err = run_step(&argv(&[]), rx.clone(), &mut sink)
+            .await
+            .expect_err("empty");
         assert!(matches!(err, Error::EmptyCommand));
-        let err = run_step(&argv(&[""]), rx, &mut sink).await.expect_err("empty name");
+        let err = run_step(&argv(&[""]), rx, &mut sink)
+            .await
+            .expect_err("empty name");
         assert!(matches!(err, Error::EmptyCommand));
     }
 
@@ -1135,7 +922,7 @@ mod tests {
         let mut cmd = sh("echo started; sleep 1000");
         cmd.timeout = Some(Duration::from_millis(100));
         // SIGTERM works here, so the grace is never waited out.
-        cmd.grace = Duration::from_secs(3600);
+        cmd.grace = Duration::from_hours(1);
         let (report, lines) = run(&cmd).await;
         assert_eq!(report.end, StepEnd::TimedOut);
         assert_eq!(of(&lines, Stream::Stdout), ["started"]);
@@ -1154,7 +941,11 @@ mod tests {
                  echo started; sleep 1000"
             ));
             cmd.timeout = Some(Duration::from_millis(200));
-            cmd.grace = if ignore_term { Duration::from_millis(200) } else { HANG * 10 };
+            cmd.grace = if ignore_term {
+                Duration::from_millis(200)
+            } else {
+                HANG * 10
+            };
             let (report, lines) = run(&cmd).await;
             assert_eq!(report.end, StepEnd::TimedOut, "{name}");
             assert_eq!(of(&lines, Stream::Stdout), ["started"], "{name}");
@@ -1188,7 +979,10 @@ mod tests {
         let mut cmd = sh("trap 'echo got term' TERM; echo ready; \
                           while true; do sleep 1000 & wait; done");
         cmd.grace = HANG * 10;
-        let on = [("ready", CancelMode::Graceful), ("got term", CancelMode::Kill)];
+        let on = [
+            ("ready", CancelMode::Graceful),
+            ("got term", CancelMode::Kill),
+        ];
         let (report, lines) = run_cancelling(&cmd, &on).await;
         assert_eq!(report.end, StepEnd::Cancelled);
         assert_eq!(of(&lines, Stream::Stdout)[..2], ["ready", "got term"]);
@@ -1229,7 +1023,9 @@ mod tests {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
         let mut sink = move |_: Stream, line: &[u8]| {
-            if line == b"ready" && let Some(tx) = ready_tx.take() {
+            if line == b"ready"
+                && let Some(tx) = ready_tx.take()
+            {
                 let _ = tx.send(());
             }
         };

@@ -30,7 +30,7 @@ pub struct TreeSample {
     pub processes: u32,
 }
 
-/// The fields of `/proc/<pid>/stat` that CoreFlow uses.
+/// The fields of `/proc/<pid>/stat` that are used here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ProcStat {
     pub(super) pid: u32,
@@ -66,13 +66,21 @@ pub(super) fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
         Some(u64::try_from(value).unwrap_or(0))
     };
     let state = *fields.first()?.as_bytes().first()?;
-    let ppid = u32::try_from(signed(1)?).ok()?;
+    let parent = u32::try_from(signed(1)?).ok()?;
     let pgrp = u32::try_from(signed(2)?).ok()?;
-    let (utime, stime) = (unsigned(11)?, unsigned(12)?);
-    let (cutime, cstime) = (signed(13)?, signed(14)?);
+    // utime, stime, then cutime and cstime: the process's own time and its reaped children's.
+    let own = unsigned(11)?.saturating_add(unsigned(12)?);
+    let reaped = signed(13)?.saturating_add(signed(14)?);
     let rss_pages = signed(21)?;
-    let cpu_ticks = utime.saturating_add(stime).saturating_add(cutime).saturating_add(cstime);
-    Some(ProcStat { pid, ppid, pgrp, state, cpu_ticks, rss_pages })
+    let cpu_ticks = own.saturating_add(reaped);
+    Some(ProcStat {
+        pid,
+        ppid: parent,
+        pgrp,
+        state,
+        cpu_ticks,
+        rss_pages,
+    })
 }
 
 /// Reads `/proc/<pid>/stat`; `None` when the process is gone.
@@ -91,7 +99,8 @@ pub(super) fn all_pids() -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok()).collect()
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// `COREFLOW_KILL_TOKEN=<token>`, the entry to look for in environments; `None` for a token
@@ -110,17 +119,24 @@ pub(super) fn carries_token(pid: u32, entry: &[u8]) -> bool {
         .is_ok_and(|environ| environ.split(|&b| b == 0).any(|item| item == entry))
 }
 
-/// Every process that carries `entry`, except CoreFlow itself.
+/// Every process that carries `entry`, except the current process.
 #[cfg(test)]
 pub(super) fn token_carriers(entry: &[u8]) -> Vec<u32> {
     let me = std::process::id();
-    all_pids().into_iter().filter(|&pid| pid != me && carries_token(pid, entry)).collect()
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me && carries_token(pid, entry))
+        .collect()
 }
 
-/// Every live process that belongs to a tree: `root`'s descendants and the token carriers
-/// with their descendants, from one full scan of `/proc`, without CoreFlow itself (nor
-/// init). `root` itself is included when it is alive.
-pub(super) fn tree_members(root: Option<u32>, entry: Option<&[u8]>) -> Vec<ProcStat> {
+/// Every live process that belongs to a tree: `root` and its descendants, the members of
+/// the process group `group` and the token carriers, with their descendants; from one full
+/// scan of `/proc`, without the current process (nor init).
+pub(super) fn tree_members(
+    root: Option<u32>,
+    group: Option<u32>,
+    entry: Option<&[u8]>,
+) -> Vec<ProcStat> {
     let me = std::process::id();
     let stats: Vec<ProcStat> = all_pids()
         .into_iter()
@@ -129,15 +145,26 @@ pub(super) fn tree_members(root: Option<u32>, entry: Option<&[u8]>) -> Vec<ProcS
         .filter(|stat| !stat.is_zombie())
         .collect();
     let mut roots: Vec<u32> = root.into_iter().collect();
+    if let Some(group) = group {
+        roots.extend(stats.iter().filter(|s| s.pgrp == group).map(|s| s.pid));
+    }
     if let Some(entry) = entry {
-        roots.extend(stats.iter().map(|s| s.pid).filter(|&pid| carries_token(pid, entry)));
+        roots.extend(
+            stats
+                .iter()
+                .map(|s| s.pid)
+                .filter(|&pid| carries_token(pid, entry)),
+        );
     }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for stat in &stats {
         children.entry(stat.ppid).or_default().push(stat.pid);
     }
     let members = walk(roots, |pid| children.get(&pid).cloned().unwrap_or_default());
-    stats.into_iter().filter(|stat| members.contains(&stat.pid)).collect()
+    stats
+        .into_iter()
+        .filter(|stat| members.contains(&stat.pid))
+        .collect()
 }
 
 /// Breadth-first walk from `roots` along `children_of`, each process once.
@@ -162,7 +189,10 @@ fn children_from_task_files(pid: u32) -> Vec<u32> {
         let mut path = task.path();
         path.push("children");
         if let Ok(text) = fs::read_to_string(&path) {
-            children.extend(text.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            children.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     children
@@ -213,7 +243,11 @@ pub(super) struct Sampler {
 impl Sampler {
     /// A sampler for the tree marked by `token`.
     pub(super) fn new(token: &str) -> Self {
-        Self { entry: token_entry(token), carriers: HashSet::new(), not_carriers: HashSet::new() }
+        Self {
+            entry: token_entry(token),
+            carriers: HashSet::new(),
+            not_carriers: HashSet::new(),
+        }
     }
 
     /// Sums CPU time and memory over `root`'s tree.
@@ -230,8 +264,7 @@ impl Sampler {
             self.not_carriers.retain(|pid| present.contains(pid));
             self.carriers.retain(|pid| present.contains(pid));
             for pid in pids {
-                if pid == me || self.carriers.contains(&pid) || self.not_carriers.contains(&pid)
-                {
+                if pid == me || self.carriers.contains(&pid) || self.not_carriers.contains(&pid) {
                     continue;
                 }
                 if carries_token(pid, entry) {
@@ -296,14 +329,16 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     use super::{
         KILL_TOKEN_VAR, ProcStat, is_alive, parse_stat, read_stat, sample_tree, token_carriers,
         token_entry, tree_members,
     };
+    use crate::worker::kill::kill_token_processes;
 
     /// A token no other test uses.
-    pub(crate) fn unique_token(name: &str) -> String {
+    fn unique_token(name: &str) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         format!("procfs-{name}-{}-{n}", std::process::id())
@@ -319,18 +354,16 @@ mod tests {
             .expect("sh starts");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout).read_line(&mut line).expect("read the ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
         assert_eq!(line, "ready\n");
         child
     }
 
+    /// Stops everything the test started, and reaps its own child.
     fn kill_all(token: &str, mut child: Child) {
-        let entry = token_entry(token).expect("valid token");
-        for pid in token_carriers(&entry) {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits"));
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = child.kill();
+        let _ = kill_token_processes(token, Duration::ZERO);
         child.wait().expect("reap");
     }
 
@@ -341,7 +374,14 @@ mod tests {
         let stat = parse_stat(42, line).expect("valid line");
         assert_eq!(
             stat,
-            ProcStat { pid: 42, ppid: 7, pgrp: 42, state: b'S', cpu_ticks: 203, rss_pages: 256 }
+            ProcStat {
+                pid: 42,
+                ppid: 7,
+                pgrp: 42,
+                state: b'S',
+                cpu_ticks: 203,
+                rss_pages: 256
+            }
         );
         assert!(!stat.is_zombie());
         assert_eq!(parse_stat(1, "1 (x) Z 0 0"), None);
@@ -363,7 +403,10 @@ mod tests {
     fn empty_or_nul_tokens_match_nothing() {
         assert_eq!(token_entry(""), None);
         assert_eq!(token_entry("a\0b"), None);
-        assert_eq!(token_entry("x").as_deref(), Some(&b"COREFLOW_KILL_TOKEN=x"[..]));
+        assert_eq!(
+            token_entry("x").as_deref(),
+            Some(&b"COREFLOW_KILL_TOKEN=x"[..])
+        );
     }
 
     #[test]
@@ -378,10 +421,14 @@ mod tests {
         let carriers = token_carriers(&entry);
         assert_eq!(carriers.len(), 3, "sh and two sleeps: {carriers:?}");
 
-        let members = tree_members(Some(root), Some(&entry));
+        let members = tree_members(Some(root), None, Some(&entry));
         assert_eq!(members.len(), 3, "{members:?}");
-        let without_token = tree_members(Some(root), None);
-        assert_eq!(without_token.len(), 2, "the orphan is no descendant: {without_token:?}");
+        let without_token = tree_members(Some(root), None, None);
+        assert_eq!(
+            without_token.len(),
+            2,
+            "the orphan is no descendant: {without_token:?}"
+        );
 
         let sample = sample_tree(root, &token);
         assert_eq!(sample.processes, 3);
@@ -390,7 +437,7 @@ mod tests {
         assert_eq!(sample_tree(root, "no-such-token").processes, 2);
 
         kill_all(&token, child);
-        assert!(token_carriers(&entry).iter().all(|&pid| !is_alive(pid)));
+        assert!(token_carriers(&entry).is_empty());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! never wait for the writer), every write transaction starts with `BEGIN IMMEDIATE` (it takes
 //! the write lock up front, so it waits on the busy timeout instead of failing with "database is
 //! locked" when upgrading a read), and the busy timeout is 10 s. `synchronous = NORMAL` keeps a
-//! commit at about 23 µs; a power loss may drop the last commits but never corrupts the file.
+//! commit at about 23 µs: a killed process loses nothing it committed, a power loss may drop the
+//! last commits but never corrupts the file.
 //!
 //! The schema is versioned by `PRAGMA user_version` and marked as CoreFlow's by
 //! `PRAGMA application_id`; migrations are the numbered SQL files of `migrations/`.
@@ -13,8 +14,11 @@
 //! The connection sits behind a mutex, so one store may be shared between threads; each
 //! process (or thread wanting its own lock-free path) may also open its own store.
 
+mod cancel;
 mod migrate;
 mod read;
+mod recover;
+mod retry;
 mod write;
 
 use std::collections::BTreeMap;
@@ -45,6 +49,12 @@ pub const LOG_DIR: &str = "logs";
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WAL pages written between automatic checkpoints.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
+/// The size the WAL file is truncated to after a checkpoint.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// The first bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -174,6 +184,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     let _mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A checkpoint fsyncs the WAL and the database. At the default of 1,000 pages it came
+    // every ~125 job transactions and doubled their cost (about 130 µs → 70 µs per job on the
+    // build machine); 10,000 pages (40 MB) makes it rare. The size limit then truncates the WAL
+    // file after a checkpoint instead of leaving it at its peak.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     Ok(())
 }
 
@@ -260,19 +276,20 @@ impl Store for SqliteStore {
     }
 
     fn request_cancel_run(&self, run: RunId) -> Result<CancelOutcome, Error> {
-        self.write(|tx| write::request_cancel_run(tx, run))
+        self.write(|tx| cancel::request_cancel_run(tx, run))
     }
 
     fn request_cancel_job(&self, job: JobId) -> Result<CancelOutcome, Error> {
-        self.write(|tx| write::request_cancel_job(tx, job))
+        self.write(|tx| cancel::request_cancel_job(tx, job))
     }
 
     fn take_cancel_requests(&self, run: RunId) -> Result<CancelRequests, Error> {
         // The common answer is "nothing": find that out without taking the write lock.
-        if read::cancel_requests(&self.conn(), run)?.is_empty() {
-            return Ok(CancelRequests::default());
+        let pending = read::cancel_requests(&self.conn(), run)?;
+        if pending.is_empty() {
+            return Ok(pending);
         }
-        self.write(|tx| write::take_cancel_requests(tx, run))
+        self.write(|tx| cancel::take_cancel_requests(tx, run))
     }
 
     fn reset_for_retry(
@@ -281,19 +298,21 @@ impl Store for SqliteStore {
         jobs: &[JobId],
         owner: Option<&Owner>,
     ) -> Result<(), Error> {
-        self.write(|tx| write::reset_for_retry(tx, run, jobs, owner))
+        self.write(|tx| retry::reset_for_retry(tx, run, jobs, owner))
     }
 
     fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Vec<LostJob>, Error> {
         // Look for dead owners without the write lock first: nearly always there are none.
-        let dead: Vec<(RunId, Owner)> = read::owned_active_runs(&self.conn())?
+        // `is_alive` runs without the connection locked, so it may use the store itself.
+        let active = read::owned_active_runs(&self.conn())?;
+        let dead: Vec<(RunId, Owner)> = active
             .into_iter()
             .filter(|(_, owner)| !is_alive(owner))
             .collect();
         if dead.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx| write::recover_lost(tx, &dead, Utc::now()))
+        self.write(|tx| recover::recover_lost(tx, &dead, Utc::now()))
     }
 
     fn log_writer(&self, run: RunId, job: JobId, attempt: u32) -> Result<LogWriter, Error> {

@@ -12,7 +12,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use crate::state::{JobId, JobState, RunId};
+use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::logs::{LogSource, LogSummary};
 use crate::store::owner::Owner;
@@ -234,7 +234,7 @@ pub(super) fn runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecor
     let rows = select.query_map(
         params![
             filter.workflow,
-            filter.status.map(|status| status.as_str()),
+            filter.status.map(RunState::as_str),
             limit(filter.limit)
         ],
         run_from_row,

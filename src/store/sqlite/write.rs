@@ -7,12 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::owner::Owner;
-use crate::store::store::{
-    CancelOutcome, CancelRequests, Change, LostJob, NewDefinition, NewRun, REASON_CANCELLED,
-    REASON_LOST, REASON_OWNER_LOST, RunTransition, StepRecord, Transition,
-};
+use crate::store::store::{Change, NewDefinition, NewRun, RunTransition, StepRecord, Transition};
 
-use super::read::{cancel_requests, parse_state};
+use super::read::parse_state;
 use super::{log_relative_path, to_ms, to_sql_u64};
 
 pub(super) fn save_definition(
@@ -156,10 +153,10 @@ pub(super) fn apply(tx: &Connection, changes: &[Change]) -> Result<(), Error> {
                 ])?;
             }
             Change::Priority { job, priority } => {
-                let changed = tx
+                let updated = tx
                     .prepare_cached("UPDATE jobs SET priority = ?2 WHERE id = ?1")?
                     .execute(params![job.0, priority])?;
-                if changed == 0 {
+                if updated == 0 {
                     return Err(Error::JobNotFound(*job));
                 }
             }
@@ -298,7 +295,7 @@ fn record_step(tx: &Connection, step: &StepRecord) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_status(tx: &Connection, run: RunId) -> Result<RunState, Error> {
+pub(super) fn run_status(tx: &Connection, run: RunId) -> Result<RunState, Error> {
     let status: String = tx
         .prepare_cached("SELECT status FROM runs WHERE id = ?1")?
         .query_row([run.0], |row| row.get(0))
@@ -307,7 +304,7 @@ fn run_status(tx: &Connection, run: RunId) -> Result<RunState, Error> {
     parse_state(&status)
 }
 
-fn transition_run(tx: &Connection, transition: &RunTransition) -> Result<(), Error> {
+pub(super) fn transition_run(tx: &Connection, transition: &RunTransition) -> Result<(), Error> {
     let from = run_status(tx, transition.run)?;
     let to = transition.to;
     if from.is_terminal() {
@@ -353,7 +350,11 @@ pub(super) fn claim_run(tx: &Connection, run: RunId, owner: &Owner) -> Result<bo
 }
 
 /// Ids of `run`'s jobs in one of `states`.
-fn jobs_in(tx: &Connection, run: RunId, states: &[JobState]) -> Result<Vec<JobId>, Error> {
+pub(super) fn jobs_in(
+    tx: &Connection,
+    run: RunId,
+    states: &[JobState],
+) -> Result<Vec<JobId>, Error> {
     let mut ids = Vec::new();
     for state in states {
         let mut select =
@@ -368,7 +369,7 @@ fn jobs_in(tx: &Connection, run: RunId, states: &[JobState]) -> Result<Vec<JobId
 }
 
 /// Cancels the jobs of `run` that have not started, with `reason`.
-fn cancel_waiting_jobs(
+pub(super) fn cancel_waiting_jobs(
     tx: &Connection,
     run: RunId,
     reason: &str,
@@ -383,7 +384,7 @@ fn cancel_waiting_jobs(
     Ok(())
 }
 
-fn finish_run(
+pub(super) fn finish_run(
     tx: &Connection,
     run: RunId,
     to: RunState,
@@ -401,174 +402,13 @@ fn finish_run(
     )
 }
 
-fn has_owner(tx: &Connection, run: RunId) -> Result<bool, Error> {
+pub(super) fn has_owner(tx: &Connection, run: RunId) -> Result<bool, Error> {
     let owner: Option<i64> = tx
         .prepare_cached("SELECT owner_pid FROM runs WHERE id = ?1")?
         .query_row([run.0], |row| row.get(0))
         .optional()?
         .ok_or(Error::RunNotFound(run))?;
     Ok(owner.is_some())
-}
-
-pub(super) fn request_cancel_run(tx: &Connection, run: RunId) -> Result<CancelOutcome, Error> {
-    if run_status(tx, run)?.is_terminal() {
-        return Ok(CancelOutcome::AlreadyFinished);
-    }
-    let has_running = !jobs_in(tx, run, &[JobState::Running])?.is_empty();
-    if has_owner(tx, run)? || has_running {
-        tx.prepare_cached("UPDATE runs SET cancel_requested = 1 WHERE id = ?1")?
-            .execute([run.0])?;
-        return Ok(CancelOutcome::Requested);
-    }
-    let now = Utc::now();
-    cancel_waiting_jobs(tx, run, REASON_CANCELLED, now)?;
-    finish_run(tx, run, RunState::Cancelled, REASON_CANCELLED, now)?;
-    Ok(CancelOutcome::Cancelled)
-}
-
-pub(super) fn request_cancel_job(tx: &Connection, job: JobId) -> Result<CancelOutcome, Error> {
-    let (run, status): (i64, String) = tx
-        .prepare_cached("SELECT run_id, status FROM jobs WHERE id = ?1")?
-        .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?
-        .ok_or(Error::JobNotFound(job))?;
-    let state: JobState = parse_state(&status)?;
-    if state.is_terminal() {
-        return Ok(CancelOutcome::AlreadyFinished);
-    }
-    if has_owner(tx, RunId(run))? || state == JobState::Running {
-        tx.prepare_cached("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1")?
-            .execute([job.0])?;
-        return Ok(CancelOutcome::Requested);
-    }
-    transition_job(
-        tx,
-        &Transition::new(job, JobState::Cancelled, Utc::now()).reason(REASON_CANCELLED),
-    )?;
-    Ok(CancelOutcome::Cancelled)
-}
-
-pub(super) fn take_cancel_requests(tx: &Connection, run: RunId) -> Result<CancelRequests, Error> {
-    let requests = cancel_requests(tx, run)?;
-    if requests.run {
-        tx.prepare_cached("UPDATE runs SET cancel_requested = 0 WHERE id = ?1")?
-            .execute([run.0])?;
-    }
-    if !requests.jobs.is_empty() {
-        tx.prepare_cached(
-            "UPDATE jobs SET cancel_requested = 0 WHERE run_id = ?1 AND cancel_requested <> 0",
-        )?
-        .execute([run.0])?;
-    }
-    Ok(requests)
-}
-
-pub(super) fn reset_for_retry(
-    tx: &Connection,
-    run: RunId,
-    jobs: &[JobId],
-    owner: Option<&Owner>,
-) -> Result<(), Error> {
-    let reopened = if owner.is_some() {
-        RunState::Running
-    } else {
-        RunState::Queued
-    };
-    let from = run_status(tx, run)?;
-    if !from.is_terminal() {
-        return Err(Error::IllegalRunTransition {
-            run,
-            from,
-            to: reopened,
-        });
-    }
-    for &job in jobs {
-        let (job_run, name, status): (i64, String, String) = tx
-            .prepare_cached("SELECT run_id, name, status FROM jobs WHERE id = ?1")?
-            .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .optional()?
-            .filter(|(job_run, _, _)| *job_run == run.0)
-            .ok_or(Error::JobNotFound(job))?;
-        debug_assert_eq!(job_run, run.0);
-        let state: JobState = parse_state(&status)?;
-        if !state.is_terminal() {
-            return Err(Error::NotFinished { job, name, state });
-        }
-        tx.prepare_cached(
-            "UPDATE jobs SET status = 'pending', reason = NULL, exit_code = NULL,
-                 queued_at = NULL, started_at = NULL, finished_at = NULL, duration_ms = NULL,
-                 peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = NULL, cancel_requested = 0,
-                 attempts_before_retry = attempts
-             WHERE id = ?1",
-        )?
-        .execute([job.0])?;
-        tx.prepare_cached("DELETE FROM outputs WHERE job_id = ?1")?
-            .execute([job.0])?;
-    }
-    tx.prepare_cached(
-        "UPDATE runs SET status = ?2, reason = NULL, finished_at = NULL, cancel_requested = 0,
-             owner_pid = ?3, owner_start = ?4, owner_host = ?5
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        run.0,
-        reopened.as_str(),
-        owner.map(|owner| owner.pid),
-        owner.map(|owner| to_sql_u64(owner.start_time)),
-        owner.map(|owner| owner.host.as_str()),
-    ])?;
-    Ok(())
-}
-
-/// Fails the runs in `dead` (found without the lock) that are still active under the same
-/// owner now that the lock is held: another process may have recovered or retried them since.
-pub(super) fn recover_lost(
-    tx: &Connection,
-    dead: &[(RunId, Owner)],
-    now: DateTime<Utc>,
-) -> Result<Vec<LostJob>, Error> {
-    let mut lost = Vec::new();
-    for (run, owner) in dead {
-        let still_dead = tx
-            .prepare_cached(
-                "SELECT 1 FROM runs
-                 WHERE id = ?1 AND status IN ('queued', 'running')
-                   AND owner_pid = ?2 AND owner_start = ?3 AND owner_host = ?4",
-            )?
-            .query_row(
-                params![run.0, owner.pid, to_sql_u64(owner.start_time), owner.host],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !still_dead {
-            continue;
-        }
-        let running: Vec<(JobId, String, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT id, name, kill_token FROM jobs
-                 WHERE run_id = ?1 AND status = 'running' ORDER BY id",
-            )?
-            .query_map([run.0], |row| {
-                Ok((JobId(row.get(0)?), row.get(1)?, row.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (job, name, kill_token) in running {
-            transition_job(
-                tx,
-                &Transition::new(job, JobState::Failed, now).reason(REASON_LOST),
-            )?;
-            lost.push(LostJob {
-                job,
-                run: *run,
-                name,
-                kill_token,
-            });
-        }
-        cancel_waiting_jobs(tx, *run, REASON_OWNER_LOST, now)?;
-        finish_run(tx, *run, RunState::Failed, REASON_LOST, now)?;
-    }
-    Ok(lost)
 }
 
 #[cfg(test)]
@@ -581,8 +421,7 @@ mod tests {
     use crate::store::error::Error;
     use crate::store::owner::Owner;
     use crate::store::store::{
-        CancelOutcome, Change, NewDefinition, REASON_LOST, RunTransition, StepRecord, Store,
-        Transition,
+        Change, NewDefinition, RunTransition, StepRecord, Store, Transition,
     };
 
     #[test]
@@ -837,218 +676,6 @@ mod tests {
         let statuses: Vec<_> = job.history.iter().map(|attempt| attempt.status).collect();
         assert_eq!(statuses, [JobState::Failed, JobState::TimedOut]);
         assert_eq!(job.history[0].exit_code, Some(3));
-    }
-
-    #[test]
-    fn reset_for_retry_reopens_the_run_and_keeps_history() {
-        let (_dir, store) = store();
-        let (run_id, ids) = store
-            .create_run(&run(
-                "wf",
-                vec![
-                    job("a", &[], JobState::Queued),
-                    job("b", &["a"], JobState::Pending),
-                ],
-            ))
-            .unwrap();
-        let (a, b) = (ids[0], ids[1]);
-        let now = Utc::now();
-        store
-            .apply(&[
-                Transition::new(a, JobState::Running, now).into(),
-                Transition::new(a, JobState::Failed, now)
-                    .exit_code(1)
-                    .into(),
-                Transition::new(b, JobState::Cancelled, now).into(),
-            ])
-            .unwrap();
-        // A run still running cannot be retried.
-        assert!(matches!(
-            store.reset_for_retry(run_id, &[a, b], Some(&Owner::current())),
-            Err(Error::IllegalRunTransition { .. })
-        ));
-        store
-            .apply(&[RunTransition {
-                run: run_id,
-                to: RunState::Failed,
-                at: now,
-                reason: None,
-            }
-            .into()])
-            .unwrap();
-
-        let new_owner = Owner {
-            pid: 1,
-            start_time: 7,
-            host: "elsewhere".into(),
-        };
-        store
-            .reset_for_retry(run_id, &[a, b], Some(&new_owner))
-            .unwrap();
-        let record = store.run(run_id).unwrap().unwrap();
-        assert_eq!(record.status, RunState::Running);
-        assert_eq!(record.finished_at, None);
-        assert_eq!(record.owner, Some(new_owner));
-        let job_a = store.job(a).unwrap().unwrap();
-        assert_eq!(job_a.status, JobState::Pending);
-        assert_eq!((job_a.attempts, job_a.attempts_before_retry), (1, 1));
-        assert_eq!(job_a.exit_code, None);
-        assert_eq!(job_a.history.len(), 1);
-
-        store
-            .apply(&[
-                Transition::new(a, JobState::Queued, now).into(),
-                Transition::new(a, JobState::Running, now).into(),
-            ])
-            .unwrap();
-        assert_eq!(store.job(a).unwrap().unwrap().history[1].number, 2);
-        assert!(matches!(
-            store.reset_for_retry(run_id, &[a], None),
-            Err(Error::IllegalRunTransition { .. })
-        ));
-    }
-
-    #[test]
-    fn recover_lost_fails_running_jobs_of_dead_owners_once() {
-        let (_dir, store) = store();
-        let mut new = run(
-            "wf",
-            vec![
-                job("a", &[], JobState::Queued),
-                job("b", &["a"], JobState::Pending),
-                job("c", &[], JobState::Queued),
-            ],
-        );
-        new.owner = Some(dead_owner());
-        let (lost_run, ids) = store.create_run(&new).unwrap();
-        let (alive_run, alive_ids) = store
-            .create_run(&run("wf", vec![job("a", &[], JobState::Queued)]))
-            .unwrap();
-        let now = Utc::now();
-        store
-            .apply(&[
-                Transition::new(ids[0], JobState::Running, now)
-                    .kill_token("tok-a")
-                    .into(),
-                Transition::new(alive_ids[0], JobState::Running, now).into(),
-            ])
-            .unwrap();
-
-        let lost = store
-            .recover_lost(&crate::store::owner::owner_is_alive)
-            .unwrap();
-        assert_eq!(lost.len(), 1);
-        assert_eq!((lost[0].job, lost[0].run), (ids[0], lost_run));
-        assert_eq!(lost[0].kill_token.as_deref(), Some("tok-a"));
-
-        let run_record = store.run(lost_run).unwrap().unwrap();
-        assert_eq!(run_record.status, RunState::Failed);
-        assert_eq!(run_record.reason.as_deref(), Some(REASON_LOST));
-        let jobs = store.jobs(lost_run).unwrap();
-        assert_eq!(jobs[0].status, JobState::Failed);
-        assert_eq!(jobs[0].reason.as_deref(), Some(REASON_LOST));
-        assert_eq!(jobs[0].history[0].status, JobState::Failed);
-        assert_eq!(jobs[0].history[0].reason.as_deref(), Some(REASON_LOST));
-        assert!(jobs[0].history[0].finished_at.is_some());
-        assert_eq!(jobs[1].status, JobState::Cancelled);
-        assert_eq!(jobs[2].status, JobState::Cancelled);
-
-        // The live owner's run is untouched, and a second pass finds nothing.
-        assert_eq!(
-            store.run(alive_run).unwrap().unwrap().status,
-            RunState::Running
-        );
-        assert!(
-            store
-                .recover_lost(&crate::store::owner::owner_is_alive)
-                .unwrap()
-                .is_empty()
-        );
-
-        // Two stores recovering at once fail a dead run exactly once.
-        let mut again = run("wf", vec![job("a", &[], JobState::Queued)]);
-        again.owner = Some(dead_owner());
-        let (_, again_ids) = store.create_run(&again).unwrap();
-        store
-            .apply(&[Transition::new(again_ids[0], JobState::Running, now).into()])
-            .unwrap();
-        let other = super::super::SqliteStore::open(store.dir()).unwrap();
-        let (first, second) = std::thread::scope(|scope| {
-            let one = scope.spawn(|| {
-                store.recover_lost(&|owner| owner.pid != again.owner.as_ref().unwrap().pid)
-            });
-            let two = scope.spawn(|| {
-                other.recover_lost(&|owner| owner.pid != again.owner.as_ref().unwrap().pid)
-            });
-            (one.join().unwrap().unwrap(), two.join().unwrap().unwrap())
-        });
-        assert_eq!(first.len() + second.len(), 1);
-        assert_eq!(store.attempts(again_ids[0]).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn cancel_requests_reach_the_owner_or_act_directly() {
-        let (_dir, store) = store();
-        let (owned, ids) = store
-            .create_run(&run(
-                "wf",
-                vec![
-                    job("a", &[], JobState::Queued),
-                    job("b", &[], JobState::Queued),
-                ],
-            ))
-            .unwrap();
-        assert!(store.take_cancel_requests(owned).unwrap().is_empty());
-        assert_eq!(
-            store.request_cancel_job(ids[1]).unwrap(),
-            CancelOutcome::Requested
-        );
-        assert_eq!(
-            store.request_cancel_run(owned).unwrap(),
-            CancelOutcome::Requested
-        );
-        let taken = store.take_cancel_requests(owned).unwrap();
-        assert!(taken.run);
-        assert_eq!(taken.jobs, [ids[1]]);
-        assert!(store.take_cancel_requests(owned).unwrap().is_empty());
-
-        let mut detached = run(
-            "wf",
-            vec![
-                job("a", &[], JobState::Queued),
-                job("b", &[], JobState::Pending),
-            ],
-        );
-        detached.owner = None;
-        detached.status = RunState::Queued;
-        let (queued, queued_ids) = store.create_run(&detached).unwrap();
-        assert_eq!(
-            store.request_cancel_job(queued_ids[1]).unwrap(),
-            CancelOutcome::Cancelled
-        );
-        assert_eq!(
-            store.request_cancel_run(queued).unwrap(),
-            CancelOutcome::Cancelled
-        );
-        assert_eq!(
-            store.run(queued).unwrap().unwrap().status,
-            RunState::Cancelled
-        );
-        assert!(
-            store
-                .jobs(queued)
-                .unwrap()
-                .iter()
-                .all(|job| job.status == JobState::Cancelled)
-        );
-        assert_eq!(
-            store.request_cancel_run(queued).unwrap(),
-            CancelOutcome::AlreadyFinished
-        );
-        assert_eq!(
-            store.request_cancel_job(queued_ids[0]).unwrap(),
-            CancelOutcome::AlreadyFinished
-        );
     }
 
     #[test]

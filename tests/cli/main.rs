@@ -1,0 +1,15 @@
+//! Black-box tests of the `coreflow` binary: one module per command, all in one test binary
+//! (as just and ripgrep do) so that it is linked once.
+//!
+//! Each test builds a [`support::Coreflow`] invocation, which runs the real binary in a fresh
+//! temporary directory. Library code is used only where a test needs a tool the dev-dependencies
+//! lack (reading YAML to check the examples against the JSON Schema).
+
+mod examples;
+mod graph;
+mod harness;
+mod help;
+mod robustness;
+mod schema;
+mod support;
+mod validate;

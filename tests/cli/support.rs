@@ -1,0 +1,393 @@
+//! The test harness: [`Coreflow`] runs the real `coreflow` binary in a fresh temporary
+//! directory, in the style of just's `Test` builder.
+//!
+//! Every run gets its own `tempfile::TempDir` as working directory, `COREFLOW_ENV` pointing
+//! inside it, `NO_COLOR=1`, `CI=1`, a null stdin unless told otherwise, and a deadline after
+//! which the process group is killed and the test fails. Whatever the outcome, a panic
+//! message or exit code 101 on the binary's side fails the test: no input may make CoreFlow
+//! panic.
+
+// The harness serves every command module, and a helper may have no user yet; `expect`
+// would turn into a warning the day one appears, so this is an `allow`.
+#![allow(dead_code, reason = "helpers for command modules that are still to come")]
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// How long one invocation may take before it is killed and the test fails.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where `COREFLOW_ENV` points, relative to the temporary directory.
+pub(crate) const ENV_DIR: &str = ".coreflow-env";
+
+/// Inherited variables that would change CoreFlow's behaviour and so are removed.
+const SCRUBBED_VARS: &[&str] = &[
+    "GITHUB_ACTIONS",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "FORCE_COLOR",
+    "TERM",
+    "COLUMNS",
+    "LINES",
+];
+
+/// A `coreflow` invocation under construction.
+#[must_use]
+pub(crate) struct Coreflow {
+    dir: TempDir,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Option<Vec<u8>>,
+    current_dir: Option<PathBuf>,
+    timeout: Duration,
+}
+
+impl Coreflow {
+    /// A fresh temporary directory and no arguments.
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("coreflow-test-")
+            .tempdir()
+            .expect("a temporary directory can be created");
+        Coreflow {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            current_dir: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The temporary directory the binary runs in.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` at `path` (relative to the temporary directory), creating folders.
+    pub(crate) fn file(self, path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Self {
+        let full = self.dir.path().join(path.as_ref());
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).expect("the parent folder can be created");
+        }
+        std::fs::write(&full, contents).expect("the file can be written");
+        self
+    }
+
+    /// Creates an empty folder (relative to the temporary directory).
+    pub(crate) fn dir(self, path: impl AsRef<Path>) -> Self {
+        std::fs::create_dir_all(self.dir.path().join(path)).expect("the folder can be created");
+        self
+    }
+
+    /// Appends one argument.
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends arguments.
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable (after the defaults, so it can override them).
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Removes an environment variable, including one of the defaults.
+    pub(crate) fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Feeds `bytes` on stdin instead of the default null stdin.
+    pub(crate) fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs in a subfolder of the temporary directory instead of its root.
+    pub(crate) fn current_dir(mut self, path: impl AsRef<Path>) -> Self {
+        self.current_dir = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Changes the deadline after which the process is killed and the test fails.
+    pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs the binary to its end, whatever its exit code; only a panic, a signal or the
+    /// deadline fail the test here.
+    pub(crate) fn run(self) -> Output {
+        self.spawn().wait()
+    }
+
+    /// Runs the binary and asserts that it exits 0.
+    #[track_caller]
+    pub(crate) fn succeeds(self) -> Output {
+        self.fails(0)
+    }
+
+    /// Runs the binary and asserts its exit code (`fails(2)`; `fails(0)` is `succeeds`).
+    #[track_caller]
+    pub(crate) fn fails(self, code: i32) -> Output {
+        let output = self.run();
+        assert_eq!(output.code(), Some(code), "unexpected exit code\n{output}");
+        output
+    }
+
+    /// Starts the binary without waiting for it, for tests that signal it mid-run.
+    pub(crate) fn spawn(self) -> Running {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coreflow"));
+        let cwd = match &self.current_dir {
+            Some(sub) => self.dir.path().join(sub),
+            None => self.dir.path().to_owned(),
+        };
+        command
+            .args(&self.args)
+            .current_dir(cwd)
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so that the deadline can kill whatever it started.
+            .process_group(0);
+        for var in SCRUBBED_VARS {
+            command.env_remove(var);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("COREFLOW_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("COREFLOW_ENV", self.dir.path().join(ENV_DIR))
+            .env("NO_COLOR", "1")
+            .env("CI", "1");
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let mut child = command.spawn().expect("the coreflow binary starts");
+        if let Some(bytes) = self.stdin {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            // A thread, so that a child that never reads cannot block the test.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+        let stdout = reader(child.stdout.take().expect("stdout is piped"));
+        let stderr = reader(child.stderr.take().expect("stderr is piped"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            dir: self.dir,
+            args: self.args,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Reads a pipe to its end on a thread, so that stdout and stderr drain concurrently.
+fn reader(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// A started `coreflow` process.
+pub(crate) struct Running {
+    child: Child,
+    stdout: thread::JoinHandle<Vec<u8>>,
+    stderr: thread::JoinHandle<Vec<u8>>,
+    dir: TempDir,
+    args: Vec<OsString>,
+    timeout: Duration,
+}
+
+impl Running {
+    /// The process id (also its process group id).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The temporary directory the process runs in.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends `signal` to the process alone (not its group), as a terminal's Ctrl-C would.
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pids fit i32"));
+        nix::sys::signal::kill(pid, signal).expect("the process can be signalled");
+    }
+
+    /// Waits for the process to end and its output to be read, killing its process group
+    /// and failing the test when the deadline passes first.
+    pub(crate) fn wait(self) -> Output {
+        let Running { mut child, stdout, stderr, dir, args, timeout } = self;
+        let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pids fit i32"));
+        let (done, finished) = mpsc::channel();
+        // The waiter owns the child and reaps it; the pipes are read by their own threads and
+        // end when every process holding them has gone. Until the waiter reports, the child is
+        // not reaped, so its pid (and process group id) cannot have been reused.
+        thread::spawn(move || {
+            let status = child.wait();
+            let stdout = stdout.join().unwrap_or_default();
+            let stderr = stderr.join().unwrap_or_default();
+            let _ = done.send((status, stdout, stderr));
+        });
+        let (status, stdout, stderr) = match finished.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                panic!("coreflow {} did not finish within {timeout:?}: killed", show_args(&args));
+            }
+        };
+        let status = status.expect("waiting for the child works");
+        let output = Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            args,
+            dir,
+        };
+        output.assert_no_panic();
+        output
+    }
+}
+
+fn show_args(args: &[OsString]) -> String {
+    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
+/// What a finished `coreflow` process left: exit status, output and its temporary directory
+/// (kept alive so that tests can inspect files it wrote).
+pub(crate) struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    args: Vec<OsString>,
+    dir: TempDir,
+}
+
+impl Output {
+    /// The exit code; `None` when a signal ended the process.
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that ended the process, if one did.
+    pub(crate) fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// Standard output, lossily decoded.
+    pub(crate) fn stdout(&self) -> &str {
+        &self.stdout
+    }
+
+    /// Standard error, lossily decoded.
+    pub(crate) fn stderr(&self) -> &str {
+        &self.stderr
+    }
+
+    /// Standard output parsed as one JSON document.
+    #[track_caller]
+    pub(crate) fn stdout_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not JSON: {err}\n{self}"))
+    }
+
+    /// Standard output with the temporary directory's path replaced by `[TEMP]`.
+    pub(crate) fn stdout_redacted(&self) -> String {
+        self.redact(&self.stdout)
+    }
+
+    /// Standard error with the temporary directory's path replaced by `[TEMP]`.
+    pub(crate) fn stderr_redacted(&self) -> String {
+        self.redact(&self.stderr)
+    }
+
+    /// The temporary directory the process ran in.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        text.replace(&self.dir.path().display().to_string(), "[TEMP]")
+    }
+
+    /// Fails when the binary panicked or crashed: exit code 101, a panic message, a stack
+    /// overflow, or death by a signal that only a crash sends (a test that signals the
+    /// process itself checks [`Output::signal`] instead).
+    #[track_caller]
+    fn assert_no_panic(&self) {
+        use nix::sys::signal::Signal;
+        let crash_signals = [
+            Signal::SIGSEGV,
+            Signal::SIGABRT,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+            Signal::SIGFPE,
+        ];
+        assert_ne!(self.code(), Some(101), "coreflow panicked\n{self}");
+        assert!(
+            !self.signal().is_some_and(|s| crash_signals.iter().any(|c| *c as i32 == s)),
+            "coreflow crashed\n{self}"
+        );
+        for text in [&self.stdout, &self.stderr] {
+            assert!(
+                !text.contains("panicked at") && !text.contains("has overflowed its stack"),
+                "coreflow panicked\n{self}"
+            );
+        }
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const LIMIT: usize = 4000;
+        let clip = |text: &str| -> String {
+            if text.len() <= LIMIT {
+                return text.to_owned();
+            }
+            let mut end = LIMIT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}… ({} bytes in all)", &text[..end], text.len())
+        };
+        writeln!(f, "--- command: coreflow {}", show_args(&self.args))?;
+        writeln!(f, "--- status: {}", self.status)?;
+        writeln!(f, "--- stdout:\n{}", clip(&self.stdout))?;
+        write!(f, "--- stderr:\n{}", clip(&self.stderr))
+    }
+}
+
+/// The repository root, for reading `examples/` and `schemas/`.
+pub(crate) fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
