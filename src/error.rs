@@ -35,7 +35,11 @@ pub enum Error {
 }
 
 fn render_params(errors: &[ParamError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\nerror: ")
 }
 
 impl Error {

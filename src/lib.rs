@@ -9,9 +9,11 @@
 //! - [`cli`] is the command-line front end; [`error`] maps failures to exit codes.
 
 pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod spec;
 pub mod state;
 pub mod store;
 pub mod ui;
+pub mod worker;

@@ -126,8 +126,8 @@ impl JobState {
         use JobState::{Cancelled, Failed, Pending, Queued, Running, Skipped, Succeeded, TimedOut};
         matches!(
             (self, to),
-            (Pending, Queued | Skipped | Cancelled)
-                | (Queued, Running | Cancelled | Skipped | Pending)
+            (Pending, Queued | Skipped | Cancelled | Failed)
+                | (Queued, Running | Cancelled | Skipped | Pending | Failed)
                 | (Running, Succeeded | Failed | TimedOut | Cancelled | Queued)
                 | (Failed | TimedOut | Cancelled | Skipped, Pending | Queued)
         )

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::graph::draw::Format;
+use crate::ui::{ColorChoice, ProgressMode};
 
 /// CoreFlow runs workflows described in YAML: typed parameters, triggers and a DAG of jobs.
 #[derive(Debug, Parser)]
@@ -31,17 +32,9 @@ pub struct GlobalArgs {
     /// Print more
     #[arg(long, short, global = true)]
     pub verbose: bool,
-    /// When to use colors (NO_COLOR is honoured by `auto`)
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    /// When to use colors: auto, always, never (`auto` honours NO_COLOR)
+    #[arg(long, global = true, default_value = "auto", value_name = "WHEN")]
     pub color: ColorChoice,
-}
-
-/// When to color output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
 }
 
 /// The commands.
@@ -53,6 +46,31 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of the workflow format
     Schema,
+    /// Run a workflow on local workers and wait for it
+    Run(RunArgs),
+}
+
+/// `coreflow run FILE`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Set a parameter: NAME=VALUE, or JOB.NAME=VALUE for one job
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// How many jobs run at once (default: the number of CPUs)
+    #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+    /// Run only these jobs and what they need
+    #[arg(long, value_name = "JOB", num_args = 1..)]
+    pub only: Vec<String>,
+    /// Progress display: auto, tty, plain, json
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub progress: ProgressMode,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `coreflow validate FILE…`

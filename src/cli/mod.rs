@@ -2,7 +2,9 @@
 //! turns a command's [`Error`](crate::error::Error) into its exit code.
 
 mod args;
+mod env;
 mod graph;
+mod run;
 mod schema;
 mod validate;
 
@@ -29,6 +31,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Graph(args) => graph::run(&cli.global, args),
         Command::Schema => schema::run(),
+        Command::Run(args) => run::run(&cli.global, args),
     }
 }
 

@@ -42,7 +42,11 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                         file.display(),
                         loaded.name,
                         loaded.workflow.jobs.len(),
-                        if loaded.workflow.jobs.len() == 1 { "" } else { "s" }
+                        if loaded.workflow.jobs.len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        }
                     ))?;
                 }
                 verdicts.push(Verdict {
@@ -60,12 +64,28 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                 let mut errors: Vec<Problem> = err
                     .diagnostics
                     .iter()
-                    .map(|d| Problem { line: d.pos.line, column: d.pos.col, message: d.message.clone(), help: d.help.clone() })
+                    .map(|d| Problem {
+                        line: d.pos.line,
+                        column: d.pos.col,
+                        message: d.message.clone(),
+                        help: d.help.clone(),
+                    })
                     .collect();
                 if let Some(io) = &err.io {
-                    errors.push(Problem { line: 0, column: 0, message: format!("cannot read the file: {io}"), help: None });
+                    errors.push(Problem {
+                        line: 0,
+                        column: 0,
+                        message: format!("cannot read the file: {io}"),
+                        help: None,
+                    });
                 }
-                verdicts.push(Verdict { file: file.display().to_string(), valid: false, workflow: None, jobs: None, errors });
+                verdicts.push(Verdict {
+                    file: file.display().to_string(),
+                    valid: false,
+                    workflow: None,
+                    jobs: None,
+                    errors,
+                });
             }
         }
     }
@@ -74,5 +94,9 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
         text.push('\n');
         super::print(&text)?;
     }
-    if verdicts.iter().all(|v| v.valid) { Ok(()) } else { Err(Error::AlreadyReported) }
+    if verdicts.iter().all(|v| v.valid) {
+        Ok(())
+    } else {
+        Err(Error::AlreadyReported)
+    }
 }

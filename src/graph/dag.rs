@@ -34,9 +34,16 @@ pub fn find_cycles(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
                         stack.push((next, 0));
                     }
                     Some(Color::Gray) => {
-                        let at = path.iter().rposition(|&n| n == next).expect("gray nodes are on the path");
+                        let at = path
+                            .iter()
+                            .rposition(|&n| n == next)
+                            .expect("gray nodes are on the path");
                         let mut cycle = path[at..].to_vec();
-                        let min = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i);
+                        let min = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, n)| **n)
+                            .map_or(0, |(i, _)| i);
                         cycle.rotate_left(min);
                         if !cycles.contains(&cycle) {
                             cycles.push(cycle);
@@ -66,8 +73,10 @@ pub fn topological_order(needs: &[Vec<usize>]) -> Option<Vec<usize>> {
             dependents.get_mut(need)?.push(job);
         }
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-        (0..n).filter(|&i| remaining[i] == 0).map(std::cmp::Reverse).collect();
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+        .filter(|&i| remaining[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
     let mut order = Vec::with_capacity(n);
     while let Some(std::cmp::Reverse(job)) = ready.pop() {
         order.push(job);
@@ -113,7 +122,9 @@ mod tests {
 
     #[test]
     fn a_long_chain_does_not_overflow() {
-        let needs: Vec<Vec<usize>> = (0..200_000).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
+        let needs: Vec<Vec<usize>> = (0..200_000)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
         assert!(find_cycles(&needs).is_empty());
         assert_eq!(topological_order(&needs).map(|o| o.len()), Some(200_000));
     }

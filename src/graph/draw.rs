@@ -32,7 +32,13 @@ pub fn draw(workflow: &str, plan: &[PlannedJob], format: Format) -> String {
     }
 }
 
-fn text(workflow: &str, plan: &[PlannedJob], needs: &[Vec<usize>], order: &[usize], dependents: &[Vec<usize>]) -> String {
+fn text(
+    workflow: &str,
+    plan: &[PlannedJob],
+    needs: &[Vec<usize>],
+    order: &[usize],
+    dependents: &[Vec<usize>],
+) -> String {
     let level = levels(needs, order);
     let stages = level.iter().max().map_or(0, |m| m + 1);
     let mut out = format!("{workflow}: {} jobs in {stages} stages\n", plan.len());
@@ -43,7 +49,10 @@ fn text(workflow: &str, plan: &[PlannedJob], needs: &[Vec<usize>], order: &[usiz
             if dependents[job].is_empty() {
                 out.push('\n');
             } else {
-                let names: Vec<&str> = dependents[job].iter().map(|&d| plan[d].name.as_str()).collect();
+                let names: Vec<&str> = dependents[job]
+                    .iter()
+                    .map(|&d| plan[d].name.as_str())
+                    .collect();
                 let _ = writeln!(out, " -> {}", names.join(", "));
             }
         }
@@ -56,13 +65,21 @@ fn quote(name: &str) -> String {
 }
 
 fn dot(workflow: &str, plan: &[PlannedJob], order: &[usize], dependents: &[Vec<usize>]) -> String {
-    let mut out = format!("digraph {} {{\n  rankdir=LR;\n  node [shape=box];\n", quote(workflow));
+    let mut out = format!(
+        "digraph {} {{\n  rankdir=LR;\n  node [shape=box];\n",
+        quote(workflow)
+    );
     for &job in order {
         let _ = writeln!(out, "  {};", quote(&plan[job].name));
     }
     for &job in order {
         for &dependent in &dependents[job] {
-            let _ = writeln!(out, "  {} -> {};", quote(&plan[job].name), quote(&plan[dependent].name));
+            let _ = writeln!(
+                out,
+                "  {} -> {};",
+                quote(&plan[job].name),
+                quote(&plan[dependent].name)
+            );
         }
     }
     out.push_str("}\n");

@@ -31,7 +31,12 @@ pub fn expand(workflow: &Workflow) -> Vec<PlannedJob> {
         let indexes = by_base.entry(base.as_str()).or_default();
         for matrix in combos {
             indexes.push(plan.len());
-            plan.push(PlannedJob { name: job_name(base, &matrix), base: base.clone(), matrix, needs: Vec::new() });
+            plan.push(PlannedJob {
+                name: job_name(base, &matrix),
+                base: base.clone(),
+                matrix,
+                needs: Vec::new(),
+            });
         }
     }
     for planned in &mut plan {
@@ -58,7 +63,9 @@ pub fn job_name(base: &str, matrix: &IndexMap<String, String>) -> String {
 }
 
 /// Every combination of the axes' values, first axis slowest.
-fn combinations(axes: &IndexMap<String, Vec<crate::spec::model::Text>>) -> Vec<IndexMap<String, String>> {
+fn combinations(
+    axes: &IndexMap<String, Vec<crate::spec::model::Text>>,
+) -> Vec<IndexMap<String, String>> {
     let mut combos = vec![IndexMap::new()];
     for (key, values) in axes {
         let mut next = Vec::with_capacity(combos.len() * values.len());
@@ -91,7 +98,13 @@ mod tests {
         let names: Vec<&str> = plan.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(
             names,
-            ["build[os=linux,py=3.11]", "build[os=linux,py=3.12]", "build[os=mac,py=3.11]", "build[os=mac,py=3.12]", "all"]
+            [
+                "build[os=linux,py=3.11]",
+                "build[os=linux,py=3.12]",
+                "build[os=mac,py=3.11]",
+                "build[os=mac,py=3.12]",
+                "all"
+            ]
         );
         assert_eq!(plan[4].needs, [0, 1, 2, 3]);
     }

@@ -66,7 +66,13 @@ pub fn prune(root: &Node, bad: &[Vec<Seg>]) -> Node {
     let mut pruned = root.clone();
     for path in bad {
         if let Some(node) = node_at_mut(&mut pruned, path) {
-            *node = Node { kind: NodeKind::Scalar { text: PRUNED.to_owned(), plain: false }, pos: node.pos };
+            *node = Node {
+                kind: NodeKind::Scalar {
+                    text: PRUNED.to_owned(),
+                    plain: false,
+                },
+                pos: node.pos,
+            };
         }
     }
     drop_pruned(&mut pruned);
@@ -80,9 +86,10 @@ fn node_at_mut<'a>(node: &'a mut Node, path: &[Seg]) -> Option<&'a mut Node> {
         return Some(node);
     };
     let next = match (&mut node.kind, first) {
-        (NodeKind::Map(entries), Seg::Key(key)) => {
-            entries.iter_mut().find(|(k, _)| k.as_text() == Some(key.as_str())).map(|(_, v)| v)
-        }
+        (NodeKind::Map(entries), Seg::Key(key)) => entries
+            .iter_mut()
+            .find(|(k, _)| k.as_text() == Some(key.as_str()))
+            .map(|(_, v)| v),
         (NodeKind::Seq(items), Seg::Index(i)) => items.get_mut(*i),
         _ => None,
     }?;
@@ -121,7 +128,9 @@ pub fn describe(path: &[Seg]) -> String {
         [Key(jobs), Key(job), Key(steps), Index(i)] if jobs == "jobs" && steps == "steps" => {
             format!("step {} of job `{job}`", i + 1)
         }
-        [Key(jobs), Key(job), Key(steps), Index(i), rest @ ..] if jobs == "jobs" && steps == "steps" => {
+        [Key(jobs), Key(job), Key(steps), Index(i), rest @ ..]
+            if jobs == "jobs" && steps == "steps" =>
+        {
             format!("`{}` of step {} of job `{job}`", dotted(rest), i + 1)
         }
         [Key(params), Key(param)] if params == "params" => format!("parameter `{param}`"),
@@ -184,7 +193,12 @@ impl<'s> Walker<'s> {
             return;
         }
         if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")) {
-            self.check_branches(node, branches.as_array().map_or(&[][..], Vec::as_slice), path, out);
+            self.check_branches(
+                node,
+                branches.as_array().map_or(&[][..], Vec::as_slice),
+                path,
+                out,
+            );
             return;
         }
         let types = types_of(schema);
@@ -211,7 +225,10 @@ impl<'s> Walker<'s> {
                     out.push(
                         Diagnostic::error(
                             node.pos,
-                            format!("{} must be at least {min}, found {value}", describe_leaf(path)),
+                            format!(
+                                "{} must be at least {min}, found {value}",
+                                describe_leaf(path)
+                            ),
                         ),
                         path,
                     );
@@ -230,9 +247,15 @@ impl<'s> Walker<'s> {
                         out.push(
                             Diagnostic::error(
                                 node.pos,
-                                format!("{} expects a duration, found {}", describe_leaf(path), node.describe()),
+                                format!(
+                                    "{} expects a duration, found {}",
+                                    describe_leaf(path),
+                                    node.describe()
+                                ),
                             )
-                            .with_label("a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"),
+                            .with_label(
+                                "a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`",
+                            ),
                             path,
                         );
                         return true;
@@ -250,14 +273,17 @@ impl<'s> Walker<'s> {
                     _ => false,
                 };
                 if !ok {
-                    out.push(Diagnostic::error(
-                        node.pos,
-                        format!(
-                            "{} expects an integer or a `${{{{ … }}}}` template, found {}",
-                            describe_leaf(path),
-                            node.describe()
+                    out.push(
+                        Diagnostic::error(
+                            node.pos,
+                            format!(
+                                "{} expects an integer or a `${{{{ … }}}}` template, found {}",
+                                describe_leaf(path),
+                                node.describe()
+                            ),
                         ),
-                    ), path);
+                        path,
+                    );
                 }
                 true
             }
@@ -272,7 +298,12 @@ impl<'s> Walker<'s> {
             Some(Scalar::Null) | None => out.push(
                 Diagnostic::error(
                     node.pos,
-                    format!("{} expects one of {}, found {}", describe_leaf(path), names(), node.describe()),
+                    format!(
+                        "{} expects one of {}, found {}",
+                        describe_leaf(path),
+                        names(),
+                        node.describe()
+                    ),
                 ),
                 path,
             ),
@@ -291,7 +322,13 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn check_branches(&self, node: &Node, branches: &'s [Value], path: &mut Vec<Seg>, out: &mut Report) {
+    fn check_branches(
+        &self,
+        node: &Node,
+        branches: &'s [Value],
+        path: &mut Vec<Seg>,
+        out: &mut Report,
+    ) {
         let non_null: Vec<&Value> = branches
             .iter()
             .filter(|b| types_of(self.resolve(b)) != ["null"])
@@ -351,12 +388,12 @@ impl<'s> Walker<'s> {
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
                     out.push(
-                        Diagnostic::error(
-                            key.pos,
-                            format!("unknown key `{name}` in {place}"),
-                        )
-                        .with_label(format!("expected one of {}", list_names(known.iter().copied(), 12)))
-                        .with_help(suggest(name, known.iter().copied())),
+                        Diagnostic::error(key.pos, format!("unknown key `{name}` in {place}"))
+                            .with_label(format!(
+                                "expected one of {}",
+                                list_names(known.iter().copied(), 12)
+                            ))
+                            .with_help(suggest(name, known.iter().copied())),
                         path,
                     );
                     path.pop();
@@ -387,12 +424,18 @@ impl<'s> Walker<'s> {
 /// The string values a schema allows, when it is an enumeration.
 fn string_choices(walker: &Walker<'_>, schema: &Value) -> Option<Vec<String>> {
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        return values.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+        return values
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect();
     }
     if let Some(value) = schema.get("const").and_then(Value::as_str) {
         return Some(vec![value.to_owned()]);
     }
-    let branches = schema.get("oneOf").or_else(|| schema.get("anyOf"))?.as_array()?;
+    let branches = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))?
+        .as_array()?;
     let mut all = Vec::new();
     for branch in branches {
         let branch = walker.resolve(branch);
@@ -455,7 +498,11 @@ fn type_error(node: &Node, types: &[&str], path: &[Seg]) -> Diagnostic {
     };
     Diagnostic::error(
         node.pos,
-        format!("{} expects {expected}, found {}", describe_leaf(path), node.describe()),
+        format!(
+            "{} expects {expected}, found {}",
+            describe_leaf(path),
+            node.describe()
+        ),
     )
 }
 
@@ -474,7 +521,15 @@ mod tests {
         check_workflow(&root)
             .diagnostics
             .iter()
-            .map(|d| format!("{}:{}: {} | {}", d.pos.line, d.pos.col, d.message, d.help.clone().unwrap_or_default()))
+            .map(|d| {
+                format!(
+                    "{}:{}: {} | {}",
+                    d.pos.line,
+                    d.pos.col,
+                    d.message,
+                    d.help.clone().unwrap_or_default()
+                )
+            })
             .collect()
     }
 
@@ -496,6 +551,9 @@ mod tests {
 
     #[test]
     fn plain_scalars_are_text() {
-        assert!(problems("env: { PORT: 8080, DEBUG: true }\njobs:\n  a:\n    steps: [{ run: true }]\n").is_empty());
+        assert!(
+            problems("env: { PORT: 8080, DEBUG: true }\njobs:\n  a:\n    steps: [{ run: true }]\n")
+                .is_empty()
+        );
     }
 }

@@ -34,7 +34,10 @@ pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
         }
     };
     let weekday = translate_weekdays(rest[4]).map_err(|why| invalid(&why))?;
-    let full = format!("{seconds} {} {} {} {} {weekday}", rest[0], rest[1], rest[2], rest[3]);
+    let full = format!(
+        "{seconds} {} {} {} {} {weekday}",
+        rest[0], rest[1], rest[2], rest[3]
+    );
     Schedule::from_str(&full).map_err(|e| invalid(&e.to_string()))
 }
 
@@ -48,7 +51,9 @@ fn translate_weekdays(field: &str) -> Result<String, String> {
         };
         let number = |text: &str| -> Result<Option<u32>, String> {
             if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() {
-                let n: u32 = text.parse().map_err(|_| format!("`{text}` is not a weekday"))?;
+                let n: u32 = text
+                    .parse()
+                    .map_err(|_| format!("`{text}` is not a weekday"))?;
                 if n > 7 {
                     return Err(format!("weekday `{n}` is out of range 0-7"));
                 }
@@ -94,16 +99,29 @@ mod tests {
     fn next_weekdays(expr: &str) -> Vec<Weekday> {
         let schedule = parse_schedule(expr).unwrap();
         let start = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap(); // a Sunday
-        schedule.after(&start).take(7).map(|t| t.weekday()).collect()
+        schedule
+            .after(&start)
+            .take(7)
+            .map(|t| t.weekday())
+            .collect()
     }
 
     #[test]
     fn weekdays_follow_classic_cron() {
         use Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
-        assert_eq!(next_weekdays("0 2 * * 1-5"), [Mon, Tue, Wed, Thu, Fri, Mon, Tue]);
-        assert_eq!(next_weekdays("0 2 * * 0"), [Sun, Sun, Sun, Sun, Sun, Sun, Sun]);
+        assert_eq!(
+            next_weekdays("0 2 * * 1-5"),
+            [Mon, Tue, Wed, Thu, Fri, Mon, Tue]
+        );
+        assert_eq!(
+            next_weekdays("0 2 * * 0"),
+            [Sun, Sun, Sun, Sun, Sun, Sun, Sun]
+        );
         assert_eq!(next_weekdays("0 2 * * 7")[0], Sun);
-        assert_eq!(next_weekdays("0 2 * * 5-7"), [Sun, Fri, Sat, Sun, Fri, Sat, Sun]);
+        assert_eq!(
+            next_weekdays("0 2 * * 5-7"),
+            [Sun, Fri, Sat, Sun, Fri, Sat, Sun]
+        );
         assert_eq!(next_weekdays("0 2 * * SAT,SUN")[..2], [Sun, Sat]);
     }
 
@@ -112,7 +130,14 @@ mod tests {
         assert!(parse_schedule("*/15 1-3 * * *").is_ok());
         assert!(parse_schedule("30 */15 1-3 * * *").is_ok());
         assert!(parse_schedule("@daily").is_ok());
-        for bad in ["", "* * * *", "61 * * * *", "* * * * * * * *", "0 2 * * 8", "0 25 * * *"] {
+        for bad in [
+            "",
+            "* * * *",
+            "61 * * * *",
+            "* * * * * * * *",
+            "0 2 * * 8",
+            "0 25 * * *",
+        ] {
             assert!(parse_schedule(bad).is_err(), "{bad}");
         }
     }

@@ -6,10 +6,8 @@
 use std::fmt;
 
 use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
-    VariantAccess, Visitor,
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
-
 
 use crate::spec::diag::Pos;
 use crate::spec::yaml::{Node, NodeKind, Scalar};
@@ -31,7 +29,10 @@ impl std::error::Error for Error {}
 
 impl de::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Error { message: msg.to_string(), pos: None }
+        Error {
+            message: msg.to_string(),
+            pos: None,
+        }
     }
 }
 
@@ -49,9 +50,11 @@ pub struct NodeDeserializer<'a>(pub &'a Node);
 
 impl<'a> NodeDeserializer<'a> {
     fn locate(&self, err: Error) -> Error {
-        Error { pos: err.pos.or(Some(self.0.pos)), ..err }
+        Error {
+            pos: err.pos.or(Some(self.0.pos)),
+            ..err
+        }
     }
-
 
     fn unexpected(&self) -> de::Unexpected<'_> {
         match &self.0.kind {
@@ -186,7 +189,9 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self).map_err(|e| self.locate(e))
+        visitor
+            .visit_newtype_struct(self)
+            .map_err(|e| self.locate(e))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -197,7 +202,11 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
         result.map_err(|e| self.locate(e))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 
@@ -281,12 +290,17 @@ struct MapReader<'a> {
 impl<'de> MapAccess<'de> for MapReader<'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let Some((key, _)) = self.entries.get(self.index) else {
             return Ok(None);
         };
         let key_de = NodeDeserializer(key);
-        seed.deserialize(key_de).map(Some).map_err(|e| key_de.locate(e))
+        seed.deserialize(key_de)
+            .map(Some)
+            .map_err(|e| key_de.locate(e))
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {

@@ -38,7 +38,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     #[must_use]
     pub fn error(pos: Pos, message: String) -> Self {
-        Diagnostic { pos, message, label: None, help: None }
+        Diagnostic {
+            pos,
+            message,
+            label: None,
+            help: None,
+        }
     }
 
     #[must_use]
@@ -57,7 +62,11 @@ impl Diagnostic {
     #[must_use]
     pub fn render(&self, file: &str, source: &str) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{file}:{}:{}: error: {}", self.pos.line, self.pos.col, self.message);
+        let _ = writeln!(
+            out,
+            "{file}:{}:{}: error: {}",
+            self.pos.line, self.pos.col, self.message
+        );
         if let Some(line_text) = source_line(source, self.pos.line) {
             let number = self.pos.line.to_string();
             let gutter = " ".repeat(number.len());
@@ -94,7 +103,10 @@ impl Diagnostic {
 
 fn source_line(source: &str, line: u32) -> Option<&str> {
     let index = usize::try_from(line.checked_sub(1)?).ok()?;
-    source.split('\n').nth(index).map(|l| l.strip_suffix('\r').unwrap_or(l))
+    source
+        .split('\n')
+        .nth(index)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
 }
 
 /// The closest of `candidates` to `name`, when it is close enough to be a likely typo.
@@ -129,7 +141,10 @@ mod tests {
 
     #[test]
     fn suggestions_are_close_names_only() {
-        assert_eq!(suggest("neeeds", ["needs", "steps"]), Some("did you mean `needs`?".into()));
+        assert_eq!(
+            suggest("neeeds", ["needs", "steps"]),
+            Some("did you mean `needs`?".into())
+        );
         assert_eq!(suggest("xyz", ["needs", "steps"]), None);
         assert_eq!(suggest("a", ["b"]), None);
     }
@@ -138,7 +153,12 @@ mod tests {
     fn renders_source_and_caret() {
         let source = "jobs:\n  a:\n    neeeds: [b]\n";
         let diag = Diagnostic::error(
-            Pos { line: 3, col: 5, offset: 0, len: 6 },
+            Pos {
+                line: 3,
+                col: 5,
+                offset: 0,
+                len: 6,
+            },
             "unknown key `neeeds` in job `a`".into(),
         )
         .with_label("expected one of `needs`, `steps`")

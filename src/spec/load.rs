@@ -82,14 +82,21 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         diagnostics: Vec::new(),
         io: Some(err.to_string()),
     })?;
-    let dir = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let dir = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
     let mut loaded = parse_bytes(&file, &bytes)?;
     loaded.dir = dir;
     if loaded.workflow.name.is_none() {
-        loaded.name = path
-            .file_stem()
-            .map_or_else(|| "workflow".to_owned(), |s| s.to_string_lossy().into_owned());
+        loaded.name = path.file_stem().map_or_else(
+            || "workflow".to_owned(),
+            |s| s.to_string_lossy().into_owned(),
+        );
     }
     Ok(loaded)
 }
@@ -116,7 +123,10 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
             let text = String::from_utf8_lossy(bytes).into_owned();
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
             let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let col = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+            let col = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count()
+                + 1;
             let pos = Pos {
                 line: u32::try_from(line).unwrap_or(u32::MAX),
                 col: u32::try_from(col).unwrap_or(u32::MAX),
@@ -131,7 +141,12 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         Ok(Some(root)) => root,
         Ok(None) => {
             let diag = Diagnostic::error(
-                Pos { line: 1, col: 1, offset: 0, len: 1 },
+                Pos {
+                    line: 1,
+                    col: 1,
+                    offset: 0,
+                    len: 1,
+                },
                 "the file is empty: a workflow needs at least `jobs`".to_owned(),
             );
             return Err(fail(source, vec![diag]));
@@ -171,11 +186,25 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         diagnostics.dedup();
         return Err(fail(source, diagnostics));
     }
-    let hash = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let name = workflow.name.clone().unwrap_or_else(|| {
-        Path::new(file).file_stem().map_or_else(|| "workflow".to_owned(), |s| s.to_string_lossy().into_owned())
+        Path::new(file).file_stem().map_or_else(
+            || "workflow".to_owned(),
+            |s| s.to_string_lossy().into_owned(),
+        )
     });
-    Ok(Loaded { workflow, name, file: file.to_owned(), dir: PathBuf::from("."), source, hash, root })
+    Ok(Loaded {
+        workflow,
+        name,
+        file: file.to_owned(),
+        dir: PathBuf::from("."),
+        source,
+        hash,
+        root,
+    })
 }
 
 #[cfg(test)]
@@ -184,7 +213,14 @@ mod tests {
 
     #[test]
     fn empty_and_scalar_files_are_invalid() {
-        for src in ["", "   \n", "just text", "- a\n- b\n", "jobs: {}\n", "jobs:\n"] {
+        for src in [
+            "",
+            "   \n",
+            "just text",
+            "- a\n- b\n",
+            "jobs: {}\n",
+            "jobs:\n",
+        ] {
             let err = parse_str("wf.yaml", src).unwrap_err();
             assert!(!err.diagnostics.is_empty(), "{src:?}");
         }
@@ -193,12 +229,19 @@ mod tests {
     #[test]
     fn binary_garbage_points_at_the_bad_byte() {
         let err = parse_bytes("wf.yaml", b"jobs:\n  a\xff: 1\n").unwrap_err();
-        assert_eq!((err.diagnostics[0].pos.line, err.diagnostics[0].pos.col), (2, 4));
+        assert_eq!(
+            (err.diagnostics[0].pos.line, err.diagnostics[0].pos.col),
+            (2, 4)
+        );
     }
 
     #[test]
     fn a_valid_file_loads() {
-        let loaded = parse_str("hello.yaml", "jobs:\n  a:\n    steps:\n      - run: echo hi\n").unwrap();
+        let loaded = parse_str(
+            "hello.yaml",
+            "jobs:\n  a:\n    steps:\n      - run: echo hi\n",
+        )
+        .unwrap();
         assert_eq!(loaded.name, "hello");
         assert_eq!(loaded.hash.len(), 64);
     }
@@ -249,13 +292,18 @@ mod tests {
         let filler = "x".repeat(4000);
         let mut i = 0;
         while big.len() < 5 * 1024 * 1024 {
-            big.push_str(&format!("  j{i}:\n    steps:\n      - run: echo {i} {filler}\n"));
+            big.push_str(&format!(
+                "  j{i}:\n    steps:\n      - run: echo {i} {filler}\n"
+            ));
             i += 1;
         }
         assert!(parse_str("big.yaml", &big).is_ok());
         let deep = format!("jobs: {}{}", "[".repeat(50_000), "]".repeat(50_000));
         assert!(parse_str("deep.yaml", &deep).is_err());
-        let deep_maps = "a:\n".repeat(1) + &(1..300).map(|d| format!("{}k:\n", " ".repeat(d))).collect::<String>();
+        let deep_maps = "a:\n".repeat(1)
+            + &(1..300)
+                .map(|d| format!("{}k:\n", " ".repeat(d)))
+                .collect::<String>();
         assert!(parse_str("deep.yaml", &deep_maps).is_err());
     }
 }

@@ -353,8 +353,14 @@ impl Retry {
     /// The delay before attempt `next` (2 for the first retry), before jitter.
     #[must_use]
     pub fn delay_before(&self, next: u32) -> Duration {
-        let base = self.delay.as_ref().map_or(Duration::from_secs(1), DurationSpec::get);
-        let cap = self.max_delay.as_ref().map_or(Duration::from_secs(300), DurationSpec::get);
+        let base = self
+            .delay
+            .as_ref()
+            .map_or(Duration::from_secs(1), DurationSpec::get);
+        let cap = self
+            .max_delay
+            .as_ref()
+            .map_or(Duration::from_secs(300), DurationSpec::get);
         let n = next.saturating_sub(1).max(1);
         let delay = match self.backoff {
             Backoff::Constant => base,
@@ -436,7 +442,10 @@ impl DurationSpec {
     /// # Errors
     /// A message saying what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
-        parse_duration(text).map(|value| DurationSpec { value, text: text.to_owned() })
+        parse_duration(text).map(|value| DurationSpec {
+            value,
+            text: text.to_owned(),
+        })
     }
 
     #[must_use]
@@ -450,7 +459,11 @@ impl DurationSpec {
 /// # Errors
 /// A message naming what was expected.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || format!("`{text}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`");
+    let expected = || {
+        format!(
+            "`{text}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"
+        )
+    };
     let trimmed = text.trim();
     if trimmed.is_empty() || !trimmed.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
         return Err(expected());
@@ -562,8 +575,17 @@ mod tests {
 
     #[test]
     fn durations_parse_in_the_spec_forms() {
-        for (text, ms) in [("500ms", 500), ("10s", 10_000), ("5m", 300_000), ("1h30m", 5_400_000)] {
-            assert_eq!(parse_duration(text).unwrap(), Duration::from_millis(ms), "{text}");
+        for (text, ms) in [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
         }
         for bad in ["", "10", "ten seconds", "s", "-1s", "1x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
@@ -581,7 +603,11 @@ mod tests {
         };
         let delays: Vec<u64> = (2..=5).map(|n| retry.delay_before(n).as_secs()).collect();
         assert_eq!(delays, [1, 2, 3, 3]);
-        let linear = Retry { backoff: Backoff::Linear, max_delay: None, ..retry };
+        let linear = Retry {
+            backoff: Backoff::Linear,
+            max_delay: None,
+            ..retry
+        };
         let delays: Vec<u64> = (2..=5).map(|n| linear.delay_before(n).as_secs()).collect();
         assert_eq!(delays, [1, 2, 3, 4]);
     }

@@ -22,7 +22,10 @@ pub enum ParamValue {
     Bool(bool),
     /// A DataBlock reference: a name and an optional fixed version.
     #[serde(serialize_with = "serialize_block")]
-    DataBlock { name: String, version: Option<u64> },
+    DataBlock {
+        name: String,
+        version: Option<u64>,
+    },
 }
 
 fn serialize_block<S: serde::Serializer>(
@@ -44,8 +47,14 @@ impl fmt::Display for ParamValue {
             ParamValue::Int(i) => write!(f, "{i}"),
             ParamValue::Float(x) => write!(f, "{x}"),
             ParamValue::Bool(b) => write!(f, "{b}"),
-            ParamValue::DataBlock { name, version: Some(v) } => write!(f, "{name}@{v}"),
-            ParamValue::DataBlock { name, version: None } => f.write_str(name),
+            ParamValue::DataBlock {
+                name,
+                version: Some(v),
+            } => write!(f, "{name}@{v}"),
+            ParamValue::DataBlock {
+                name,
+                version: None,
+            } => f.write_str(name),
         }
     }
 }
@@ -54,13 +63,28 @@ impl fmt::Display for ParamValue {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
     #[error("unknown parameter `{name}`{}", hint(.suggestion))]
-    Unknown { name: String, suggestion: Option<String> },
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("unknown job `{job}` in `-p {job}.{name}`{}", hint(.suggestion))]
-    UnknownJob { job: String, name: String, suggestion: Option<String> },
+    UnknownJob {
+        job: String,
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("parameter `{name}` expects {expected}, got `{value}`")]
-    WrongType { name: String, expected: &'static str, value: String },
+    WrongType {
+        name: String,
+        expected: &'static str,
+        value: String,
+    },
     #[error("parameter `{name}` must be one of {choices}, got `{value}`")]
-    NotAChoice { name: String, value: String, choices: String },
+    NotAChoice {
+        name: String,
+        value: String,
+        choices: String,
+    },
     #[error("missing required parameter `{name}` (give it with `-p {name}=VALUE`)")]
     Missing { name: String },
     #[error("`{0}` is not NAME=VALUE")]
@@ -68,7 +92,10 @@ pub enum ParamError {
 }
 
 fn hint(suggestion: &Option<String>) -> String {
-    suggestion.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+    suggestion
+        .as_ref()
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default()
 }
 
 /// Parses `text` as a value of `kind`.
@@ -78,7 +105,11 @@ fn hint(suggestion: &Option<String>) -> String {
 pub fn parse_value(kind: ParamType, text: &str) -> Result<ParamValue, &'static str> {
     match kind {
         ParamType::String => Ok(ParamValue::String(text.to_owned())),
-        ParamType::Int => text.trim().parse().map(ParamValue::Int).map_err(|_| "an integer"),
+        ParamType::Int => text
+            .trim()
+            .parse()
+            .map(ParamValue::Int)
+            .map_err(|_| "an integer"),
         ParamType::Float => match text.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(ParamValue::Float(x)),
             _ => Err("a number"),
@@ -99,8 +130,13 @@ fn parse_block_ref(text: &str) -> Option<ParamValue> {
         None => (text, None),
     };
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    valid.then(|| ParamValue::DataBlock { name: name.to_owned(), version })
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    valid.then(|| ParamValue::DataBlock {
+        name: name.to_owned(),
+        version,
+    })
 }
 
 /// Checks one value against a parameter's type and choices.
@@ -114,14 +150,18 @@ pub fn check_value(name: &str, param: &Param, text: &str) -> Result<ParamValue, 
         value: text.to_owned(),
     })?;
     if let Some(choices) = &param.choices {
-        let fits = choices.iter().any(|choice| {
-            parse_value(param.kind, choice.as_str()).is_ok_and(|c| c == value)
-        });
+        let fits = choices
+            .iter()
+            .any(|choice| parse_value(param.kind, choice.as_str()).is_ok_and(|c| c == value));
         if !fits {
             return Err(ParamError::NotAChoice {
                 name: name.to_owned(),
                 value: text.to_owned(),
-                choices: choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                choices: choices
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
@@ -148,7 +188,10 @@ impl Overrides {
                 return Err(ParamError::Malformed(arg.clone()));
             };
             match key.split_once('.') {
-                Some((job, name)) => out.jobs.push((job.to_owned(), name.to_owned(), value.to_owned())),
+                Some((job, name)) => {
+                    out.jobs
+                        .push((job.to_owned(), name.to_owned(), value.to_owned()))
+                }
                 None => out.workflow.push((key.to_owned(), value.to_owned())),
             }
         }
@@ -177,7 +220,10 @@ pub fn resolve(
         }
     }
     let layers = trigger.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let cli = overrides.workflow.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let cli = overrides
+        .workflow
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
     for (name, value) in layers.chain(cli) {
         if workflow.params.contains_key(name) {
             texts.insert(name, value);
@@ -227,7 +273,11 @@ pub fn resolve(
             errors.push(err);
         }
     }
-    if errors.is_empty() { Ok(values) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
 }
 
 fn unknown(name: &str, workflow: &Workflow) -> ParamError {
@@ -256,7 +306,9 @@ pub fn for_job(
         .iter()
         .filter(|(j, _, _)| j == job)
         .map(|(_, name, value)| (name.as_str(), value.as_str()));
-    let own = rendered_job_params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let own = rendered_job_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
     for (name, text) in own.chain(cli) {
         let Some(param) = workflow.params.get(name) else {
             return Err(unknown(name, workflow));
@@ -291,16 +343,26 @@ mod tests {
         assert_eq!(values["rows"], ParamValue::Int(7));
         assert_eq!(values["region"], ParamValue::String("eu".into()));
         assert_eq!(values["src"].to_string(), "raw@2");
-        let job = for_job(&wf, "a", &values, &IndexMap::from([("rows".into(), "5".into())]), &args(&["a.rows=9"]))
-            .unwrap();
+        let job = for_job(
+            &wf,
+            "a",
+            &values,
+            &IndexMap::from([("rows".into(), "5".into())]),
+            &args(&["a.rows=9"]),
+        )
+        .unwrap();
         assert_eq!(job["rows"], ParamValue::Int(9));
     }
 
     #[test]
     fn every_problem_is_reported() {
         let wf = workflow();
-        let errors = resolve(&wf, &IndexMap::new(), &args(&["regoin=eu", "rows=many", "region=asia", "b.rows=1"]))
-            .unwrap_err();
+        let errors = resolve(
+            &wf,
+            &IndexMap::new(),
+            &args(&["regoin=eu", "rows=many", "region=asia", "b.rows=1"]),
+        )
+        .unwrap_err();
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             messages,

@@ -120,12 +120,18 @@ pub fn translate_expression(expr: &str) -> String {
 #[must_use]
 pub fn condition_expression(text: &str) -> Option<&str> {
     let trimmed = text.trim();
-    if let Some(inner) = trimmed.strip_prefix(OPEN).and_then(|t| t.strip_suffix("}}"))
+    if let Some(inner) = trimmed
+        .strip_prefix(OPEN)
+        .and_then(|t| t.strip_suffix("}}"))
         && !inner.contains(OPEN)
     {
         return Some(inner);
     }
-    if has_template(trimmed) { None } else { Some(trimmed) }
+    if has_template(trimmed) {
+        None
+    } else {
+        Some(trimmed)
+    }
 }
 
 /// The variables a template reads, as dotted paths (`params.date`, `needs.a.outputs.x`).
@@ -137,7 +143,9 @@ pub fn references(text: &str) -> Result<BTreeSet<String>, String> {
         return Ok(BTreeSet::new());
     }
     let source = to_jinja(text);
-    let template = engine().template_from_str(&source).map_err(|e| describe_error(&e))?;
+    let template = engine()
+        .template_from_str(&source)
+        .map_err(|e| describe_error(&e))?;
     Ok(template.undeclared_variables(true).into_iter().collect())
 }
 
@@ -149,7 +157,9 @@ pub fn condition_references(text: &str) -> Result<BTreeSet<String>, String> {
     match condition_expression(text) {
         Some(expr) => {
             let expr = translate_expression(expr);
-            let compiled = engine().compile_expression(&expr).map_err(|e| describe_error(&e))?;
+            let compiled = engine()
+                .compile_expression(&expr)
+                .map_err(|e| describe_error(&e))?;
             Ok(compiled.undeclared_variables(true).into_iter().collect())
         }
         None => references(text),
@@ -165,7 +175,9 @@ pub fn render(text: &str, context: &Value) -> Result<String, String> {
         return Ok(text.to_owned());
     }
     let source = to_jinja(text);
-    engine().render_str(&source, context).map_err(|e| describe_error(&e))
+    engine()
+        .render_str(&source, context)
+        .map_err(|e| describe_error(&e))
 }
 
 /// Evaluates an `if:` condition to a bool.
@@ -176,7 +188,9 @@ pub fn eval_condition(text: &str, context: &Value) -> Result<bool, String> {
     match condition_expression(text) {
         Some(expr) => {
             let expr = translate_expression(expr);
-            let compiled = engine().compile_expression(&expr).map_err(|e| describe_error(&e))?;
+            let compiled = engine()
+                .compile_expression(&expr)
+                .map_err(|e| describe_error(&e))?;
             let value = compiled.eval(context).map_err(|e| describe_error(&e))?;
             Ok(value.is_true())
         }
@@ -206,7 +220,10 @@ mod tests {
             translate_expression(" a && !b || c != 'x && y' "),
             " a  and   not b  or  c != 'x && y' "
         );
-        assert_eq!(to_jinja("echo ${{ a || 'd' }} && true"), "echo ${{ a  or  'd' }} && true");
+        assert_eq!(
+            to_jinja("echo ${{ a || 'd' }} && true"),
+            "echo ${{ a  or  'd' }} && true"
+        );
     }
 
     #[test]
@@ -234,6 +251,9 @@ mod tests {
     fn shell_syntax_passes_through() {
         let ctx = minijinja::context! { params => minijinja::context! { n => 2 } };
         let script = "a=(1 2); echo ${#a[@]} {% raw %} {{ x }} ${{ params.n }}\n";
-        assert_eq!(render(script, &ctx).unwrap(), "a=(1 2); echo ${#a[@]} {% raw %} {{ x }} 2\n");
+        assert_eq!(
+            render(script, &ctx).unwrap(),
+            "a=(1 2); echo ${#a[@]} {% raw %} {{ x }} 2\n"
+        );
     }
 }

@@ -12,7 +12,6 @@ use crate::spec::params::check_value;
 use crate::spec::template;
 use crate::spec::yaml::Node;
 
-
 /// A path step for finding a node.
 #[derive(Clone, Copy)]
 enum At<'a> {
@@ -78,12 +77,20 @@ impl Ctx<'_> {
 
 /// Appends every semantic problem of `wf` to `out`.
 pub fn validate(wf: &Workflow, root: &Node, source: &str, out: &mut Vec<Diagnostic>) {
-    let mut ctx = Ctx { wf, root, source, out };
+    let mut ctx = Ctx {
+        wf,
+        root,
+        source,
+        out,
+    };
     check_params(&mut ctx);
     check_triggers(&mut ctx);
     check_workflow_level(&mut ctx);
     if wf.jobs.is_empty() {
-        ctx.error(&[At::KeyOf("jobs")], "a workflow needs at least one job".to_owned());
+        ctx.error(
+            &[At::KeyOf("jobs")],
+            "a workflow needs at least one job".to_owned(),
+        );
     }
     for (name, job) in &wf.jobs {
         check_job(&mut ctx, name, job);
@@ -99,13 +106,17 @@ pub fn is_valid_shell(shell: &str) -> bool {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn is_job_name(name: &str) -> bool {
     !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && name.parse::<u64>().is_err()
 }
 
@@ -119,8 +130,16 @@ fn check_params(ctx: &mut Ctx<'_>) {
         if let Some(choices) = &param.choices {
             for (i, choice) in choices.iter().enumerate() {
                 if let Err(err) = crate::spec::params::parse_value(param.kind, choice.as_str()) {
-                    let path = [At::Key("params"), At::Key(name), At::Key("choices"), At::Index(i)];
-                    ctx.error(&path, format!("choice `{choice}` of parameter `{name}` is not {err}"));
+                    let path = [
+                        At::Key("params"),
+                        At::Key(name),
+                        At::Key("choices"),
+                        At::Index(i),
+                    ];
+                    ctx.error(
+                        &path,
+                        format!("choice `{choice}` of parameter `{name}` is not {err}"),
+                    );
                 }
             }
         }
@@ -145,15 +164,32 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
             ("datablock", trigger.datablock.is_some()),
             ("after", trigger.after.is_some()),
         ];
-        let given: Vec<&str> = kinds.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+        let given: Vec<&str> = kinds
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(k, _)| *k)
+            .collect();
         match given.as_slice() {
             [] => {
-                ctx.error(&[At::Key("triggers"), At::Index(i)], format!("trigger {} names no kind", i + 1))
-                    .label = Some("expected one of `schedule`, `every`, `at`, `file`, `datablock`, `after`".into());
+                ctx.error(
+                    &[At::Key("triggers"), At::Index(i)],
+                    format!("trigger {} names no kind", i + 1),
+                )
+                .label = Some(
+                    "expected one of `schedule`, `every`, `at`, `file`, `datablock`, `after`"
+                        .into(),
+                );
             }
             [_] => {}
             [_, second, ..] => {
-                ctx.error(&at(second), format!("trigger {} has several kinds ({}); give one per trigger", i + 1, list_names(given.iter().copied(), 6)));
+                ctx.error(
+                    &at(second),
+                    format!(
+                        "trigger {} has several kinds ({}); give one per trigger",
+                        i + 1,
+                        list_names(given.iter().copied(), 6)
+                    ),
+                );
             }
         }
         if let Some(schedule) = &trigger.schedule
@@ -163,7 +199,10 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
         }
         if let Some(zone) = &trigger.timezone {
             if trigger.schedule.is_none() {
-                ctx.error(&at("timezone"), "`timezone` applies to `schedule` triggers only".to_owned());
+                ctx.error(
+                    &at("timezone"),
+                    "`timezone` applies to `schedule` triggers only".to_owned(),
+                );
             } else if zone.parse::<chrono_tz::Tz>().is_err() {
                 let help = suggest(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
                 ctx.error(&at("timezone"), format!("unknown time zone `{zone}`"))
@@ -185,14 +224,26 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
         if let Some(file) = &trigger.file
             && file.path.trim().is_empty()
         {
-            ctx.error(&at("file"), "a file trigger needs a non-empty `path`".to_owned());
+            ctx.error(
+                &at("file"),
+                "a file trigger needs a non-empty `path`".to_owned(),
+            );
         }
         for (name, value) in &trigger.params {
-            let path = [At::Key("triggers"), At::Index(i), At::Key("params"), At::KeyOf(name)];
+            let path = [
+                At::Key("triggers"),
+                At::Index(i),
+                At::Key("params"),
+                At::KeyOf(name),
+            ];
             match wf.params.get(name) {
                 None => {
                     let help = suggest(name, wf.params.keys().map(String::as_str));
-                    ctx.error(&path, format!("unknown parameter `{name}` in trigger {}", i + 1)).help = help;
+                    ctx.error(
+                        &path,
+                        format!("unknown parameter `{name}` in trigger {}", i + 1),
+                    )
+                    .help = help;
                 }
                 Some(param) => {
                     if let Err(err) = check_value(name, param, value.as_str()) {
@@ -205,7 +256,10 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
     if let Some(concurrency) = &wf.concurrency
         && concurrency.max_runs == Some(0)
     {
-        ctx.error(&[At::Key("concurrency"), At::Key("max_runs")], "`max_runs` must be at least 1".to_owned());
+        ctx.error(
+            &[At::Key("concurrency"), At::Key("max_runs")],
+            "`max_runs` must be at least 1".to_owned(),
+        );
     }
 }
 
@@ -229,12 +283,25 @@ struct Scope<'a> {
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
     let wf = ctx.wf;
     for (key, value) in &wf.env {
-        check_template(ctx, &[At::Key("env"), At::Key(key)], value.as_str(), Scope { job: None }, false);
+        check_template(
+            ctx,
+            &[At::Key("env"), At::Key(key)],
+            value.as_str(),
+            Scope { job: None },
+            false,
+        );
     }
     if let Some(retry) = &wf.defaults.retry
         && retry.max_attempts == 0
     {
-        ctx.error(&[At::Key("defaults"), At::Key("retry"), At::Key("max_attempts")], "`max_attempts` must be at least 1".to_owned());
+        ctx.error(
+            &[
+                At::Key("defaults"),
+                At::Key("retry"),
+                At::Key("max_attempts"),
+            ],
+            "`max_attempts` must be at least 1".to_owned(),
+        );
     }
 }
 
@@ -258,20 +325,37 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
     let mut seen = HashSet::new();
     for (i, need) in job.needs.iter().enumerate() {
         let mut path = job_path(name, &[At::Key("needs")]);
-        if matches!(ctx.root.get("jobs").and_then(|j| j.get(name)).and_then(|j| j.get("needs")).map(|n| n.as_seq().is_some()), Some(true)) {
+        if matches!(
+            ctx.root
+                .get("jobs")
+                .and_then(|j| j.get(name))
+                .and_then(|j| j.get("needs"))
+                .map(|n| n.as_seq().is_some()),
+            Some(true)
+        ) {
             path.push(At::Index(i));
         }
         if need == name {
             ctx.error(&path, format!("job `{name}` needs itself"));
         } else if !wf.jobs.contains_key(need) {
             let help = suggest(need, wf.jobs.keys().map(String::as_str));
-            ctx.error(&path, format!("job `{name}` needs `{need}`, which is not a job of this workflow")).help = help;
+            ctx.error(
+                &path,
+                format!("job `{name}` needs `{need}`, which is not a job of this workflow"),
+            )
+            .help = help;
         } else if !seen.insert(need.as_str()) {
-            ctx.error(&path, format!("job `{name}` lists `{need}` twice in `needs`"));
+            ctx.error(
+                &path,
+                format!("job `{name}` lists `{need}` twice in `needs`"),
+            );
         }
     }
     if job.steps.is_empty() {
-        ctx.error(&job_path(name, &[At::Key("steps")]), format!("job `{name}` has no steps"));
+        ctx.error(
+            &job_path(name, &[At::Key("steps")]),
+            format!("job `{name}` has no steps"),
+        );
     }
     for (i, step) in job.steps.iter().enumerate() {
         check_step(ctx, name, job, i, step);
@@ -279,57 +363,126 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
     if let Some(retry) = &job.retry
         && retry.max_attempts == 0
     {
-        ctx.error(&job_path(name, &[At::Key("retry"), At::Key("max_attempts")]), "`max_attempts` must be at least 1".to_owned());
+        ctx.error(
+            &job_path(name, &[At::Key("retry"), At::Key("max_attempts")]),
+            "`max_attempts` must be at least 1".to_owned(),
+        );
     }
     for (axis, values) in &job.matrix {
         if !is_identifier(axis) {
             ctx.error(&job_path(name, &[At::Key("matrix"), At::KeyOf(axis)]), format!("matrix key `{axis}` must start with a letter and hold only letters, digits, `_` and `-`"));
         }
         if values.is_empty() {
-            ctx.error(&job_path(name, &[At::Key("matrix"), At::Key(axis)]), format!("matrix key `{axis}` has no values"));
+            ctx.error(
+                &job_path(name, &[At::Key("matrix"), At::Key(axis)]),
+                format!("matrix key `{axis}` has no values"),
+            );
         }
     }
-    let scope = Scope { job: Some((name, job)) };
+    let scope = Scope {
+        job: Some((name, job)),
+    };
     for (key, value) in &job.env {
-        check_template(ctx, &job_path(name, &[At::Key("env"), At::Key(key)]), value.as_str(), scope, false);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("env"), At::Key(key)]),
+            value.as_str(),
+            scope,
+            false,
+        );
     }
     for (key, value) in &job.metadata {
-        check_template(ctx, &job_path(name, &[At::Key("metadata"), At::Key(key)]), value.as_str(), scope, false);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("metadata"), At::Key(key)]),
+            value.as_str(),
+            scope,
+            false,
+        );
     }
     for (key, value) in &job.params {
         let path = job_path(name, &[At::Key("params"), At::KeyOf(key)]);
         match wf.params.get(key) {
             None => {
                 let help = suggest(key, wf.params.keys().map(String::as_str));
-                ctx.error(&path, format!("unknown parameter `{key}` in job `{name}`")).help = help;
+                ctx.error(&path, format!("unknown parameter `{key}` in job `{name}`"))
+                    .help = help;
             }
             Some(param) if !template::has_template(value.as_str()) => {
                 if let Err(err) = check_value(key, param, value.as_str()) {
-                    ctx.error(&job_path(name, &[At::Key("params"), At::Key(key)]), err.to_string());
+                    ctx.error(
+                        &job_path(name, &[At::Key("params"), At::Key(key)]),
+                        err.to_string(),
+                    );
                 }
             }
-            Some(_) => check_template(ctx, &job_path(name, &[At::Key("params"), At::Key(key)]), value.as_str(), scope, false),
+            Some(_) => check_template(
+                ctx,
+                &job_path(name, &[At::Key("params"), At::Key(key)]),
+                value.as_str(),
+                scope,
+                false,
+            ),
         }
     }
     if let Some(workdir) = &job.workdir {
-        check_template(ctx, &job_path(name, &[At::Key("workdir")]), workdir.as_str(), scope, false);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("workdir")]),
+            workdir.as_str(),
+            scope,
+            false,
+        );
     }
     if let Some(condition) = &job.condition {
-        check_template(ctx, &job_path(name, &[At::Key("if")]), condition.as_str(), scope, true);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("if")]),
+            condition.as_str(),
+            scope,
+            true,
+        );
     }
     if let Some(queue) = &job.queue {
-        check_template(ctx, &job_path(name, &[At::Key("queue")]), queue, scope, false);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("queue")]),
+            queue,
+            scope,
+            false,
+        );
     }
     if let Some(priority) = &job.priority {
-        check_template(ctx, &job_path(name, &[At::Key("priority")]), &priority.0, scope, false);
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("priority")]),
+            &priority.0,
+            scope,
+            false,
+        );
     }
     if let Some(runs_on) = &job.runs_on {
         for label in runs_on.iter() {
-            check_template(ctx, &job_path(name, &[At::Key("runs_on")]), label.as_str(), scope, false);
+            check_template(
+                ctx,
+                &job_path(name, &[At::Key("runs_on")]),
+                label.as_str(),
+                scope,
+                false,
+            );
         }
     }
     for (block, decl) in &job.datablocks {
-        check_template(ctx, &job_path(name, &[At::Key("datablocks"), At::Key(block), At::Key("path")]), decl.path.as_str(), scope, false);
+        check_template(
+            ctx,
+            &job_path(
+                name,
+                &[At::Key("datablocks"), At::Key(block), At::Key("path")],
+            ),
+            decl.path.as_str(),
+            scope,
+            false,
+        );
     }
     for (input, source) in &job.inputs {
         check_input(ctx, name, job, input, source);
@@ -337,66 +490,123 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
 }
 
 fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
-    let scope = Scope { job: Some((name, job)) };
+    let scope = Scope {
+        job: Some((name, job)),
+    };
     match (&step.run, &step.command) {
         (None, None) => {
-            ctx.error(&step_path(name, i, &[]), format!("step {} of job `{name}` needs `run` or `command`", i + 1));
+            ctx.error(
+                &step_path(name, i, &[]),
+                format!("step {} of job `{name}` needs `run` or `command`", i + 1),
+            );
         }
         (Some(_), Some(_)) => {
-            ctx.error(&step_path(name, i, &[At::KeyOf("command")]), format!("step {} of job `{name}` has both `run` and `command`; give one", i + 1));
+            ctx.error(
+                &step_path(name, i, &[At::KeyOf("command")]),
+                format!(
+                    "step {} of job `{name}` has both `run` and `command`; give one",
+                    i + 1
+                ),
+            );
         }
-        (Some(run), None) => check_template(ctx, &step_path(name, i, &[At::Key("run")]), run.as_str(), scope, false),
+        (Some(run), None) => check_template(
+            ctx,
+            &step_path(name, i, &[At::Key("run")]),
+            run.as_str(),
+            scope,
+            false,
+        ),
         (None, Some(command)) => {
             if command.is_empty() {
-                ctx.error(&step_path(name, i, &[At::Key("command")]), "`command` needs at least the program to run".to_owned());
+                ctx.error(
+                    &step_path(name, i, &[At::Key("command")]),
+                    "`command` needs at least the program to run".to_owned(),
+                );
             }
             for (j, item) in command.iter().enumerate() {
-                check_template(ctx, &step_path(name, i, &[At::Key("command"), At::Index(j)]), item.as_str(), scope, false);
+                check_template(
+                    ctx,
+                    &step_path(name, i, &[At::Key("command"), At::Index(j)]),
+                    item.as_str(),
+                    scope,
+                    false,
+                );
             }
         }
     }
     if let Some(shell) = &step.shell {
         if step.command.is_some() {
-            ctx.error(&step_path(name, i, &[At::KeyOf("shell")]), "`shell` applies to `run` steps, not `command`".to_owned());
+            ctx.error(
+                &step_path(name, i, &[At::KeyOf("shell")]),
+                "`shell` applies to `run` steps, not `command`".to_owned(),
+            );
         } else if !is_valid_shell(shell) {
             ctx.error(&step_path(name, i, &[At::Key("shell")]), format!("unknown shell `{shell}`"))
                 .label = Some("expected `sh`, `bash`, `python3`, or a command with `{0}` for the script file, like `perl {0}`".into());
         }
     }
     for (key, value) in &step.env {
-        check_template(ctx, &step_path(name, i, &[At::Key("env"), At::Key(key)]), value.as_str(), scope, false);
+        check_template(
+            ctx,
+            &step_path(name, i, &[At::Key("env"), At::Key(key)]),
+            value.as_str(),
+            scope,
+            false,
+        );
     }
 }
 
 fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &str) {
     let wf = ctx.wf;
-    let path = [At::Key("jobs"), At::Key(name), At::Key("inputs"), At::Key(input)];
+    let path = [
+        At::Key("jobs"),
+        At::Key(name),
+        At::Key("inputs"),
+        At::Key(input),
+    ];
     if !is_identifier(input) {
         ctx.error(&[At::Key("jobs"), At::Key(name), At::Key("inputs"), At::KeyOf(input)], format!("input name `{input}` must start with a letter and hold only letters, digits, `_` and `-`"));
     }
     let Some((producer, block)) = source.split_once('.') else {
-        ctx.error(&path, format!("input `{input}` must name `job.block`, found `{source}`"));
+        ctx.error(
+            &path,
+            format!("input `{input}` must name `job.block`, found `{source}`"),
+        );
         return;
     };
     let Some(producer_job) = wf.jobs.get(producer) else {
         let help = suggest(producer, wf.jobs.keys().map(String::as_str));
-        ctx.error(&path, format!("input `{input}` reads from job `{producer}`, which is not a job of this workflow")).help = help;
+        ctx.error(
+            &path,
+            format!(
+                "input `{input}` reads from job `{producer}`, which is not a job of this workflow"
+            ),
+        )
+        .help = help;
         return;
     };
     if !producer_job.datablocks.contains_key(block) {
         let produced: Vec<&str> = producer_job.datablocks.keys().map(String::as_str).collect();
         let message = if produced.is_empty() {
-            format!("job `{producer}` produces no DataBlocks, so input `{input}` cannot read `{block}`")
+            format!(
+                "job `{producer}` produces no DataBlocks, so input `{input}` cannot read `{block}`"
+            )
         } else {
-            format!("job `{producer}` does not produce a DataBlock `{block}`; it produces {}", list_names(produced.iter().copied(), 8))
+            format!(
+                "job `{producer}` does not produce a DataBlock `{block}`; it produces {}",
+                list_names(produced.iter().copied(), 8)
+            )
         };
         let help = suggest(block, produced.iter().copied());
         ctx.error(&path, message).help = help;
         return;
     }
     if !is_upstream(wf, name, producer) {
-        ctx.error(&path, format!("job `{name}` reads a DataBlock of `{producer}` but does not need it"))
-            .help = Some(format!("add `{producer}` to the `needs` of `{name}`"));
+        ctx.error(
+            &path,
+            format!("job `{name}` reads a DataBlock of `{producer}` but does not need it"),
+        )
+        .help = Some(format!("add `{producer}` to the `needs` of `{name}`"));
     }
     let _ = job;
 }
@@ -406,7 +616,9 @@ fn is_upstream(wf: &Workflow, job: &str, ancestor: &str) -> bool {
     let mut stack = vec![job];
     let mut seen = HashSet::new();
     while let Some(current) = stack.pop() {
-        let Some(spec) = wf.jobs.get(current) else { continue };
+        let Some(spec) = wf.jobs.get(current) else {
+            continue;
+        };
         for need in spec.needs.iter() {
             if need == ancestor {
                 return true;
@@ -420,17 +632,30 @@ fn is_upstream(wf: &Workflow, job: &str, ancestor: &str) -> bool {
 }
 
 /// Checks a template's syntax and that everything it reads can exist.
-fn check_template(ctx: &mut Ctx<'_>, path: &[At<'_>], text: &str, scope: Scope<'_>, condition: bool) {
+fn check_template(
+    ctx: &mut Ctx<'_>,
+    path: &[At<'_>],
+    text: &str,
+    scope: Scope<'_>,
+    condition: bool,
+) {
     if !template::has_template(text) && !condition {
         return;
     }
-    let refs = if condition { template::condition_references(text) } else { template::references(text) };
+    let refs = if condition {
+        template::condition_references(text)
+    } else {
+        template::references(text)
+    };
     let refs = match refs {
         Ok(refs) => refs,
         Err(message) => {
             let pos = ctx.pos(path);
             let pos = ctx.refine(pos, template::OPEN);
-            ctx.out.push(Diagnostic::error(pos, format!("invalid template: {message}")));
+            ctx.out.push(Diagnostic::error(
+                pos,
+                format!("invalid template: {message}"),
+            ));
             return;
         }
     };
@@ -438,13 +663,18 @@ fn check_template(ctx: &mut Ctx<'_>, path: &[At<'_>], text: &str, scope: Scope<'
         if let Some(problem) = reference_problem(ctx.wf, &reference, scope) {
             let pos = ctx.pos(path);
             let pos = ctx.refine(pos, &reference);
-            ctx.out.push(Diagnostic::error(pos, problem.0).with_help(problem.1));
+            ctx.out
+                .push(Diagnostic::error(pos, problem.0).with_help(problem.1));
         }
     }
 }
 
 /// Why a dotted reference cannot resolve, with an optional hint; `None` when it can.
-fn reference_problem(wf: &Workflow, reference: &str, scope: Scope<'_>) -> Option<(String, Option<String>)> {
+fn reference_problem(
+    wf: &Workflow,
+    reference: &str,
+    scope: Scope<'_>,
+) -> Option<(String, Option<String>)> {
     let mut parts = reference.split('.');
     let root = parts.next().unwrap_or_default();
     let second = parts.next();
@@ -472,7 +702,10 @@ fn reference_problem(wf: &Workflow, reference: &str, scope: Scope<'_>) -> Option
                 } else {
                     suggest(need, job.needs.iter().map(String::as_str))
                 };
-                return Some((format!("`{reference}` reads job `{need}`, which `{job_name}` does not need"), hint));
+                return Some((
+                    format!("`{reference}` reads job `{need}`, which `{job_name}` does not need"),
+                    hint,
+                ));
             }
             match third {
                 None | Some("outputs" | "result") => None,
@@ -490,7 +723,10 @@ fn reference_problem(wf: &Workflow, reference: &str, scope: Scope<'_>) -> Option
             if job.matrix.contains_key(key) {
                 None
             } else if job.matrix.is_empty() {
-                Some((format!("`{reference}`: job `{job_name}` has no `matrix`"), None))
+                Some((
+                    format!("`{reference}`: job `{job_name}` has no `matrix`"),
+                    None,
+                ))
             } else {
                 Some((
                     format!("`{reference}` reads an unknown matrix key `{key}`"),
@@ -500,19 +736,30 @@ fn reference_problem(wf: &Workflow, reference: &str, scope: Scope<'_>) -> Option
         }
         "run" => match second {
             None | Some("id" | "workflow") => None,
-            Some(other) => Some((format!("`{reference}`: `run` has `id` and `workflow`, not `{other}`"), suggest(other, ["id", "workflow"]))),
+            Some(other) => Some((
+                format!("`{reference}`: `run` has `id` and `workflow`, not `{other}`"),
+                suggest(other, ["id", "workflow"]),
+            )),
         },
         "job" => match (second, scope.job) {
             (_, None) => Some(("`job` can only be read inside a job".to_owned(), None)),
             (None | Some("name"), _) => None,
-            (Some(other), _) => Some((format!("`{reference}`: `job` has `name`, not `{other}`"), suggest(other, ["name"]))),
+            (Some(other), _) => Some((
+                format!("`{reference}`: `job` has `name`, not `{other}`"),
+                suggest(other, ["name"]),
+            )),
         },
         "env" | "trigger" => None,
         // Functions minijinja provides.
         "range" | "dict" | "namespace" | "debug" | "loop" => None,
         other => Some((
-            format!("unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger`"),
-            suggest(other, ["params", "needs", "matrix", "env", "run", "job", "trigger"]),
+            format!(
+                "unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger`"
+            ),
+            suggest(
+                other,
+                ["params", "needs", "matrix", "env", "run", "job", "trigger"],
+            ),
         )),
     }
 }
@@ -523,13 +770,21 @@ fn check_cycles(ctx: &mut Ctx<'_>) {
         .wf
         .jobs
         .values()
-        .map(|job| job.needs.iter().filter_map(|n| ctx.wf.jobs.get_index_of(n.as_str())).collect())
+        .map(|job| {
+            job.needs
+                .iter()
+                .filter_map(|n| ctx.wf.jobs.get_index_of(n.as_str()))
+                .collect()
+        })
         .collect();
     for cycle in find_cycles(&needs) {
         let mut shown: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
         shown.push(names[cycle[0]]);
         let first = names[cycle[0]];
-        ctx.error(&[At::Key("jobs"), At::KeyOf(first)], format!("dependency cycle: {}", shown.join(" -> ")));
+        ctx.error(
+            &[At::Key("jobs"), At::KeyOf(first)],
+            format!("dependency cycle: {}", shown.join(" -> ")),
+        );
     }
 }
 
@@ -544,7 +799,11 @@ mod tests {
                 .diagnostics
                 .iter()
                 .map(|d| {
-                    let help = d.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
+                    let help = d
+                        .help
+                        .as_ref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
                     format!("{}:{}: {}{help}", d.pos.line, d.pos.col, d.message)
                 })
                 .collect(),
@@ -571,8 +830,13 @@ mod tests {
             "triggers:\n  - schedule: '61 * * * *'\n    timezone: Europe/Berln\n  - every: 0s\n  - at: tomorrow\njobs:\n  a:\n    timeout: 10 minutes\n    steps: [{ run: x }]\n",
         );
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].starts_with("2:15: invalid cron expression"), "{found:#?}");
-        assert!(found[1].contains("unknown time zone `Europe/Berln` (did you mean `Europe/Berlin`?)"));
+        assert!(
+            found[0].starts_with("2:15: invalid cron expression"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].contains("unknown time zone `Europe/Berln` (did you mean `Europe/Berlin`?)")
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     /// A scalar; `plain` is false for quoted and block scalars, which are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Entries in document order; keys are nodes so that their positions survive.
     Map(Vec<(Node, Node)>),
@@ -183,8 +186,17 @@ pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
 
 /// A collection under construction.
 enum Frame {
-    Seq { items: Vec<Node>, pos: Pos, anchor: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, pos: Pos, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        pos: Pos,
+        anchor: usize,
+    },
 }
 
 struct Builder<'s> {
@@ -216,11 +228,23 @@ impl<'s> Builder<'s> {
     /// A position from the parser's 1-based line and 0-based character column.
     fn pos_at(&self, _index: usize, line: usize, col: usize, len: usize) -> Pos {
         let line = line.max(1);
-        let start = self.line_starts.get(line - 1).copied().unwrap_or(self.source.len());
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(self.source.len());
         let line_text = self.source[start..].split('\n').next().unwrap_or("");
         // Columns count characters; convert to a byte offset within the line.
-        let byte_col = line_text.char_indices().nth(col).map_or(line_text.len(), |(i, _)| i);
-        Pos { line: u32::try_from(line).unwrap_or(u32::MAX), col: col_u32(col), offset: start + byte_col, len }
+        let byte_col = line_text
+            .char_indices()
+            .nth(col)
+            .map_or(line_text.len(), |(i, _)| i);
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: col_u32(col),
+            offset: start + byte_col,
+            len,
+        }
     }
 
     fn pos_of(&self, span: YamlSpan) -> Pos {
@@ -251,7 +275,10 @@ impl<'s> Builder<'s> {
             }
             Event::Alias(id) => {
                 let Some(node) = self.anchors.get(&id).cloned() else {
-                    return Err(Diagnostic::error(pos, "alias to an unknown anchor".to_owned()));
+                    return Err(Diagnostic::error(
+                        pos,
+                        "alias to an unknown anchor".to_owned(),
+                    ));
                 };
                 self.nodes += count_nodes(&node);
                 if self.nodes > MAX_NODES {
@@ -267,9 +294,16 @@ impl<'s> Builder<'s> {
             Event::Scalar(text, style, anchor, _tag) => {
                 self.bump_nodes(pos)?;
                 let plain = style == ScalarStyle::Plain;
-                let len = if plain { text.chars().count().max(1) } else { pos.len };
+                let len = if plain {
+                    text.chars().count().max(1)
+                } else {
+                    pos.len
+                };
                 let node = Node {
-                    kind: NodeKind::Scalar { text: text.into_owned(), plain },
+                    kind: NodeKind::Scalar {
+                        text: text.into_owned(),
+                        plain,
+                    },
                     pos: Pos { len, ..pos },
                 };
                 if anchor > 0 {
@@ -279,23 +313,43 @@ impl<'s> Builder<'s> {
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(pos)?;
-                self.stack.push(Frame::Seq { items: Vec::new(), pos, anchor });
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    pos,
+                    anchor,
+                });
                 Ok(false)
             }
             Event::MappingStart(anchor, _) => {
                 self.open(pos)?;
-                self.stack.push(Frame::Map { entries: Vec::new(), key: None, pos, anchor });
+                self.stack.push(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    pos,
+                    anchor,
+                });
                 Ok(false)
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
                     Some(Frame::Seq { items, pos, anchor }) => {
-                        let node = Node { kind: NodeKind::Seq(items), pos };
+                        let node = Node {
+                            kind: NodeKind::Seq(items),
+                            pos,
+                        };
                         self.remember(anchor, &node);
                         node
                     }
-                    Some(Frame::Map { entries, pos, anchor, .. }) => {
-                        let node = Node { kind: NodeKind::Map(merge_keys(entries)?), pos };
+                    Some(Frame::Map {
+                        entries,
+                        pos,
+                        anchor,
+                        ..
+                    }) => {
+                        let node = Node {
+                            kind: NodeKind::Map(merge_keys(entries)?),
+                            pos,
+                        };
                         self.remember(anchor, &node);
                         node
                     }
@@ -357,8 +411,9 @@ impl<'s> Builder<'s> {
                     }
                     Some(k) => {
                         if k.as_text() != Some("<<")
-                            && let Some((first, _)) =
-                                entries.iter().find(|(existing, _)| existing.as_text() == k.as_text())
+                            && let Some((first, _)) = entries
+                                .iter()
+                                .find(|(existing, _)| existing.as_text() == k.as_text())
                         {
                             return Err(Diagnostic::error(
                                 k.pos,
@@ -444,7 +499,10 @@ fn count_nodes(node: &Node) -> usize {
         NodeKind::Scalar { .. } => 1,
         NodeKind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
         NodeKind::Map(entries) => {
-            1 + entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum::<usize>()
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
         }
     }
 }
@@ -481,7 +539,11 @@ mod tests {
     fn duplicate_keys_are_refused() {
         let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos.line, 3);
-        assert!(err.message.contains("duplicate key `a` (first given at line 1)"), "{err:?}");
+        assert!(
+            err.message
+                .contains("duplicate key `a` (first given at line 1)"),
+            "{err:?}"
+        );
     }
 
     #[test]

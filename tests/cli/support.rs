@@ -9,7 +9,10 @@
 
 // The harness serves every command module, and a helper may have no user yet; `expect`
 // would turn into a warning the day one appears, so this is an `allow`.
-#![allow(dead_code, reason = "helpers for command modules that are still to come")]
+#![allow(
+    dead_code,
+    reason = "helpers for command modules that are still to come"
+)]
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -100,13 +103,15 @@ impl Coreflow {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
     /// Sets an environment variable (after the defaults, so it can override them).
     pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 
@@ -164,7 +169,11 @@ impl Coreflow {
         command
             .args(&self.args)
             .current_dir(cwd)
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so that the deadline can kill whatever it started.
@@ -247,7 +256,14 @@ impl Running {
     /// Waits for the process to end and its output to be read, killing its process group
     /// and failing the test when the deadline passes first.
     pub(crate) fn wait(self) -> Output {
-        let Running { mut child, stdout, stderr, dir, args, timeout } = self;
+        let Running {
+            mut child,
+            stdout,
+            stderr,
+            dir,
+            args,
+            timeout,
+        } = self;
         let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pids fit i32"));
         let (done, finished) = mpsc::channel();
         // The waiter owns the child and reaps it; the pipes are read by their own threads and
@@ -263,7 +279,10 @@ impl Running {
             Ok(result) => result,
             Err(_) => {
                 let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-                panic!("coreflow {} did not finish within {timeout:?}: killed", show_args(&args));
+                panic!(
+                    "coreflow {} did not finish within {timeout:?}: killed",
+                    show_args(&args)
+                );
             }
         };
         let status = status.expect("waiting for the child works");
@@ -280,7 +299,10 @@ impl Running {
 }
 
 fn show_args(args: &[OsString]) -> String {
-    args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a finished `coreflow` process left: exit status, output and its temporary directory
@@ -355,7 +377,9 @@ impl Output {
         ];
         assert_ne!(self.code(), Some(101), "coreflow panicked\n{self}");
         assert!(
-            !self.signal().is_some_and(|s| crash_signals.iter().any(|c| *c as i32 == s)),
+            !self
+                .signal()
+                .is_some_and(|s| crash_signals.iter().any(|c| *c as i32 == s)),
             "coreflow crashed\n{self}"
         );
         for text in [&self.stdout, &self.stderr] {

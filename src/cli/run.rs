@@ -1,0 +1,103 @@
+//! `coreflow run FILE`: validate, create a run, execute it on local workers with live
+//! progress, and exit with the run's outcome.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use indexmap::IndexMap;
+
+use crate::cli::args::{GlobalArgs, RunArgs};
+use crate::cli::env;
+use crate::engine::job::scratch_dir;
+use crate::engine::setup::{prepare, runtime_jobs};
+use crate::engine::{RunShared, execute};
+use crate::error::Error;
+use crate::spec::load;
+use crate::spec::params::{self, Overrides};
+use crate::state::RunState;
+use crate::store::{NewDefinition, NewRun, Owner, Store};
+use crate::ui::{self, JUnitWriter, Multi, Reporter, UiOptions};
+
+pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
+    let loaded = load(&args.file).map_err(|e| Error::Invalid(Box::new(e)))?;
+    let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
+    let values =
+        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
+    let store = env::open(global)?;
+    let now = Utc::now();
+    store
+        .save_definition(&NewDefinition {
+            name: &loaded.name,
+            hash: &loaded.hash,
+            yaml: &loaded.source,
+            source_path: std::fs::canonicalize(&args.file)
+                .ok()
+                .as_deref()
+                .and_then(|p| p.to_str()),
+            seen_at: now,
+        })
+        .map_err(|e| env::store_error(&e))?;
+    let trigger = serde_json::json!({ "type": "manual" });
+    let new_run = NewRun {
+        workflow: loaded.name.clone(),
+        def_hash: loaded.hash.clone(),
+        params: serde_json::to_value(&values).unwrap_or_default(),
+        trigger: trigger.clone(),
+        status: RunState::Queued,
+        reason: None,
+        owner: Some(Owner::current()),
+        created_at: now,
+        jobs: prepared.iter().map(|p| p.new.clone()).collect(),
+    };
+    let (run_id, ids) = store
+        .create_run(&new_run)
+        .map_err(|e| env::store_error(&e))?;
+    let jobs = runtime_jobs(&prepared, &ids);
+
+    let options = UiOptions::from_env(args.progress, global.color, global.quiet);
+    let mut reporter: Box<dyn Reporter> = ui::reporter(&options);
+    if let Some(path) = &args.junit {
+        let junit = JUnitWriter::create(path).map_err(|e| Error::Usage(e.to_string()))?;
+        reporter = Box::new(Multi(vec![reporter, Box::new(junit)]));
+    }
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(2, usize::from),
+        usize::from,
+    );
+    let shared = Arc::new(RunShared {
+        run_id,
+        workflow: loaded.workflow.clone(),
+        workflow_name: loaded.name.clone(),
+        dir: loaded.dir.clone(),
+        tmp: scratch_dir(store.dir(), run_id)?,
+        store: store.clone() as Arc<dyn Store>,
+        reporter: Mutex::new(reporter),
+        params: values,
+        overrides,
+        trigger,
+        process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
+    });
+    std::fs::create_dir_all(&shared.tmp)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    let end = runtime.block_on(execute(shared, jobs, workers));
+    finish(run_id.0, end)
+}
+
+/// The exit of a foreground run: 0, 1, or 130 when a signal stopped it.
+pub(super) fn finish(run: i64, end: crate::engine::RunEnd) -> Result<(), Error> {
+    if end.interrupted {
+        return Err(Error::Interrupted);
+    }
+    match end.state {
+        RunState::Succeeded => Ok(()),
+        state => Err(Error::RunFailed {
+            run,
+            status: state.as_str().to_owned(),
+        }),
+    }
+}

@@ -1,0 +1,61 @@
+//! What templates see: `params`, `needs`, `matrix`, `env`, `run`, `job`, `trigger`.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use minijinja::Value;
+use serde::Serialize;
+
+use crate::spec::params::Values;
+use crate::spec::template;
+
+/// A finished need as templates read it: `needs.<job>.outputs.*` and `needs.<job>.result`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NeedView {
+    pub outputs: BTreeMap<String, String>,
+    pub result: String,
+}
+
+/// The values a job's templates are rendered against.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateContext {
+    pub params: Values,
+    pub needs: BTreeMap<String, NeedView>,
+    pub matrix: IndexMap<String, String>,
+    pub env: BTreeMap<String, String>,
+    pub run: RunView,
+    pub job: JobView,
+    pub trigger: serde_json::Value,
+}
+
+/// `run.*` in templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub workflow: String,
+}
+
+/// `job.*` in templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub name: String,
+}
+
+impl TemplateContext {
+    /// The context as a minijinja value.
+    #[must_use]
+    pub fn value(&self) -> Value {
+        Value::from(minijinja::value::Serde(self))
+    }
+
+    /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step 2").
+    ///
+    /// # Errors
+    /// A message for the job's failure reason.
+    pub fn render(&self, value: &Value, text: &str, what: &str) -> Result<String, String> {
+        if !template::has_template(text) {
+            return Ok(text.to_owned());
+        }
+        template::render(text, value).map_err(|e| format!("cannot render {what}: {e}"))
+    }
+}

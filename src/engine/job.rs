@@ -1,0 +1,443 @@
+//! One attempt of one job: render its steps, run them in order as child processes, capture
+//! their output, collect `$COREFLOW_OUTPUT`, and report how the attempt ended.
+//!
+//! The attempt knows nothing of scheduling: the coordinator decides when it starts and what
+//! its ending means for the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use crate::engine::context::TemplateContext;
+use crate::engine::run::RunShared;
+use crate::state::{JobId, JobState};
+use crate::store::{LogWriter, StepRecord, Stream as LogStream};
+use crate::ui::{Event, Stream as UiStream};
+use crate::worker::{self, CancelMode, Program, Shell, StepCommand, StepEnd, Stream};
+
+/// What the coordinator hands an attempt.
+pub struct AttemptInput {
+    pub job: JobId,
+    pub name: String,
+    pub base: String,
+    pub attempt: u32,
+    pub context: TemplateContext,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+    pub kill_token: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub state: JobState,
+    pub exit_code: Option<i32>,
+    /// The step that failed, timed out or was cancelled.
+    pub step: Option<String>,
+    pub reason: Option<String>,
+    pub outputs: Vec<(String, String)>,
+    pub steps: Vec<StepRecord>,
+    pub peak_rss_bytes: u64,
+    pub cpu_ms: u64,
+    pub duration: Duration,
+}
+
+/// Runs every step of one attempt.
+pub async fn run_attempt(
+    shared: Arc<RunShared>,
+    input: AttemptInput,
+    cancel: watch::Receiver<Option<CancelMode>>,
+) -> AttemptOutcome {
+    let started = Instant::now();
+    let mut outcome = AttemptOutcome {
+        state: JobState::Succeeded,
+        exit_code: None,
+        step: None,
+        reason: None,
+        outputs: Vec::new(),
+        steps: Vec::new(),
+        peak_rss_bytes: 0,
+        cpu_ms: 0,
+        duration: Duration::ZERO,
+    };
+    let job_def = &shared.workflow.jobs[input.base.as_str()];
+    let value = input.context.value();
+    let fail = |outcome: &mut AttemptOutcome, reason: String| {
+        outcome.state = JobState::Failed;
+        outcome.reason = Some(reason);
+    };
+
+    // The working directory: the job's, else the defaults', relative to the workflow file.
+    let workdir_text = job_def
+        .workdir
+        .as_ref()
+        .or(shared.workflow.defaults.workdir.as_ref());
+    let workdir = match workdir_text {
+        Some(text) => match input.context.render(&value, text.as_str(), "`workdir`") {
+            Ok(rendered) => shared.dir.join(rendered),
+            Err(reason) => {
+                fail(&mut outcome, reason);
+                return finish(outcome, started);
+            }
+        },
+        None => shared.dir.clone(),
+    };
+    if let Err(err) = std::fs::create_dir_all(&workdir) {
+        fail(
+            &mut outcome,
+            format!(
+                "cannot create the working directory {}: {err}",
+                workdir.display()
+            ),
+        );
+        return finish(outcome, started);
+    }
+    let workdir = std::fs::canonicalize(&workdir).unwrap_or(workdir);
+
+    // Environment shared by every step: workflow env, job env, identity, params, matrix.
+    let mut base_env: Vec<(String, String)> = Vec::new();
+    for (key, text) in shared.workflow.env.iter().chain(job_def.env.iter()) {
+        match input
+            .context
+            .render(&value, text.as_str(), &format!("`env.{key}`"))
+        {
+            Ok(rendered) => base_env.push((key.clone(), rendered)),
+            Err(reason) => {
+                fail(&mut outcome, reason);
+                return finish(outcome, started);
+            }
+        }
+    }
+    base_env.push(("COREFLOW_RUN_ID".into(), shared.run_id.to_string()));
+    base_env.push(("COREFLOW_WORKFLOW".into(), shared.workflow_name.clone()));
+    base_env.push(("COREFLOW_JOB".into(), input.name.clone()));
+    base_env.push(("COREFLOW_ATTEMPT".into(), input.attempt.to_string()));
+    base_env.push(("COREFLOW_WORKSPACE".into(), workdir.display().to_string()));
+    for (name, param) in &input.context.params {
+        base_env.push((
+            format!("COREFLOW_PARAM_{}", env_key(name)),
+            param.to_string(),
+        ));
+    }
+    for (key, value) in &input.context.matrix {
+        base_env.push((format!("COREFLOW_MATRIX_{}", env_key(key)), value.clone()));
+    }
+
+    let deadline = input.timeout.map(|t| started + t);
+    let mut log: Option<LogWriter> = None;
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut groups: Vec<u32> = Vec::new();
+
+    for (index, step) in job_def.steps.iter().enumerate() {
+        let step_name = step
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("step-{}", index + 1));
+        let step_started = Utc::now();
+        shared.report(&Event::StepStarted {
+            ts: step_started,
+            job: input.name.clone(),
+            step: step_name.clone(),
+            index,
+        });
+        let mut record = StepRecord {
+            job: input.job,
+            attempt: input.attempt,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            name: step_name.clone(),
+            status: JobState::Running,
+            exit_code: None,
+            started_at: Some(step_started),
+            finished_at: None,
+        };
+        let what = format!("step `{step_name}`");
+        let program = match build_program(&input.context, &value, step, &what) {
+            Ok(program) => program,
+            Err(reason) => {
+                record.status = JobState::Failed;
+                record.finished_at = Some(Utc::now());
+                outcome.steps.push(record);
+                outcome.step = Some(step_name);
+                fail(&mut outcome, reason);
+                break;
+            }
+        };
+        let mut env = base_env.clone();
+        for (key, text) in &step.env {
+            match input
+                .context
+                .render(&value, text.as_str(), &format!("`env.{key}` of {what}"))
+            {
+                Ok(rendered) => env.push((key.clone(), rendered)),
+                Err(reason) => {
+                    fail(&mut outcome, reason);
+                    break;
+                }
+            }
+        }
+        if outcome.state != JobState::Succeeded {
+            outcome.step = Some(step_name);
+            break;
+        }
+        let output_file = shared
+            .tmp
+            .join(format!("{}-{}-{index}.out", input.job, input.attempt));
+        env.push(("COREFLOW_STEP".into(), step_name.clone()));
+        env.push(("COREFLOW_OUTPUT".into(), output_file.display().to_string()));
+
+        let step_timeout = step
+            .timeout
+            .as_ref()
+            .map(crate::spec::model::DurationSpec::get);
+        let job_left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let (timeout, job_limited) = match (step_timeout, job_left) {
+            (Some(s), Some(j)) if j < s => (Some(j), true),
+            (Some(s), _) => (Some(s), false),
+            (None, Some(j)) => (Some(j), true),
+            (None, None) => (None, false),
+        };
+        let grace = step
+            .cancel_grace
+            .as_ref()
+            .map_or(input.grace, crate::spec::model::DurationSpec::get);
+        let command = StepCommand {
+            program,
+            cwd: workdir.clone(),
+            env,
+            timeout,
+            grace,
+            kill_token: input.kill_token.clone(),
+        };
+
+        let mut sink_state = SinkState {
+            shared: &shared,
+            log: &mut log,
+            job: &input,
+            step: &step_name,
+            index: record.index,
+        };
+        let mut sink = |stream: Stream, line: &[u8]| sink_state.line(stream, line);
+        let result = worker::run_step(&command, cancel.clone(), &mut sink).await;
+        record.finished_at = Some(Utc::now());
+        collect_outputs(&output_file, &mut outputs, &mut outcome);
+        let end = match result {
+            Ok(report) => {
+                outcome.peak_rss_bytes = outcome.peak_rss_bytes.max(report.peak_rss_bytes);
+                outcome.cpu_ms += report.cpu_ms;
+                if report.pid != 0 {
+                    groups.push(report.pid);
+                }
+                report.end
+            }
+            Err(err) => {
+                let message = format!("coreflow: {err}");
+                sink_state_line(
+                    &shared,
+                    &mut log,
+                    &input,
+                    &step_name,
+                    record.index,
+                    message.as_bytes(),
+                );
+                StepEnd::Exited(err.exit_code())
+            }
+        };
+        let (step_state, code) = match end {
+            StepEnd::Exited(0) => (JobState::Succeeded, Some(0)),
+            StepEnd::Exited(code) => (JobState::Failed, Some(code)),
+            StepEnd::Signaled(signal) => (JobState::Failed, Some(128 + signal)),
+            StepEnd::TimedOut => (JobState::TimedOut, None),
+            StepEnd::Cancelled => (JobState::Cancelled, None),
+        };
+        record.status = step_state;
+        record.exit_code = code;
+        outcome.steps.push(record);
+        match step_state {
+            JobState::Succeeded => {}
+            JobState::Cancelled => {
+                outcome.state = JobState::Cancelled;
+                outcome.step = Some(step_name);
+                outcome.reason = Some("cancelled".into());
+                break;
+            }
+            JobState::TimedOut if job_limited => {
+                outcome.state = JobState::TimedOut;
+                outcome.step = Some(step_name);
+                outcome.reason = Some(format!(
+                    "job timeout of {} reached",
+                    humantime::format_duration(input.timeout.unwrap_or_default())
+                ));
+                break;
+            }
+            _ if step.continue_on_error => {}
+            JobState::TimedOut => {
+                outcome.state = JobState::TimedOut;
+                outcome.step = Some(step_name);
+                outcome.reason = Some(format!(
+                    "step timeout of {} reached",
+                    humantime::format_duration(timeout.unwrap_or_default())
+                ));
+                break;
+            }
+            _ => {
+                outcome.state = JobState::Failed;
+                outcome.exit_code = code;
+                outcome.step = Some(step_name);
+                break;
+            }
+        }
+    }
+    if let Some(writer) = log.take() {
+        let _ = writer.finish();
+    }
+    // A step may leave background processes behind; a job's end is theirs too. Checking
+    // each step's process group is a cheap signal-0 probe; the full token search (a /proc
+    // scan) runs only when something is left.
+    let leftovers = groups.iter().any(|&pgid| group_is_alive(pgid));
+    if leftovers || matches!(outcome.state, JobState::TimedOut | JobState::Cancelled) {
+        let token = input.kill_token.clone();
+        let grace = input.grace.min(Duration::from_secs(2));
+        let _ =
+            tokio::task::spawn_blocking(move || worker::kill_token_processes(&token, grace)).await;
+    }
+    outcome.outputs = outputs;
+    finish(outcome, started)
+}
+
+fn finish(mut outcome: AttemptOutcome, started: Instant) -> AttemptOutcome {
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+fn group_is_alive(pgid: u32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// `NAME` for `COREFLOW_PARAM_NAME`: upper-cased, other characters as `_`.
+#[must_use]
+pub fn env_key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn build_program(
+    context: &TemplateContext,
+    value: &minijinja::Value,
+    step: &crate::spec::model::Step,
+    what: &str,
+) -> Result<Program, String> {
+    if let Some(run) = &step.run {
+        let script = context.render(value, run.as_str(), &format!("`run` of {what}"))?;
+        let shell = match &step.shell {
+            Some(text) => text.parse::<Shell>().map_err(|e| format!("{what}: {e}"))?,
+            None => Shell::Sh,
+        };
+        return Ok(Program::Script { shell, script });
+    }
+    let command = step
+        .command
+        .as_ref()
+        .ok_or_else(|| format!("{what} has no `run` or `command`"))?;
+    let mut argv = Vec::with_capacity(command.len());
+    for item in command {
+        argv.push(context.render(value, item.as_str(), &format!("`command` of {what}"))?);
+    }
+    Ok(Program::Argv(argv))
+}
+
+fn collect_outputs(path: &Path, outputs: &mut Vec<(String, String)>, outcome: &mut AttemptOutcome) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let _ = std::fs::remove_file(path);
+    match worker::parse_outputs(&text) {
+        Ok(pairs) => {
+            for (key, value) in pairs {
+                outputs.retain(|(k, _)| *k != key);
+                outputs.push((key, value));
+            }
+        }
+        Err(err) => {
+            outcome.state = JobState::Failed;
+            outcome.reason = Some(format!("invalid $COREFLOW_OUTPUT: {err}"));
+        }
+    }
+}
+
+/// Where a step's lines go: the attempt's log file and the reporter.
+struct SinkState<'a> {
+    shared: &'a RunShared,
+    log: &'a mut Option<LogWriter>,
+    job: &'a AttemptInput,
+    step: &'a str,
+    index: u32,
+}
+
+impl SinkState<'_> {
+    fn line(&mut self, stream: Stream, line: &[u8]) {
+        let ts = Utc::now();
+        let (log_stream, ui_stream) = match stream {
+            Stream::Stdout => (LogStream::Stdout, UiStream::Stdout),
+            Stream::Stderr => (LogStream::Stderr, UiStream::Stderr),
+        };
+        if self.log.is_none() {
+            *self.log = self
+                .shared
+                .store
+                .log_writer(self.shared.run_id, self.job.job, self.job.attempt)
+                .ok();
+        }
+        if let Some(writer) = self.log.as_mut() {
+            let _ = writer.write_line(ts, log_stream, self.index, self.step, line);
+        }
+        self.shared.report(&Event::Output {
+            ts,
+            job: self.job.name.clone(),
+            step: self.step.to_owned(),
+            stream: ui_stream,
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
+    }
+}
+
+fn sink_state_line(
+    shared: &RunShared,
+    log: &mut Option<LogWriter>,
+    job: &AttemptInput,
+    step: &str,
+    index: u32,
+    line: &[u8],
+) {
+    let mut state = SinkState {
+        shared,
+        log,
+        job,
+        step,
+        index,
+    };
+    state.line(Stream::Stderr, line);
+}
+
+/// Creates the per-run scratch folder for `$COREFLOW_OUTPUT` files, as an absolute path
+/// (steps run in other folders).
+///
+/// # Errors
+/// The folder cannot be created.
+pub fn scratch_dir(env_dir: &Path, run: crate::state::RunId) -> std::io::Result<PathBuf> {
+    let dir = env_dir.join("tmp").join(run.to_string());
+    std::fs::create_dir_all(&dir)?;
+    std::fs::canonicalize(&dir)
+}

@@ -1,0 +1,766 @@
+//! The coordinator: one task owns the run's job states, starts attempts on free workers,
+//! applies retries, `run_if` and `if:`, handles cancel, and records every transition in the
+//! store, batching what happens together into one transaction.
+//!
+//! Attempts run as tasks that send their outcome back on a channel; timers (retry delays)
+//! and signals arrive on the same loop, so no state is shared behind a lock.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use indexmap::IndexMap;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use crate::engine::context::{JobView, NeedView, RunView, TemplateContext};
+use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
+use crate::spec::model::{Retry, RunIf, Workflow};
+use crate::spec::params::{self, Overrides, Values};
+use crate::spec::template;
+use crate::state::{JobId, JobState, RunId, RunState};
+use crate::store::{Change, RunTransition, Store, Transition};
+use crate::ui::{Event, JobSummary, Reporter};
+use crate::worker::CancelMode;
+
+/// Default delay between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// What every attempt of a run shares.
+pub struct RunShared {
+    pub run_id: RunId,
+    pub workflow: Workflow,
+    pub workflow_name: String,
+    /// The workflow file's folder: relative paths start here.
+    pub dir: PathBuf,
+    /// Scratch folder for `$COREFLOW_OUTPUT` files.
+    pub tmp: PathBuf,
+    pub store: Arc<dyn Store>,
+    pub reporter: Mutex<Box<dyn Reporter>>,
+    pub params: Values,
+    pub overrides: Overrides,
+    pub trigger: serde_json::Value,
+    /// The process environment, read once, for `env.*` in templates.
+    pub process_env: BTreeMap<String, String>,
+}
+
+impl RunShared {
+    /// Sends an event to the reporter.
+    pub fn report(&self, event: &Event) {
+        if let Ok(mut reporter) = self.reporter.lock() {
+            reporter.event(event);
+        }
+    }
+}
+
+/// One job of the run as the coordinator tracks it.
+#[derive(Debug, Clone)]
+pub struct JobRt {
+    pub id: JobId,
+    pub name: String,
+    pub base: String,
+    pub matrix: IndexMap<String, String>,
+    /// Indexes of needed jobs in the run's job list.
+    pub needs: Vec<usize>,
+    pub state: JobState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub priority: i64,
+    pub outputs: BTreeMap<String, String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub duration: Option<Duration>,
+}
+
+/// What the coordinator hears about.
+enum Msg {
+    Finished(usize, AttemptOutcome),
+    RetryReady(usize),
+}
+
+/// A ready job in the local queue: highest priority first, then first queued.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Ready {
+    priority: i64,
+    order: std::cmp::Reverse<u64>,
+    index: usize,
+}
+
+/// How the run ended, and whether it was interrupted by a signal.
+pub struct RunEnd {
+    pub state: RunState,
+    pub interrupted: bool,
+}
+
+struct Coordinator {
+    shared: Arc<RunShared>,
+    jobs: Vec<JobRt>,
+    dependents: Vec<Vec<usize>>,
+    remaining: Vec<usize>,
+    ready: BinaryHeap<Ready>,
+    queued_order: u64,
+    running: usize,
+    waiting_retry: usize,
+    workers: usize,
+    changes: Vec<Change>,
+    cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
+    started: Vec<Option<Instant>>,
+    tx: mpsc::UnboundedSender<Msg>,
+    cancelled: bool,
+    store_warned: bool,
+}
+
+/// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
+/// finished for their dependents.
+pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -> RunEnd {
+    let run_started = Instant::now();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let n = jobs.len();
+    let mut dependents = vec![Vec::new(); n];
+    for (i, job) in jobs.iter().enumerate() {
+        for &need in &job.needs {
+            dependents[need].push(i);
+        }
+    }
+    let remaining = jobs
+        .iter()
+        .map(|job| {
+            job.needs
+                .iter()
+                .filter(|&&need| !jobs[need].state.is_terminal())
+                .count()
+        })
+        .collect();
+    let mut c = Coordinator {
+        shared: Arc::clone(&shared),
+        jobs,
+        dependents,
+        remaining,
+        ready: BinaryHeap::new(),
+        queued_order: 0,
+        running: 0,
+        waiting_retry: 0,
+        workers: workers.max(1),
+        changes: Vec::new(),
+        cancels: vec![None; n],
+        started: vec![None; n],
+        tx,
+        cancelled: false,
+        store_warned: false,
+    };
+    c.change(
+        RunTransition {
+            run: shared.run_id,
+            to: RunState::Running,
+            at: Utc::now(),
+            reason: None,
+        }
+        .into(),
+    );
+    shared.report(&Event::RunStarted {
+        ts: Utc::now(),
+        run_id: shared.run_id,
+        workflow: shared.workflow_name.clone(),
+        jobs: n,
+        workers: c.workers,
+    });
+    for i in 0..n {
+        if !c.jobs[i].state.is_terminal() && c.remaining[i] == 0 {
+            c.decide(i);
+        }
+    }
+
+    let mut interrupts = signal(SignalKind::interrupt()).ok();
+    let mut terms = signal(SignalKind::terminate()).ok();
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut interrupted = false;
+    loop {
+        c.dispatch();
+        c.flush();
+        if c.running == 0 && c.waiting_retry == 0 && c.ready.is_empty() {
+            break;
+        }
+        tokio::select! {
+            msg = rx.recv() => {
+                if let Some(msg) = msg {
+                    c.handle(msg);
+                    while let Ok(msg) = rx.try_recv() {
+                        c.handle(msg);
+                    }
+                }
+            }
+            Some(()) = recv_signal(&mut interrupts) => {
+                interrupted = true;
+                c.cancel_all(if c.cancelled { CancelMode::Kill } else { CancelMode::Graceful });
+            }
+            Some(()) = recv_signal(&mut terms) => {
+                interrupted = true;
+                c.cancel_all(if c.cancelled { CancelMode::Kill } else { CancelMode::Graceful });
+            }
+            _ = poll.tick() => c.poll_cancel_requests(),
+        }
+    }
+    // Whatever never became runnable (its needs ended the run early) is settled now.
+    for i in 0..c.jobs.len() {
+        if c.jobs[i].state == JobState::Pending {
+            let reason = if c.cancelled {
+                "cancelled"
+            } else {
+                "needs were not met"
+            };
+            let to = if c.cancelled {
+                JobState::Cancelled
+            } else {
+                JobState::Skipped
+            };
+            c.transition(i, to, Some(reason.to_owned()));
+        }
+    }
+    let state = c.outcome();
+    c.change(
+        RunTransition {
+            run: shared.run_id,
+            to: state,
+            at: Utc::now(),
+            reason: None,
+        }
+        .into(),
+    );
+    c.flush();
+    let summaries = c
+        .jobs
+        .iter()
+        .map(|job| JobSummary {
+            name: job.name.clone(),
+            state: job.state,
+            attempts: job.attempts,
+            duration: job.duration,
+            exit_code: job.exit_code,
+            reason: job.reason.clone(),
+        })
+        .collect();
+    shared.report(&Event::RunFinished {
+        ts: Utc::now(),
+        run_id: shared.run_id,
+        state,
+        duration: run_started.elapsed(),
+        jobs: summaries,
+    });
+    if let Ok(mut reporter) = shared.reporter.lock()
+        && let Err(err) = reporter.finish()
+    {
+        eprintln!("error: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&shared.tmp);
+    RunEnd { state, interrupted }
+}
+
+async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Coordinator {
+    fn change(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    fn flush(&mut self) {
+        if self.changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        if let Err(err) = self.shared.store.apply(&changes)
+            && !self.store_warned
+        {
+            self.store_warned = true;
+            eprintln!("warning: could not record the run's state: {err}");
+        }
+    }
+
+    /// Moves job `i` to `to`, recording and reporting it.
+    fn transition(&mut self, i: usize, to: JobState, reason: Option<String>) {
+        let job = &mut self.jobs[i];
+        job.state = to;
+        job.reason.clone_from(&reason);
+        let mut transition = Transition::new(job.id, to, Utc::now());
+        transition.reason.clone_from(&reason);
+        self.changes.push(transition.into());
+        self.shared.report(&Event::JobState {
+            ts: Utc::now(),
+            job: job.name.clone(),
+            state: to,
+            attempt: job.attempts.max(1),
+            reason,
+            exit_code: None,
+            duration: None,
+            step: None,
+        });
+    }
+
+    /// A job whose needs have all ended: skip it, cancel it, or queue it.
+    fn decide(&mut self, i: usize) {
+        if self.cancelled {
+            self.transition(i, JobState::Cancelled, Some("cancelled".into()));
+            self.settle(i);
+            return;
+        }
+        let job_def = &self.shared.workflow.jobs[self.jobs[i].base.as_str()];
+        let run_if = job_def.run_if.unwrap_or_default();
+        let states: Vec<JobState> = self.jobs[i]
+            .needs
+            .iter()
+            .map(|&n| self.jobs[n].state)
+            .collect();
+        let failed = |s: &JobState| matches!(s, JobState::Failed | JobState::TimedOut);
+        let allowed = match run_if {
+            RunIf::AllSuccess => states.iter().all(|s| *s == JobState::Succeeded),
+            RunIf::AllDone => true,
+            RunIf::NoneFailed => !states
+                .iter()
+                .any(|s| failed(s) || *s == JobState::Cancelled),
+            RunIf::AnyFailed => states.iter().any(failed),
+        };
+        if !allowed {
+            let cancelled_need = states.contains(&JobState::Cancelled);
+            let (to, reason) = if cancelled_need && run_if == RunIf::AllSuccess {
+                (JobState::Cancelled, "a need was cancelled".to_owned())
+            } else {
+                let unmet: Vec<String> = self.jobs[i]
+                    .needs
+                    .iter()
+                    .map(|&n| &self.jobs[n])
+                    .filter(|need| need.state != JobState::Succeeded)
+                    .map(|need| format!("{} {}", need.name, need.state))
+                    .take(3)
+                    .collect();
+                (
+                    JobState::Skipped,
+                    format!("run_if {}: {}", run_if_name(run_if), unmet.join(", ")),
+                )
+            };
+            self.transition(i, to, Some(reason));
+            self.settle(i);
+            return;
+        }
+        if let Some(condition) = &job_def.condition {
+            let condition = condition.as_str().to_owned();
+            let context = match self.context(i) {
+                Ok(context) => context,
+                Err(reason) => {
+                    self.transition(i, JobState::Failed, Some(reason));
+                    self.settle(i);
+                    return;
+                }
+            };
+            match template::eval_condition(&condition, &context.value()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.transition(i, JobState::Skipped, Some("`if` is false".into()));
+                    self.settle(i);
+                    return;
+                }
+                Err(err) => {
+                    self.transition(
+                        i,
+                        JobState::Failed,
+                        Some(format!("cannot evaluate `if`: {err}")),
+                    );
+                    self.settle(i);
+                    return;
+                }
+            }
+        }
+        self.enqueue(i);
+    }
+
+    fn enqueue(&mut self, i: usize) {
+        if self.jobs[i].state != JobState::Queued {
+            self.transition(i, JobState::Queued, None);
+        }
+        self.queued_order += 1;
+        self.ready.push(Ready {
+            priority: self.jobs[i].priority,
+            order: std::cmp::Reverse(self.queued_order),
+            index: i,
+        });
+    }
+
+    /// A job reached a terminal state: let its dependents decide.
+    fn settle(&mut self, i: usize) {
+        let mut stack = vec![i];
+        while let Some(done) = stack.pop() {
+            for d in self.dependents[done].clone() {
+                self.remaining[d] -= 1;
+                if self.remaining[d] == 0 && self.jobs[d].state == JobState::Pending {
+                    self.decide(d);
+                    // `decide` settles terminal dependents itself.
+                }
+            }
+        }
+    }
+
+    /// Starts queued jobs while workers are free.
+    fn dispatch(&mut self) {
+        while self.running < self.workers {
+            let Some(Ready { index: i, .. }) = self.ready.pop() else {
+                break;
+            };
+            if self.jobs[i].state != JobState::Queued {
+                continue;
+            }
+            let context = match self.context(i) {
+                Ok(context) => context,
+                Err(reason) => {
+                    self.jobs[i].attempts += 1;
+                    self.transition(i, JobState::Failed, Some(reason));
+                    self.settle(i);
+                    continue;
+                }
+            };
+            let job_def = &self.shared.workflow.jobs[self.jobs[i].base.as_str()];
+            let defaults = &self.shared.workflow.defaults;
+            let timeout = job_def
+                .timeout
+                .as_ref()
+                .or(defaults.timeout.as_ref())
+                .map(crate::spec::model::DurationSpec::get);
+            let grace = job_def
+                .cancel_grace
+                .as_ref()
+                .or(defaults.cancel_grace.as_ref())
+                .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
+            let job = &mut self.jobs[i];
+            job.attempts += 1;
+            job.state = JobState::Running;
+            job.reason = None;
+            let kill_token = format!(
+                "cf-{}-{}-{}-{}",
+                self.shared.run_id,
+                job.id,
+                job.attempts,
+                std::process::id()
+            );
+            let now = Utc::now();
+            self.changes.push(
+                Transition::new(job.id, JobState::Running, now)
+                    .kill_token(kill_token.clone())
+                    .into(),
+            );
+            self.shared.report(&Event::JobState {
+                ts: now,
+                job: job.name.clone(),
+                state: JobState::Running,
+                attempt: job.attempts,
+                reason: None,
+                exit_code: None,
+                duration: None,
+                step: None,
+            });
+            let (cancel_tx, cancel_rx) = watch::channel(None);
+            self.cancels[i] = Some(cancel_tx);
+            self.started[i] = Some(Instant::now());
+            let input = AttemptInput {
+                job: job.id,
+                name: job.name.clone(),
+                base: job.base.clone(),
+                attempt: job.attempts,
+                context,
+                timeout,
+                grace,
+                kill_token,
+            };
+            let shared = Arc::clone(&self.shared);
+            let tx = self.tx.clone();
+            self.running += 1;
+            tokio::spawn(async move {
+                let outcome = run_attempt(shared, input, cancel_rx).await;
+                let _ = tx.send(Msg::Finished(i, outcome));
+            });
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Finished(i, outcome) => self.finished(i, outcome),
+            Msg::RetryReady(i) => {
+                self.waiting_retry -= 1;
+                if self.jobs[i].state == JobState::Queued {
+                    self.queued_order += 1;
+                    self.ready.push(Ready {
+                        priority: self.jobs[i].priority,
+                        order: std::cmp::Reverse(self.queued_order),
+                        index: i,
+                    });
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, i: usize, outcome: AttemptOutcome) {
+        self.running -= 1;
+        self.cancels[i] = None;
+        let job_id = self.jobs[i].id;
+        for step in outcome.steps {
+            self.changes.push(Change::Step(step));
+        }
+        for (key, value) in &outcome.outputs {
+            self.changes.push(Change::Output {
+                job: job_id,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let job = &mut self.jobs[i];
+        job.outputs = outcome.outputs.into_iter().collect();
+        job.exit_code = outcome.exit_code;
+        job.duration = Some(outcome.duration);
+        let retry = self.shared.workflow.jobs[job.base.as_str()]
+            .retry
+            .clone()
+            .or_else(|| self.shared.workflow.defaults.retry.clone());
+        let retryable = matches!(outcome.state, JobState::Failed | JobState::TimedOut)
+            && job.attempts < job.max_attempts
+            && !self.cancelled;
+        let now = Utc::now();
+        if retryable {
+            let delay = retry_delay(retry.as_ref(), job.attempts + 1);
+            let mut reason = format!(
+                "{} attempt {} of {}; retry in {}",
+                outcome.state.as_str(),
+                job.attempts,
+                job.max_attempts,
+                crate::ui::format::duration(delay)
+            );
+            if let Some(step) = &outcome.step {
+                reason.push_str(&format!(" (step \"{step}\")"));
+            }
+            let mut transition = Transition::new(job.id, JobState::Queued, now)
+                .usage(outcome.peak_rss_bytes, outcome.cpu_ms)
+                .reason(reason.clone());
+            transition.exit_code = outcome.exit_code;
+            self.changes.push(transition.into());
+            job.state = JobState::Queued;
+            self.shared.report(&Event::JobState {
+                ts: now,
+                job: job.name.clone(),
+                state: outcome.state,
+                attempt: job.attempts,
+                reason: outcome.reason.clone(),
+                exit_code: outcome.exit_code,
+                duration: Some(outcome.duration),
+                step: outcome.step.clone(),
+            });
+            self.shared.report(&Event::JobState {
+                ts: now,
+                job: job.name.clone(),
+                state: JobState::Queued,
+                attempt: job.attempts + 1,
+                reason: Some(format!("retry in {}", crate::ui::format::duration(delay))),
+                exit_code: None,
+                duration: None,
+                step: None,
+            });
+            self.waiting_retry += 1;
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(Msg::RetryReady(i));
+            });
+            return;
+        }
+        let reason = outcome.reason.clone();
+        let mut transition = Transition::new(job.id, outcome.state, now)
+            .usage(outcome.peak_rss_bytes, outcome.cpu_ms);
+        transition.exit_code = outcome.exit_code;
+        transition.reason.clone_from(&reason);
+        self.changes.push(transition.into());
+        job.state = outcome.state;
+        job.reason.clone_from(&reason);
+        self.shared.report(&Event::JobState {
+            ts: now,
+            job: job.name.clone(),
+            state: outcome.state,
+            attempt: job.attempts,
+            reason: outcome.reason,
+            exit_code: outcome.exit_code,
+            duration: Some(outcome.duration),
+            step: outcome.step,
+        });
+        self.settle(i);
+    }
+
+    /// Cancels the run: queued and pending jobs are dropped, running ones stopped.
+    fn cancel_all(&mut self, mode: CancelMode) {
+        self.cancelled = true;
+        for sender in self.cancels.iter().flatten() {
+            let _ = sender.send(Some(mode));
+        }
+        while let Some(Ready { index, .. }) = self.ready.pop() {
+            if self.jobs[index].state == JobState::Queued {
+                self.transition(index, JobState::Cancelled, Some("cancelled".into()));
+                self.settle(index);
+            }
+        }
+        // Jobs waiting out a retry delay are queued but not in the heap.
+        for i in 0..self.jobs.len() {
+            if self.jobs[i].state == JobState::Queued {
+                self.transition(i, JobState::Cancelled, Some("cancelled".into()));
+                self.settle(i);
+            }
+        }
+    }
+
+    /// `coreflow cancel` from another process.
+    fn poll_cancel_requests(&mut self) {
+        let Ok(requests) = self.shared.store.take_cancel_requests(self.shared.run_id) else {
+            return;
+        };
+        if requests.run {
+            self.cancel_all(CancelMode::Graceful);
+        }
+        for job in requests.jobs {
+            let Some(i) = self.jobs.iter().position(|j| j.id == job) else {
+                continue;
+            };
+            match self.jobs[i].state {
+                JobState::Running => {
+                    if let Some(sender) = &self.cancels[i] {
+                        let _ = sender.send(Some(CancelMode::Graceful));
+                    }
+                }
+                JobState::Queued | JobState::Pending => {
+                    self.transition(i, JobState::Cancelled, Some("cancelled".into()));
+                    self.cancel_downstream(i);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn cancel_downstream(&mut self, i: usize) {
+        let mut stack = self.dependents[i].clone();
+        while let Some(d) = stack.pop() {
+            if matches!(self.jobs[d].state, JobState::Pending | JobState::Queued) {
+                self.transition(d, JobState::Cancelled, Some("a need was cancelled".into()));
+                stack.extend(self.dependents[d].iter().copied());
+            }
+        }
+    }
+
+    fn outcome(&self) -> RunState {
+        let states = self.jobs.iter().map(|j| j.state);
+        if self.cancelled || states.clone().any(|s| s == JobState::Cancelled) {
+            RunState::Cancelled
+        } else if states
+            .clone()
+            .any(|s| matches!(s, JobState::Failed | JobState::TimedOut))
+        {
+            RunState::Failed
+        } else {
+            RunState::Succeeded
+        }
+    }
+
+    /// The template context of job `i`, with its effective parameters.
+    fn context(&self, i: usize) -> Result<TemplateContext, String> {
+        let job = &self.jobs[i];
+        let shared = &self.shared;
+        let job_def = &shared.workflow.jobs[job.base.as_str()];
+        let mut needs: BTreeMap<String, NeedView> = BTreeMap::new();
+        for &n in &job.needs {
+            let need = &self.jobs[n];
+            let view = needs.entry(need.base.clone()).or_default();
+            view.outputs
+                .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let result = need.state.result().map_or("", |r| r.as_str());
+            // For a fanned-out need the worst result wins.
+            if rank(result) > rank(&view.result) {
+                view.result = result.to_owned();
+            }
+        }
+        let mut context = TemplateContext {
+            params: shared.params.clone(),
+            needs,
+            matrix: job.matrix.clone(),
+            env: shared.process_env.clone(),
+            run: RunView {
+                id: shared.run_id.0,
+                workflow: shared.workflow_name.clone(),
+            },
+            job: JobView {
+                name: job.name.clone(),
+            },
+            trigger: shared.trigger.clone(),
+        };
+        for (key, value) in &shared.workflow.env {
+            context.env.insert(key.clone(), value.as_str().to_owned());
+        }
+        for (key, value) in &job_def.env {
+            context.env.insert(key.clone(), value.as_str().to_owned());
+        }
+        if !job_def.params.is_empty()
+            || shared.overrides.jobs.iter().any(|(j, _, _)| *j == job.base)
+        {
+            let value = context.value();
+            let mut own = IndexMap::new();
+            for (key, text) in &job_def.params {
+                own.insert(
+                    key.clone(),
+                    context.render(&value, text.as_str(), &format!("`params.{key}`"))?,
+                );
+            }
+            context.params = params::for_job(
+                &shared.workflow,
+                &job.base,
+                &shared.params,
+                &own,
+                &shared.overrides,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(context)
+    }
+}
+
+fn rank(result: &str) -> u8 {
+    match result {
+        "" => 0,
+        "success" => 1,
+        "skipped" => 2,
+        "cancelled" => 3,
+        _ => 4,
+    }
+}
+
+fn run_if_name(run_if: RunIf) -> &'static str {
+    match run_if {
+        RunIf::AllSuccess => "all_success",
+        RunIf::AllDone => "all_done",
+        RunIf::NoneFailed => "none_failed",
+        RunIf::AnyFailed => "any_failed",
+    }
+}
+
+/// The delay before attempt `next`, with jitter when asked.
+fn retry_delay(retry: Option<&Retry>, next: u32) -> Duration {
+    let Some(retry) = retry else {
+        return Duration::from_secs(1);
+    };
+    let delay = retry.delay_before(next);
+    if retry.jitter {
+        // Up to 10% more, from the clock's low bits: enough to spread retries apart.
+        let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+        let extra = delay.as_millis() as u64 / 10;
+        if extra > 0 {
+            return delay + Duration::from_millis(nanos % extra);
+        }
+    }
+    delay
+}

@@ -1,0 +1,211 @@
+//! Turning a loaded workflow and its parameters into a run: job selection (`--only`),
+//! matrix fan-out, queue/priority/metadata rendering, label checks, and the store records.
+
+use std::collections::{BTreeMap, HashSet};
+
+use indexmap::IndexMap;
+
+use crate::engine::context::{JobView, RunView, TemplateContext};
+use crate::engine::run::JobRt;
+use crate::graph::plan::{PlannedJob, expand};
+use crate::spec::Loaded;
+use crate::spec::diag::suggest;
+use crate::spec::params::Values;
+use crate::spec::template;
+use crate::state::{JobId, JobState};
+use crate::store::NewJob;
+
+/// A planned job with what the store needs to create it.
+pub struct PreparedJob {
+    pub plan: PlannedJob,
+    pub new: NewJob,
+}
+
+/// The labels a local worker of a foreground `coreflow run` carries.
+#[must_use]
+pub fn local_labels() -> Vec<String> {
+    vec![
+        std::env::consts::OS.to_owned(),
+        std::env::consts::ARCH.to_owned(),
+        crate::store::host_name().to_owned(),
+    ]
+}
+
+/// Selects the jobs of `--only` and everything they need, transitively; all jobs without.
+///
+/// # Errors
+/// An unknown job name, with a suggestion.
+pub fn select(plan: &[PlannedJob], only: &[String]) -> Result<Vec<bool>, String> {
+    if only.is_empty() {
+        return Ok(vec![true; plan.len()]);
+    }
+    let mut selected = vec![false; plan.len()];
+    let mut stack = Vec::new();
+    for name in only {
+        let matches: Vec<usize> = plan
+            .iter()
+            .enumerate()
+            .filter(|(_, job)| job.name == *name || job.base == *name)
+            .map(|(i, _)| i)
+            .collect();
+        if matches.is_empty() {
+            let bases: Vec<&str> = plan
+                .iter()
+                .map(|j| j.base.as_str())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let hint = suggest(name, bases.iter().copied())
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`--only {name}` names no job of this workflow{hint}"
+            ));
+        }
+        stack.extend(matches);
+    }
+    while let Some(i) = stack.pop() {
+        if !selected[i] {
+            selected[i] = true;
+            stack.extend(plan[i].needs.iter().copied());
+        }
+    }
+    Ok(selected)
+}
+
+/// Plans the run's jobs and renders what is known when they are created.
+///
+/// # Errors
+/// `--only` naming no job, or a job whose `runs_on` no local worker carries.
+pub fn prepare(
+    loaded: &Loaded,
+    params: &Values,
+    only: &[String],
+    check_labels: bool,
+) -> Result<Vec<PreparedJob>, String> {
+    let workflow = &loaded.workflow;
+    let plan = expand(workflow);
+    let selected = select(&plan, only)?;
+    let labels = local_labels();
+    let mut prepared = Vec::new();
+    // Plan indexes to indexes among the selected jobs.
+    let mut remap = vec![usize::MAX; plan.len()];
+    for (i, job) in plan.iter().enumerate() {
+        if selected[i] {
+            remap[i] = prepared.len();
+            prepared.push(job.clone());
+        }
+    }
+    let mut out = Vec::with_capacity(prepared.len());
+    for mut job in prepared {
+        job.needs = job.needs.iter().map(|&n| remap[n]).collect();
+        let def = &workflow.jobs[job.base.as_str()];
+        let defaults = &workflow.defaults;
+        let context = TemplateContext {
+            params: params.clone(),
+            needs: BTreeMap::new(),
+            matrix: job.matrix.clone(),
+            env: workflow
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+                .collect(),
+            run: RunView {
+                id: 0,
+                workflow: loaded.name.clone(),
+            },
+            job: JobView {
+                name: job.name.clone(),
+            },
+            trigger: serde_json::Value::Null,
+        };
+        let value = context.value();
+        let render = |text: &str| {
+            if template::has_template(text) {
+                template::render(text, &value).unwrap_or_else(|_| text.to_owned())
+            } else {
+                text.to_owned()
+            }
+        };
+        let queue = def
+            .queue
+            .as_deref()
+            .or(defaults.queue.as_deref())
+            .map_or_else(|| "default".to_owned(), &render);
+        let priority = def
+            .priority
+            .as_ref()
+            .or(defaults.priority.as_ref())
+            .map_or(0, |p| render(&p.0).trim().parse::<i64>().unwrap_or(0));
+        let metadata: IndexMap<String, String> = def
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), render(v.as_str())))
+            .collect();
+        if check_labels && let Some(runs_on) = def.runs_on.as_ref().or(defaults.runs_on.as_ref()) {
+            for label in runs_on.iter() {
+                let label = render(label.as_str());
+                if !labels.contains(&label) {
+                    return Err(format!(
+                        "job `{}` runs on workers labelled `{label}`, and the local workers carry only {}",
+                        job.name,
+                        labels
+                            .iter()
+                            .map(|l| format!("`{l}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        let retry = def.retry.as_ref().or(defaults.retry.as_ref());
+        let new = NewJob {
+            name: job.name.clone(),
+            base_name: job.base.clone(),
+            matrix: serde_json::to_value(&job.matrix).unwrap_or_default(),
+            queue,
+            priority,
+            metadata: serde_json::to_value(&metadata).unwrap_or_default(),
+            needs: job.needs.iter().map(|&n| n.to_string()).collect(),
+            max_attempts: retry.map_or(1, |r| r.max_attempts.max(1)),
+            state: if job.needs.is_empty() {
+                JobState::Queued
+            } else {
+                JobState::Pending
+            },
+        };
+        out.push(PreparedJob { plan: job, new });
+    }
+    // Store needs by name, not index.
+    let names: Vec<String> = out.iter().map(|p| p.plan.name.clone()).collect();
+    for job in &mut out {
+        job.new.needs = job.plan.needs.iter().map(|&n| names[n].clone()).collect();
+        // The coordinator queues jobs itself, after `if:` and `run_if`.
+        job.new.state = JobState::Pending;
+    }
+    Ok(out)
+}
+
+/// The coordinator's view of freshly created jobs.
+#[must_use]
+pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
+    prepared
+        .iter()
+        .zip(ids)
+        .map(|(job, &id)| JobRt {
+            id,
+            name: job.plan.name.clone(),
+            base: job.plan.base.clone(),
+            matrix: job.plan.matrix.clone(),
+            needs: job.plan.needs.clone(),
+            state: JobState::Pending,
+            attempts: 0,
+            max_attempts: job.new.max_attempts,
+            priority: job.new.priority,
+            outputs: BTreeMap::new(),
+            exit_code: None,
+            reason: None,
+            duration: None,
+        })
+        .collect()
+}
