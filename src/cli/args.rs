@@ -48,6 +48,77 @@ pub enum Command {
     Schema,
     /// Run a workflow on local workers and wait for it
     Run(RunArgs),
+    /// List runs, newest first
+    Runs(RunsArgs),
+    /// Show a run's jobs: state, attempts, duration, exit code, memory, CPU, outputs
+    Show(ShowArgs),
+    /// Print a run's captured output
+    Logs(LogsArgs),
+    /// Cancel a run or one of its jobs
+    Cancel(CancelArgs),
+    /// Re-run what did not succeed in a run, and everything downstream of it
+    Retry(RetryArgs),
+}
+
+/// `coreflow runs`
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this workflow
+    #[arg(long, value_name = "NAME")]
+    pub workflow: Option<String>,
+    /// Only runs in this state (queued, running, succeeded, failed, cancelled, skipped)
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<String>,
+    /// At most this many runs
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+}
+
+/// `coreflow show RUN`
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A run id, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+}
+
+/// `coreflow logs RUN [JOB]`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A run id, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only this job (its name, like `build` or `report[format=csv]`)
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Keep printing new lines until the run ends
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `coreflow cancel RUN|JOB`
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// A run id or `last`, or a job as `RUN/JOB`
+    #[arg(value_name = "RUN|JOB")]
+    pub target: String,
+}
+
+/// `coreflow retry RUN`
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// A run id, or `last`
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// How many jobs run at once (default: the number of CPUs)
+    #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+    /// Progress display: auto, tty, plain, json
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub progress: ProgressMode,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `coreflow run FILE`

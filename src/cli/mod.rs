@@ -2,9 +2,12 @@
 //! turns a command's [`Error`](crate::error::Error) into its exit code.
 
 mod args;
+mod cancel;
 mod env;
 mod graph;
+mod retry;
 mod run;
+mod runs;
 mod schema;
 mod validate;
 
@@ -32,6 +35,11 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Graph(args) => graph::run(&cli.global, args),
         Command::Schema => schema::run(),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Runs(args) => runs::runs(&cli.global, args),
+        Command::Show(args) => runs::show(&cli.global, args),
+        Command::Logs(args) => runs::logs(&cli.global, args),
+        Command::Cancel(args) => cancel::run(&cli.global, args),
+        Command::Retry(args) => retry::run(&cli.global, args),
     }
 }
 

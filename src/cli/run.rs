@@ -2,6 +2,7 @@
 //! progress, and exit with the run's outcome.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -11,13 +12,13 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::env;
 use crate::engine::job::scratch_dir;
 use crate::engine::setup::{prepare, runtime_jobs};
-use crate::engine::{RunShared, execute};
+use crate::engine::{JobRt, RunShared, execute};
 use crate::error::Error;
-use crate::spec::load;
-use crate::spec::params::{self, Overrides};
-use crate::state::RunState;
-use crate::store::{NewDefinition, NewRun, Owner, Store};
-use crate::ui::{self, JUnitWriter, Multi, Reporter, UiOptions};
+use crate::spec::params::{self, Overrides, Values};
+use crate::spec::{Loaded, load};
+use crate::state::{RunId, RunState};
+use crate::store::{NewDefinition, NewRun, Owner, SqliteStore, Store};
+use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let loaded = load(&args.file).map_err(|e| Error::Invalid(Box::new(e)))?;
@@ -55,37 +56,70 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         .create_run(&new_run)
         .map_err(|e| env::store_error(&e))?;
     let jobs = runtime_jobs(&prepared, &ids);
+    let foreground = Foreground {
+        progress: args.progress,
+        junit: args.junit.as_deref(),
+        workers: args.workers,
+    };
+    foreground.execute(
+        global, &store, &loaded, values, overrides, trigger, run_id, jobs,
+    )
+}
 
-    let options = UiOptions::from_env(args.progress, global.color, global.quiet);
-    let mut reporter: Box<dyn Reporter> = ui::reporter(&options);
-    if let Some(path) = &args.junit {
-        let junit = JUnitWriter::create(path).map_err(|e| Error::Usage(e.to_string()))?;
-        reporter = Box::new(Multi(vec![reporter, Box::new(junit)]));
+/// How a run executes in the foreground: shared by `run` and `retry`.
+pub(super) struct Foreground<'a> {
+    pub(super) progress: ProgressMode,
+    pub(super) junit: Option<&'a Path>,
+    pub(super) workers: Option<u16>,
+}
+
+impl Foreground<'_> {
+    /// Executes `jobs` of run `run_id` with live progress and returns its exit.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the pieces of a run, gathered once"
+    )]
+    pub(super) fn execute(
+        &self,
+        global: &GlobalArgs,
+        store: &Arc<SqliteStore>,
+        loaded: &Loaded,
+        values: Values,
+        overrides: Overrides,
+        trigger: serde_json::Value,
+        run_id: RunId,
+        jobs: Vec<JobRt>,
+    ) -> Result<(), Error> {
+        let options = UiOptions::from_env(self.progress, global.color, global.quiet);
+        let mut reporter: Box<dyn Reporter> = ui::reporter(&options);
+        if let Some(path) = self.junit {
+            let junit = JUnitWriter::create(path).map_err(|e| Error::Usage(e.to_string()))?;
+            reporter = Box::new(Multi(vec![reporter, Box::new(junit)]));
+        }
+        let workers = self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, usize::from),
+            usize::from,
+        );
+        let shared = Arc::new(RunShared {
+            run_id,
+            workflow: loaded.workflow.clone(),
+            workflow_name: loaded.name.clone(),
+            dir: loaded.dir.clone(),
+            tmp: scratch_dir(store.dir(), run_id)?,
+            store: Arc::clone(store) as Arc<dyn Store>,
+            reporter: Mutex::new(reporter),
+            params: values,
+            overrides,
+            trigger,
+            process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .worker_threads(2)
+            .build()?;
+        let end = runtime.block_on(execute(shared, jobs, workers));
+        finish(run_id.0, end)
     }
-    let workers = args.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(2, usize::from),
-        usize::from,
-    );
-    let shared = Arc::new(RunShared {
-        run_id,
-        workflow: loaded.workflow.clone(),
-        workflow_name: loaded.name.clone(),
-        dir: loaded.dir.clone(),
-        tmp: scratch_dir(store.dir(), run_id)?,
-        store: store.clone() as Arc<dyn Store>,
-        reporter: Mutex::new(reporter),
-        params: values,
-        overrides,
-        trigger,
-        process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
-    });
-    std::fs::create_dir_all(&shared.tmp)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()?;
-    let end = runtime.block_on(execute(shared, jobs, workers));
-    finish(run_id.0, end)
 }
 
 /// The exit of a foreground run: 0, 1, or 130 when a signal stopped it.

@@ -309,6 +309,9 @@ pub async fn run_attempt(
 
 fn finish(mut outcome: AttemptOutcome, started: Instant) -> AttemptOutcome {
     outcome.duration = started.elapsed();
+    if outcome.state == JobState::Succeeded && outcome.exit_code.is_none() {
+        outcome.exit_code = Some(0);
+    }
     outcome
 }
 

@@ -151,7 +151,15 @@ jobs:
 
 #[test]
 fn an_invalid_file_exits_2_with_its_diagnostics() {
-    let yaml = "jobs:\n  a:\n    needs: [b]\n    steps: [{ run: x }]\n  b:\n    needs: [a]\n    steps: [{ run: x }]\n";
+    let yaml = "\
+jobs:
+  a:
+    needs: [b]
+    steps: [{ run: x }]
+  b:
+    needs: [a]
+    steps: [{ run: x }]
+";
     for format in ["text", "dot", "mermaid"] {
         let output = Coreflow::new()
             .file("wf.yaml", yaml)

@@ -1,0 +1,159 @@
+//! `coreflow retry RUN`: repair a run in the foreground, keeping its id. Jobs that did not
+//! succeed, and everything downstream of them, run again; the rest keep their outputs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use crate::cli::args::{GlobalArgs, RetryArgs};
+use crate::cli::env;
+use crate::cli::run::Foreground;
+use crate::engine::JobRt;
+use crate::engine::setup::prepare;
+use crate::error::Error;
+use crate::spec::params::{self, Overrides};
+use crate::spec::parse_str;
+use crate::state::JobState;
+use crate::store::{Owner, Store};
+
+pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let run = super::runs::find_run(&store, &args.run)?;
+    if !run.status.is_terminal() {
+        return Err(Error::Usage(format!(
+            "run {} is still {}; cancel it first",
+            run.id, run.status
+        )));
+    }
+    let definition = store
+        .definition_version(&run.workflow, &run.def_hash)
+        .map_err(|e| env::store_error(&e))?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "the definition of run {} is not in this environment",
+                run.id
+            ))
+        })?;
+    let file = definition
+        .source_path
+        .clone()
+        .unwrap_or_else(|| format!("{}.yaml", run.workflow));
+    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| Error::Invalid(Box::new(e)))?;
+    loaded.name.clone_from(&run.workflow);
+    loaded.dir = PathBuf::from(&file)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    if !loaded.dir.is_dir() {
+        loaded.dir = PathBuf::from(".");
+    }
+
+    // The run's own parameter values, as `-p` would give them.
+    let texts: Vec<String> = run
+        .params
+        .as_object()
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let overrides = Overrides::parse(&texts).map_err(|e| Error::Params(vec![e]))?;
+    let values =
+        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+
+    let records = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
+    let present: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+    let prepared = prepare(&loaded, &values, &[], false).map_err(Error::Usage)?;
+    // The run's jobs in plan order (a run made with `--only` holds a subset).
+    let keep: Vec<usize> = (0..prepared.len())
+        .filter(|&i| present.contains(&prepared[i].plan.name))
+        .collect();
+    let mut remap = vec![usize::MAX; prepared.len()];
+    for (new, &old) in keep.iter().enumerate() {
+        remap[old] = new;
+    }
+    let by_name: BTreeMap<&str, &crate::store::JobRecord> =
+        records.iter().map(|r| (r.name.as_str(), r)).collect();
+    let mut jobs: Vec<JobRt> = Vec::with_capacity(keep.len());
+    for &old in &keep {
+        let plan = &prepared[old].plan;
+        let record = by_name[plan.name.as_str()];
+        jobs.push(JobRt {
+            id: record.id,
+            name: plan.name.clone(),
+            base: plan.base.clone(),
+            matrix: plan.matrix.clone(),
+            needs: plan
+                .needs
+                .iter()
+                .map(|&n| remap[n])
+                .filter(|&n| n != usize::MAX)
+                .collect(),
+            state: record.status,
+            attempts: record.attempts,
+            max_attempts: record.attempts + prepared[old].new.max_attempts,
+            priority: record.priority,
+            outputs: record.outputs.clone(),
+            exit_code: record.exit_code,
+            reason: record.reason.clone(),
+            duration: record.duration_ms.map(std::time::Duration::from_millis),
+        });
+    }
+    // What did not succeed, and everything downstream of it, runs again.
+    let mut rerun: Vec<bool> = jobs
+        .iter()
+        .map(|j| j.state != JobState::Succeeded)
+        .collect();
+    // Needs may point forward in declaration order: spread until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..jobs.len() {
+            if !rerun[i] && jobs[i].needs.iter().any(|&n| rerun[n]) {
+                rerun[i] = true;
+                changed = true;
+            }
+        }
+    }
+    let ids: Vec<_> = jobs
+        .iter()
+        .zip(&rerun)
+        .filter(|(_, r)| **r)
+        .map(|(j, _)| j.id)
+        .collect();
+    if ids.is_empty() {
+        if !global.quiet {
+            super::print(&format!(
+                "run {}: every job succeeded, nothing to retry\n",
+                run.id
+            ))?;
+        }
+        return Ok(());
+    }
+    store
+        .reset_for_retry(run.id, &ids, Some(&Owner::current()))
+        .map_err(|e| env::store_error(&e))?;
+    for (job, again) in jobs.iter_mut().zip(&rerun) {
+        if *again {
+            job.state = JobState::Pending;
+            job.outputs.clear();
+            job.exit_code = None;
+            job.reason = None;
+            job.duration = None;
+        }
+    }
+    let foreground = Foreground {
+        progress: args.progress,
+        junit: args.junit.as_deref(),
+        workers: args.workers,
+    };
+    let trigger = run.trigger.clone();
+    foreground.execute(
+        global, &store, &loaded, values, overrides, trigger, run.id, jobs,
+    )
+}

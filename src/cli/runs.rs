@@ -1,0 +1,262 @@
+//! `coreflow runs`, `coreflow show RUN` and `coreflow logs RUN [JOB]`: reading runs back.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::cli::args::{GlobalArgs, LogsArgs, RunsArgs, ShowArgs};
+use crate::cli::env;
+use crate::error::Error;
+use crate::state::RunState;
+use crate::store::{JobRecord, RunFilter, RunRecord, SqliteStore, Store};
+use crate::ui::format;
+
+pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let status = match &args.status {
+        Some(s) => Some(
+            s.parse::<RunState>()
+                .map_err(|e| Error::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let filter = RunFilter {
+        workflow: args.workflow.clone(),
+        status,
+        limit: Some(args.limit),
+    };
+    let runs = store.runs(&filter).map_err(|e| env::store_error(&e))?;
+    if global.json {
+        return super::print(&json_line(&runs));
+    }
+    if runs.is_empty() {
+        return super::print("no runs\n");
+    }
+    let mut rows = vec![
+        ["ID", "WORKFLOW", "STATUS", "TRIGGER", "CREATED", "DURATION"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for run in &runs {
+        rows.push(vec![
+            run.id.to_string(),
+            run.workflow.clone(),
+            run.status.to_string(),
+            trigger_name(run),
+            run.created_at
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            run_duration(run),
+        ]);
+    }
+    super::print(&table(&rows))
+}
+
+pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let run = find_run(&store, &args.run)?;
+    let jobs = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
+    if global.json {
+        let mut value = serde_json::to_value(&run).unwrap_or_default();
+        value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
+        return super::print(&json_line(&value));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} · {} · {} · {}",
+        run.id,
+        run.workflow,
+        run.status,
+        run_duration(&run)
+    );
+    let _ = writeln!(out, "trigger: {}", trigger_name(&run));
+    if let Some(params) = run.params.as_object().filter(|p| !p.is_empty()) {
+        let shown: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", plain(v)))
+            .collect();
+        let _ = writeln!(out, "params: {}", shown.join(" "));
+    }
+    out.push('\n');
+    let mut rows = vec![
+        [
+            "JOB", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "PEAK RSS", "CPU", "NOTE",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for job in &jobs {
+        rows.push(vec![
+            job.name.clone(),
+            job.status.to_string(),
+            job.attempts.to_string(),
+            job.duration_ms.map_or_else(
+                || "-".into(),
+                |ms| format::duration(Duration::from_millis(ms)),
+            ),
+            job.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+            job.peak_rss_bytes.map_or_else(|| "-".into(), bytes),
+            job.cpu_ms
+                .map_or_else(|| "-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
+            note(job),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    super::print(&out)
+}
+
+pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let run = find_run(&store, &args.run)?;
+    let job = match &args.job {
+        Some(name) => {
+            let reference = if name.contains('/') || name.parse::<i64>().is_ok() {
+                name.clone()
+            } else {
+                format!("{}/{name}", run.id)
+            };
+            let job = store
+                .resolve_job(&reference)
+                .map_err(|e| env::store_error(&e))?;
+            match job {
+                Some(job) if job.run_id == run.id => Some(job.id),
+                _ => return Err(Error::Usage(format!("run {} has no job `{name}`", run.id))),
+            }
+        }
+        None => None,
+    };
+    let mut cursor = None;
+    loop {
+        let reader = store
+            .read_logs(run.id, job, cursor.as_ref())
+            .map_err(|e| env::store_error(&e))?;
+        let mut out = String::new();
+        let mut reader = reader;
+        for line in reader.by_ref() {
+            let line = line.map_err(|e| env::store_error(&e))?;
+            if global.json {
+                out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, "{}/{} | {}", line.job, line.step, line.line);
+            }
+            if out.len() > 64 * 1024 {
+                super::print(&std::mem::take(&mut out))?;
+            }
+        }
+        super::print(&out)?;
+        cursor = Some(reader.cursor());
+        if !args.follow {
+            return Ok(());
+        }
+        let status = store
+            .run(run.id)
+            .map_err(|e| env::store_error(&e))?
+            .map(|r| r.status);
+        if status.is_none_or(RunState::is_terminal) {
+            // One last read catches lines written just before the run ended.
+            let reader = store
+                .read_logs(run.id, job, cursor.as_ref())
+                .map_err(|e| env::store_error(&e))?;
+            let mut tail = String::new();
+            for line in reader {
+                let line = line.map_err(|e| env::store_error(&e))?;
+                if global.json {
+                    tail.push_str(&serde_json::to_string(&line).unwrap_or_default());
+                    tail.push('\n');
+                } else {
+                    let _ = writeln!(tail, "{}/{} | {}", line.job, line.step, line.line);
+                }
+            }
+            return super::print(&tail);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Finds a run by id or `last`; not found is exit 2.
+pub(super) fn find_run(store: &SqliteStore, reference: &str) -> Result<RunRecord, Error> {
+    store
+        .resolve_run(reference)
+        .map_err(|e| env::store_error(&e))?
+        .ok_or_else(|| Error::Usage(format!("no run `{reference}` in this environment")))
+}
+
+fn trigger_name(run: &RunRecord) -> String {
+    run.trigger
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("manual")
+        .to_owned()
+}
+
+fn run_duration(run: &RunRecord) -> String {
+    match (run.started_at, run.finished_at) {
+        (Some(start), Some(end)) => format::duration((end - start).to_std().unwrap_or_default()),
+        (Some(_), None) => "running".to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+fn note(job: &JobRecord) -> String {
+    let mut parts = Vec::new();
+    if !job.outputs.is_empty() {
+        let shown: Vec<String> = job
+            .outputs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.lines().next().unwrap_or("")))
+            .collect();
+        parts.push(shown.join(" "));
+    }
+    if let Some(reason) = &job.reason {
+        parts.push(reason.clone());
+    }
+    parts.join("; ")
+}
+
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "a display figure")]
+    let mib = n as f64 / (1024.0 * 1024.0);
+    format!("{mib:.1} MiB")
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Left-aligned columns separated by two spaces, without trailing blanks.
+pub(super) fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if c + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
