@@ -300,7 +300,7 @@ mod tests {
         assert!(parse_str("big.yaml", &big).is_ok());
         let deep = format!("jobs: {}{}", "[".repeat(50_000), "]".repeat(50_000));
         assert!(parse_str("deep.yaml", &deep).is_err());
-        let deep_maps = "a:\n".repeat(1)
+        let deep_maps = "a:\n".to_owned()
             + &(1..300)
                 .map(|d| format!("{}k:\n", " ".repeat(d)))
                 .collect::<String>();
