@@ -21,7 +21,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The environment: a state directory (default ./.coreflow)
-    #[arg(long, global = true, env = "COREFLOW_ENV", value_name = "DIR_OR_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "COREFLOW_ENV",
+        hide_env_values = true,
+        value_name = "DIR_OR_URL"
+    )]
     pub env: Option<String>,
     /// Print machine-readable JSON
     #[arg(long, global = true)]

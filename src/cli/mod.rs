@@ -47,7 +47,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
 fn report(err: &Error) -> i32 {
     let mut stderr = std::io::stderr().lock();
     match err {
-        Error::AlreadyReported | Error::RunFailed { .. } => {}
+        Error::AlreadyReported | Error::RunFailed { .. } | Error::Interrupted => {}
         Error::Invalid(load) => {
             let _ = stderr.write_all(load.render().as_bytes());
         }

@@ -23,8 +23,10 @@ struct Verdict {
 
 #[derive(Serialize)]
 struct Problem {
-    line: u32,
-    column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     help: Option<String>,
@@ -65,16 +67,16 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                     .diagnostics
                     .iter()
                     .map(|d| Problem {
-                        line: d.pos.line,
-                        column: d.pos.col,
+                        line: Some(d.pos.line),
+                        column: Some(d.pos.col),
                         message: d.message.clone(),
                         help: d.help.clone(),
                     })
                     .collect();
                 if let Some(io) = &err.io {
                     errors.push(Problem {
-                        line: 0,
-                        column: 0,
+                        line: None,
+                        column: None,
                         message: format!("cannot read the file: {io}"),
                         help: None,
                     });

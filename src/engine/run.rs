@@ -201,7 +201,12 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
                 interrupted = true;
                 c.cancel_all(if c.cancelled { CancelMode::Kill } else { CancelMode::Graceful });
             }
-            _ = poll.tick() => c.poll_cancel_requests(),
+            _ = poll.tick() => {
+                c.poll_cancel_requests();
+                if let Ok(mut reporter) = c.shared.reporter.lock() {
+                    reporter.tick();
+                }
+            }
         }
     }
     // Whatever never became runnable (its needs ended the run early) is settled now.

@@ -60,6 +60,41 @@ pub fn check_workflow(root: &Node) -> Report {
     report
 }
 
+/// The positions of the maps or lists that hold the nodes at `bad` paths: semantic checks
+/// of a pruned tree say nothing there, since what they would miss was already reported.
+#[must_use]
+pub fn parents_of(root: &Node, bad: &[Vec<Seg>]) -> Vec<crate::spec::diag::Pos> {
+    let mut out = Vec::new();
+    for path in bad {
+        let Some((_, parent)) = path.split_last() else {
+            continue;
+        };
+        let mut node = root;
+        let mut found = true;
+        for seg in parent {
+            let next = match (&node.kind, seg) {
+                (NodeKind::Map(entries), Seg::Key(key)) => entries
+                    .iter()
+                    .find(|(k, _)| k.as_text() == Some(key.as_str()))
+                    .map(|(_, v)| v),
+                (NodeKind::Seq(items), Seg::Index(i)) => items.get(*i),
+                _ => None,
+            };
+            match next {
+                Some(next) => node = next,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if found {
+            out.push(node.pos);
+        }
+    }
+    out
+}
+
 /// A copy of `root` without the nodes at `bad` paths (map entries and list items dropped).
 #[must_use]
 pub fn prune(root: &Node, bad: &[Vec<Seg>]) -> Node {
@@ -134,6 +169,9 @@ pub fn describe(path: &[Seg]) -> String {
             format!("`{}` of step {} of job `{job}`", dotted(rest), i + 1)
         }
         [Key(params), Key(param)] if params == "params" => format!("parameter `{param}`"),
+        [Key(triggers), Index(i), rest @ ..] if triggers == "triggers" && !rest.is_empty() => {
+            format!("`{}` of trigger {}", dotted(rest), i + 1)
+        }
         [Key(triggers), Index(i)] if triggers == "triggers" => format!("trigger {}", i + 1),
         [Key(jobs), Key(job), rest @ ..] if jobs == "jobs" => {
             format!("`{}` of job `{job}`", dotted(rest))

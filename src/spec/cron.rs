@@ -17,6 +17,8 @@ pub fn parse_schedule(expression: &str) -> Result<Schedule, String> {
     // The cron crate's messages quote the expression over several lines; keep the last one.
     let invalid = |why: &str| {
         let why = why.lines().last().unwrap_or(why).trim();
+        // The crate says "less than 59" for a field whose largest value is 59.
+        let why = why.replace("must be less than", "must be at most");
         format!("invalid cron expression `{expression}`: {why}")
     };
     let trimmed = expression.trim();

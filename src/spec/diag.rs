@@ -72,7 +72,9 @@ impl Diagnostic {
             let gutter = " ".repeat(number.len());
             let line_text: String = line_text.chars().take(200).collect();
             let shown = line_text.replace('\t', " ");
-            let col = usize::try_from(self.pos.col.max(1) - 1).unwrap_or(0);
+            let col = usize::try_from(self.pos.col.max(1) - 1)
+                .unwrap_or(0)
+                .min(shown.chars().count());
             let avail = shown.chars().count().saturating_sub(col).max(1);
             let carets = "^".repeat(self.pos.len.clamp(1, avail));
             let _ = writeln!(out, "{gutter} |");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::check::{check_workflow, prune};
+use crate::spec::check::{check_workflow, parents_of, prune};
 use crate::spec::de::from_node;
 use crate::spec::diag::{Diagnostic, Pos};
 use crate::spec::model::Workflow;
@@ -167,7 +167,10 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         // reports every problem; when the model cannot be built even so, stop here.
         let pruned = prune(&root, &report.bad);
         if let Ok(workflow) = from_node::<Workflow>(&pruned) {
-            validate(&workflow, &pruned, &source, &mut diagnostics);
+            let mut semantic = Vec::new();
+            validate(&workflow, &pruned, &source, &mut semantic);
+            let quiet = parents_of(&root, &report.bad);
+            diagnostics.extend(semantic.into_iter().filter(|d| !quiet.contains(&d.pos)));
         }
         diagnostics.sort_by_key(|d| d.pos);
         diagnostics.dedup();

@@ -161,6 +161,7 @@ pub enum AfterStatus {
 pub struct Concurrency {
     /// Most runs active at once (at least 1).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_runs: Option<u32>,
     /// What a trigger fire does when `max_runs` are active (default `queue`).
     #[serde(default)]
@@ -324,6 +325,7 @@ pub struct Step {
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Attempts in all, including the first (at least 1).
+    #[schemars(range(min = 1))]
     pub max_attempts: u32,
     /// Delay before the second attempt (default 1s).
     #[serde(default)]

@@ -196,6 +196,8 @@ enum Frame {
         key: Option<Node>,
         pos: Pos,
         anchor: usize,
+        /// Keys seen so far and the line of each, for the duplicate check.
+        seen: HashMap<String, u32>,
     },
 }
 
@@ -327,6 +329,7 @@ impl<'s> Builder<'s> {
                     key: None,
                     pos,
                     anchor,
+                    seen: HashMap::new(),
                 });
                 Ok(false)
             }
@@ -398,7 +401,9 @@ impl<'s> Builder<'s> {
                 items.push(node);
                 Ok(false)
             }
-            Some(Frame::Map { entries, key, .. }) => {
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => {
                 match key.take() {
                     None => {
                         if !matches!(node.kind, NodeKind::Scalar { .. }) {
@@ -410,19 +415,17 @@ impl<'s> Builder<'s> {
                         *key = Some(node);
                     }
                     Some(k) => {
-                        if k.as_text() != Some("<<")
-                            && let Some((first, _)) = entries
-                                .iter()
-                                .find(|(existing, _)| existing.as_text() == k.as_text())
-                        {
-                            return Err(Diagnostic::error(
-                                k.pos,
-                                format!(
-                                    "duplicate key `{}` (first given at line {})",
-                                    k.as_text().unwrap_or_default(),
-                                    first.pos.line
-                                ),
-                            ));
+                        let text = k.as_text().unwrap_or_default();
+                        if text != "<<" {
+                            if let Some(first_line) = seen.get(text) {
+                                return Err(Diagnostic::error(
+                                    k.pos,
+                                    format!(
+                                        "duplicate key `{text}` (first given at line {first_line})"
+                                    ),
+                                ));
+                            }
+                            seen.insert(text.to_owned(), k.pos.line);
                         }
                         entries.push((k, node));
                     }

@@ -140,6 +140,9 @@ pub trait Reporter: Send {
     ///
     /// When a report file could not be written, or progress output failed for another reason
     /// than a closed pipe (a full disk behind a redirect, say).
+    /// Called a few times a second: push out output held in buffers.
+    fn tick(&mut self) {}
+
     fn finish(&mut self) -> Result<(), Error> {
         Ok(())
     }

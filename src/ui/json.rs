@@ -216,7 +216,15 @@ pub fn event_json(ev: &Event) -> String {
 
 impl Reporter for JsonReporter {
     fn event(&mut self, ev: &Event) {
-        self.sink.line(&event_json(ev));
+        if matches!(ev, Event::Output { .. }) {
+            self.sink.buffered_line(&event_json(ev));
+        } else {
+            self.sink.line(&event_json(ev));
+        }
+    }
+
+    fn tick(&mut self) {
+        self.sink.flush();
     }
 
     fn finish(&mut self) -> Result<(), Error> {

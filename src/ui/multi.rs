@@ -15,6 +15,12 @@ impl Reporter for Multi {
     }
 
     /// Finishes every reporter, even after one failed, and returns the first error.
+    fn tick(&mut self) {
+        for reporter in &mut self.0 {
+            reporter.tick();
+        }
+    }
+
     fn finish(&mut self) -> Result<(), Error> {
         let mut first = Ok(());
         for reporter in &mut self.0 {

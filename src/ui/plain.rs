@@ -117,7 +117,7 @@ impl PlainReporter {
     fn step_line(&mut self, job: &str, line: &str) {
         match &mut self.groups {
             Some(groups) => groups.push(job, line),
-            None => self.sink.line(line),
+            None => self.sink.buffered_line(line),
         }
     }
 
@@ -262,6 +262,10 @@ impl Reporter for PlainReporter {
                 }
             }
         }
+    }
+
+    fn tick(&mut self) {
+        self.sink.flush();
     }
 
     fn finish(&mut self) -> Result<(), Error> {

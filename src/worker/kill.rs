@@ -106,8 +106,13 @@ fn terminate(pid: u32) -> bool {
 }
 
 /// SIGKILLs the whole tree — `root` and its descendants, the process group `group`, the
-/// token carriers, and their descendants — in rounds until a scan of `/proc` finds no
-/// member left (or [`KILL_SETTLE`] has passed). Blocking. Returns the pids signalled.
+/// token carriers, and their descendants — in rounds until two scans of `/proc` in a row
+/// find no member left (or [`KILL_SETTLE`] has passed). Blocking. Returns the pids
+/// signalled.
+///
+/// Two clean scans, because one can miss a process: during `execve` there is a moment when
+/// `/proc/<pid>/environ` reads empty, and an orphan in that moment shows neither a parent
+/// link nor the token.
 pub(super) fn kill_tree(root: Option<u32>, group: Option<u32>, token: &str) -> HashSet<u32> {
     let entry = procfs::token_entry(token);
     let mut signalled = HashSet::new();
@@ -119,9 +124,15 @@ pub(super) fn kill_tree(root: Option<u32>, group: Option<u32>, token: &str) -> H
     }
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
+    let mut clean_scans = 0;
     loop {
         let members = procfs::tree_members(root, group, entry.as_deref());
-        if members.is_empty() || started.elapsed() > KILL_SETTLE {
+        clean_scans = if members.is_empty() {
+            clean_scans + 1
+        } else {
+            0
+        };
+        if clean_scans == 2 || started.elapsed() > KILL_SETTLE {
             return signalled;
         }
         for stat in members {
@@ -144,11 +155,18 @@ pub(super) fn kill_tree(root: Option<u32>, group: Option<u32>, token: &str) -> H
 /// ends, or whole trees that outlived a crash of `coreflow`. It blocks for up to `grace` plus
 /// a moment: call it from `spawn_blocking` or a plain thread. An empty token matches
 /// nothing. Returns how many processes were signalled.
+///
+/// When nothing carries the token, the cost is one read of `/proc/<pid>/environ` per
+/// process on the machine (about 6 µs each).
 #[must_use = "the count tells whether anything was left over"]
 pub fn kill_token_processes(token: &str, grace: Duration) -> usize {
     let Some(entry) = procfs::token_entry(token) else {
         return 0;
     };
+    // The common case, nothing left over, takes one read per process.
+    if procfs::token_carriers(&entry).is_empty() {
+        return 0;
+    }
     let members: Vec<u32> = procfs::tree_members(None, None, Some(&entry))
         .into_iter()
         .map(|stat| stat.pid)
@@ -189,22 +207,25 @@ mod tests {
     use super::{group_exists, kill_token_processes, kill_tree, signal_group};
     use crate::worker::procfs::{KILL_TOKEN_VAR, is_alive, token_carriers, token_entry};
 
+    /// Far above what anything here needs: reaching it means a hang.
+    const HANG: Duration = Duration::from_secs(20);
+
     fn unique_token(name: &str) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         format!("kill-{name}-{}-{n}", std::process::id())
     }
 
-    /// Starts `sh -c script` with the token in its own process group, and waits until it
+    /// Starts `program args…` with the token in its own process group, and waits until it
     /// printed `ready`.
-    fn start(script: &str, token: &str) -> Child {
-        let mut child = Command::new("sh")
-            .args(["-c", script])
+    fn start_program(program: &str, args: &[&str], token: &str) -> Child {
+        let mut child = Command::new(program)
+            .args(args)
             .env(KILL_TOKEN_VAR, token)
             .stdout(Stdio::piped())
             .process_group(0)
             .spawn()
-            .expect("sh starts");
+            .expect("the program starts");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("piped");
         BufReader::new(stdout)
@@ -212,6 +233,11 @@ mod tests {
             .expect("read the ready line");
         assert_eq!(line, "ready\n");
         child
+    }
+
+    /// Starts `sh -c script` as [`start_program`] does.
+    fn start(script: &str, token: &str) -> Child {
+        start_program("sh", &["-c", script], token)
     }
 
     fn live_carriers(token: &str) -> Vec<u32> {
@@ -229,7 +255,7 @@ mod tests {
             "(sleep 1000 &); (setsid sleep 1000 &); echo ready; exec sleep 1000",
             &token,
         );
-        assert_eq!(live_carriers(&token).len(), 3);
+        // `exec` keeps the pid: the leader counts once, whatever moment the scan caught.
         assert_eq!(kill_token_processes(&token, Duration::from_secs(5)), 3);
         child.wait().expect("reap");
         assert_eq!(live_carriers(&token), Vec::<u32>::new());
@@ -242,14 +268,23 @@ mod tests {
         let token = unique_token("term");
         let dir = tempfile::tempdir().expect("temp dir");
         let marker = dir.path().join("marker");
+        // Python rather than a shell trap: a shell that forks a child right when SIGTERM
+        // comes may lose it in the child, which execs before acting on it.
         let script = format!(
-            "trap 'echo got-term > {}; exit 0' TERM; sleep 1000 & echo ready; wait",
-            marker.display()
+            "import signal, sys, time\n\
+             def on_term(*_):\n    open({marker:?}, 'w').write('got-term')\n    sys.exit(0)\n\
+             signal.signal(signal.SIGTERM, on_term)\n\
+             print('ready', flush=True)\n\
+             time.sleep(1000)\n",
+            marker = marker.display().to_string()
         );
-        let mut child = start(&script, &token);
-        assert_eq!(kill_token_processes(&token, Duration::from_secs(10)), 2);
-        child.wait().expect("reap");
-        assert_eq!(fs::read_to_string(&marker).expect("trap ran"), "got-term\n");
+        let mut child = start_program("python3", &["-c", &script], &token);
+        assert_eq!(kill_token_processes(&token, HANG), 1);
+        assert!(child.wait().expect("reap").success());
+        assert_eq!(
+            fs::read_to_string(&marker).expect("handler ran"),
+            "got-term"
+        );
         assert!(live_carriers(&token).is_empty());
     }
 

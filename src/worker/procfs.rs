@@ -120,7 +120,6 @@ pub(super) fn carries_token(pid: u32, entry: &[u8]) -> bool {
 }
 
 /// Every process that carries `entry`, except the current process.
-#[cfg(test)]
 pub(super) fn token_carriers(entry: &[u8]) -> Vec<u32> {
     let me = std::process::id();
     all_pids()
@@ -331,6 +330,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
+    use nix::sys::stat::Mode;
+    use nix::unistd::mkfifo;
+
     use super::{
         KILL_TOKEN_VAR, ProcStat, is_alive, parse_stat, read_stat, sample_tree, token_carriers,
         token_entry, tree_members,
@@ -344,20 +346,21 @@ mod tests {
         format!("procfs-{name}-{}-{n}", std::process::id())
     }
 
-    /// Starts `sh -c script` with the token, and waits for its first line of output.
-    fn start(script: &str, token: &str) -> Child {
+    /// Starts `sh -c script` with the token, and waits until it printed `lines` lines.
+    fn start(script: &str, token: &str, lines: usize) -> Child {
         let mut child = Command::new("sh")
             .args(["-c", script])
             .env(KILL_TOKEN_VAR, token)
             .stdout(Stdio::piped())
             .spawn()
             .expect("sh starts");
-        let mut line = String::new();
         let stdout = child.stdout.take().expect("piped");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the ready line");
-        assert_eq!(line, "ready\n");
+        let mut reader = BufReader::new(stdout);
+        for _ in 0..lines {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read a line");
+            assert!(line.ends_with('\n'), "early end of output: {line:?}");
+        }
         child
     }
 
@@ -412,14 +415,24 @@ mod tests {
     #[test]
     fn finds_descendants_and_orphaned_token_carriers() {
         let token = unique_token("tree");
-        // The subshell exits at once, so its `sleep` is re-parented away from our tree:
-        // only the token still ties it to the step.
-        let child = start("(sleep 1000 &); sleep 1000 & echo ready; wait", &token);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo, Mode::S_IRWXU).expect("mkfifo");
+        // Three shells that block opening a FIFO nobody writes to, each after printing a
+        // line: no fork or exec is under way when they are counted. The subshell exits at
+        // once, so the first one is re-parented away from our tree: only the token still
+        // ties it to the step.
+        let fifo = fifo.display();
+        let script = format!(
+            "(sh -c 'echo orphan; read x < {fifo}' &); \
+             sh -c 'echo child; read x < {fifo}' & echo parent; read x < {fifo}"
+        );
+        let child = start(&script, &token, 3);
         let root = child.id();
         let entry = token_entry(&token).expect("valid token");
 
         let carriers = token_carriers(&entry);
-        assert_eq!(carriers.len(), 3, "sh and two sleeps: {carriers:?}");
+        assert_eq!(carriers.len(), 3, "three shells: {carriers:?}");
 
         let members = tree_members(Some(root), None, Some(&entry));
         assert_eq!(members.len(), 3, "{members:?}");

@@ -7,7 +7,9 @@
 use crate::support::Coreflow;
 
 /// The commands `coreflow --help` must list, in order. Add a command here when it is built.
-const BUILT_COMMANDS: &[&str] = &["validate", "graph", "schema", "run"];
+const BUILT_COMMANDS: &[&str] = &[
+    "validate", "graph", "schema", "run", "runs", "show", "logs", "cancel", "retry",
+];
 
 /// The command names in a clap help text's `Commands:` section, without clap's own `help`.
 fn listed_commands(help: &str) -> Vec<String> {
@@ -58,10 +60,15 @@ fn top_level_help() {
       graph     Print a workflow's job graph
       schema    Print the JSON Schema of the workflow format
       run       Run a workflow on local workers and wait for it
+      runs      List runs, newest first
+      show      Show a run's jobs: state, attempts, duration, exit code, memory, CPU, outputs
+      logs      Print a run's captured output
+      cancel    Cancel a run or one of its jobs
+      retry     Re-run what did not succeed in a run, and everything downstream of it
       help      Print this message or the help of the given subcommand(s)
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV=[TEMP]/.coreflow-env]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
           --json              Print machine-readable JSON
       -q, --quiet             Print less
       -v, --verbose           Print more
@@ -84,7 +91,7 @@ fn validate_help() {
       <FILE>...  Workflow files to check
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV=[TEMP]/.coreflow-env]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
           --json              Print machine-readable JSON
       -q, --quiet             Print less
       -v, --verbose           Print more

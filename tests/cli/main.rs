@@ -5,11 +5,13 @@
 //! temporary directory. Library code is used only where a test needs a tool the dev-dependencies
 //! lack (reading YAML to check the examples against the JSON Schema).
 
+mod engine_support;
 mod examples;
 mod graph;
 mod harness;
 mod help;
 mod robustness;
+mod run;
 mod schema;
 mod support;
 mod validate;

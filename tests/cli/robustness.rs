@@ -156,7 +156,7 @@ fn duplicate_keys_are_refused_at_the_second_one() {
 #[test]
 fn anchors_and_merge_keys_are_valid() {
     let yaml = "\
-defaults: &shared
+defaults: &defaults
   timeout: 5m
   retry: &retry { max_attempts: 2, delay: 1s }
 jobs:
@@ -168,14 +168,17 @@ jobs:
     <<: *job
     needs: [build]
   lint:
-    <<: [*shared]
+    <<: *defaults
     retry: *retry
     needs: [build]
     steps: *steps
+  package:
+    <<: [*defaults, *job]
+    needs: [test, lint]
 ";
     let output = validate_bytes(yaml);
     assert_eq!(output.code(), Some(0), "{output}");
-    assert_eq!(output.stdout(), "wf.yaml: ok (wf, 3 jobs)\n");
+    assert_eq!(output.stdout(), "wf.yaml: ok (wf, 4 jobs)\n");
 }
 
 #[test]

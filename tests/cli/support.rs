@@ -411,6 +411,35 @@ impl std::fmt::Display for Output {
     }
 }
 
+/// One rendered diagnostic, read back from stderr.
+#[derive(Debug)]
+pub(crate) struct Diag {
+    /// `file:line:col`.
+    pub(crate) location: String,
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
+}
+
+/// Splits stderr into workflow diagnostics: a header line `file:line:col: error: message`, then the
+/// excerpt, then an optional `= help:` line.
+pub(crate) fn diagnostics(stderr: &str) -> Vec<Diag> {
+    let mut found: Vec<Diag> = Vec::new();
+    for line in stderr.lines() {
+        if let Some((location, message)) = line.split_once(": error: ") {
+            found.push(Diag {
+                location: location.to_owned(),
+                message: message.to_owned(),
+                help: None,
+            });
+        } else if let Some((_, help)) = line.split_once("= help: ")
+            && let Some(last) = found.last_mut()
+        {
+            last.help = Some(help.to_owned());
+        }
+    }
+    found
+}
+
 /// The repository root, for reading `examples/` and `schemas/`.
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

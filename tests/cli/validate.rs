@@ -1,7 +1,7 @@
 //! `coreflow validate FILE…`: exit 0 when every file is valid, 2 otherwise, with each problem
 //! reported as `file:line:col: error: message`, a source excerpt and an optional help line.
 
-use crate::support::{Coreflow, Output};
+use crate::support::{Coreflow, Output, diagnostics};
 
 /// A small valid workflow.
 const HELLO: &str = "\
@@ -11,35 +11,6 @@ jobs:
     steps:
       - run: echo hello
 ";
-
-/// One rendered diagnostic, read back from stderr.
-#[derive(Debug)]
-struct Diag {
-    /// `file:line:col`.
-    location: String,
-    message: String,
-    help: Option<String>,
-}
-
-/// Splits stderr into diagnostics: a header line `file:line:col: error: message`, then the
-/// excerpt, then an optional `= help:` line.
-fn diagnostics(stderr: &str) -> Vec<Diag> {
-    let mut found: Vec<Diag> = Vec::new();
-    for line in stderr.lines() {
-        if let Some((location, message)) = line.split_once(": error: ") {
-            found.push(Diag {
-                location: location.to_owned(),
-                message: message.to_owned(),
-                help: None,
-            });
-        } else if let Some((_, help)) = line.split_once("= help: ")
-            && let Some(last) = found.last_mut()
-        {
-            last.help = Some(help.to_owned());
-        }
-    }
-    found
-}
 
 /// Runs `coreflow validate wf.yaml` on `yaml`, expecting exit 2.
 #[track_caller]
