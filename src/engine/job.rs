@@ -406,13 +406,8 @@ impl SinkState<'_> {
         if let Some(writer) = self.log.as_mut() {
             let _ = writer.write_line(ts, log_stream, self.index, self.step, line);
         }
-        self.shared.report(&Event::Output {
-            ts,
-            job: self.job.name.clone(),
-            step: self.step.to_owned(),
-            stream: ui_stream,
-            line: String::from_utf8_lossy(line).into_owned(),
-        });
+        self.shared
+            .output(ts, &self.job.name, self.step, ui_stream, line);
     }
 }
 

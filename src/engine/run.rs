@@ -47,6 +47,20 @@ pub struct RunShared {
 }
 
 impl RunShared {
+    /// Sends one line of step output to the reporter.
+    pub fn output(
+        &self,
+        ts: chrono::DateTime<Utc>,
+        job: &str,
+        step: &str,
+        stream: crate::ui::Stream,
+        line: &[u8],
+    ) {
+        if let Ok(mut reporter) = self.reporter.lock() {
+            reporter.output(ts, job, step, stream, line);
+        }
+    }
+
     /// Sends an event to the reporter.
     pub fn report(&self, event: &Event) {
         if let Ok(mut reporter) = self.reporter.lock() {

@@ -122,9 +122,12 @@ impl LogWriter {
         let record = &mut self.scratch;
         record.clear();
         // Writing into a Vec cannot fail.
-        let _ = write!(record, "{} ", ts.timestamp_micros());
+        push_decimal(record, ts.timestamp_micros());
+        record.push(b' ');
         record.push(stream.tag());
-        let _ = write!(record, " {step_index} ");
+        record.push(b' ');
+        push_decimal(record, i64::from(step_index));
+        record.push(b' ');
         escape_into(record, step_name.as_bytes(), true);
         record.push(b' ');
         escape_into(record, line, false);
@@ -159,8 +162,35 @@ impl LogWriter {
 }
 
 /// Appends `bytes` escaped: `\` → `\\`, newline → `\n`, and for a field, space → `\s`.
+/// Appends `n` in decimal without going through `fmt` (this runs once per output line).
+fn push_decimal(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut value = n.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8], field: bool) {
     let special = |byte: u8| byte == b'\\' || byte == b'\n' || (field && byte == b' ');
+    // Most lines need no escaping: a vectorisable scan first, then one copy.
+    if !bytes
+        .iter()
+        .fold(false, |found, &byte| found | special(byte))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut rest = bytes;
     while let Some(position) = rest.iter().position(|&byte| special(byte)) {
         out.extend_from_slice(&rest[..position]);

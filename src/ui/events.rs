@@ -140,6 +140,18 @@ pub trait Reporter: Send {
     ///
     /// When a report file could not be written, or progress output failed for another reason
     /// than a closed pipe (a full disk behind a redirect, say).
+    /// One line of step output. The default builds an [`Event::Output`]; reporters on the
+    /// hot path of chatty steps override it to skip the allocations.
+    fn output(&mut self, ts: DateTime<Utc>, job: &str, step: &str, stream: Stream, line: &[u8]) {
+        self.event(&Event::Output {
+            ts,
+            job: job.to_owned(),
+            step: step.to_owned(),
+            stream,
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
+    }
+
     /// Called a few times a second: push out output held in buffers.
     fn tick(&mut self) {}
 

@@ -110,7 +110,32 @@ pub fn clock<Tz: TimeZone>(ts: &DateTime<Tz>) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
-    ts.format("%H:%M:%S%.3f").to_string()
+    // Written by hand: this runs once per output line, and strftime parsing showed up in
+    // profiles of chatty steps.
+    String::from_utf8_lossy(&clock_bytes(ts)).into_owned()
+}
+
+/// `HH:MM:SS.mmm` as bytes, without allocating.
+#[must_use]
+pub fn clock_bytes<Tz: TimeZone>(ts: &DateTime<Tz>) -> [u8; 12] {
+    use chrono::Timelike;
+    let digit = |n: u32| b'0' + u8::try_from(n % 10).unwrap_or(0);
+    let (h, m, s) = (ts.hour(), ts.minute(), ts.second());
+    let ms = ts.timestamp_subsec_millis().min(999);
+    [
+        digit(h / 10),
+        digit(h),
+        b':',
+        digit(m / 10),
+        digit(m),
+        b':',
+        digit(s / 10),
+        digit(s),
+        b'.',
+        digit(ms / 100),
+        digit(ms / 10),
+        digit(ms),
+    ]
 }
 
 /// `text` without escape sequences and control characters, as a terminal would have shown it.
@@ -122,7 +147,13 @@ where
 /// character and DEL is dropped.
 #[must_use]
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    // C0 controls and DEL are single bytes; C1 controls are encoded as 0xC2 0x80..=0x9F, so
+    // a byte scan for those finds every control character.
+    // A fold rather than `any` so the scan vectorises: most lines have nothing to clean.
+    let has_control = text.bytes().fold(false, |found, b| {
+        found | ((b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2)
+    });
+    if !has_control || !text.chars().any(|c| c.is_control() && c != '\t') {
         return Cow::Borrowed(text);
     }
     let mut cells: Vec<char> = Vec::with_capacity(text.len());

@@ -15,6 +15,19 @@ impl Reporter for Multi {
     }
 
     /// Finishes every reporter, even after one failed, and returns the first error.
+    fn output(
+        &mut self,
+        ts: chrono::DateTime<chrono::Utc>,
+        job: &str,
+        step: &str,
+        stream: crate::ui::Stream,
+        line: &[u8],
+    ) {
+        for reporter in &mut self.0 {
+            reporter.output(ts, job, step, stream, line);
+        }
+    }
+
     fn tick(&mut self) {
         for reporter in &mut self.0 {
             reporter.tick();

@@ -28,11 +28,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use chrono::{DateTime, FixedOffset, Local, Utc};
+use chrono::{DateTime, FixedOffset, Local, Offset, Utc};
 
 use crate::state::JobState;
 use crate::ui::error::Error;
-use crate::ui::events::{Event, Reporter};
+use crate::ui::events::{Event, Reporter, Stream};
 use crate::ui::format::{self, Paint, StateChange};
 use crate::ui::github::{self, GroupBuffer, JobGroups};
 use crate::ui::options::UiOptions;
@@ -43,6 +43,8 @@ pub struct PlainReporter {
     sink: Sink,
     quiet: bool,
     utc: bool,
+    /// The local offset and when it was looked up.
+    offset: std::cell::Cell<Option<(DateTime<Utc>, FixedOffset)>>,
     /// Some in GitHub Actions mode.
     groups: Option<JobGroups>,
     /// When each job's current attempt started running, to measure it if the event does not.
@@ -59,6 +61,7 @@ impl PlainReporter {
             sink: Sink::new(out),
             quiet: options.quiet,
             utc: false,
+            offset: std::cell::Cell::new(None),
             groups: options.github_actions.then(JobGroups::new),
             running_since: HashMap::new(),
             failed_steps: HashMap::new(),
@@ -77,7 +80,16 @@ impl PlainReporter {
         if self.utc {
             ts.fixed_offset()
         } else {
-            ts.with_timezone(&Local).fixed_offset()
+            // Looking the local offset up costs more than formatting a line: keep it for a
+            // minute (a DST change shows up within that minute).
+            let mut cached = self.offset.get();
+            if cached.is_none_or(|(at, _)| (ts - at).num_seconds().abs() >= 60) {
+                let offset = ts.with_timezone(&Local).offset().fix();
+                cached = Some((ts, offset));
+                self.offset.set(cached);
+            }
+            let offset = cached.map_or_else(|| ts.with_timezone(&Local).offset().fix(), |(_, o)| o);
+            ts.with_timezone(&offset)
         }
     }
 
@@ -262,6 +274,38 @@ impl Reporter for PlainReporter {
                 }
             }
         }
+    }
+
+    fn output(&mut self, ts: DateTime<Utc>, job: &str, step: &str, stream: Stream, line: &[u8]) {
+        if self.quiet {
+            return;
+        }
+        if self.groups.is_some() {
+            let text = String::from_utf8_lossy(line);
+            let line = format::output_line(&self.zoned(ts), job, step, &text);
+            self.step_line(job, &line);
+            return;
+        }
+        let _ = stream;
+        // The hot path of a chatty step: no allocation unless the line needs cleaning.
+        let clock = format::clock_bytes(&self.zoned(ts));
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        let text = format::sanitize(&text);
+        let job = format::sanitize(job);
+        let step = format::sanitize(step);
+        let sep: &[u8] = if text.is_empty() { b" |" } else { b" | " };
+        self.sink.buffered_parts(&[
+            &clock,
+            b" ",
+            job.as_bytes(),
+            b"/",
+            step.as_bytes(),
+            sep,
+            text.as_bytes(),
+        ]);
     }
 
     fn tick(&mut self) {

@@ -59,6 +59,22 @@ impl Sink {
         }
     }
 
+    /// Writes pieces of a line that may wait in the buffer for a moment (step output).
+    pub(crate) fn buffered_parts(&mut self, parts: &[&[u8]]) {
+        if self.closed {
+            return;
+        }
+        let mut result = Ok(());
+        for part in parts {
+            result = result.and_then(|()| self.out.write_all(part));
+        }
+        let result = result.and_then(|()| self.out.write_all(b"\n"));
+        self.settle(result);
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
     /// Pushes buffered output to the terminal or file.
     pub(crate) fn flush(&mut self) {
         if self.closed {

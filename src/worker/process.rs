@@ -473,7 +473,7 @@ impl Supervisor<'_> {
                         None
                     };
                     // A cancel after the main process exited by itself changes nothing.
-                    if let Some(mode) = mode && (self.exit.is_none() || stopping) {
+                    if let Some(mode) = mode.filter(|_| self.exit.is_none() || stopping) {
                         self.stop(StepEnd::Cancelled, mode, grace_over.as_mut()).await;
                     }
                 }
@@ -913,6 +913,32 @@ mod tests {
             move || kill_token_processes(&token, Duration::from_secs(5))
         });
         assert_eq!(stopped.await.expect("join"), 1);
+        assert!(live_carriers(&cmd.kill_token).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_background_process_flooding_the_pipes_does_not_hold_the_step() {
+        let cmd = sh("yes background & echo started");
+        let (report, lines) = run(&cmd).await;
+        assert_eq!(report.end, StepEnd::Exited(0));
+        assert!(of(&lines, Stream::Stdout).contains(&"started"));
+        let stopped = tokio::task::spawn_blocking({
+            let token = cmd.kill_token.clone();
+            move || kill_token_processes(&token, Duration::from_secs(5))
+        });
+        // Once the pipes are closed, `yes` usually dies of SIGPIPE before this sweep.
+        assert!(stopped.await.expect("join") <= 1);
+        assert!(live_carriers(&cmd.kill_token).is_empty());
+    }
+
+    #[tokio::test]
+    async fn timeout_stops_a_step_that_floods_its_output() {
+        let mut cmd = sh("yes flood");
+        cmd.timeout = Some(Duration::from_millis(200));
+        let (report, lines) = run(&cmd).await;
+        assert_eq!(report.end, StepEnd::TimedOut);
+        assert!(lines.len() > 1000, "{}", lines.len());
+        assert!(lines.iter().all(|(_, line)| line == "flood"));
         assert!(live_carriers(&cmd.kill_token).is_empty());
     }
 

@@ -115,8 +115,17 @@ pub(super) fn token_entry(token: &str) -> Option<Vec<u8>> {
 /// Whether the environment of `pid` holds exactly `entry`. Unreadable environments
 /// (another user's process, a zombie, a kernel thread) do not.
 pub(super) fn carries_token(pid: u32, entry: &[u8]) -> bool {
-    fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|environ| environ.split(|&b| b == 0).any(|item| item == entry))
+    environ_holds(pid, entry) == Some(true)
+}
+
+/// Whether the environment of `pid` holds exactly `entry`; `None` when it cannot be told:
+/// unreadable or empty. An environment also reads empty for a moment during `execve`.
+fn environ_holds(pid: u32, entry: &[u8]) -> Option<bool> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    if environ.is_empty() {
+        return None;
+    }
+    Some(environ.split(|&b| b == 0).any(|item| item == entry))
 }
 
 /// Every process that carries `entry`, except the current process.
@@ -256,7 +265,7 @@ impl Sampler {
     /// count. The light form costs a few reads per process of the tree, cheap enough to run
     /// right after every spawn.
     pub(super) fn sample(&mut self, root: u32, find_carriers: bool) -> TreeSample {
-        if find_carriers && let Some(entry) = &self.entry {
+        if let (true, Some(entry)) = (find_carriers, &self.entry) {
             let me = std::process::id();
             let pids = all_pids();
             let present: HashSet<u32> = pids.iter().copied().collect();
@@ -266,12 +275,16 @@ impl Sampler {
                 if pid == me || self.carriers.contains(&pid) || self.not_carriers.contains(&pid) {
                     continue;
                 }
-                if carries_token(pid, entry) {
-                    self.carriers.insert(pid);
-                } else if !is_alive(pid) {
-                    // Not yet, or no longer, readable: look again next time.
-                } else {
-                    self.not_carriers.insert(pid);
+                match environ_holds(pid, entry) {
+                    Some(true) => {
+                        self.carriers.insert(pid);
+                    }
+                    Some(false) => {
+                        self.not_carriers.insert(pid);
+                    }
+                    // Unreadable for now (gone, or in the middle of `execve`): look again
+                    // next time.
+                    None => {}
                 }
             }
         }
@@ -279,13 +292,16 @@ impl Sampler {
         roots.extend(self.carriers.iter().copied());
         let members = if has_children_files() {
             walk(roots, children_from_task_files)
-        } else {
+        } else if find_carriers {
             let stats: Vec<ProcStat> = all_pids().into_iter().filter_map(read_stat).collect();
             let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
             for stat in &stats {
                 children.entry(stat.ppid).or_default().push(stat.pid);
             }
             walk(roots, |pid| children.get(&pid).cloned().unwrap_or_default())
+        } else {
+            // Without children files, the light form stays light: the roots only.
+            roots.into_iter().collect()
         };
         let mut ticks = 0u64;
         let mut pages = 0u64;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{Coreflow, ENV_DIR, Output};
+use crate::support::{Coreflow, ENV_DIR};
 
 /// How long [`wait_until`] waits before it fails the test. Generous, because the machine
 /// may be busy with other tests; a passing test never waits that long.
@@ -79,15 +79,6 @@ impl Workspace {
         Coreflow::new()
             .current_dir(self.path())
             .env("COREFLOW_ENV", self.env_dir())
-    }
-
-    /// Runs `coreflow ARGS` in this workspace, whatever its exit code.
-    pub(crate) fn run<I, S>(&self, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<std::ffi::OsStr>,
-    {
-        self.coreflow().args(args).run()
     }
 
     /// `coreflow show RUN --json`, which must succeed.
@@ -200,4 +191,19 @@ pub(crate) fn status<'a>(show: &'a Value, name: &str) -> &'a str {
     job(show, name)["status"]
         .as_str()
         .expect("a job status is text")
+}
+
+#[test]
+fn is_alive_tells_a_running_process_from_a_finished_one() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep starts");
+    let pid = i32::try_from(child.id()).expect("pids fit i32");
+    assert!(is_alive(pid));
+    child.kill().expect("sleep can be killed");
+    // Not yet reaped: a zombie, which counts as gone.
+    wait_until("the killed sleep to exit", || !is_alive(pid));
+    child.wait().expect("sleep can be reaped");
+    assert!(!is_alive(pid));
 }

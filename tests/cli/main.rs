@@ -5,11 +5,17 @@
 //! temporary directory. Library code is used only where a test needs a tool the dev-dependencies
 //! lack (reading YAML to check the examples against the JSON Schema).
 
+mod cancel;
 mod engine_support;
 mod examples;
+mod failures;
 mod graph;
 mod harness;
 mod help;
+mod inspect;
+mod known_bugs;
+mod output;
+mod recovery;
 mod robustness;
 mod run;
 mod schema;
