@@ -26,12 +26,25 @@ struct Ctx<'a> {
     root: &'a Node,
     source: &'a str,
     out: &'a mut Vec<Diagnostic>,
+    /// The key and value node of each job, so that positions inside a job are found without
+    /// scanning every job (10,000 jobs must validate in well under a second).
+    jobs: std::collections::HashMap<&'a str, (&'a Node, &'a Node)>,
 }
 
 impl Ctx<'_> {
     /// The position of the node at `path`, or of its closest existing ancestor.
     fn pos(&self, path: &[At<'_>]) -> Pos {
         let mut node = self.root;
+        let mut path = path;
+        if let [At::Key("jobs"), At::Key(name) | At::KeyOf(name), rest @ ..] = path
+            && let Some((key, value)) = self.jobs.get(name)
+        {
+            if matches!(path[1], At::KeyOf(_)) {
+                return key.pos;
+            }
+            node = value;
+            path = rest;
+        }
         for step in path {
             let next = match *step {
                 At::Key(key) => node.get(key),
@@ -77,11 +90,22 @@ impl Ctx<'_> {
 
 /// Appends every semantic problem of `wf` to `out`.
 pub fn validate(wf: &Workflow, root: &Node, source: &str, out: &mut Vec<Diagnostic>) {
+    let jobs = root
+        .get("jobs")
+        .and_then(Node::as_map)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_text()?, (k, v))))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut ctx = Ctx {
         wf,
         root,
         source,
         out,
+        jobs,
     };
     check_params(&mut ctx);
     check_triggers(&mut ctx);
@@ -323,16 +347,14 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
         ctx.error(&[At::Key("jobs"), At::KeyOf(name)], format!("job name `{name}` may hold only letters, digits, `_`, `-` and `.`, and may not be a number"));
     }
     let mut seen = HashSet::new();
+    let needs_is_list = ctx
+        .jobs
+        .get(name)
+        .and_then(|(_, job)| job.get("needs"))
+        .is_some_and(|n| n.as_seq().is_some());
     for (i, need) in job.needs.iter().enumerate() {
         let mut path = job_path(name, &[At::Key("needs")]);
-        if matches!(
-            ctx.root
-                .get("jobs")
-                .and_then(|j| j.get(name))
-                .and_then(|j| j.get("needs"))
-                .map(|n| n.as_seq().is_some()),
-            Some(true)
-        ) {
+        if needs_is_list {
             path.push(At::Index(i));
         }
         if need == name {

@@ -25,6 +25,18 @@ jobs:
 
 #[test]
 fn ctrl_c_cancels_the_run_stops_its_processes_and_exits_130() {
+    interrupt_cancels_the_run(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_cancels_the_run_like_ctrl_c() {
+    interrupt_cancels_the_run(Signal::SIGTERM);
+}
+
+/// Sends `signal` to a `coreflow run` whose step is running, and checks that the run ended
+/// `cancelled` with exit 130, its processes gone and its downstream job cancelled.
+#[track_caller]
+fn interrupt_cancels_the_run(signal: Signal) {
     let ws = Workspace::with_workflow(SLOW);
     let running = ws
         .coreflow()
@@ -32,7 +44,7 @@ fn ctrl_c_cancels_the_run_stops_its_processes_and_exits_130() {
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
     let shell = ws.wait_for_pid("shell.pid");
-    running.signal(Signal::SIGINT);
+    running.signal(signal);
     let output = running.wait();
     assert_eq!(output.code(), Some(130), "{output}");
 

@@ -252,6 +252,42 @@ grid[n=1]/step-1 | cell 1
 }
 
 #[test]
+fn logs_follow_prints_lines_as_they_come_and_ends_with_the_run() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  first:
+    steps:
+      - run: |
+          echo before
+          touch started
+          i=0
+          while [ ! -e go ] && [ "$i" -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+          echo after
+  second:
+    needs: first
+    steps:
+      - run: echo last
+"#,
+    );
+    let run = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .spawn();
+    ws.wait_for_file("started");
+    let follow = ws.coreflow().args(["logs", "last", "--follow"]).spawn();
+    ws.file("go", "");
+    let output = run.wait();
+    assert_eq!(output.code(), Some(0), "{output}");
+    let follow = follow.wait();
+    assert_eq!(follow.code(), Some(0), "{follow}");
+    assert_eq!(
+        follow.stdout(),
+        "first/step-1 | before\nfirst/step-1 | after\nsecond/step-1 | last\n"
+    );
+}
+
+#[test]
 fn logs_json_prints_one_object_per_line() {
     let ws = Workspace::with_workflow(TALKATIVE);
     ws.coreflow().args(["run", "wf.yaml"]).succeeds();

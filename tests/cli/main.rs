@@ -13,7 +13,6 @@ mod graph;
 mod harness;
 mod help;
 mod inspect;
-mod known_bugs;
 mod output;
 mod recovery;
 mod robustness;

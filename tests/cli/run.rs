@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::engine_support::{Workspace, job, job_names, status};
+use crate::engine_support::{Workspace, assert_gone, job, job_names, status};
 
 #[test]
 fn a_job_starts_only_after_the_job_it_needs_has_finished() {
@@ -537,4 +537,21 @@ jobs:
             "{params:?}: a run was created"
         );
     }
+}
+
+#[test]
+fn a_background_process_a_step_leaves_behind_is_stopped_when_its_job_ends() {
+    // README: processes left in the step's process group are stopped at the end of the job.
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  leaky:
+    steps:
+      - run: |
+          sleep 30 &
+          echo $! > background.pid
+"#,
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    assert_gone(ws.wait_for_pid("background.pid"), "the background sleep");
 }
