@@ -3,6 +3,7 @@
 //! ([`context`]). Setting a run up from a workflow file is [`setup`]'s job.
 
 pub mod context;
+pub mod decide;
 pub mod job;
 pub mod run;
 pub mod setup;

@@ -15,11 +15,11 @@ use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::context::{JobView, NeedView, RunView, TemplateContext};
+use crate::engine::context::TemplateContext;
+use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
-use crate::spec::model::{Retry, RunIf, Workflow};
-use crate::spec::params::{self, Overrides, Values};
-use crate::spec::template;
+use crate::spec::model::{Retry, Workflow};
+use crate::spec::params::{Overrides, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::{Change, RunTransition, Store, Transition};
 use crate::ui::{Event, JobSummary, Reporter};
@@ -47,6 +47,20 @@ pub struct RunShared {
 }
 
 impl RunShared {
+    /// What templates of this run share.
+    #[must_use]
+    pub fn inputs(&self) -> RunInputs<'_> {
+        RunInputs {
+            workflow: &self.workflow,
+            workflow_name: &self.workflow_name,
+            run_id: self.run_id.0,
+            params: &self.params,
+            overrides: &self.overrides,
+            trigger: &self.trigger,
+            process_env: &self.process_env,
+        }
+    }
+
     /// Sends one line of step output to the reporter.
     pub fn output(
         &self,
@@ -323,80 +337,38 @@ impl Coordinator {
         });
     }
 
-    /// A job whose needs have all ended: skip it, cancel it, or queue it.
+    /// A job whose needs have all ended: skip it, cancel it, fail it, or queue it.
     fn decide(&mut self, i: usize) {
         if self.cancelled {
             self.transition(i, JobState::Cancelled, Some("cancelled".into()));
             self.settle(i);
             return;
         }
-        let job_def = &self.shared.workflow.jobs[self.jobs[i].base.as_str()];
-        let run_if = job_def.run_if.unwrap_or_default();
-        let states: Vec<JobState> = self.jobs[i]
+        let needs = self.need_infos(i);
+        let job = &self.jobs[i];
+        let decision = decide(&self.shared.inputs(), &job.name, &job.base, &job.matrix, &needs);
+        let (to, reason) = match decision {
+            Decision::Queue => {
+                self.enqueue(i);
+                return;
+            }
+            Decision::Skip(reason) => (JobState::Skipped, reason),
+            Decision::Cancel(reason) => (JobState::Cancelled, reason),
+            Decision::Fail(reason) => (JobState::Failed, reason),
+        };
+        self.transition(i, to, Some(reason));
+        self.settle(i);
+    }
+
+    fn need_infos(&self, i: usize) -> Vec<NeedInfo<'_>> {
+        self.jobs[i]
             .needs
             .iter()
-            .map(|&n| self.jobs[n].state)
-            .collect();
-        let failed = |s: &JobState| matches!(s, JobState::Failed | JobState::TimedOut);
-        let allowed = match run_if {
-            RunIf::AllSuccess => states.iter().all(|s| *s == JobState::Succeeded),
-            RunIf::AllDone => true,
-            RunIf::NoneFailed => !states
-                .iter()
-                .any(|s| failed(s) || *s == JobState::Cancelled),
-            RunIf::AnyFailed => states.iter().any(failed),
-        };
-        if !allowed {
-            let cancelled_need = states.contains(&JobState::Cancelled);
-            let (to, reason) = if cancelled_need && run_if == RunIf::AllSuccess {
-                (JobState::Cancelled, "a need was cancelled".to_owned())
-            } else {
-                let unmet: Vec<String> = self.jobs[i]
-                    .needs
-                    .iter()
-                    .map(|&n| &self.jobs[n])
-                    .filter(|need| need.state != JobState::Succeeded)
-                    .map(|need| format!("{} {}", need.name, need.state))
-                    .take(3)
-                    .collect();
-                (
-                    JobState::Skipped,
-                    format!("run_if {}: {}", run_if_name(run_if), unmet.join(", ")),
-                )
-            };
-            self.transition(i, to, Some(reason));
-            self.settle(i);
-            return;
-        }
-        if let Some(condition) = &job_def.condition {
-            let condition = condition.as_str().to_owned();
-            let context = match self.context(i) {
-                Ok(context) => context,
-                Err(reason) => {
-                    self.transition(i, JobState::Failed, Some(reason));
-                    self.settle(i);
-                    return;
-                }
-            };
-            match template::eval_condition(&condition, &context.value()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.transition(i, JobState::Skipped, Some("`if` is false".into()));
-                    self.settle(i);
-                    return;
-                }
-                Err(err) => {
-                    self.transition(
-                        i,
-                        JobState::Failed,
-                        Some(format!("cannot evaluate `if`: {err}")),
-                    );
-                    self.settle(i);
-                    return;
-                }
-            }
-        }
-        self.enqueue(i);
+            .map(|&n| {
+                let need = &self.jobs[n];
+                NeedInfo { name: &need.name, base: &need.base, state: need.state, outputs: &need.outputs }
+            })
+            .collect()
     }
 
     fn enqueue(&mut self, i: usize) {
@@ -690,80 +662,8 @@ impl Coordinator {
     /// The template context of job `i`, with its effective parameters.
     fn context(&self, i: usize) -> Result<TemplateContext, String> {
         let job = &self.jobs[i];
-        let shared = &self.shared;
-        let job_def = &shared.workflow.jobs[job.base.as_str()];
-        let mut needs: BTreeMap<String, NeedView> = BTreeMap::new();
-        for &n in &job.needs {
-            let need = &self.jobs[n];
-            let view = needs.entry(need.base.clone()).or_default();
-            view.outputs
-                .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let result = need.state.result().map_or("", |r| r.as_str());
-            // For a fanned-out need the worst result wins.
-            if rank(result) > rank(&view.result) {
-                view.result = result.to_owned();
-            }
-        }
-        let mut context = TemplateContext {
-            params: shared.params.clone(),
-            needs,
-            matrix: job.matrix.clone(),
-            env: shared.process_env.clone(),
-            run: RunView {
-                id: shared.run_id.0,
-                workflow: shared.workflow_name.clone(),
-            },
-            job: JobView {
-                name: job.name.clone(),
-            },
-            trigger: shared.trigger.clone(),
-        };
-        for (key, value) in &shared.workflow.env {
-            context.env.insert(key.clone(), value.as_str().to_owned());
-        }
-        for (key, value) in &job_def.env {
-            context.env.insert(key.clone(), value.as_str().to_owned());
-        }
-        if !job_def.params.is_empty()
-            || shared.overrides.jobs.iter().any(|(j, _, _)| *j == job.base)
-        {
-            let value = context.value();
-            let mut own = IndexMap::new();
-            for (key, text) in &job_def.params {
-                own.insert(
-                    key.clone(),
-                    context.render(&value, text.as_str(), &format!("`params.{key}`"))?,
-                );
-            }
-            context.params = params::for_job(
-                &shared.workflow,
-                &job.base,
-                &shared.params,
-                &own,
-                &shared.overrides,
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        Ok(context)
-    }
-}
-
-fn rank(result: &str) -> u8 {
-    match result {
-        "" => 0,
-        "success" => 1,
-        "skipped" => 2,
-        "cancelled" => 3,
-        _ => 4,
-    }
-}
-
-fn run_if_name(run_if: RunIf) -> &'static str {
-    match run_if {
-        RunIf::AllSuccess => "all_success",
-        RunIf::AllDone => "all_done",
-        RunIf::NoneFailed => "none_failed",
-        RunIf::AnyFailed => "any_failed",
+        let needs = self.need_infos(i);
+        context(&self.shared.inputs(), &job.name, &job.base, &job.matrix, &needs)
     }
 }
 

@@ -142,21 +142,18 @@ pub fn prepare(
             .iter()
             .map(|(k, v)| (k.clone(), render(v.as_str())))
             .collect();
-        if check_labels && let Some(runs_on) = def.runs_on.as_ref().or(defaults.runs_on.as_ref()) {
-            for label in runs_on.iter() {
-                let label = render(label.as_str());
-                if !labels.contains(&label) {
-                    return Err(format!(
-                        "job `{}` runs on workers labelled `{label}`, and the local workers carry only {}",
-                        job.name,
-                        labels
-                            .iter()
-                            .map(|l| format!("`{l}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
+        let runs_on: Vec<String> = def
+            .runs_on
+            .as_ref()
+            .or(defaults.runs_on.as_ref())
+            .map(|labels| labels.iter().map(|l| render(l.as_str())).collect())
+            .unwrap_or_default();
+        if check_labels && let Some(label) = runs_on.iter().find(|l| !labels.contains(l)) {
+            return Err(format!(
+                "job `{}` runs on workers labelled `{label}`, and the local workers carry only {}",
+                job.name,
+                labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+            ));
         }
         let retry = def.retry.as_ref().or(defaults.retry.as_ref());
         let new = NewJob {
@@ -168,11 +165,9 @@ pub fn prepare(
             metadata: serde_json::to_value(&metadata).unwrap_or_default(),
             needs: job.needs.iter().map(|&n| n.to_string()).collect(),
             max_attempts: retry.map_or(1, |r| r.max_attempts.max(1)),
-            state: if job.needs.is_empty() {
-                JobState::Queued
-            } else {
-                JobState::Pending
-            },
+            // The coordinator queues jobs itself, after `if:` and `run_if`.
+            state: JobState::Pending,
+            runs_on,
         };
         out.push(PreparedJob { plan: job, new });
     }
@@ -180,8 +175,6 @@ pub fn prepare(
     let names: Vec<String> = out.iter().map(|p| p.plan.name.clone()).collect();
     for job in &mut out {
         job.new.needs = job.plan.needs.iter().map(|&n| names[n].clone()).collect();
-        // The coordinator queues jobs itself, after `if:` and `run_if`.
-        job.new.state = JobState::Pending;
     }
     Ok(out)
 }

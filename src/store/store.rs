@@ -196,6 +196,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// `pending`, `queued`, `skipped` or `cancelled`; anything else is refused.
     pub state: JobState,
+    /// Worker labels the job asks for.
+    pub runs_on: Vec<String>,
 }
 
 /// One state change of a batch given to [`Store::apply`].

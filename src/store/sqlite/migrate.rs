@@ -11,7 +11,10 @@ use rusqlite::{Connection, TransactionBehavior};
 pub(super) const APPLICATION_ID: i32 = 0x4346_4c57;
 
 /// Every migration, numbered from 1; the number becomes `user_version`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_queues.sql")),
+];
 
 /// Why migrating failed.
 #[derive(Debug)]

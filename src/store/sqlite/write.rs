@@ -64,8 +64,13 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
 
     let mut insert = tx.prepare_cached(
         "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
-                           status, max_attempts, queued_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           status, max_attempts, queued_at, finished_at, runs_on)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    // SPEC §7: a queue named by a job that does not exist yet is created on first use,
+    // without a limit.
+    let mut add_queue = tx.prepare_cached(
+        "INSERT OR IGNORE INTO queues (name, concurrency, paused, created_at) VALUES (?1, NULL, 0, ?2)",
     )?;
     let mut ids = Vec::with_capacity(run.jobs.len());
     for job in &run.jobs {
@@ -98,8 +103,10 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
             job.max_attempts,
             (state == JobState::Queued).then_some(created),
             state.is_terminal().then_some(created),
+            serde_json::to_string(&job.runs_on)?,
         ])?;
         ids.push(JobId(tx.last_insert_rowid()));
+        add_queue.execute(params![job.queue, created])?;
     }
     Ok((run_id, ids))
 }

@@ -1,0 +1,149 @@
+//! What happens to a job whose needs have all ended — queue, skip, cancel or fail — and the
+//! template context it runs with. Shared by the in-process coordinator and the standalone
+//! workers, which advance runs through the store.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+
+use crate::engine::context::{JobView, NeedView, RunView, TemplateContext};
+use crate::spec::model::{RunIf, Workflow};
+use crate::spec::params::{self, Overrides, Values};
+use crate::spec::template;
+use crate::state::JobState;
+
+/// A finished need as a decision sees it.
+pub struct NeedInfo<'a> {
+    pub name: &'a str,
+    pub base: &'a str,
+    pub state: JobState,
+    pub outputs: &'a BTreeMap<String, String>,
+}
+
+/// The verdict for a job whose needs have ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Queue,
+    Skip(String),
+    Cancel(String),
+    Fail(String),
+}
+
+/// What a run's templates share, whoever executes its jobs.
+pub struct RunInputs<'a> {
+    pub workflow: &'a Workflow,
+    pub workflow_name: &'a str,
+    pub run_id: i64,
+    pub params: &'a Values,
+    pub overrides: &'a Overrides,
+    pub trigger: &'a serde_json::Value,
+    pub process_env: &'a BTreeMap<String, String>,
+}
+
+/// Applies `run_if` (SPEC §7), then `if:`.
+pub fn decide(
+    inputs: &RunInputs<'_>,
+    job_name: &str,
+    base: &str,
+    matrix: &IndexMap<String, String>,
+    needs: &[NeedInfo<'_>],
+) -> Decision {
+    let job_def = &inputs.workflow.jobs[base];
+    let run_if = job_def.run_if.unwrap_or_default();
+    let failed = |s: JobState| matches!(s, JobState::Failed | JobState::TimedOut);
+    let allowed = match run_if {
+        RunIf::AllSuccess => needs.iter().all(|n| n.state == JobState::Succeeded),
+        RunIf::AllDone => true,
+        RunIf::NoneFailed => !needs.iter().any(|n| failed(n.state) || n.state == JobState::Cancelled),
+        RunIf::AnyFailed => needs.iter().any(|n| failed(n.state)),
+    };
+    if !allowed {
+        if run_if == RunIf::AllSuccess && needs.iter().any(|n| n.state == JobState::Cancelled) {
+            return Decision::Cancel("a need was cancelled".to_owned());
+        }
+        let unmet: Vec<String> = needs
+            .iter()
+            .filter(|n| n.state != JobState::Succeeded)
+            .map(|n| format!("{} {}", n.name, n.state))
+            .take(3)
+            .collect();
+        return Decision::Skip(format!("run_if {}: {}", run_if_name(run_if), unmet.join(", ")));
+    }
+    let Some(condition) = &job_def.condition else {
+        return Decision::Queue;
+    };
+    let context = match context(inputs, job_name, base, matrix, needs) {
+        Ok(context) => context,
+        Err(reason) => return Decision::Fail(reason),
+    };
+    match template::eval_condition(condition.as_str(), &context.value()) {
+        Ok(true) => Decision::Queue,
+        Ok(false) => Decision::Skip("`if` is false".to_owned()),
+        Err(err) => Decision::Fail(format!("cannot evaluate `if`: {err}")),
+    }
+}
+
+/// The template context of one job, with its effective parameters.
+///
+/// # Errors
+/// A job-level parameter that cannot be rendered or does not fit its type.
+pub fn context(
+    inputs: &RunInputs<'_>,
+    job_name: &str,
+    base: &str,
+    matrix: &IndexMap<String, String>,
+    needs: &[NeedInfo<'_>],
+) -> Result<TemplateContext, String> {
+    let job_def = &inputs.workflow.jobs[base];
+    let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
+    for need in needs {
+        let view = views.entry(need.base.to_owned()).or_default();
+        view.outputs.extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let result = need.state.result().map_or("", |r| r.as_str());
+        // For a fanned-out need the worst result wins.
+        if rank(result) > rank(&view.result) {
+            view.result = result.to_owned();
+        }
+    }
+    let mut context = TemplateContext {
+        params: inputs.params.clone(),
+        needs: views,
+        matrix: matrix.clone(),
+        env: inputs.process_env.clone(),
+        run: RunView { id: inputs.run_id, workflow: inputs.workflow_name.to_owned() },
+        job: JobView { name: job_name.to_owned() },
+        trigger: inputs.trigger.clone(),
+    };
+    for (key, value) in inputs.workflow.env.iter().chain(job_def.env.iter()) {
+        context.env.insert(key.clone(), value.as_str().to_owned());
+    }
+    if !job_def.params.is_empty() || inputs.overrides.jobs.iter().any(|(j, _, _)| j == base) {
+        let value = context.value();
+        let mut own = IndexMap::new();
+        for (key, text) in &job_def.params {
+            own.insert(key.clone(), context.render(&value, text.as_str(), &format!("`params.{key}`"))?);
+        }
+        context.params = params::for_job(inputs.workflow, base, inputs.params, &own, inputs.overrides)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(context)
+}
+
+fn rank(result: &str) -> u8 {
+    match result {
+        "" => 0,
+        "success" => 1,
+        "skipped" => 2,
+        "cancelled" => 3,
+        _ => 4,
+    }
+}
+
+fn run_if_name(run_if: RunIf) -> &'static str {
+    match run_if {
+        RunIf::AllSuccess => "all_success",
+        RunIf::AllDone => "all_done",
+        RunIf::NoneFailed => "none_failed",
+        RunIf::AnyFailed => "any_failed",
+    }
+}
