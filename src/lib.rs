@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod scheduler;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -18,6 +18,7 @@
 mod error;
 mod logs;
 mod owner;
+mod queues;
 mod sqlite;
 #[expect(
     clippy::module_inception,
@@ -28,6 +29,9 @@ mod store;
 pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};
+pub use queues::{
+    Advance, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, WorkerId, WorkerRecord,
+};
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
 pub use store::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,

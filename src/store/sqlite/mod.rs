@@ -16,6 +16,7 @@
 
 mod cancel;
 mod migrate;
+mod queues;
 mod read;
 mod recover;
 mod retry;

@@ -1,0 +1,116 @@
+//! [`QueueStore`]: JobQueues, standalone workers, claims and leases — the part of the store
+//! that standalone workers and the daemon need beyond [`super::Store`].
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::state::{JobId, JobState, RunId, RunState};
+
+use super::error::Error;
+use super::store::{Change, JobRecord, LostJob, RunRecord, Transition};
+
+/// A worker's id in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct WorkerId(pub i64);
+
+/// A JobQueue with its load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueRecord {
+    pub name: String,
+    pub concurrency: Option<u32>,
+    pub paused: bool,
+    /// Jobs waiting (`queued`).
+    pub depth: u32,
+    pub running: u32,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerRecord {
+    pub id: WorkerId,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub pid: u32,
+    pub host: String,
+    pub state: String,
+    pub current_job: Option<JobId>,
+    pub jobs_done: u64,
+    #[serde(serialize_with = "super::store::rfc3339::required")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::store::rfc3339::required")]
+    pub heartbeat_at: DateTime<Utc>,
+    pub move_to: Option<String>,
+}
+
+/// What a heartbeat learns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// `coreflow workers move` asked the worker to serve this environment instead.
+    pub move_to: Option<String>,
+    /// The current job, or its run, was asked to cancel (or is no longer the worker's).
+    pub cancel_current: bool,
+}
+
+/// A job a worker claimed, with its run.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub job: JobRecord,
+    pub run: RunRecord,
+    /// The other jobs of the run (for needs' outputs and results).
+    pub siblings: Vec<JobRecord>,
+}
+
+/// What `queue remove` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed,
+    NotFound,
+    /// The queue still holds this many waiting or running jobs.
+    Busy(u32),
+}
+
+/// A decision for a job of a run, applied only if the job is still in `from`.
+#[derive(Debug, Clone)]
+pub struct Advance {
+    pub from: JobState,
+    pub transition: Transition,
+}
+
+/// Queues, workers, claims and leases.
+pub trait QueueStore {
+    /// Every queue with its depth and running count, by name.
+    fn queues(&self) -> Result<Vec<QueueRecord>, Error>;
+    /// Creates a queue, or changes its concurrency; returns whether it was created.
+    fn add_queue(&self, name: &str, concurrency: Option<u32>) -> Result<bool, Error>;
+    /// Pauses or resumes a queue; returns whether it exists.
+    fn set_paused(&self, name: &str, paused: bool) -> Result<bool, Error>;
+    /// Removes a queue. Refused while it holds waiting or running jobs, unless `force`, which
+    /// cancels its waiting jobs and asks its running ones to cancel.
+    fn remove_queue(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error>;
+    /// Puts a waiting job first in its queue, above any priority.
+    fn set_top(&self, job: JobId) -> Result<(), Error>;
+    /// Registers a worker process.
+    fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error>;
+    /// Records that a worker is alive, renews its job's lease, and says what it should do.
+    fn heartbeat(&self, worker: WorkerId, state: &str, job: Option<JobId>, lease: std::time::Duration) -> Result<Heartbeat, Error>;
+    /// Every registered worker, newest first.
+    fn workers(&self) -> Result<Vec<WorkerRecord>, Error>;
+    /// Asks a worker (by id or name) to move; returns whether it exists.
+    fn request_move(&self, worker: &str, to: &str) -> Result<bool, Error>;
+    /// The time the oldest job a worker with `labels` could take has waited since.
+    fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error>;
+    /// Atomically takes the next job for a worker: running, leased, with a kill token.
+    fn claim_next(&self, worker: WorkerId, labels: &[String], lease: std::time::Duration, kill_token: &dyn Fn(RunId, JobId, u32) -> String) -> Result<Option<Claimed>, Error>;
+    /// Records the end of a claimed attempt (changes as for `apply`), frees the worker, and
+    /// sets the earliest start of a retry.
+    fn finish_claim(&self, worker: WorkerId, job: JobId, changes: &[Change], retry_at: Option<DateTime<Utc>>) -> Result<(), Error>;
+    /// Jobs whose worker's lease expired: re-queued when attempts remain, else failed `lost`.
+    fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error>;
+    /// Applies decisions about a run's jobs (each only if the job is still in its `from`
+    /// state) and, when every job has ended, the run's final state; a run that was queued
+    /// becomes running once a job of it runs.
+    fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error>;
+    /// Marks a worker stopped.
+    fn stop_worker(&self, worker: WorkerId) -> Result<(), Error>;
+}
