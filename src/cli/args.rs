@@ -28,7 +28,7 @@ pub struct GlobalArgs {
         hide_env_values = true,
         value_name = "DIR_OR_URL"
     )]
-    pub env: Option<String>,
+    pub env: Vec<String>,
     /// Print machine-readable JSON
     #[arg(long, global = true)]
     pub json: bool,
@@ -64,6 +64,149 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Re-run what did not succeed in a run, and everything downstream of it
     Retry(RetryArgs),
+    /// Queue a run of a workflow the environment knows, for workers or a daemon
+    Trigger(TriggerArgs),
+    /// JobQueues: list, add, pause, resume, remove
+    Queue(QueueArgs),
+    /// Jobs across runs with their metadata; reprioritise, move to the top, cancel
+    Jobs(JobsArgs),
+    /// Run queued jobs of the environment(s) as a standalone worker
+    Worker(WorkerArgs),
+    /// Workers with labels, environment, current job and heartbeat; move one
+    Workers(WorkersArgs),
+}
+
+/// `coreflow trigger WORKFLOW`
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The workflow's name (as recorded by `coreflow run` or the daemon)
+    #[arg(value_name = "WORKFLOW")]
+    pub workflow: String,
+    /// Set a parameter: NAME=VALUE, or JOB.NAME=VALUE for one job
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+/// `coreflow queue …`
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(subcommand)]
+    pub action: QueueAction,
+}
+
+/// What to do with queues.
+#[derive(Debug, clap::Subcommand)]
+pub enum QueueAction {
+    /// List queues: depth, running, concurrency, paused
+    List,
+    /// Create a queue, or change its concurrency
+    Add {
+        /// The queue's name
+        name: String,
+        /// Most jobs of this queue running at once (default: no limit)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        concurrency: Option<u32>,
+    },
+    /// Stop starting jobs from a queue
+    Pause {
+        /// The queue's name
+        name: String,
+    },
+    /// Start jobs from a paused queue again
+    Resume {
+        /// The queue's name
+        name: String,
+    },
+    /// Remove a queue (refused while it holds jobs, unless --force cancels them)
+    Remove {
+        /// The queue's name
+        name: String,
+        /// Cancel the queue's jobs
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `coreflow jobs …`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct JobsArgs {
+    /// Only jobs of this queue
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// Only jobs in this state (pending, queued, running, succeeded, failed, …)
+    #[arg(long, value_name = "STATE")]
+    pub status: Option<String>,
+    /// At most this many jobs
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    #[command(subcommand)]
+    pub action: Option<JobsAction>,
+}
+
+/// What to do with one job.
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsAction {
+    /// Change a waiting job's priority (higher runs first)
+    Priority {
+        /// RUN/JOB or a job id
+        job: String,
+        /// The new priority
+        #[arg(allow_negative_numbers = true)]
+        priority: i64,
+    },
+    /// Place a waiting job first in its queue, above any priority
+    Top {
+        /// RUN/JOB or a job id
+        job: String,
+    },
+    /// Cancel a job (a running one is stopped as on timeout)
+    Cancel {
+        /// RUN/JOB or a job id
+        job: String,
+    },
+}
+
+/// `coreflow worker`
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Labels this worker carries, besides its OS, architecture and host name
+    #[arg(long, value_name = "L,…", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// How long a job stays leased without a heartbeat before it is re-queued
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub lease: std::time::Duration,
+    /// On SIGTERM, how long the current job may go on before it is stopped and re-queued
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub grace: std::time::Duration,
+    /// This worker's name (default: host-pid)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// `coreflow workers …`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WorkersArgs {
+    #[command(subcommand)]
+    pub action: Option<WorkersAction>,
+}
+
+/// What to do with a worker.
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkersAction {
+    /// Redirect a running worker to another environment, without restarting it
+    Move {
+        /// The worker's id or name
+        worker: String,
+        /// The environment it should serve instead
+        #[arg(long, value_name = "ENV")]
+        to: String,
+    },
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::spec::model::parse_duration(text)
 }
 
 /// `coreflow runs`
@@ -148,6 +291,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Only create the run and queue its jobs, for workers or a daemon; print the run id
+    #[arg(long, conflicts_with_all = ["workers", "only", "junit"])]
+    pub detach: bool,
 }
 
 /// `coreflow validate FILE…`

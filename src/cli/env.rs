@@ -11,7 +11,7 @@ use crate::store::{SqliteStore, Store, owner_is_alive};
 /// The environment directory: `--env`, `COREFLOW_ENV`, or `./.coreflow`.
 #[must_use]
 pub(super) fn env_dir(global: &GlobalArgs) -> PathBuf {
-    PathBuf::from(global.env.as_deref().unwrap_or(".coreflow"))
+    PathBuf::from(global.env.last().map_or(".coreflow", String::as_str))
 }
 
 /// Opens the environment and settles work whose owner died (SPEC §3: nothing stays
@@ -21,7 +21,15 @@ pub(super) fn env_dir(global: &GlobalArgs) -> PathBuf {
 /// # Errors
 /// The environment cannot be opened or is not a CoreFlow database (exit 3).
 pub(super) fn open(global: &GlobalArgs) -> Result<Arc<SqliteStore>, Error> {
-    let dir = env_dir(global);
+    open_dir(&env_dir(global))
+}
+
+/// Opens one environment folder, as [`open`] does.
+///
+/// # Errors
+/// As [`open`].
+pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error> {
+    let dir = dir.to_path_buf();
     if dir.to_string_lossy().starts_with("postgres://")
         || dir.to_string_lossy().starts_with("postgresql://")
     {

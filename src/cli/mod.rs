@@ -5,6 +5,7 @@ mod args;
 mod cancel;
 mod env;
 mod graph;
+mod queue;
 mod retry;
 mod run;
 mod runs;
@@ -40,6 +41,11 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Logs(args) => runs::logs(&cli.global, args),
         Command::Cancel(args) => cancel::run(&cli.global, args),
         Command::Retry(args) => retry::run(&cli.global, args),
+        Command::Trigger(args) => queue::trigger(&cli.global, args),
+        Command::Queue(args) => queue::queue(&cli.global, args),
+        Command::Jobs(args) => queue::jobs(&cli.global, args),
+        Command::Worker(args) => queue::worker(&cli.global, args),
+        Command::Workers(args) => queue::workers(&cli.global, args),
     }
 }
 

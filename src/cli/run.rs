@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::env;
 use crate::engine::job::scratch_dir;
+use crate::engine::queued::queue_run;
 use crate::engine::setup::{prepare, runtime_jobs};
 use crate::engine::{JobRt, RunShared, execute};
 use crate::error::Error;
@@ -25,6 +26,15 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
     let values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    if args.detach {
+        let store = env::open(global)?;
+        let source = std::fs::canonicalize(&args.file).ok();
+        let source = source.as_deref().and_then(|p| p.to_str());
+        let trigger = serde_json::json!({ "type": "manual" });
+        let run = queue_run(&store, &loaded, &values, &overrides, source, trigger)
+            .map_err(Error::Usage)?;
+        return super::queue::print_run_id(global, run.0);
+    }
     let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
     let store = env::open(global)?;
     let now = Utc::now();

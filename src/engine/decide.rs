@@ -54,7 +54,9 @@ pub fn decide(
     let allowed = match run_if {
         RunIf::AllSuccess => needs.iter().all(|n| n.state == JobState::Succeeded),
         RunIf::AllDone => true,
-        RunIf::NoneFailed => !needs.iter().any(|n| failed(n.state) || n.state == JobState::Cancelled),
+        RunIf::NoneFailed => !needs
+            .iter()
+            .any(|n| failed(n.state) || n.state == JobState::Cancelled),
         RunIf::AnyFailed => needs.iter().any(|n| failed(n.state)),
     };
     if !allowed {
@@ -67,7 +69,11 @@ pub fn decide(
             .map(|n| format!("{} {}", n.name, n.state))
             .take(3)
             .collect();
-        return Decision::Skip(format!("run_if {}: {}", run_if_name(run_if), unmet.join(", ")));
+        return Decision::Skip(format!(
+            "run_if {}: {}",
+            run_if_name(run_if),
+            unmet.join(", ")
+        ));
     }
     let Some(condition) = &job_def.condition else {
         return Decision::Queue;
@@ -98,7 +104,8 @@ pub fn context(
     let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
     for need in needs {
         let view = views.entry(need.base.to_owned()).or_default();
-        view.outputs.extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        view.outputs
+            .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
         let result = need.state.result().map_or("", |r| r.as_str());
         // For a fanned-out need the worst result wins.
         if rank(result) > rank(&view.result) {
@@ -110,8 +117,13 @@ pub fn context(
         needs: views,
         matrix: matrix.clone(),
         env: inputs.process_env.clone(),
-        run: RunView { id: inputs.run_id, workflow: inputs.workflow_name.to_owned() },
-        job: JobView { name: job_name.to_owned() },
+        run: RunView {
+            id: inputs.run_id,
+            workflow: inputs.workflow_name.to_owned(),
+        },
+        job: JobView {
+            name: job_name.to_owned(),
+        },
         trigger: inputs.trigger.clone(),
     };
     for (key, value) in inputs.workflow.env.iter().chain(job_def.env.iter()) {
@@ -121,10 +133,14 @@ pub fn context(
         let value = context.value();
         let mut own = IndexMap::new();
         for (key, text) in &job_def.params {
-            own.insert(key.clone(), context.render(&value, text.as_str(), &format!("`params.{key}`"))?);
+            own.insert(
+                key.clone(),
+                context.render(&value, text.as_str(), &format!("`params.{key}`"))?,
+            );
         }
-        context.params = params::for_job(inputs.workflow, base, inputs.params, &own, inputs.overrides)
-            .map_err(|e| e.to_string())?;
+        context.params =
+            params::for_job(inputs.workflow, base, inputs.params, &own, inputs.overrides)
+                .map_err(|e| e.to_string())?;
     }
     Ok(context)
 }

@@ -5,7 +5,9 @@
 pub mod context;
 pub mod decide;
 pub mod job;
+pub mod queued;
 pub mod run;
 pub mod setup;
+pub mod worker;
 
 pub use run::{JobRt, RunEnd, RunShared, execute};

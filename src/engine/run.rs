@@ -346,7 +346,13 @@ impl Coordinator {
         }
         let needs = self.need_infos(i);
         let job = &self.jobs[i];
-        let decision = decide(&self.shared.inputs(), &job.name, &job.base, &job.matrix, &needs);
+        let decision = decide(
+            &self.shared.inputs(),
+            &job.name,
+            &job.base,
+            &job.matrix,
+            &needs,
+        );
         let (to, reason) = match decision {
             Decision::Queue => {
                 self.enqueue(i);
@@ -366,7 +372,12 @@ impl Coordinator {
             .iter()
             .map(|&n| {
                 let need = &self.jobs[n];
-                NeedInfo { name: &need.name, base: &need.base, state: need.state, outputs: &need.outputs }
+                NeedInfo {
+                    name: &need.name,
+                    base: &need.base,
+                    state: need.state,
+                    outputs: &need.outputs,
+                }
             })
             .collect()
     }
@@ -663,12 +674,18 @@ impl Coordinator {
     fn context(&self, i: usize) -> Result<TemplateContext, String> {
         let job = &self.jobs[i];
         let needs = self.need_infos(i);
-        context(&self.shared.inputs(), &job.name, &job.base, &job.matrix, &needs)
+        context(
+            &self.shared.inputs(),
+            &job.name,
+            &job.base,
+            &job.matrix,
+            &needs,
+        )
     }
 }
 
 /// The delay before attempt `next`, with jitter when asked.
-fn retry_delay(retry: Option<&Retry>, next: u32) -> Duration {
+pub(crate) fn retry_delay(retry: Option<&Retry>, next: u32) -> Duration {
     let Some(retry) = retry else {
         return Duration::from_secs(1);
     };

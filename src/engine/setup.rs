@@ -152,7 +152,11 @@ pub fn prepare(
             return Err(format!(
                 "job `{}` runs on workers labelled `{label}`, and the local workers carry only {}",
                 job.name,
-                labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+                labels
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         let retry = def.retry.as_ref().or(defaults.retry.as_ref());

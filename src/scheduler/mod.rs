@@ -35,7 +35,11 @@ impl QueueLoad {
 /// The index of the first candidate a worker with `labels` may take, if any. A queue missing
 /// from `queues` has no limit.
 #[must_use]
-pub fn pick(candidates: &[Candidate<'_>], labels: &[String], queues: &HashMap<String, QueueLoad>) -> Option<usize> {
+pub fn pick(
+    candidates: &[Candidate<'_>],
+    labels: &[String],
+    queues: &HashMap<String, QueueLoad>,
+) -> Option<usize> {
     candidates.iter().position(|candidate| {
         queues.get(candidate.queue).is_none_or(QueueLoad::admits)
             && candidate.runs_on.iter().all(|label| labels.contains(label))
@@ -55,23 +59,62 @@ mod tests {
         let gpu = labels(&["gpu"]);
         let none: Vec<String> = Vec::new();
         let candidates = [
-            Candidate { queue: "ml", runs_on: &gpu },
-            Candidate { queue: "default", runs_on: &none },
+            Candidate {
+                queue: "ml",
+                runs_on: &gpu,
+            },
+            Candidate {
+                queue: "default",
+                runs_on: &none,
+            },
         ];
         let queues = HashMap::new();
         assert_eq!(pick(&candidates, &labels(&["linux"]), &queues), Some(1));
-        assert_eq!(pick(&candidates, &labels(&["linux", "gpu"]), &queues), Some(0));
+        assert_eq!(
+            pick(&candidates, &labels(&["linux", "gpu"]), &queues),
+            Some(0)
+        );
     }
 
     #[test]
     fn paused_and_full_queues_give_nothing() {
         let none: Vec<String> = Vec::new();
-        let candidates = [Candidate { queue: "etl", runs_on: &none }, Candidate { queue: "web", runs_on: &none }];
+        let candidates = [
+            Candidate {
+                queue: "etl",
+                runs_on: &none,
+            },
+            Candidate {
+                queue: "web",
+                runs_on: &none,
+            },
+        ];
         let mut queues = HashMap::new();
-        queues.insert("etl".to_owned(), QueueLoad { concurrency: Some(2), paused: false, running: 2 });
-        queues.insert("web".to_owned(), QueueLoad { concurrency: None, paused: true, running: 0 });
+        queues.insert(
+            "etl".to_owned(),
+            QueueLoad {
+                concurrency: Some(2),
+                paused: false,
+                running: 2,
+            },
+        );
+        queues.insert(
+            "web".to_owned(),
+            QueueLoad {
+                concurrency: None,
+                paused: true,
+                running: 0,
+            },
+        );
         assert_eq!(pick(&candidates, &[], &queues), None);
-        queues.insert("etl".to_owned(), QueueLoad { concurrency: Some(2), paused: false, running: 1 });
+        queues.insert(
+            "etl".to_owned(),
+            QueueLoad {
+                concurrency: Some(2),
+                paused: false,
+                running: 1,
+            },
+        );
         assert_eq!(pick(&candidates, &[], &queues), Some(0));
     }
 }

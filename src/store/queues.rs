@@ -93,7 +93,13 @@ pub trait QueueStore {
     /// Registers a worker process.
     fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error>;
     /// Records that a worker is alive, renews its job's lease, and says what it should do.
-    fn heartbeat(&self, worker: WorkerId, state: &str, job: Option<JobId>, lease: std::time::Duration) -> Result<Heartbeat, Error>;
+    fn heartbeat(
+        &self,
+        worker: WorkerId,
+        state: &str,
+        job: Option<JobId>,
+        lease: std::time::Duration,
+    ) -> Result<Heartbeat, Error>;
     /// Every registered worker, newest first.
     fn workers(&self) -> Result<Vec<WorkerRecord>, Error>;
     /// Asks a worker (by id or name) to move; returns whether it exists.
@@ -101,10 +107,22 @@ pub trait QueueStore {
     /// The time the oldest job a worker with `labels` could take has waited since.
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error>;
     /// Atomically takes the next job for a worker: running, leased, with a kill token.
-    fn claim_next(&self, worker: WorkerId, labels: &[String], lease: std::time::Duration, kill_token: &dyn Fn(RunId, JobId, u32) -> String) -> Result<Option<Claimed>, Error>;
+    fn claim_next(
+        &self,
+        worker: WorkerId,
+        labels: &[String],
+        lease: std::time::Duration,
+        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    ) -> Result<Option<Claimed>, Error>;
     /// Records the end of a claimed attempt (changes as for `apply`), frees the worker, and
     /// sets the earliest start of a retry.
-    fn finish_claim(&self, worker: WorkerId, job: JobId, changes: &[Change], retry_at: Option<DateTime<Utc>>) -> Result<(), Error>;
+    fn finish_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Error>;
     /// Jobs whose worker's lease expired: re-queued when attempts remain, else failed `lost`.
     fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error>;
     /// Applies decisions about a run's jobs (each only if the job is still in its `from`

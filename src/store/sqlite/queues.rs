@@ -17,7 +17,9 @@ use crate::store::owner::host_name;
 use crate::store::queues::{
     Advance, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, WorkerId, WorkerRecord,
 };
-use crate::store::store::{Change, LostJob, REASON_CANCELLED, REASON_LOST, RunTransition, Transition};
+use crate::store::store::{
+    Change, LostJob, REASON_CANCELLED, REASON_LOST, RunTransition, Transition,
+};
 
 use super::read::{self, Scope, parse_state};
 use super::write::{apply, run_status, transition_job, transition_run};
@@ -120,7 +122,9 @@ impl QueueStore for SqliteStore {
                 .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             if !held.is_empty() && !force {
-                return Ok(RemoveOutcome::Busy(u32::try_from(held.len()).unwrap_or(u32::MAX)));
+                return Ok(RemoveOutcome::Busy(
+                    u32::try_from(held.len()).unwrap_or(u32::MAX),
+                ));
             }
             let now = Utc::now();
             for (id, status) in held {
@@ -139,7 +143,8 @@ impl QueueStore for SqliteStore {
                 // `default` always exists: removing it only empties it.
                 return Ok(RemoveOutcome::Removed);
             }
-            tx.prepare_cached("DELETE FROM queues WHERE name = ?1")?.execute([name])?;
+            tx.prepare_cached("DELETE FROM queues WHERE name = ?1")?
+                .execute([name])?;
             Ok(RemoveOutcome::Removed)
         })
     }
@@ -203,16 +208,24 @@ impl QueueStore for SqliteStore {
                         "SELECT j.status, j.cancel_requested, r.cancel_requested, j.worker_id
                          FROM jobs AS j JOIN runs AS r ON r.id = j.run_id WHERE j.id = ?1",
                     )?
-                    .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .query_row([job.0], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
                     .optional()?;
                 cancel_current = match row {
                     Some((status, job_flag, run_flag, owner)) => {
-                        status != "running" || job_flag != 0 || run_flag != 0 || owner != Some(worker.0)
+                        status != "running"
+                            || job_flag != 0
+                            || run_flag != 0
+                            || owner != Some(worker.0)
                     }
                     None => true,
                 };
             }
-            Ok(Heartbeat { move_to, cancel_current })
+            Ok(Heartbeat {
+                move_to,
+                cancel_current,
+            })
         })
     }
 
@@ -266,11 +279,21 @@ impl QueueStore for SqliteStore {
                  ORDER BY queued_at LIMIT ?2",
             )?;
             let rows: Vec<(String, String, Option<i64>)> = select
-                .query_map(params![now, CLAIM_PAGE], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .query_map(params![now, CLAIM_PAGE], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
                 .collect::<Result<_, _>>()?;
             for (queue, runs_on, queued_at) in rows {
                 let runs_on: Vec<String> = serde_json::from_str(&runs_on).unwrap_or_default();
-                let fits = pick(&[Candidate { queue: &queue, runs_on: &runs_on }], labels, &loads).is_some();
+                let fits = pick(
+                    &[Candidate {
+                        queue: &queue,
+                        runs_on: &runs_on,
+                    }],
+                    labels,
+                    &loads,
+                )
+                .is_some();
                 if fits {
                     return Ok(Some(from_ms(queued_at.unwrap_or(now))));
                 }
@@ -300,24 +323,38 @@ impl QueueStore for SqliteStore {
                          LIMIT ?2 OFFSET ?3",
                     )?
                     .query_map(params![now_ms, CLAIM_PAGE, offset], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
                     })?
                     .collect::<Result<_, _>>()?;
                 if page.is_empty() {
                     return Ok(None);
                 }
-                let labels_of: Vec<Vec<String>> =
-                    page.iter().map(|row| serde_json::from_str(&row.3).unwrap_or_default()).collect();
+                let labels_of: Vec<Vec<String>> = page
+                    .iter()
+                    .map(|row| serde_json::from_str(&row.3).unwrap_or_default())
+                    .collect();
                 let candidates: Vec<Candidate<'_>> = page
                     .iter()
                     .zip(&labels_of)
-                    .map(|(row, runs_on)| Candidate { queue: &row.2, runs_on })
+                    .map(|(row, runs_on)| Candidate {
+                        queue: &row.2,
+                        runs_on,
+                    })
                     .collect();
                 if let Some(index) = pick(&candidates, labels, &loads) {
                     let (id, run, _, _, attempts) = page[index].clone();
                     let (job, run) = (JobId(id), RunId(run));
                     let token = kill_token(run, job, attempts + 1);
-                    transition_job(tx, &Transition::new(job, JobState::Running, now).kill_token(token))?;
+                    transition_job(
+                        tx,
+                        &Transition::new(job, JobState::Running, now).kill_token(token),
+                    )?;
                     let expires = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
                     tx.prepare_cached(
                         "UPDATE jobs SET worker_id = ?2, lease_expires = ?3, not_before = NULL
@@ -330,7 +367,15 @@ impl QueueStore for SqliteStore {
                     )?
                     .execute(params![worker.0, job.0, now_ms])?;
                     if run_status(tx, run)? == RunState::Queued {
-                        transition_run(tx, &RunTransition { run, to: RunState::Running, at: now, reason: None })?;
+                        transition_run(
+                            tx,
+                            &RunTransition {
+                                run,
+                                to: RunState::Running,
+                                at: now,
+                                reason: None,
+                            },
+                        )?;
                     }
                     return Ok(Some((job, run)));
                 }
@@ -346,7 +391,11 @@ impl QueueStore for SqliteStore {
         let conn = self.conn();
         let run = read::run(&conn, run)?.ok_or(Error::RunNotFound(run))?;
         let siblings = read::jobs(&conn, Scope::Run(run.id))?;
-        let job = siblings.iter().find(|j| j.id == job).cloned().ok_or(Error::JobNotFound(job))?;
+        let job = siblings
+            .iter()
+            .find(|j| j.id == job)
+            .cloned()
+            .ok_or(Error::JobNotFound(job))?;
         Ok(Some(Claimed { job, run, siblings }))
     }
 
@@ -361,7 +410,9 @@ impl QueueStore for SqliteStore {
             // The job may have been taken from this worker (lease expired, cancelled): then the
             // attempt's end is no longer this worker's to record.
             let still_ours = tx
-                .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND worker_id = ?2 AND status = 'running'")?
+                .prepare_cached(
+                    "SELECT 1 FROM jobs WHERE id = ?1 AND worker_id = ?2 AND status = 'running'",
+                )?
                 .query_row(params![job.0, worker.0], |_| Ok(()))
                 .optional()?
                 .is_some();
@@ -391,18 +442,36 @@ impl QueueStore for SqliteStore {
                      WHERE status = 'running' AND worker_id IS NOT NULL AND lease_expires < ?1",
                 )?
                 .query_map([to_ms(now)], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                    ))
                 })?
                 .collect::<Result<_, _>>()?;
             let mut lost = Vec::new();
             for (id, run, name, kill_token, attempts, max_attempts) in expired {
                 let job = JobId(id);
                 // SPEC §7: a lost attempt counts; re-queue while attempts remain.
-                let to = if attempts < max_attempts { JobState::Queued } else { JobState::Failed };
+                let to = if attempts < max_attempts {
+                    JobState::Queued
+                } else {
+                    JobState::Failed
+                };
                 transition_job(tx, &Transition::new(job, to, now).reason(REASON_LOST))?;
-                tx.prepare_cached("UPDATE jobs SET worker_id = NULL, lease_expires = NULL WHERE id = ?1")?
-                    .execute([id])?;
-                lost.push(LostJob { job, run: RunId(run), name, kill_token });
+                tx.prepare_cached(
+                    "UPDATE jobs SET worker_id = NULL, lease_expires = NULL WHERE id = ?1",
+                )?
+                .execute([id])?;
+                lost.push(LostJob {
+                    job,
+                    run: RunId(run),
+                    name,
+                    kill_token,
+                });
             }
             Ok(lost)
         })
@@ -424,7 +493,10 @@ impl QueueStore for SqliteStore {
                 .prepare_cached("SELECT status FROM jobs WHERE run_id = ?1")?
                 .query_map([run.0], |row| row.get(0))?
                 .collect::<Result<_, _>>()?;
-            let states: Vec<JobState> = states.iter().map(|s| parse_state(s)).collect::<Result<_, _>>()?;
+            let states: Vec<JobState> = states
+                .iter()
+                .map(|s| parse_state(s))
+                .collect::<Result<_, _>>()?;
             let current = run_status(tx, run)?;
             if current.is_terminal() || !states.iter().all(|s| s.is_terminal()) {
                 return Ok(None);
@@ -434,24 +506,46 @@ impl QueueStore for SqliteStore {
                 .query_row([run.0], |row| row.get(0))?;
             let to = if cancel_requested != 0 || states.contains(&JobState::Cancelled) {
                 RunState::Cancelled
-            } else if states.iter().any(|s| matches!(s, JobState::Failed | JobState::TimedOut)) {
+            } else if states
+                .iter()
+                .any(|s| matches!(s, JobState::Failed | JobState::TimedOut))
+            {
                 RunState::Failed
             } else {
                 RunState::Succeeded
             };
-            let reason = (to == RunState::Cancelled && cancel_requested != 0).then(|| REASON_CANCELLED.to_owned());
+            let reason = (to == RunState::Cancelled && cancel_requested != 0)
+                .then(|| REASON_CANCELLED.to_owned());
             if current == RunState::Queued {
-                transition_run(tx, &RunTransition { run, to: RunState::Running, at: Utc::now(), reason: None })?;
+                transition_run(
+                    tx,
+                    &RunTransition {
+                        run,
+                        to: RunState::Running,
+                        at: Utc::now(),
+                        reason: None,
+                    },
+                )?;
             }
-            transition_run(tx, &RunTransition { run, to, at: Utc::now(), reason })?;
+            transition_run(
+                tx,
+                &RunTransition {
+                    run,
+                    to,
+                    at: Utc::now(),
+                    reason,
+                },
+            )?;
             Ok(Some(to))
         })
     }
 
     fn stop_worker(&self, worker: WorkerId) -> Result<(), Error> {
         self.write(|tx| {
-            tx.prepare_cached("UPDATE workers SET state = 'stopped', current_job = NULL WHERE id = ?1")?
-                .execute([worker.0])?;
+            tx.prepare_cached(
+                "UPDATE workers SET state = 'stopped', current_job = NULL WHERE id = ?1",
+            )?
+            .execute([worker.0])?;
             Ok(())
         })
     }

@@ -1,0 +1,402 @@
+//! `coreflow queue`, `jobs`, `trigger`, `worker` and `workers`: queueing work without running
+//! it, and the standalone workers that run it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use indexmap::IndexMap;
+
+use crate::cli::args::{
+    GlobalArgs, JobsAction, JobsArgs, QueueAction, QueueArgs, TriggerArgs, WorkerArgs,
+    WorkersAction, WorkersArgs,
+};
+use crate::cli::env;
+use crate::cli::runs::table;
+use crate::engine::queued::queue_run;
+use crate::engine::setup::local_labels;
+use crate::engine::worker::{WorkerConfig, serve};
+use crate::error::Error;
+use crate::spec::params::{self, Overrides};
+use crate::spec::parse_str;
+use crate::state::JobState;
+use crate::store::{
+    CancelOutcome, JobFilter, JobRecord, QueueStore, RemoveOutcome, SqliteStore, Store,
+};
+
+pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let fail = |e: crate::store::Error| env::store_error(&e);
+    match &args.action {
+        QueueAction::List => {
+            let queues = store.queues().map_err(fail)?;
+            if global.json {
+                return super::print(&pretty(&queues));
+            }
+            let mut rows = vec![
+                ["QUEUE", "DEPTH", "RUNNING", "CONCURRENCY", "PAUSED"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ];
+            for q in queues {
+                rows.push(vec![
+                    q.name,
+                    q.depth.to_string(),
+                    q.running.to_string(),
+                    q.concurrency.map_or_else(|| "-".into(), |c| c.to_string()),
+                    if q.paused { "yes".into() } else { "no".into() },
+                ]);
+            }
+            super::print(&table(&rows))
+        }
+        QueueAction::Add { name, concurrency } => {
+            let created = store.add_queue(name, *concurrency).map_err(fail)?;
+            let limit =
+                concurrency.map_or_else(|| "no limit".to_owned(), |c| format!("concurrency {c}"));
+            let verb = if created { "added" } else { "updated" };
+            quiet_print(global, &format!("queue {name} {verb} ({limit})\n"))
+        }
+        QueueAction::Pause { name } | QueueAction::Resume { name } => {
+            let pause = matches!(args.action, QueueAction::Pause { .. });
+            if !store.set_paused(name, pause).map_err(fail)? {
+                return Err(no_queue(&store, name));
+            }
+            quiet_print(
+                global,
+                &format!(
+                    "queue {name} {}\n",
+                    if pause { "paused" } else { "resumed" }
+                ),
+            )
+        }
+        QueueAction::Remove { name, force } => {
+            match store.remove_queue(name, *force).map_err(fail)? {
+                RemoveOutcome::Removed => quiet_print(global, &format!("queue {name} removed\n")),
+                RemoveOutcome::NotFound => Err(no_queue(&store, name)),
+                RemoveOutcome::Busy(n) => Err(Error::Usage(format!(
+                    "queue {name} still holds {n} job{}; wait for them, or use --force to cancel them",
+                    if n == 1 { "" } else { "s" }
+                ))),
+            }
+        }
+    }
+}
+
+fn no_queue(store: &SqliteStore, name: &str) -> Error {
+    let names: Vec<String> = store
+        .queues()
+        .map(|q| q.into_iter().map(|q| q.name).collect())
+        .unwrap_or_default();
+    let hint = crate::spec::diag::suggest(name, names.iter().map(String::as_str))
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    Error::Usage(format!("no queue `{name}`{hint}"))
+}
+
+pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let fail = |e: crate::store::Error| env::store_error(&e);
+    match &args.action {
+        None => {
+            let status = match &args.status {
+                Some(s) => Some(
+                    s.parse::<JobState>()
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let filter = JobFilter {
+                queue: args.queue.clone(),
+                status,
+                limit: Some(args.limit),
+            };
+            let jobs = store.list_jobs(&filter).map_err(fail)?;
+            if global.json {
+                return super::print(&pretty(&jobs));
+            }
+            if jobs.is_empty() {
+                return super::print("no jobs\n");
+            }
+            let now = Utc::now();
+            let mut rows = vec![
+                [
+                    "ID", "JOB", "QUEUE", "PRIORITY", "STATUS", "AGE", "PEAK RSS", "CPU",
+                    "METADATA",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+            ];
+            for job in &jobs {
+                let since = job.queued_at.or(job.started_at).unwrap_or(now);
+                rows.push(vec![
+                    job.id.to_string(),
+                    format!("{}/{}", job.run_id, job.name),
+                    job.queue.clone(),
+                    job.priority.to_string(),
+                    job.status.to_string(),
+                    crate::ui::format::duration((now - since).to_std().unwrap_or_default()),
+                    job.peak_rss_bytes.map_or_else(
+                        || "-".into(),
+                        |b| format!("{:.1} MiB", b as f64 / 1_048_576.0),
+                    ),
+                    job.cpu_ms
+                        .map_or_else(|| "-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
+                    metadata(job),
+                ]);
+            }
+            super::print(&table(&rows))
+        }
+        Some(JobsAction::Priority { job, priority }) => {
+            let record = waiting_job(&store, job)?;
+            store
+                .apply(&[crate::store::Change::Priority {
+                    job: record.id,
+                    priority: *priority,
+                }])
+                .map_err(fail)?;
+            quiet_print(
+                global,
+                &format!("{}/{}: priority {priority}\n", record.run_id, record.name),
+            )
+        }
+        Some(JobsAction::Top { job }) => {
+            let record = waiting_job(&store, job)?;
+            store.set_top(record.id).map_err(fail)?;
+            quiet_print(
+                global,
+                &format!(
+                    "{}/{}: first in queue {}\n",
+                    record.run_id, record.name, record.queue
+                ),
+            )
+        }
+        Some(JobsAction::Cancel { job }) => {
+            let record = find_job(&store, job)?;
+            let message = match store.request_cancel_job(record.id).map_err(fail)? {
+                CancelOutcome::Requested => "cancel requested",
+                CancelOutcome::Cancelled => "cancelled",
+                CancelOutcome::AlreadyFinished => "already finished, nothing to cancel",
+            };
+            quiet_print(
+                global,
+                &format!("{}/{}: {message}\n", record.run_id, record.name),
+            )
+        }
+    }
+}
+
+fn metadata(job: &JobRecord) -> String {
+    job.metadata
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn find_job(store: &SqliteStore, reference: &str) -> Result<JobRecord, Error> {
+    store
+        .resolve_job(reference)
+        .map_err(|e| env::store_error(&e))?
+        .ok_or_else(|| Error::Usage(format!("no job `{reference}` in this environment")))
+}
+
+/// A job that has not started: priority and top only apply to those.
+fn waiting_job(store: &SqliteStore, reference: &str) -> Result<JobRecord, Error> {
+    let job = find_job(store, reference)?;
+    if !matches!(job.status, JobState::Pending | JobState::Queued) {
+        return Err(Error::Usage(format!(
+            "{}/{} is {} already; only a waiting job can be reprioritised",
+            job.run_id, job.name, job.status
+        )));
+    }
+    Ok(job)
+}
+
+pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let definition = store
+        .definition(&args.workflow)
+        .map_err(|e| env::store_error(&e))?
+        .ok_or_else(|| {
+            let names: Vec<String> = store
+                .definitions()
+                .map(|d| d.into_iter().map(|d| d.name).collect())
+                .unwrap_or_default();
+            let hint = crate::spec::diag::suggest(&args.workflow, names.iter().map(String::as_str))
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            Error::Usage(format!(
+                "no workflow `{}` in this environment{hint}",
+                args.workflow
+            ))
+        })?;
+    let file = definition
+        .source_path
+        .clone()
+        .unwrap_or_else(|| format!("{}.yaml", definition.name));
+    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| Error::Invalid(Box::new(e)))?;
+    loaded.name.clone_from(&definition.name);
+    loaded.dir = std::path::Path::new(&file)
+        .parent()
+        .map_or_else(|| ".".into(), std::path::Path::to_path_buf);
+    let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
+    let values =
+        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    let trigger = serde_json::json!({ "type": "api" });
+    let run = queue_run(
+        &store,
+        &loaded,
+        &values,
+        &overrides,
+        definition.source_path.as_deref(),
+        trigger,
+    )
+    .map_err(Error::Usage)?;
+    print_run_id(global, run.0)
+}
+
+/// Prints a queued run's id (`--json`: `{"run_id": N}`).
+pub(super) fn print_run_id(global: &GlobalArgs, run: i64) -> Result<(), Error> {
+    if global.json {
+        super::print(&format!("{{\"run_id\": {run}}}\n"))
+    } else {
+        super::print(&format!("{run}\n"))
+    }
+}
+
+pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error> {
+    let mut labels = local_labels();
+    for label in &args.labels {
+        if !label.is_empty() && !labels.contains(label) {
+            labels.push(label.clone());
+        }
+    }
+    let envs = if global.env.is_empty() {
+        vec![env::env_dir(global)]
+    } else {
+        global.env.iter().map(Into::into).collect()
+    };
+    let config = WorkerConfig {
+        envs,
+        labels,
+        lease: args.lease,
+        grace: args.grace,
+        poll: Duration::from_millis(100),
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", crate::store::host_name(), std::process::id())),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    runtime
+        .block_on(serve(config, |dir| {
+            env::open_dir(dir).map_err(|e| e.to_string())
+        }))
+        .map_err(|e| Error::Environment(e.to_string()))
+}
+
+pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Error> {
+    let dirs: Vec<std::path::PathBuf> = if global.env.is_empty() {
+        vec![env::env_dir(global)]
+    } else {
+        global.env.iter().map(Into::into).collect()
+    };
+    if let Some(WorkersAction::Move { worker, to }) = &args.action {
+        for dir in &dirs {
+            let store = env::open_dir(dir)?;
+            if store
+                .request_move(worker, to)
+                .map_err(|e| env::store_error(&e))?
+            {
+                return quiet_print(global, &format!("worker {worker}: moving to {to}\n"));
+            }
+        }
+        return Err(Error::Usage(format!("no running worker `{worker}`")));
+    }
+    let mut all = Vec::new();
+    for dir in &dirs {
+        let store = env::open_dir(dir)?;
+        for worker in store.workers().map_err(|e| env::store_error(&e))? {
+            let job = match worker.current_job {
+                Some(id) => store
+                    .job(id)
+                    .ok()
+                    .flatten()
+                    .map(|j| format!("{}/{}", j.run_id, j.name)),
+                None => None,
+            };
+            all.push((dir.display().to_string(), worker, job));
+        }
+    }
+    if global.json {
+        let values: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(env, w, job)| {
+                let mut value = serde_json::to_value(w).unwrap_or_default();
+                value["environment"] = serde_json::json!(env);
+                value["job"] = serde_json::json!(job);
+                value
+            })
+            .collect();
+        return super::print(&pretty(&values));
+    }
+    if all.is_empty() {
+        return super::print("no workers\n");
+    }
+    let now = Utc::now();
+    let mut rows = vec![
+        [
+            "ID",
+            "NAME",
+            "STATE",
+            "LABELS",
+            "ENVIRONMENT",
+            "JOB",
+            "HEARTBEAT",
+            "DONE",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for (env, w, job) in all {
+        rows.push(vec![
+            w.id.0.to_string(),
+            w.name,
+            w.state,
+            w.labels.join(","),
+            env,
+            job.unwrap_or_else(|| "-".into()),
+            format!(
+                "{} ago",
+                crate::ui::format::duration((now - w.heartbeat_at).to_std().unwrap_or_default())
+            ),
+            w.jobs_done.to_string(),
+        ]);
+    }
+    super::print(&table(&rows))
+}
+
+fn quiet_print(global: &GlobalArgs, text: &str) -> Result<(), Error> {
+    if global.quiet {
+        Ok(())
+    } else {
+        super::print(text)
+    }
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,277 @@
+//! Runs that live in the store rather than in one process: creating a run and queueing its
+//! ready jobs (`run --detach`, `trigger`), and advancing a run's DAG after a job ends, which
+//! any standalone worker may do.
+//!
+//! Advancing reads the run's jobs, decides every pending job whose needs have ended with the
+//! same [`decide`] the in-process coordinator uses, and applies each decision only if the job
+//! is still where it was read ([`Advance`]): two workers finishing jobs of one run at once
+//! cannot queue a job twice, and the last one to commit sees every finished need.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use indexmap::IndexMap;
+
+use crate::engine::decide::{Decision, NeedInfo, RunInputs, decide};
+use crate::engine::setup::prepare;
+use crate::spec::params::{self, Overrides, Values};
+use crate::spec::{Loaded, parse_str};
+use crate::state::{JobState, RunId, RunState};
+use crate::store::{
+    Advance, Error, JobRecord, NewDefinition, NewRun, QueueStore, RunRecord, SqliteStore, Store,
+    Transition,
+};
+
+/// A run's definition and parameters, ready for templates.
+pub struct RunDefinition {
+    pub loaded: Loaded,
+    pub values: Values,
+    pub overrides: Overrides,
+}
+
+impl RunDefinition {
+    /// The template inputs of `run`.
+    #[must_use]
+    pub fn inputs<'a>(
+        &'a self,
+        run: &'a RunRecord,
+        process_env: &'a BTreeMap<String, String>,
+    ) -> RunInputs<'a> {
+        RunInputs {
+            workflow: &self.loaded.workflow,
+            workflow_name: &run.workflow,
+            run_id: run.id.0,
+            params: &self.values,
+            overrides: &self.overrides,
+            trigger: &run.trigger,
+            process_env,
+        }
+    }
+}
+
+/// Loads the definition a run was created from, with its parameter values.
+///
+/// # Errors
+/// The definition is missing or no longer parses, or the stored values no longer fit.
+pub fn load_run_definition(store: &SqliteStore, run: &RunRecord) -> Result<RunDefinition, String> {
+    let definition = store
+        .definition_version(&run.workflow, &run.def_hash)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "the definition of run {} is not in this environment",
+                run.id
+            )
+        })?;
+    let file = definition
+        .source_path
+        .clone()
+        .unwrap_or_else(|| format!("{}.yaml", run.workflow));
+    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| e.render())?;
+    loaded.name.clone_from(&run.workflow);
+    loaded.dir = PathBuf::from(&file)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    if !loaded.dir.is_dir() {
+        loaded.dir = PathBuf::from(".");
+    }
+    let overrides = run_overrides(run)?;
+    let values =
+        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+    Ok(RunDefinition {
+        loaded,
+        values,
+        overrides,
+    })
+}
+
+/// The run's parameter values (and job-level `-p JOB.NAME=V`, kept in its trigger) as `-p`
+/// arguments would give them.
+///
+/// # Errors
+/// A stored value that is not `NAME=VALUE`-shaped.
+pub fn run_overrides(run: &RunRecord) -> Result<Overrides, String> {
+    let mut texts: Vec<String> = run
+        .params
+        .as_object()
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(jobs) = run.trigger.get("job_params").and_then(|j| j.as_array()) {
+        texts.extend(jobs.iter().filter_map(|j| j.as_str().map(str::to_owned)));
+    }
+    Overrides::parse(&texts).map_err(|e| e.to_string())
+}
+
+/// Creates a run without an owner and queues its ready jobs, for workers to execute.
+///
+/// # Errors
+/// A job whose `--only`/labels do not fit, or the store failing.
+pub fn queue_run(
+    store: &Arc<SqliteStore>,
+    loaded: &Loaded,
+    values: &Values,
+    overrides: &Overrides,
+    source_path: Option<&str>,
+    mut trigger: serde_json::Value,
+) -> Result<RunId, String> {
+    let now = Utc::now();
+    store
+        .save_definition(&NewDefinition {
+            name: &loaded.name,
+            hash: &loaded.hash,
+            yaml: &loaded.source,
+            source_path,
+            seen_at: now,
+        })
+        .map_err(|e| e.to_string())?;
+    let prepared = prepare(loaded, values, &[], false)?;
+    if !overrides.jobs.is_empty() {
+        let texts: Vec<String> = overrides
+            .jobs
+            .iter()
+            .map(|(job, name, value)| format!("{job}.{name}={value}"))
+            .collect();
+        trigger["job_params"] = serde_json::json!(texts);
+    }
+    let new_run = NewRun {
+        workflow: loaded.name.clone(),
+        def_hash: loaded.hash.clone(),
+        params: serde_json::to_value(values).unwrap_or_default(),
+        trigger,
+        status: RunState::Queued,
+        reason: None,
+        owner: None,
+        created_at: now,
+        jobs: prepared.iter().map(|p| p.new.clone()).collect(),
+    };
+    let (run_id, _) = store.create_run(&new_run).map_err(|e| e.to_string())?;
+    let run = store
+        .run(run_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("the new run vanished")?;
+    let definition = RunDefinition {
+        loaded: loaded.clone(),
+        values: values.clone(),
+        overrides: overrides.clone(),
+    };
+    advance_run(store, &run, &definition).map_err(|e| e.to_string())?;
+    Ok(run_id)
+}
+
+/// Decides the run's pending jobs whose needs have ended and finishes the run when every
+/// job has ended.
+///
+/// # Errors
+/// The store failing.
+pub fn advance_run(
+    store: &SqliteStore,
+    run: &RunRecord,
+    definition: &RunDefinition,
+) -> Result<Option<RunState>, Error> {
+    let jobs = store.jobs(run.id)?;
+    let run = store.run(run.id)?.unwrap_or_else(|| run.clone());
+    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    let inputs = definition.inputs(&run, &process_env);
+    let decisions = decisions(&inputs, &jobs, run.cancel_requested);
+    store.advance(run.id, &decisions)
+}
+
+/// The decisions for every pending job whose needs have ended, cascading through skips.
+fn decisions(inputs: &RunInputs<'_>, jobs: &[JobRecord], cancelled: bool) -> Vec<Advance> {
+    let index: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    let mut states: Vec<JobState> = jobs.iter().map(|j| j.status).collect();
+    let mut out = Vec::new();
+    let now = Utc::now();
+    loop {
+        let mut changed = false;
+        for (i, job) in jobs.iter().enumerate() {
+            if states[i] != JobState::Pending && !(cancelled && states[i] == JobState::Queued) {
+                continue;
+            }
+            if cancelled {
+                let from = states[i];
+                states[i] = JobState::Cancelled;
+                out.push(Advance {
+                    from,
+                    transition: Transition::new(job.id, JobState::Cancelled, now)
+                        .reason("cancelled"),
+                });
+                changed = true;
+                continue;
+            }
+            let need_ids: Vec<usize> = job
+                .needs
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect();
+            if need_ids.iter().any(|&n| !states[n].is_terminal()) {
+                continue;
+            }
+            let needs: Vec<NeedInfo<'_>> = need_ids
+                .iter()
+                .map(|&n| NeedInfo {
+                    name: &jobs[n].name,
+                    base: &jobs[n].base_name,
+                    state: states[n],
+                    outputs: &jobs[n].outputs,
+                })
+                .collect();
+            let matrix = matrix_of(job);
+            let (to, reason) = match decide(inputs, &job.name, &job.base_name, &matrix, &needs) {
+                Decision::Queue => (JobState::Queued, None),
+                Decision::Skip(reason) => (JobState::Skipped, Some(reason)),
+                Decision::Cancel(reason) => (JobState::Cancelled, Some(reason)),
+                Decision::Fail(reason) => (JobState::Failed, Some(reason)),
+            };
+            states[i] = to;
+            let mut transition = Transition::new(job.id, to, now);
+            transition.reason = reason;
+            out.push(Advance {
+                from: JobState::Pending,
+                transition,
+            });
+            changed = true;
+        }
+        if !changed {
+            return out;
+        }
+    }
+}
+
+/// A job record's matrix values in the order written.
+#[must_use]
+pub fn matrix_of(job: &JobRecord) -> IndexMap<String, String> {
+    job.matrix
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
