@@ -74,6 +74,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Workers with labels, environment, current job and heartbeat; move one
     Workers(WorkersArgs),
+    /// Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
+    Daemon(super::daemon::DaemonArgs),
 }
 
 /// `coreflow trigger WORKFLOW`

@@ -3,6 +3,7 @@
 
 mod args;
 mod cancel;
+mod daemon;
 mod env;
 mod graph;
 mod queue;
@@ -46,6 +47,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Jobs(args) => queue::jobs(&cli.global, args),
         Command::Worker(args) => queue::worker(&cli.global, args),
         Command::Workers(args) => queue::workers(&cli.global, args),
+        Command::Daemon(args) => daemon::daemon(&cli.global, args),
     }
 }
 

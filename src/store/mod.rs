@@ -25,6 +25,7 @@ mod sqlite;
     reason = "store.rs holds the Store trait, as the module layout names it"
 )]
 mod store;
+mod triggers;
 
 pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, Stream};
@@ -38,3 +39,4 @@ pub use store::{
     LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
     RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
 };
+pub use triggers::{SeenFile, TriggerState, TriggerStore};

@@ -14,12 +14,14 @@
 //! The connection sits behind a mutex, so one store may be shared between threads; each
 //! process (or thread wanting its own lock-free path) may also open its own store.
 
+mod blocks;
 mod cancel;
 mod migrate;
 mod queues;
 mod read;
 mod recover;
 mod retry;
+mod triggers;
 mod write;
 
 use std::collections::BTreeMap;

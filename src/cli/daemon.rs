@@ -1,0 +1,107 @@
+//! `coreflow daemon [WORKFLOW_DIR]`: load a folder of workflows, fire their triggers, run a
+//! pool of local workers, serve the HTTP API, stop gracefully on SIGTERM.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::args::GlobalArgs;
+use crate::cli::env;
+use crate::daemon::{DaemonConfig, DaemonError, lock, run};
+use crate::error::Error;
+
+/// `coreflow daemon`
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The folder of workflow files (default: the current folder)
+    #[arg(value_name = "WORKFLOW_DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// A fixed number of local workers (0: only standalone workers run jobs)
+    #[arg(long, value_name = "N", conflicts_with_all = ["min_workers", "max_workers"])]
+    pub workers: Option<usize>,
+    /// The fewest local workers the Scaler keeps
+    #[arg(long, value_name = "A", requires = "max_workers")]
+    pub min_workers: Option<usize>,
+    /// The most local workers the Scaler starts while jobs wait
+    #[arg(long, value_name = "B")]
+    pub max_workers: Option<usize>,
+    /// Labels the local workers carry, besides OS, architecture and host name
+    #[arg(long, value_name = "L,…", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Serve the HTTP API on this address (loopback unless a token is set)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// On SIGTERM, how long running jobs may take to finish before they are re-queued
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// How long an idle local worker lives above the minimum
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// The daemon's own log: text or json
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::spec::model::parse_duration(text)
+}
+
+pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error> {
+    let token = std::env::var("COREFLOW_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if let Some(addr) = args.listen
+        && !addr.ip().is_loopback()
+        && token.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "refusing to listen on {addr} without a token: set COREFLOW_API_TOKEN, or listen on loopback"
+        )));
+    }
+    if !args.dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is not a folder of workflows",
+            args.dir.display()
+        )));
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if args.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+    let dir = env::env_dir(global);
+    let store = env::open(global)?;
+    let _lock = lock(&dir).map_err(|e| match e {
+        DaemonError::Locked(_) => Error::Usage(e.to_string()),
+        DaemonError::Start(message) => Error::Environment(message),
+    })?;
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    let (min, max) = match (args.workers, args.min_workers, args.max_workers) {
+        (Some(n), _, _) => (n, n),
+        (None, Some(a), Some(b)) => (a, b.max(a)),
+        (None, None, Some(b)) => (0, b),
+        _ => (cpus, cpus),
+    };
+    let config = DaemonConfig {
+        workflows: args.dir.clone(),
+        env: std::fs::canonicalize(&dir).unwrap_or(dir),
+        min_workers: min,
+        max_workers: max,
+        labels: args.labels.clone(),
+        listen: args.listen,
+        token,
+        grace: args.grace,
+        lease: Duration::from_secs(30),
+        idle: args.idle_timeout,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()?;
+    runtime
+        .block_on(run(config, store))
+        .map_err(|e| Error::Usage(e.to_string()))
+}

@@ -1,0 +1,220 @@
+//! The HTTP API of SPEC §5, on axum:
+//!
+//! - `POST /api/v1/workflows/{name}/runs` with `{"params": {...}}` → `201 {"run_id": N}`
+//! - `GET /api/v1/runs/{id}` → the run with its jobs (as `coreflow show --json`)
+//! - `POST /api/v1/runs/{id}/cancel` → `202 {"run_id": N, "status": "requested" | …}`
+//! - `GET /api/v1/health` → `{"status": "ok"}`, without a token
+//!
+//! When a token is configured every other route needs `Authorization: Bearer TOKEN` (401
+//! otherwise). Bad JSON and bad params are 400, unknown workflows and runs 404, each with a
+//! `{"error": "..."}` body; nothing a client sends can stop the daemon.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use tracing::info;
+
+use crate::engine::queued::queue_run;
+use crate::spec::Loaded;
+use crate::spec::params::{self, Overrides};
+use crate::state::RunId;
+use crate::store::{CancelOutcome, SqliteStore, Store};
+
+/// What the handlers share.
+pub struct ApiState {
+    pub store: Arc<SqliteStore>,
+    /// The daemon's valid workflows by name, replaced on every reload.
+    pub workflows: Arc<RwLock<BTreeMap<String, Loaded>>>,
+    pub token: Option<String>,
+}
+
+type Shared = Arc<ApiState>;
+
+/// The API's routes.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/workflows/{name}/runs", post(create_run))
+        .route("/api/v1/runs/{id}", get(read_run))
+        .route("/api/v1/runs/{id}/cancel", post(cancel_run))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare in constant time with respect to the token's content.
+    let matches = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")))
+    }
+}
+
+async fn health() -> Response {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })).into_response()
+}
+
+async fn create_run(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return *response;
+    }
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(err) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not JSON: {err}"),
+                );
+            }
+        }
+    };
+    let Some(object) = body.as_object() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object like {\"params\": {...}}",
+        );
+    };
+    if let Some(key) = object.keys().find(|k| *k != "params") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown field `{key}`: the body holds `params`"),
+        );
+    }
+    let texts: Vec<String> = match object.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(params)) => params
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect(),
+        Some(_) => return error(StatusCode::BAD_REQUEST, "`params` must be an object"),
+    };
+    let loaded = match state.workflows.read() {
+        Ok(workflows) => workflows.get(&name).cloned(),
+        Err(_) => None,
+    };
+    let Some(loaded) = loaded else {
+        return error(StatusCode::NOT_FOUND, format!("no workflow `{name}`"));
+    };
+    let overrides = match Overrides::parse(&texts) {
+        Ok(overrides) => overrides,
+        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
+    };
+    let values = match params::resolve(&loaded.workflow, &IndexMap::new(), &overrides) {
+        Ok(values) => values,
+        Err(errors) => {
+            let message: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return error(StatusCode::BAD_REQUEST, message.join("; "));
+        }
+    };
+    let source = loaded.dir.join(format!("{}.yaml", loaded.name));
+    let source = std::fs::canonicalize(&loaded.file).unwrap_or(source);
+    let trigger = json!({ "type": "api" });
+    match queue_run(
+        &state.store,
+        &loaded,
+        &values,
+        &overrides,
+        source.to_str(),
+        trigger,
+    ) {
+        Ok(run) => {
+            info!(workflow = %name, run = run.0, trigger = "api", "run created");
+            (StatusCode::CREATED, Json(json!({ "run_id": run.0 }))).into_response()
+        }
+        Err(err) => error(StatusCode::BAD_REQUEST, err),
+    }
+}
+
+async fn read_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return *response;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+    };
+    match state.store.run(RunId(id)) {
+        Ok(Some(run)) => {
+            let jobs = state.store.jobs(run.id).unwrap_or_default();
+            let mut value = serde_json::to_value(&run).unwrap_or_default();
+            value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
+            Json(value).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
+async fn cancel_run(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return *response;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
+    };
+    match state.store.run(RunId(id)) {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+    match state.store.request_cancel_run(RunId(id)) {
+        Ok(outcome) => {
+            let status = match outcome {
+                CancelOutcome::Requested => "requested",
+                CancelOutcome::Cancelled => "cancelled",
+                CancelOutcome::AlreadyFinished => "already_finished",
+            };
+            info!(run = id, status, "cancel via api");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "run_id": id, "status": status })),
+            )
+                .into_response()
+        }
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
