@@ -8,6 +8,7 @@
 //! - [`state`] names run and job states.
 //! - [`cli`] is the command-line front end; [`error`] maps failures to exit codes.
 
+pub mod blocks;
 pub mod cli;
 pub mod engine;
 pub mod error;

@@ -76,6 +76,8 @@ pub enum Command {
     Workers(WorkersArgs),
     /// Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
     Daemon(super::daemon::DaemonArgs),
+    /// DataBlocks: list them, show versions and lineage, get one, collect garbage
+    Blocks(super::blocks::BlocksArgs),
 }
 
 /// `coreflow trigger WORKFLOW`

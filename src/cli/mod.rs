@@ -2,6 +2,7 @@
 //! turns a command's [`Error`](crate::error::Error) into its exit code.
 
 mod args;
+mod blocks;
 mod cancel;
 mod daemon;
 mod env;
@@ -48,6 +49,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Worker(args) => queue::worker(&cli.global, args),
         Command::Workers(args) => queue::workers(&cli.global, args),
         Command::Daemon(args) => daemon::daemon(&cli.global, args),
+        Command::Blocks(args) => blocks::run(&cli.global, args),
     }
 }
 

@@ -62,9 +62,11 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
                 .collect()
         })
         .unwrap_or_default();
-    let overrides = Overrides::parse(&texts).map_err(|e| Error::Params(vec![e]))?;
-    let values =
+    let mut overrides = Overrides::parse(&texts).map_err(|e| Error::Params(vec![e]))?;
+    let mut values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    // The run's DataBlock parameters name fixed versions: they must still exist.
+    super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
 
     let records = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
     let present: Vec<String> = records.iter().map(|r| r.name.clone()).collect();

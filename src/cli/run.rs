@@ -23,11 +23,12 @@ use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let loaded = load(&args.file).map_err(|e| Error::Invalid(Box::new(e)))?;
-    let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
-    let values =
+    let mut overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
+    let mut values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
     if args.detach {
         let store = env::open(global)?;
+        super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
         let source = std::fs::canonicalize(&args.file).ok();
         let source = source.as_deref().and_then(|p| p.to_str());
         let trigger = serde_json::json!({ "type": "manual" });
@@ -37,6 +38,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     }
     let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
     let store = env::open(global)?;
+    super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
     let now = Utc::now();
     store
         .save_definition(&NewDefinition {

@@ -59,6 +59,7 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     if global.json {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
+        super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
         return super::print(&json_line(&value));
     }
     let mut out = String::new();
@@ -103,6 +104,7 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         ]);
     }
     out.push_str(&table(&rows));
+    out.push_str(&super::blocks::show_section(&*store, run.id, &jobs)?);
     super::print(&out)
 }
 

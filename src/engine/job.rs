@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use crate::blocks;
 use crate::engine::context::TemplateContext;
 use crate::engine::run::RunShared;
 use crate::state::{JobId, JobState};
@@ -125,6 +126,16 @@ pub async fn run_attempt(
     for (key, value) in &input.context.matrix {
         base_env.push((format!("COREFLOW_MATRIX_{}", env_key(key)), value.clone()));
     }
+
+    // DataBlocks the job reads, materialised before the first step (SPEC §2 `inputs`).
+    let inputs = match blocks::materialise_inputs(&shared, &input, &workdir).await {
+        Ok(inputs) => inputs,
+        Err(reason) => {
+            fail(&mut outcome, reason);
+            return finish(outcome, started);
+        }
+    };
+    base_env.extend_from_slice(inputs.env());
 
     let deadline = input.timeout.map(|t| started + t);
     let mut log: Option<LogWriter> = None;
@@ -303,6 +314,8 @@ pub async fn run_attempt(
         let _ =
             tokio::task::spawn_blocking(move || worker::kill_token_processes(&token, grace)).await;
     }
+    // Publishes the declared DataBlocks if the attempt succeeded; removes its inputs.
+    blocks::finish_attempt(&shared, &input, &workdir, inputs, &mut outcome).await;
     outcome.outputs = outputs;
     finish(outcome, started)
 }

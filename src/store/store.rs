@@ -23,7 +23,7 @@ use super::owner::Owner;
 ///
 /// Implementations are shared between threads (`Send + Sync`) and between processes: several
 /// `coreflow` commands may use one environment at once.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + crate::blocks::BlockStore {
     /// Records a workflow definition (`coreflow run` does, so `coreflow trigger NAME` can run it
     /// later). The same name and hash seen again only moves `last_seen`.
     fn save_definition(&self, definition: &NewDefinition<'_>) -> Result<(), Error>;

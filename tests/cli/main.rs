@@ -5,6 +5,7 @@
 //! temporary directory. Library code is used only where a test needs a tool the dev-dependencies
 //! lack (reading YAML to check the examples against the JSON Schema).
 
+mod blocks;
 mod cancel;
 mod engine_support;
 mod examples;

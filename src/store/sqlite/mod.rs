@@ -380,6 +380,7 @@ pub(super) mod test_support {
             needs: needs.iter().map(|need| (*need).to_owned()).collect(),
             max_attempts: 2,
             state,
+            runs_on: Vec::new(),
         }
     }
 

@@ -1,0 +1,368 @@
+//! The DataBlock registry: the [`BlockStore`] trait and the records it reads and writes.
+//!
+//! The registry knows names, versions, content hashes, who published what and which blocks
+//! each job attempt read; the bytes live in the content store ([`super::Cas`]). Like
+//! [`crate::store::Store`] the trait speaks in verbs (publish, record what was consumed,
+//! resolve a reference), so that a PostgreSQL registry can later sit beside SQLite's.
+//!
+//! Versions count from 1 per name. A version is never renumbered or reused: `blocks gc`
+//! marks it removed (and frees its content), so lineage that mentions it stays readable.
+//! Every version row also carries a sequence number that only grows across all names —
+//! the hook the daemon's `datablock:` trigger polls ([`BlockStore::block_versions_since`]).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::spec::model::ParamType;
+use crate::spec::params::{ParamValue, parse_value};
+use crate::state::{JobId, RunId};
+use crate::store::Error as StoreError;
+
+use super::error::Error;
+use super::hash::ContentHash;
+
+/// The registry of DataBlocks in one environment.
+pub trait BlockStore: Send + Sync {
+    /// The folder holding this environment's block content (`<env>/blocks` for SQLite).
+    fn blocks_dir(&self) -> PathBuf;
+
+    /// One version of a block: `version`, or the newest one not removed when `None`. A
+    /// removed version is returned (its `removed_at` set) when asked for by number.
+    fn block_version(
+        &self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<BlockVersion>, StoreError>;
+
+    /// Every version of `name`, newest first, removed ones included.
+    fn block_versions(&self, name: &str) -> Result<Vec<BlockVersion>, StoreError>;
+
+    /// Every name with its newest version not removed (names whose versions are all
+    /// removed are left out), by name.
+    fn block_names(&self) -> Result<Vec<BlockSummary>, StoreError>;
+
+    /// The version a job of `run` published as `block` in its current attempt: what
+    /// `inputs: { x: job.block }` reads. `job_base` is the job's name in the workflow; when
+    /// it fans out over a matrix, the newest of its publications wins.
+    fn published_in_run(
+        &self,
+        run: RunId,
+        job_base: &str,
+        block: &str,
+    ) -> Result<Option<BlockVersion>, StoreError>;
+
+    /// Records the blocks one attempt of a job read, as `(input name, version)`.
+    fn record_consumption(
+        &self,
+        consumer: &JobAttempt,
+        inputs: &[(String, BlockVersionId)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Publishes what a succeeded attempt produced, all in one transaction: each block gets a
+    /// new version when its content differs from its newest version, and the publication is
+    /// recorded either way.
+    fn publish_blocks(
+        &self,
+        producer: &JobAttempt,
+        blocks: &[NewBlock],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Published>, StoreError>;
+
+    /// Lineage of one version, both ways.
+    fn block_lineage(&self, version: BlockVersionId) -> Result<Lineage, StoreError>;
+
+    /// The blocks each job of `run` consumed and produced in its current attempt.
+    fn run_blocks(&self, run: RunId) -> Result<Vec<JobBlocks>, StoreError>;
+
+    /// Versions created after sequence number `after` (0 for all), oldest first, at most
+    /// `limit`: the daemon's `datablock:` trigger remembers the last `seq` it saw and asks
+    /// again.
+    fn block_versions_since(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<BlockVersion>, StoreError>;
+
+    /// Marks removed every version `blocks gc --keep N` may drop (see [`super::gc`]) and
+    /// returns them.
+    fn remove_block_versions(
+        &self,
+        keep: usize,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<BlockVersion>, StoreError>;
+
+    /// The content of every version not removed: what the content store must keep.
+    fn live_block_content(&self) -> Result<Vec<(ContentHash, BlockKind)>, StoreError>;
+}
+
+/// A version's row id, which is also its publish sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct BlockVersionId(pub i64);
+
+/// Whether a block is one file or a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    File,
+    Folder,
+}
+
+impl BlockKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockKind::File => "file",
+            BlockKind::Folder => "folder",
+        }
+    }
+}
+
+impl fmt::Display for BlockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown kind name read back from the registry.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown DataBlock kind `{0}`")]
+pub struct UnknownKind(String);
+
+impl FromStr for BlockKind {
+    type Err = UnknownKind;
+
+    fn from_str(text: &str) -> Result<BlockKind, UnknownKind> {
+        match text {
+            "file" => Ok(BlockKind::File),
+            "folder" => Ok(BlockKind::Folder),
+            other => Err(UnknownKind(other.to_owned())),
+        }
+    }
+}
+
+/// One job attempt, as producer or consumer of blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobAttempt {
+    pub run_id: RunId,
+    pub workflow: String,
+    pub job_id: JobId,
+    /// Full name: `extract`, `report[format=csv]`.
+    pub job: String,
+    /// The job's name in the workflow: `report`.
+    #[serde(skip)]
+    pub job_base: String,
+    pub attempt: u32,
+}
+
+/// A version of a block: the object of `blocks list --json` and `blocks show --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockVersion {
+    #[serde(skip)]
+    pub id: BlockVersionId,
+    /// Publish sequence number: grows with every new version of any name.
+    pub seq: i64,
+    pub name: String,
+    pub version: u64,
+    pub hash: ContentHash,
+    pub kind: BlockKind,
+    /// Content bytes (all files, for a folder).
+    pub size: u64,
+    /// Regular files (1 for a file block).
+    pub files: u64,
+    /// The file or folder name when it was published: what consumers see.
+    pub file_name: String,
+    /// A file block whose execute bit was set.
+    pub executable: bool,
+    #[serde(serialize_with = "rfc3339::required")]
+    pub created_at: DateTime<Utc>,
+    /// When `blocks gc` removed it.
+    #[serde(serialize_with = "rfc3339::optional")]
+    pub removed_at: Option<DateTime<Utc>>,
+    /// The attempt whose publication created this version.
+    pub produced_by: Option<JobAttempt>,
+}
+
+impl BlockVersion {
+    /// `name@version`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    #[must_use]
+    pub fn is_removed(&self) -> bool {
+        self.removed_at.is_some()
+    }
+}
+
+/// A name and its newest version: a row of `blocks list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockSummary {
+    /// How many versions are not removed.
+    pub versions: u64,
+    #[serde(flatten)]
+    pub latest: BlockVersion,
+}
+
+/// Content a job publishes under a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBlock {
+    pub name: String,
+    pub hash: ContentHash,
+    pub kind: BlockKind,
+    pub size: u64,
+    pub files: u64,
+    pub file_name: String,
+    pub executable: bool,
+}
+
+/// What publishing one block did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Published {
+    #[serde(flatten)]
+    pub block: BlockVersion,
+    /// Whether this publication created the version (else the content was unchanged).
+    pub new: bool,
+}
+
+/// A block version as lineage and `show` mention it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockKey {
+    pub name: String,
+    pub version: u64,
+    pub hash: ContentHash,
+    /// Whether `blocks gc` removed it.
+    pub removed: bool,
+}
+
+impl BlockKey {
+    /// `name@version`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// One edge of the lineage graph: a job attempt that consumed or produced a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineageLink {
+    pub block: BlockKey,
+    pub job: JobAttempt,
+    /// The input name it was read as (`COREFLOW_INPUT_<NAME>`), for a consumption.
+    pub input: Option<String>,
+    /// For a publication: whether it created the version.
+    pub new: Option<bool>,
+    #[serde(serialize_with = "rfc3339::required")]
+    pub at: DateTime<Utc>,
+}
+
+/// Lineage of one version, both ways.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    /// Every publication of this version (the first created it; later ones republished
+    /// unchanged content).
+    pub produced_by: Vec<LineageLink>,
+    /// Up: the blocks the producing attempts consumed.
+    pub made_from: Vec<LineageLink>,
+    /// The job attempts that consumed this version.
+    pub consumed_by: Vec<LineageLink>,
+    /// Down: the blocks those consuming attempts published.
+    pub used_for: Vec<LineageLink>,
+}
+
+/// The blocks one job of a run consumed and produced (its current attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobBlocks {
+    pub job_id: JobId,
+    pub consumed: Vec<LineageLink>,
+    pub produced: Vec<LineageLink>,
+}
+
+/// `NAME` or `NAME@VERSION`, as `-p`, `blocks show` and `blocks get` take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    pub name: String,
+    pub version: Option<u64>,
+}
+
+impl BlockRef {
+    /// Parses `NAME` or `NAME@VERSION` (the same rule as a `datablock` parameter).
+    ///
+    /// # Errors
+    /// [`Error::InvalidReference`].
+    pub fn parse(text: &str) -> Result<BlockRef, Error> {
+        match parse_value(ParamType::Datablock, text) {
+            Ok(ParamValue::DataBlock { name, version }) => Ok(BlockRef { name, version }),
+            _ => Err(Error::InvalidReference(text.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for BlockRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(version) => write!(f, "{}@{version}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Whether `name` can name a block (`NAME@VERSION` must parse back to it).
+#[must_use]
+pub fn is_valid_name(name: &str) -> bool {
+    BlockRef::parse(name).is_ok_and(|r| r.version.is_none() && r.name == name)
+}
+
+/// Serializers for times: RFC 3339, UTC, milliseconds (as the rest of `--json`).
+mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub(super) fn required<S: Serializer>(
+        time: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    #[expect(clippy::ref_option, reason = "serde's serialize_with passes &Option")]
+    pub(super) fn optional<S: Serializer>(
+        time: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => required(time, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BlockRef, is_valid_name};
+
+    #[test]
+    fn references_parse_like_datablock_parameters() {
+        assert_eq!(
+            BlockRef::parse("orders@3").unwrap(),
+            BlockRef {
+                name: "orders".into(),
+                version: Some(3)
+            }
+        );
+        assert_eq!(BlockRef::parse("raw-orders").unwrap().version, None);
+        assert_eq!(BlockRef::parse("orders@3").unwrap().to_string(), "orders@3");
+        for bad in ["", "orders@0", "orders@x", "a b", "@1", "orders@"] {
+            assert!(BlockRef::parse(bad).is_err(), "{bad}");
+        }
+        assert!(is_valid_name("daily_summary.v2"));
+        assert!(!is_valid_name("a@1"));
+        assert!(!is_valid_name("a/b"));
+    }
+}

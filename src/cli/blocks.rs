@@ -1,0 +1,565 @@
+//! `coreflow blocks [list | show NAME[@VERSION] | get NAME[@VERSION] DEST | gc]`, and the
+//! DataBlocks that `coreflow show RUN` lists for each job.
+//!
+//! Listings print a table, or with `--json` the records of [`crate::blocks`]. A name or
+//! version that does not exist is exit 2 with a message (SPEC §7), as is a `get` that would
+//! overwrite without `--force`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::blocks::{
+    Access, BlockRef, BlockStore, BlockVersion, Cas, JobBlocks, LineageLink, collect_garbage,
+    pin_params, remove_tree, resolve,
+};
+use crate::cli::args::GlobalArgs;
+use crate::cli::env;
+use crate::cli::runs::table;
+use crate::error::Error;
+use crate::spec::Loaded;
+use crate::spec::params::{Overrides, Values};
+use crate::state::RunId;
+use crate::store::JobRecord;
+
+/// `coreflow blocks`
+#[derive(Debug, Args)]
+pub struct BlocksArgs {
+    #[command(subcommand)]
+    pub action: Option<BlocksAction>,
+}
+
+/// What `coreflow blocks` does; `list` when nothing is given.
+#[derive(Debug, Subcommand)]
+pub enum BlocksAction {
+    /// Every DataBlock with its newest version
+    List,
+    /// A DataBlock's versions, and the lineage of one version (default: the newest)
+    Show {
+        /// NAME or NAME@VERSION
+        #[arg(value_name = "NAME[@VERSION]")]
+        block: String,
+    },
+    /// Write a DataBlock's content at DEST (a file, or a folder for folder blocks)
+    Get {
+        /// NAME (the newest version) or NAME@VERSION
+        #[arg(value_name = "NAME[@VERSION]")]
+        block: String,
+        /// Where to write it
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+        /// Replace DEST if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove old versions and free the content nothing kept refers to
+    Gc {
+        /// Versions of each name to keep, newest first (blocks of queued or running runs,
+        /// and what kept versions were made from, are kept too)
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        keep: usize,
+    },
+}
+
+pub(super) fn run(global: &GlobalArgs, args: &BlocksArgs) -> Result<(), Error> {
+    let store = env::open(global)?;
+    let store: &dyn BlockStore = &*store;
+    match &args.action {
+        None | Some(BlocksAction::List) => list(global, store),
+        Some(BlocksAction::Show { block }) => show(global, store, block),
+        Some(BlocksAction::Get { block, dest, force }) => get(global, store, block, dest, *force),
+        Some(BlocksAction::Gc { keep }) => gc(global, store, *keep),
+    }
+}
+
+/// Fixes the run's `datablock` parameters to versions (exit 2 when one does not exist),
+/// before anything starts.
+pub(super) fn pin(
+    store: &dyn BlockStore,
+    loaded: &Loaded,
+    values: &mut Values,
+    overrides: &mut Overrides,
+) -> Result<(), Error> {
+    pin_params(store, &loaded.workflow, values, overrides).map_err(error)
+}
+
+/// Maps a DataBlock error to the command's: not found and bad references are exit 2, a
+/// broken environment 3.
+pub(super) fn error(err: crate::blocks::Error) -> Error {
+    use crate::blocks::Error as E;
+    match &err {
+        E::Store(store) => env::store_error(store),
+        E::Param { source, .. } if matches!(&**source, E::Store(s) if s.is_environment()) => {
+            Error::Environment(err.to_string())
+        }
+        E::MissingContent { .. } => Error::Environment(err.to_string()),
+        _ => Error::Usage(err.to_string()),
+    }
+}
+
+fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
+    let blocks = store.block_names().map_err(|e| env::store_error(&e))?;
+    if global.json {
+        return super::print(&pretty(&blocks));
+    }
+    if blocks.is_empty() {
+        return super::print("no DataBlocks\n");
+    }
+    let mut rows = vec![
+        [
+            "NAME",
+            "VERSION",
+            "VERSIONS",
+            "KIND",
+            "SIZE",
+            "HASH",
+            "CREATED",
+            "PRODUCED BY",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for summary in &blocks {
+        let block = &summary.latest;
+        rows.push(vec![
+            block.name.clone(),
+            block.version.to_string(),
+            summary.versions.to_string(),
+            block.kind.to_string(),
+            size(block.size),
+            block.hash.short().to_owned(),
+            local_time(block.created_at),
+            producer(block),
+        ]);
+    }
+    super::print(&table(&rows))
+}
+
+fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), Error> {
+    let reference = BlockRef::parse(text).map_err(error)?;
+    let versions = store
+        .block_versions(&reference.name)
+        .map_err(|e| env::store_error(&e))?;
+    // The version to walk the lineage of: the one asked for, else the newest not removed
+    // (else the newest, when all were removed).
+    let selected = match reference.version {
+        Some(_) => resolve_for_show(store, &reference)?,
+        None => match versions.iter().find(|v| !v.is_removed()) {
+            Some(version) => version.clone(),
+            None => resolve_for_show(store, &reference)?,
+        },
+    };
+    let lineage = store
+        .block_lineage(selected.id)
+        .map_err(|e| env::store_error(&e))?;
+    if global.json {
+        let mut chosen = serde_json::to_value(&selected).unwrap_or_default();
+        chosen["lineage"] = serde_json::to_value(&lineage).unwrap_or_default();
+        let value = json!({
+            "name": reference.name,
+            "versions": versions,
+            "selected": chosen,
+        });
+        return super::print(&pretty(&value));
+    }
+    let live = versions.iter().filter(|v| !v.is_removed()).count();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "DataBlock {} · {live} version{} · newest {}\n",
+        reference.name,
+        if live == 1 { "" } else { "s" },
+        versions
+            .iter()
+            .find(|v| !v.is_removed())
+            .map_or_else(|| "removed".to_owned(), |v| format!("@{}", v.version)),
+    );
+    let mut rows = vec![
+        [
+            "VERSION",
+            "KIND",
+            "SIZE",
+            "FILES",
+            "HASH",
+            "CREATED",
+            "PRODUCED BY",
+            "NOTE",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for version in &versions {
+        rows.push(vec![
+            version.version.to_string(),
+            version.kind.to_string(),
+            size(version.size),
+            version.files.to_string(),
+            version.hash.short().to_owned(),
+            local_time(version.created_at),
+            producer(version),
+            if version.is_removed() {
+                "removed by gc".to_owned()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out.push_str(&table(&rows));
+    let _ = writeln!(
+        out,
+        "\n{} · {} `{}` · {}{}",
+        selected.label(),
+        selected.kind,
+        selected.file_name,
+        size(selected.size),
+        if selected.is_removed() {
+            " · removed by gc"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out, "sha256 {}", selected.hash);
+    let section = |out: &mut String, title: &str, items: Vec<String>| {
+        let shown = if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join("\n              ")
+        };
+        let _ = writeln!(out, "{title:<13} {shown}");
+    };
+    section(
+        &mut out,
+        "produced by:",
+        lineage
+            .produced_by
+            .iter()
+            .map(|l| {
+                let what = if l.new == Some(true) {
+                    "new version"
+                } else {
+                    "unchanged content"
+                };
+                format!("{} ({what})", attempt_name(l))
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "made from:",
+        lineage
+            .made_from
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}{} (input `{}` of {})",
+                    l.block.label(),
+                    removed_note(l),
+                    l.input.as_deref().unwrap_or(""),
+                    attempt_name(l)
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "consumed by:",
+        lineage
+            .consumed_by
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} as input `{}`",
+                    attempt_name(l),
+                    l.input.as_deref().unwrap_or("")
+                )
+            })
+            .collect(),
+    );
+    section(
+        &mut out,
+        "used for:",
+        lineage
+            .used_for
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}{} (by {})",
+                    l.block.label(),
+                    removed_note(l),
+                    attempt_name(l)
+                )
+            })
+            .collect(),
+    );
+    super::print(&out)
+}
+
+fn resolve_for_show(store: &dyn BlockStore, reference: &BlockRef) -> Result<BlockVersion, Error> {
+    match resolve(store, reference) {
+        Ok(version) => Ok(version),
+        // `show` still describes a removed version: its lineage is kept.
+        Err(crate::blocks::Error::Removed { name, version }) => store
+            .block_version(&name, Some(version))
+            .map_err(|e| env::store_error(&e))?
+            .ok_or_else(|| Error::Usage(format!("no DataBlock `{name}@{version}`"))),
+        Err(other) => Err(error(other)),
+    }
+}
+
+fn get(
+    global: &GlobalArgs,
+    store: &dyn BlockStore,
+    text: &str,
+    dest: &Path,
+    force: bool,
+) -> Result<(), Error> {
+    let reference = BlockRef::parse(text).map_err(error)?;
+    let version = resolve(store, &reference).map_err(error)?;
+    let exists = fs::symlink_metadata(dest).is_ok();
+    if exists && !force {
+        return Err(error(crate::blocks::Error::Exists(dest.to_owned())));
+    }
+    let cas = Cas::new(store.blocks_dir());
+    let _hold = cas.lock_shared().map_err(error)?;
+    let content = cas.content_path(&version.hash, version.kind);
+    if !content.exists() {
+        return Err(error(crate::blocks::Error::MissingContent {
+            name: version.name,
+            version: version.version,
+            path: content,
+        }));
+    }
+    // Written beside DEST first, then renamed: DEST is never half-written, and with
+    // `--force` the old content stays until the new one is complete.
+    let parent = match dest.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".coreflow-get-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::Usage(format!("cannot write in `{}`: {e}", parent.display())))?;
+    let staged = staging.path().join("content");
+    cas.materialise(
+        &version.hash,
+        version.kind,
+        version.executable,
+        &staged,
+        Access::Writable,
+    )
+    .map_err(error)?;
+    if exists {
+        let replaced = match fs::symlink_metadata(dest) {
+            Ok(meta) if meta.is_dir() => remove_tree(dest),
+            Ok(_) => fs::remove_file(dest),
+            Err(_) => Ok(()),
+        };
+        replaced.map_err(|e| Error::Usage(format!("cannot replace `{}`: {e}", dest.display())))?;
+    }
+    fs::rename(&staged, dest)
+        .map_err(|e| Error::Usage(format!("cannot write `{}`: {e}", dest.display())))?;
+    if global.json {
+        let mut value = serde_json::to_value(&version).unwrap_or_default();
+        value["path"] = json!(dest.display().to_string());
+        return super::print(&pretty(&value));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    super::print(&format!(
+        "{} ({} {}) written to {}\n",
+        version.label(),
+        version.kind,
+        size(version.size),
+        dest.display()
+    ))
+}
+
+fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {
+    let report = collect_garbage(store, keep).map_err(error)?;
+    if global.json {
+        return super::print(&pretty(&report));
+    }
+    if global.quiet {
+        return Ok(());
+    }
+    let removed: Vec<String> = report.removed.iter().map(BlockVersion::label).collect();
+    let mut out = String::new();
+    if removed.is_empty() {
+        out.push_str("no versions removed");
+    } else {
+        let _ = write!(
+            out,
+            "removed {} version{}: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            removed.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "; freed {} ({} file{})",
+        size(report.bytes),
+        report.files,
+        if report.files == 1 { "" } else { "s" }
+    );
+    super::print(&out)
+}
+
+/// Adds `consumed_blocks` and `produced_blocks` to every job object of `show --json`.
+pub(super) fn add_to_show_json(
+    store: &dyn BlockStore,
+    run: RunId,
+    jobs: &mut Value,
+) -> Result<(), Error> {
+    let blocks = store.run_blocks(run).map_err(|e| env::store_error(&e))?;
+    let Some(jobs) = jobs.as_array_mut() else {
+        return Ok(());
+    };
+    for job in jobs {
+        let id = job.get("id").and_then(Value::as_i64);
+        let found = blocks.iter().find(|b| Some(b.job_id.0) == id);
+        let consumed: Vec<Value> = found
+            .map(|b| b.consumed.iter().map(link_json).collect())
+            .unwrap_or_default();
+        let produced: Vec<Value> = found
+            .map(|b| b.produced.iter().map(link_json).collect())
+            .unwrap_or_default();
+        job["consumed_blocks"] = Value::Array(consumed);
+        job["produced_blocks"] = Value::Array(produced);
+    }
+    Ok(())
+}
+
+fn link_json(link: &LineageLink) -> Value {
+    let mut value = json!({
+        "name": link.block.name,
+        "version": link.block.version,
+        "hash": link.block.hash,
+        "removed": link.block.removed,
+    });
+    if let Some(input) = &link.input {
+        value["input"] = json!(input);
+    }
+    if let Some(new) = link.new {
+        value["new"] = json!(new);
+    }
+    value
+}
+
+/// The `DataBlocks:` section of `show RUN`: what each job consumed and produced, or nothing
+/// when no job of the run touched a block.
+pub(super) fn show_section(
+    store: &dyn BlockStore,
+    run: RunId,
+    jobs: &[JobRecord],
+) -> Result<String, Error> {
+    let blocks: Vec<JobBlocks> = store.run_blocks(run).map_err(|e| env::store_error(&e))?;
+    if blocks.is_empty() {
+        return Ok(String::new());
+    }
+    let mut rows = Vec::new();
+    for job in jobs {
+        let Some(found) = blocks.iter().find(|b| b.job_id == job.id) else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        if !found.consumed.is_empty() {
+            let items: Vec<String> = found
+                .consumed
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}{} as `{}`",
+                        l.block.label(),
+                        removed_note(l),
+                        l.input.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            parts.push(format!("consumed {}", items.join(", ")));
+        }
+        if !found.produced.is_empty() {
+            let items: Vec<String> = found
+                .produced
+                .iter()
+                .map(|l| {
+                    let what = if l.new == Some(true) {
+                        "new"
+                    } else {
+                        "unchanged"
+                    };
+                    format!("{}{} ({what})", l.block.label(), removed_note(l))
+                })
+                .collect();
+            parts.push(format!("produced {}", items.join(", ")));
+        }
+        rows.push(vec![format!("  {}", job.name), parts.join("; ")]);
+    }
+    Ok(format!("\nDataBlocks:\n{}", table(&rows)))
+}
+
+fn removed_note(link: &LineageLink) -> &'static str {
+    if link.block.removed { " (removed)" } else { "" }
+}
+
+/// `7/extract`, with the attempt when it was not the first.
+fn attempt_name(link: &LineageLink) -> String {
+    let job = &link.job;
+    if job.attempt > 1 {
+        format!("{}/{} (attempt {})", job.run_id, job.job, job.attempt)
+    } else {
+        format!("{}/{}", job.run_id, job.job)
+    }
+}
+
+fn producer(version: &BlockVersion) -> String {
+    version
+        .produced_by
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |p| format!("{}/{}", p.run_id, p.job))
+}
+
+fn local_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// A size for people: `512 B`, `1.5 KiB`, `1.0 GiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "a display figure")]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn pretty<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(1 << 30), "1.0 GiB");
+    }
+}
