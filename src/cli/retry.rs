@@ -100,6 +100,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             attempts: record.attempts,
             max_attempts: record.attempts + prepared[old].new.max_attempts,
             priority: record.priority,
+            queue: record.queue.clone(),
             outputs: record.outputs.clone(),
             exit_code: record.exit_code,
             reason: record.reason.clone(),

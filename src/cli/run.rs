@@ -12,13 +12,15 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::env;
 use crate::engine::job::scratch_dir;
 use crate::engine::queued::queue_run;
+use crate::engine::run::QueueLoadsFn;
 use crate::engine::setup::{prepare, runtime_jobs};
 use crate::engine::{JobRt, RunShared, execute};
 use crate::error::Error;
+use crate::scheduler::QueueLoad;
 use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{Loaded, load};
 use crate::state::{RunId, RunState};
-use crate::store::{NewDefinition, NewRun, Owner, SqliteStore, Store};
+use crate::store::{NewDefinition, NewRun, Owner, QueueStore, SqliteStore, Store};
 use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
@@ -124,6 +126,7 @@ impl Foreground<'_> {
             overrides,
             trigger,
             process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
+            queue_loads: Some(queue_loads(Arc::clone(store))),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -132,6 +135,26 @@ impl Foreground<'_> {
         let end = runtime.block_on(execute(shared, jobs, workers));
         finish(run_id.0, end)
     }
+}
+
+/// Reads queue limits and load from the environment, for the coordinator.
+fn queue_loads(store: Arc<SqliteStore>) -> QueueLoadsFn {
+    Box::new(move || {
+        let queues = store.queues().map_err(|e| e.to_string())?;
+        Ok(queues
+            .into_iter()
+            .map(|q| {
+                (
+                    q.name,
+                    QueueLoad {
+                        concurrency: q.concurrency,
+                        paused: q.paused,
+                        running: q.running,
+                    },
+                )
+            })
+            .collect())
+    })
 }
 
 /// The exit of a foreground run: 0, 1, or 130 when a signal stopped it.

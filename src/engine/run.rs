@@ -5,7 +5,7 @@
 //! Attempts run as tasks that send their outcome back on a channel; timers (retry delays)
 //! and signals arrive on the same loop, so no state is shared behind a lock.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::context::TemplateContext;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
+use crate::scheduler::QueueLoad;
 use crate::spec::model::{Retry, Workflow};
 use crate::spec::params::{Overrides, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
@@ -44,7 +45,12 @@ pub struct RunShared {
     pub trigger: serde_json::Value,
     /// The process environment, read once, for `env.*` in templates.
     pub process_env: BTreeMap<String, String>,
+    /// Reads queue limits and load (None: no queue limits apply).
+    pub queue_loads: Option<QueueLoadsFn>,
 }
+
+/// Reads every queue's limits and load from the environment.
+pub type QueueLoadsFn = Box<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
 
 impl RunShared {
     /// What templates of this run share.
@@ -97,6 +103,8 @@ pub struct JobRt {
     pub attempts: u32,
     pub max_attempts: u32,
     pub priority: i64,
+    /// The JobQueue it waits in.
+    pub queue: String,
     pub outputs: BTreeMap<String, String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
@@ -132,6 +140,8 @@ struct Coordinator {
     queued_order: u64,
     running: usize,
     waiting_retry: usize,
+    /// Which jobs wait out a retry delay (their timer is still to fire).
+    retry_pending: Vec<bool>,
     workers: usize,
     changes: Vec<Change>,
     cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
@@ -139,6 +149,10 @@ struct Coordinator {
     tx: mpsc::UnboundedSender<Msg>,
     cancelled: bool,
     store_warned: bool,
+    /// Queue limits and load across the environment, refreshed on every poll tick; a
+    /// foreground run never exceeds a queue's concurrency and starts nothing from a paused
+    /// queue.
+    queues: HashMap<String, QueueLoad>,
 }
 
 /// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
@@ -171,6 +185,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         queued_order: 0,
         running: 0,
         waiting_retry: 0,
+        retry_pending: vec![false; n],
         workers: workers.max(1),
         changes: Vec::new(),
         cancels: vec![None; n],
@@ -178,7 +193,9 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         tx,
         cancelled: false,
         store_warned: false,
+        queues: HashMap::new(),
     };
+    c.refresh_queues();
     c.change(
         RunTransition {
             run: shared.run_id,
@@ -231,6 +248,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
             }
             _ = poll.tick() => {
                 c.poll_cancel_requests();
+                c.refresh_queues();
                 if let Ok(mut reporter) = c.shared.reporter.lock() {
                     reporter.tick();
                 }
@@ -408,14 +426,32 @@ impl Coordinator {
         }
     }
 
+    /// Reads queue limits and running counts from the store.
+    fn refresh_queues(&mut self) {
+        if let Some(loads) = self.shared.queue_loads.as_ref().and_then(|f| f().ok()) {
+            self.queues = loads;
+        }
+    }
+
     /// Starts queued jobs while workers are free.
     fn dispatch(&mut self) {
+        let mut held = Vec::new();
         while self.running < self.workers {
-            let Some(Ready { index: i, .. }) = self.ready.pop() else {
+            let Some(ready) = self.ready.pop() else {
                 break;
             };
+            let i = ready.index;
             if self.jobs[i].state != JobState::Queued {
                 continue;
+            }
+            if let Some(load) = self.queues.get(&self.jobs[i].queue)
+                && !load.admits()
+            {
+                held.push(ready);
+                continue;
+            }
+            if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
+                load.running += 1;
             }
             let context = match self.context(i) {
                 Ok(context) => context,
@@ -486,13 +522,17 @@ impl Coordinator {
                 let _ = tx.send(Msg::Finished(i, outcome));
             });
         }
+        self.ready.extend(held);
     }
 
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Finished(i, outcome) => self.finished(i, outcome),
             Msg::RetryReady(i) => {
-                self.waiting_retry -= 1;
+                // A cancelled wait already settled this job; its timer fires into nothing.
+                if !self.drop_retry(i) {
+                    return;
+                }
                 if self.jobs[i].state == JobState::Queued {
                     self.queued_order += 1;
                     self.ready.push(Ready {
@@ -507,6 +547,9 @@ impl Coordinator {
 
     fn finished(&mut self, i: usize, outcome: AttemptOutcome) {
         self.running -= 1;
+        if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
+            load.running = load.running.saturating_sub(1);
+        }
         self.cancels[i] = None;
         let job_id = self.jobs[i].id;
         for step in outcome.steps {
@@ -547,6 +590,7 @@ impl Coordinator {
                 .usage(outcome.peak_rss_bytes, outcome.cpu_ms)
                 .reason(reason.clone());
             transition.exit_code = outcome.exit_code;
+            transition.attempt_end = Some(outcome.state);
             self.changes.push(transition.into());
             job.state = JobState::Queued;
             self.shared.report(&Event::JobState {
@@ -570,6 +614,7 @@ impl Coordinator {
                 step: None,
             });
             self.waiting_retry += 1;
+            self.retry_pending[i] = true;
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -610,12 +655,24 @@ impl Coordinator {
                 self.settle(index);
             }
         }
-        // Jobs waiting out a retry delay are queued but not in the heap.
+        // Jobs waiting out a retry delay are queued but not in the heap: the run must not
+        // wait for their timers.
         for i in 0..self.jobs.len() {
             if self.jobs[i].state == JobState::Queued {
+                self.drop_retry(i);
                 self.transition(i, JobState::Cancelled, Some("cancelled".into()));
                 self.settle(i);
             }
+        }
+    }
+
+    /// Forgets job `i`'s pending retry timer; returns whether it had one.
+    fn drop_retry(&mut self, i: usize) -> bool {
+        if std::mem::take(&mut self.retry_pending[i]) {
+            self.waiting_retry -= 1;
+            true
+        } else {
+            false
         }
     }
 
@@ -638,6 +695,7 @@ impl Coordinator {
                     }
                 }
                 JobState::Queued | JobState::Pending => {
+                    self.drop_retry(i);
                     self.transition(i, JobState::Cancelled, Some("cancelled".into()));
                     self.cancel_downstream(i);
                 }

@@ -199,6 +199,7 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
             attempts: 0,
             max_attempts: job.new.max_attempts,
             priority: job.new.priority,
+            queue: job.new.queue.clone(),
             outputs: BTreeMap::new(),
             exit_code: None,
             reason: None,

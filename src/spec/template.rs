@@ -34,6 +34,23 @@ fn engine() -> &'static Environment<'static> {
             .expect("the delimiters are distinct and non-empty");
         env.set_syntax(syntax);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Values print as a step sees them in `COREFLOW_PARAM_*`: `true`/`false`, and a
+        // whole float without `.0`, not Python's `True` and `2.0`.
+        env.set_formatter(|out, state, value| match value.kind() {
+            minijinja::value::ValueKind::Bool => {
+                let text = if value.is_true() { "true" } else { "false" };
+                out.write_str(text).map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+                })
+            }
+            minijinja::value::ValueKind::Number => match f64::try_from(value.clone()) {
+                Ok(x) if !value.is_integer() && x.is_finite() => write!(out, "{x}").map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+                }),
+                _ => minijinja::escape_formatter(out, state, value),
+            },
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         env.set_recursion_limit(64);
         env
     })
@@ -245,6 +262,15 @@ mod tests {
         assert!(!eval_condition("needs.a.result == 'failure' || !true", &ctx).unwrap());
         assert!(eval_condition("${{ needs.a.result }}", &ctx).unwrap());
         assert!(eval_condition("${{ needs.b.result }}", &ctx).is_err());
+    }
+
+    #[test]
+    fn values_render_as_steps_see_them() {
+        let ctx = minijinja::context! { b => false, t => true, f => 2.0, g => 2.5, i => 3 };
+        assert_eq!(
+            render("${{ b }} ${{ t }} ${{ f }} ${{ g }} ${{ i }}", &ctx).unwrap(),
+            "false true 2 2.5 3"
+        );
     }
 
     #[test]

@@ -253,6 +253,9 @@ pub struct Transition {
     pub peak_rss_bytes: Option<u64>,
     /// When leaving `running`: the attempt's final CPU time, if measured.
     pub cpu_ms: Option<u64>,
+    /// How the attempt ended when the job leaves `running` for `queued` (a retry or a lost
+    /// worker): `failed` unless said otherwise (`timed_out` for a retried timeout).
+    pub attempt_end: Option<JobState>,
 }
 
 impl Transition {
@@ -268,6 +271,7 @@ impl Transition {
             kill_token: None,
             peak_rss_bytes: None,
             cpu_ms: None,
+            attempt_end: None,
         }
     }
 

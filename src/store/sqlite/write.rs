@@ -232,7 +232,11 @@ pub(super) fn transition_job(tx: &Connection, transition: &Transition) -> Result
     let was_running = from == JobState::Running;
     if was_running {
         // A job re-queued from `running` (lost worker, shutdown) ends its attempt as failed.
-        let attempt_status = if terminal { to } else { JobState::Failed };
+        let attempt_status = if terminal {
+            to
+        } else {
+            transition.attempt_end.unwrap_or(JobState::Failed)
+        };
         tx.prepare_cached(
             "UPDATE attempts SET status = ?3, reason = ?4, exit_code = ?5, finished_at = ?6,
                  duration_ms = max(0, ?6 - started_at),
