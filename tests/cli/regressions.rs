@@ -1,0 +1,66 @@
+//! Regression tests for bugs found after the engine landed, each named after what it proves.
+
+use std::time::Duration;
+
+use crate::engine_support::{Workspace, job, status, wait_until};
+
+/// A cancel (Ctrl-C or `coreflow cancel`) while a job waits out a retry delay ends the run at
+/// once instead of after the delay.
+#[test]
+fn cancelling_a_run_while_a_job_waits_out_its_retry_delay_ends_it_at_once() {
+    const FLAKY: &str = "jobs:\n  flaky:\n    retry: { max_attempts: 3, delay: 1h, max_delay: 1h }\n    steps:\n      - run: echo \"$COREFLOW_ATTEMPT\" >> attempts; exit 1\n";
+    for cancel in ["ctrl-c", "coreflow cancel"] {
+        let ws = Workspace::with_workflow(FLAKY);
+        let running = ws
+            .coreflow()
+            .args(["run", "wf.yaml", "--progress", "plain"])
+            .timeout(Duration::from_secs(20))
+            .spawn();
+        wait_until("the job to wait for its retry", || {
+            let output = ws.coreflow().args(["show", "last", "--json"]).run();
+            output.code() == Some(0) && {
+                let show = output.stdout_json();
+                let flaky = job(&show, "flaky");
+                flaky["status"] == "queued" && flaky["attempts"] == 1
+            }
+        });
+        let expected = if cancel == "ctrl-c" {
+            running.signal(nix::sys::signal::Signal::SIGINT);
+            130
+        } else {
+            ws.coreflow().args(["cancel", "last"]).succeeds();
+            1
+        };
+        let output = running.wait();
+        assert_eq!(output.code(), Some(expected), "{cancel}\n{output}");
+        assert_eq!(ws.lines("attempts"), ["1"]);
+        assert_eq!(status(&ws.show("last"), "flaky"), "cancelled");
+    }
+}
+
+/// A timed-out attempt that is retried keeps `timed_out` in the job's history.
+#[test]
+fn a_timed_out_attempt_that_is_retried_is_recorded_as_timed_out() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  sleepy:\n    cancel_grace: 1s\n    retry: { max_attempts: 2, delay: 100ms }\n    steps:\n      - timeout: 1s\n        run: sleep 30\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).fails(1);
+    let show = ws.show("last");
+    let history: Vec<String> = job(&show, "sleepy")["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|a| a["status"].as_str().expect("a status").to_owned())
+        .collect();
+    assert_eq!(history, ["timed_out", "timed_out"]);
+}
+
+/// Templates print bools and floats as the step sees them in `COREFLOW_PARAM_*`.
+#[test]
+fn a_bool_param_renders_in_templates_as_in_its_env_var() {
+    let ws = Workspace::with_workflow(
+        "params:\n  dry_run: { type: bool, default: false }\n  ratio: { type: float, default: 2 }\njobs:\n  j:\n    steps:\n      - run: echo \"${{ params.dry_run }} $COREFLOW_PARAM_DRY_RUN ${{ params.ratio }} $COREFLOW_PARAM_RATIO\" > seen.txt\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    assert_eq!(ws.read("seen.txt"), "false false 2 2\n");
+}
