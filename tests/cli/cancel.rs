@@ -6,14 +6,15 @@ use serde_json::Value;
 
 use crate::engine_support::{Workspace, assert_gone, status};
 
-/// A job whose step records its shell's and its `sleep`'s pids, then waits, and a job that
-/// needs it.
+/// A job whose step records the pids of its shell, of a `sleep` and of a `sleep` that left
+/// the process group with `setsid`, then waits; and a job that needs it.
 const SLOW: &str = r#"
 jobs:
   slow:
     steps:
       - run: |
           echo $$ > shell.pid
+          setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped.pid; exec sleep 30' &
           sleep 30 &
           echo $! > sleep.pid
           wait
@@ -44,6 +45,7 @@ fn interrupt_cancels_the_run(signal: Signal) {
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
     let shell = ws.wait_for_pid("shell.pid");
+    let escaped = ws.wait_for_pid("escaped.pid");
     running.signal(signal);
     let output = running.wait();
     assert_eq!(output.code(), Some(130), "{output}");
@@ -59,6 +61,7 @@ fn interrupt_cancels_the_run(signal: Signal) {
 
     assert_gone(sleep, "the step's sleep");
     assert_gone(shell, "the step's shell");
+    assert_gone(escaped, "the step's process that called setsid");
     let show = ws.show("last");
     assert_eq!(show["status"], "cancelled");
     assert_eq!(status(&show, "slow"), "cancelled");
@@ -112,6 +115,12 @@ fn coreflow_cancel_from_another_process_cancels_the_run_which_exits_1() {
         .args(["run", "wf.yaml", "--progress", "plain"])
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
+    // While it runs, `show` says so.
+    let show = ws.show("last");
+    assert_eq!(show["status"], "running", "{show:#}");
+    assert_eq!(show["finished_at"], Value::Null, "{show:#}");
+    assert_eq!(status(&show, "slow"), "running", "{show:#}");
+    assert_eq!(status(&show, "after"), "pending", "{show:#}");
     ws.coreflow().args(["cancel", "last"]).succeeds();
     let output = running.wait();
     assert_eq!(output.code(), Some(1), "{output}");
@@ -144,8 +153,10 @@ fn cancelling_one_job_cancels_it_and_its_dependents_while_the_rest_goes_on() {
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
     ws.wait_for_file("other-waiting");
+    let escaped = ws.wait_for_pid("escaped.pid");
     ws.coreflow().args(["cancel", "1/slow"]).succeeds();
     assert_gone(sleep, "the cancelled job's sleep");
+    assert_gone(escaped, "the cancelled job's process that called setsid");
     ws.file("go", "");
     let output = running.wait();
     assert_eq!(output.code(), Some(1), "{output}");

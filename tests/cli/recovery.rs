@@ -6,14 +6,20 @@ use nix::sys::signal::Signal;
 use crate::engine_support::{Workspace, assert_gone, is_alive, job, status};
 use crate::support::ENV_DIR;
 
-/// A step that records its pids and waits, unless the file `fixed` exists.
+/// A job that finishes, then a step that records its pids and waits, unless the file `fixed`
+/// exists.
 const KILLABLE: &str = r#"
 jobs:
+  early:
+    steps:
+      - run: echo "k=kept" >> "$COREFLOW_OUTPUT"; echo early; echo ran >> early.count
   slow:
+    needs: early
     steps:
       - run: |
           if [ -e fixed ]; then exit 0; fi
           echo $$ > shell.pid
+          setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped.pid; exec sleep 30' &
           sleep 30 &
           echo $! > sleep.pid
           wait
@@ -32,11 +38,16 @@ fn a_killed_run_is_found_lost_by_the_next_command_which_kills_its_leftovers() {
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
     let shell = ws.wait_for_pid("shell.pid");
+    let escaped = ws.wait_for_pid("escaped.pid");
     running.signal(Signal::SIGKILL);
     let output = running.wait();
     assert_eq!(output.signal(), Some(Signal::SIGKILL as i32), "{output}");
     // Nothing has cleaned up yet: the orphaned step still runs.
     assert!(is_alive(sleep), "the step's sleep died with coreflow");
+    assert!(
+        is_alive(escaped),
+        "the step's setsid sleep died with coreflow"
+    );
 
     // The next command on the environment notices that the run's owner is gone.
     let runs = ws.runs();
@@ -44,6 +55,7 @@ fn a_killed_run_is_found_lost_by_the_next_command_which_kills_its_leftovers() {
     assert_ne!(runs[0]["status"], "running", "{runs:#?}");
     assert_gone(sleep, "the lost step's sleep");
     assert_gone(shell, "the lost step's shell");
+    assert_gone(escaped, "the lost step's process that called setsid");
 
     let show = ws.show("last");
     assert_eq!(show["status"], "failed", "{show:#}");
@@ -52,6 +64,12 @@ fn a_killed_run_is_found_lost_by_the_next_command_which_kills_its_leftovers() {
     assert_eq!(slow["reason"], "lost", "{show:#}");
     assert_ne!(status(&show, "after"), "succeeded");
     assert!(!ws.exists("after-ran"));
+    // What had finished before the crash is kept.
+    let early = job(&show, "early");
+    assert_eq!(early["status"], "succeeded", "{show:#}");
+    assert_eq!(early["outputs"]["k"], "kept", "{show:#}");
+    let logs = ws.coreflow().args(["logs", "last", "early"]).succeeds();
+    assert_eq!(logs.stdout(), "early/step-1 | early\n");
 }
 
 #[test]
@@ -76,6 +94,11 @@ fn retry_resumes_a_run_that_was_lost() {
     assert_eq!(status(&show, "slow"), "succeeded");
     assert_eq!(status(&show, "after"), "succeeded");
     assert!(ws.exists("after-ran"));
+    assert_eq!(
+        ws.lines("early.count"),
+        ["ran"],
+        "the finished job ran again"
+    );
     assert_eq!(ws.runs().len(), 1);
 }
 

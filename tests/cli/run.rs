@@ -555,3 +555,49 @@ jobs:
     ws.coreflow().args(["run", "wf.yaml"]).succeeds();
     assert_gone(ws.wait_for_pid("background.pid"), "the background sleep");
 }
+
+#[test]
+fn one_worker_takes_the_highest_priority_job_first() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  low:
+    priority: 1
+    steps:
+      - run: echo low >> order
+  high:
+    priority: 10
+    steps:
+      - run: echo high >> order
+  middle:
+    priority: 5
+    steps:
+      - run: echo middle >> order
+"#,
+    );
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--workers", "1"])
+        .succeeds();
+    assert_eq!(ws.lines("order"), ["high", "middle", "low"]);
+}
+
+#[test]
+fn a_job_no_local_worker_can_run_is_an_error_before_anything_starts() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  anywhere:
+    runs_on: [linux]
+    steps:
+      - run: touch anywhere-ran
+  gpu:
+    runs_on: [gpu]
+    steps:
+      - run: touch gpu-ran
+"#,
+    );
+    let output = ws.coreflow().args(["run", "wf.yaml"]).fails(2);
+    assert!(output.stderr().contains("gpu"), "{output}");
+    assert!(!ws.exists("anywhere-ran"));
+    assert_eq!(ws.runs(), Vec::<Value>::new());
+}
