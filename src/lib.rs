@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod graph;
@@ -17,5 +18,6 @@ pub mod scheduler;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod triggers;
 pub mod ui;
 pub mod worker;

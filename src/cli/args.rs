@@ -66,6 +66,8 @@ pub enum Command {
     Retry(RetryArgs),
     /// Queue a run of a workflow the environment knows, for workers or a daemon
     Trigger(TriggerArgs),
+    /// Preview when a workflow's schedule, every and at triggers fire, across DST changes
+    Schedule(super::schedule::ScheduleArgs),
     /// JobQueues: list, add, pause, resume, remove
     Queue(QueueArgs),
     /// Jobs across runs with their metadata; reprioritise, move to the top, cancel

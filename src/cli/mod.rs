@@ -11,6 +11,7 @@ mod queue;
 mod retry;
 mod run;
 mod runs;
+mod schedule;
 mod schema;
 mod validate;
 
@@ -44,6 +45,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Cancel(args) => cancel::run(&cli.global, args),
         Command::Retry(args) => retry::run(&cli.global, args),
         Command::Trigger(args) => queue::trigger(&cli.global, args),
+        Command::Schedule(args) => schedule::run(&cli.global, args),
         Command::Queue(args) => queue::queue(&cli.global, args),
         Command::Jobs(args) => queue::jobs(&cli.global, args),
         Command::Worker(args) => queue::worker(&cli.global, args),

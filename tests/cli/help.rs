@@ -8,7 +8,8 @@ use crate::support::Coreflow;
 
 /// The commands `coreflow --help` must list, in order. Add a command here when it is built.
 const BUILT_COMMANDS: &[&str] = &[
-    "validate", "graph", "schema", "run", "runs", "show", "logs", "cancel", "retry",
+    "validate", "graph", "schema", "run", "runs", "show", "logs", "cancel", "retry", "trigger",
+    "schedule", "queue", "jobs", "worker", "workers", "daemon", "blocks",
 ];
 
 /// The command names in a clap help text's `Commands:` section, without clap's own `help`.
@@ -65,6 +66,14 @@ fn top_level_help() {
       logs      Print a run's captured output
       cancel    Cancel a run or one of its jobs
       retry     Re-run what did not succeed in a run, and everything downstream of it
+      trigger   Queue a run of a workflow the environment knows, for workers or a daemon
+      schedule  Preview when a workflow's schedule, every and at triggers fire, across DST changes
+      queue     JobQueues: list, add, pause, resume, remove
+      jobs      Jobs across runs with their metadata; reprioritise, move to the top, cancel
+      worker    Run queued jobs of the environment(s) as a standalone worker
+      workers   Workers with labels, environment, current job and heartbeat; move one
+      daemon    Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
+      blocks    DataBlocks: list them, show versions and lineage, get one, collect garbage
       help      Print this message or the help of the given subcommand(s)
 
     Options:

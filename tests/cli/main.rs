@@ -18,6 +18,7 @@ mod output;
 mod recovery;
 mod robustness;
 mod run;
+mod schedule;
 mod schema;
 mod support;
 mod validate;

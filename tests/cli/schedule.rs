@@ -1,0 +1,308 @@
+//! `coreflow schedule preview FILE [--next N] [--from TIME]` (SPEC §4): the next fires of
+//! each time-based trigger, in its zone and in UTC, with the daylight-saving changes on the
+//! way (SPEC §7 "DST"; issue 5).
+
+use serde_json::{Value, json};
+
+use crate::support::Coreflow;
+
+/// A workflow with `triggers` (YAML list items, indented by two) and one job.
+fn workflow(triggers: &str) -> String {
+    format!("name: nightly\ntriggers:\n{triggers}jobs:\n  a:\n    steps: [{{ run: 'true' }}]\n")
+}
+
+fn preview(triggers: &str, args: &[&str]) -> crate::support::Output {
+    Coreflow::new()
+        .file("wf.yaml", workflow(triggers))
+        .args(["schedule", "preview", "wf.yaml"])
+        .args(args)
+        .succeeds()
+}
+
+/// The fires of the first previewed trigger in `--json`, as `local = utc [note kind]`.
+fn fires(json: &Value) -> Vec<String> {
+    json[0]["fires"]
+        .as_array()
+        .expect("fires is a list")
+        .iter()
+        .map(|fire| {
+            let mut line = format!(
+                "{} = {}",
+                fire["at_local"].as_str().unwrap(),
+                fire["at_utc"].as_str().unwrap()
+            );
+            if let Some(kind) = fire["note"]["kind"].as_str() {
+                line = format!("{line} {kind}");
+            }
+            line
+        })
+        .collect()
+}
+
+#[test]
+fn berlin_spring_forward_shows_the_shifted_fire() {
+    let output = preview(
+        "  - schedule: '30 2 * * *'\n    timezone: Europe/Berlin\n",
+        &["--from", "2026-03-28T00:00:00Z", "--next", "3"],
+    );
+    assert_eq!(output.stderr(), "");
+    insta::assert_snapshot!(output.stdout(), @r#"
+    wf.yaml: the next 3 fires of each time-based trigger, from 2026-03-28T00:00:00Z
+
+    triggers[0]: schedule "30 2 * * *" (Europe/Berlin, wall-clock times: the hour field names hours)
+      2026-03-28 02:30:00 +01:00 CET   2026-03-28T01:30:00Z
+      -- 2026-03-29T01:00:00Z: clocks go forward 1h, 02:00 CET -> 03:00 CEST; 02:00-03:00 does not exist
+      2026-03-29 03:00:00 +02:00 CEST  2026-03-29T01:00:00Z  02:30 does not exist (clocks go forward): fires at 03:00 instead
+      2026-03-30 02:30:00 +02:00 CEST  2026-03-30T00:30:00Z
+    "#);
+}
+
+#[test]
+fn berlin_fall_back_fires_a_named_hour_once_and_an_hourly_schedule_twice() {
+    let output = preview(
+        "  - schedule: '30 2 * * *'\n    timezone: Europe/Berlin\n  - schedule: '*/30 * * * *'\n    timezone: Europe/Berlin\n",
+        &[
+            "--from",
+            "2026-10-25T00:00:00+02:00",
+            "--next",
+            "7",
+            "--json",
+        ],
+    );
+    let json = output.stdout_json();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(
+        fires(&json)[..2],
+        [
+            "2026-10-25T02:30:00+02:00 = 2026-10-25T00:30:00Z repeated",
+            "2026-10-26T02:30:00+01:00 = 2026-10-26T01:30:00Z",
+        ]
+    );
+    let half_hourly = json!([json[1].clone()]);
+    assert_eq!(
+        fires(&half_hourly),
+        [
+            "2026-10-25T00:00:00+02:00 = 2026-10-24T22:00:00Z",
+            "2026-10-25T00:30:00+02:00 = 2026-10-24T22:30:00Z",
+            "2026-10-25T01:00:00+02:00 = 2026-10-24T23:00:00Z",
+            "2026-10-25T01:30:00+02:00 = 2026-10-24T23:30:00Z",
+            "2026-10-25T02:00:00+02:00 = 2026-10-25T00:00:00Z repeated",
+            "2026-10-25T02:30:00+02:00 = 2026-10-25T00:30:00Z repeated",
+            "2026-10-25T02:00:00+01:00 = 2026-10-25T01:00:00Z repeated_second_pass",
+        ]
+    );
+    assert_eq!(
+        json[1]["transitions"],
+        json!([{
+            "at_utc": "2026-10-25T01:00:00Z",
+            "offset_before": "+02:00",
+            "offset_after": "+01:00",
+            "wall_before": "2026-10-25T03:00:00",
+            "wall_after": "2026-10-25T02:00:00",
+        }])
+    );
+}
+
+#[test]
+fn new_york_json_shape() {
+    let output = preview(
+        "  - schedule: '*/15 1-3 * * *'\n    timezone: America/New_York\n",
+        &["--from", "2026-03-08T06:40:00Z", "--next", "2", "--json"],
+    );
+    assert_eq!(
+        output.stdout_json(),
+        json!([{
+            "trigger": 0,
+            "kind": "schedule",
+            "expression": "*/15 1-3 * * *",
+            "timezone": "America/New_York",
+            "fires": [
+                { "at_utc": "2026-03-08T06:45:00Z", "at_local": "2026-03-08T01:45:00-05:00" },
+                {
+                    "at_utc": "2026-03-08T07:00:00Z",
+                    "at_local": "2026-03-08T03:00:00-04:00",
+                    "note": {
+                        "kind": "skipped_shifted",
+                        "wanted": "2026-03-08T02:00:00",
+                        "skipped": 4,
+                        "message": "02:00 and 3 more wall times do not exist (clocks go forward): one fire at 03:00 instead",
+                    },
+                },
+            ],
+            "transitions": [{
+                "at_utc": "2026-03-08T07:00:00Z",
+                "offset_before": "-05:00",
+                "offset_after": "-04:00",
+                "wall_before": "2026-03-08T02:00:00",
+                "wall_after": "2026-03-08T03:00:00",
+            }],
+        }])
+    );
+}
+
+#[test]
+fn new_york_fall_back_repeats_one_o_clock() {
+    let output = preview(
+        "  - schedule: '30 1 * * *'\n    timezone: America/New_York\n",
+        &["--from", "2026-11-01", "--next", "2"],
+    );
+    let text = output.stdout();
+    assert!(
+        text.contains("2026-11-01 01:30:00 -04:00 EDT  2026-11-01T05:30:00Z  01:30 occurs twice (clocks go back): fires at the first only"),
+        "{output}"
+    );
+    assert!(
+        text.contains("-- 2026-11-01T06:00:00Z: clocks go back 1h, 02:00 EDT -> 01:00 EST; 01:00-02:00 happens twice"),
+        "{output}"
+    );
+    assert!(
+        text.contains("2026-11-02 01:30:00 -05:00 EST  2026-11-02T06:30:00Z\n"),
+        "{output}"
+    );
+}
+
+#[test]
+fn every_and_at_and_other_kinds() {
+    let output = preview(
+        "  - file: { path: 'in/*.csv' }\n  - every: 90m\n  - at: '2026-12-24T18:00:00+01:00'\n  - datablock: raw\n",
+        &["--from", "2026-12-24T15:00:00Z", "--next", "2", "--json"],
+    );
+    let json = output.stdout_json();
+    let kinds: Vec<_> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["trigger"].as_u64().unwrap(), t["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(1, "every"), (2, "at")],
+        "file and datablock are not time-based"
+    );
+    assert_eq!(json[0]["expression"], "90m");
+    assert_eq!(json[0]["timezone"], Value::Null);
+    assert_eq!(
+        fires(&json),
+        [
+            "2026-12-24T16:30:00+00:00 = 2026-12-24T16:30:00Z",
+            "2026-12-24T18:00:00+00:00 = 2026-12-24T18:00:00Z",
+        ]
+    );
+    assert_eq!(
+        json[1]["fires"],
+        json!([{ "at_utc": "2026-12-24T17:00:00Z", "at_local": "2026-12-24T18:00:00+01:00" }]),
+        "an `at` fires once, shown with its written offset"
+    );
+}
+
+#[test]
+fn from_includes_its_own_instant_and_a_date_is_midnight_utc() {
+    let triggers = "  - schedule: '0 0 * * *'\n";
+    let by_date = preview(triggers, &["--from", "2026-05-01", "--next", "1", "--json"]);
+    let by_instant = preview(
+        triggers,
+        &["--from", "2026-05-01T00:00:00Z", "--next", "1", "--json"],
+    );
+    assert_eq!(by_date.stdout(), by_instant.stdout());
+    assert_eq!(
+        fires(&by_date.stdout_json()),
+        ["2026-05-01T00:00:00+00:00 = 2026-05-01T00:00:00Z"]
+    );
+    assert_eq!(by_date.stdout_json()[0]["timezone"], "UTC");
+}
+
+#[test]
+fn defaults_to_five_fires_from_now() {
+    let output = preview("  - schedule: '* * * * *'\n", &["--json"]);
+    let json = output.stdout_json();
+    let fires = json[0]["fires"].as_array().unwrap();
+    assert_eq!(fires.len(), 5);
+    let text = preview("  - schedule: '* * * * *'\n", &[]);
+    assert_eq!(
+        text.stdout()
+            .lines()
+            .filter(|l| l.starts_with("  20"))
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn no_time_based_triggers() {
+    let output = preview("  - datablock: raw\n", &[]);
+    assert_eq!(
+        output.stdout(),
+        "wf.yaml: no time-based triggers (schedule, every, at)\n"
+    );
+    let json = preview("  - datablock: raw\n", &["--json"]);
+    assert_eq!(json.stdout_json(), json!([]));
+}
+
+#[test]
+fn an_invalid_workflow_exits_2_with_its_diagnostics() {
+    let output = Coreflow::new()
+        .file(
+            "wf.yaml",
+            workflow("  - schedule: '30 2 * * *'\n    timezone: Europe/Berln\n"),
+        )
+        .args(["schedule", "preview", "wf.yaml"])
+        .fails(2);
+    assert_eq!(output.stdout(), "");
+    assert!(
+        output.stderr().contains("unknown time zone `Europe/Berln`"),
+        "{output}"
+    );
+    assert!(output.stderr().contains("wf.yaml:4:15"), "{output}");
+    assert!(
+        output.stderr().contains("did you mean `Europe/Berlin`?"),
+        "{output}"
+    );
+    Coreflow::new()
+        .args(["schedule", "preview", "missing.yaml"])
+        .fails(2);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["--from", "yesterday"][..],
+        &["--from", "2026-13-01"],
+        &["--next", "0"],
+        &["--next", "many"],
+    ] {
+        let output = Coreflow::new()
+            .file("wf.yaml", workflow("  - every: 1h\n"))
+            .args(["schedule", "preview", "wf.yaml"])
+            .args(args)
+            .fails(2);
+        assert!(output.stderr().contains("error:"), "{output}");
+    }
+    let output = Coreflow::new().args(["schedule"]).fails(2);
+    assert!(output.stderr().contains("preview"), "{output}");
+}
+
+#[test]
+fn preview_help() {
+    let output = Coreflow::new()
+        .args(["schedule", "preview", "--help"])
+        .succeeds();
+    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    Show when a workflow's schedule, every and at triggers fire next, in their zone and UTC
+
+    Usage: coreflow schedule preview [OPTIONS] <FILE>
+
+    Arguments:
+      <FILE>  The workflow file
+
+    Options:
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+      -n, --next <N>          How many fires to show for each trigger [default: 5]
+          --from <TIME>       Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
+          --json              Print machine-readable JSON
+      -q, --quiet             Print less
+      -v, --verbose           Print more
+          --color <WHEN>      When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+      -h, --help              Print help
+      -V, --version           Print version
+    ");
+}
