@@ -37,7 +37,8 @@ pub(crate) enum Ingested {
 }
 
 /// Reads `source` to its end, hashing it; content larger than one chunk is written to `temp`
-/// on the way (`temp` is only created by `open_temp` when needed).
+/// on the way (`temp` is only created by `open_temp` when needed). The temporary file is not
+/// flushed to disk: the caller does that only if it keeps it.
 ///
 /// # Errors
 /// Reading `source`, creating or writing the temporary file fails; which one is told by
@@ -113,7 +114,6 @@ fn pipeline(source: &mut File, temp: &File, first: Vec<u8>) -> Result<(ContentHa
             )));
         }
         temp.set_len(total).map_err(Failure::Write)?;
-        temp.sync_data().map_err(Failure::Write)?;
         Ok((ContentHash::from_digest(&hasher.finalize()), total))
     })
 }

@@ -27,7 +27,7 @@ use crate::spec::params::ParamValue;
 use crate::state::JobState;
 use crate::store::Store;
 
-use super::cas::{Access, Cas, INPUTS_DIR, remove_tree};
+use super::cas::{Access, Cas, INPUTS_DIR, Stored, remove_tree};
 use super::error::Error;
 use super::registry::{
     BlockKind, BlockRef, BlockVersion, JobAttempt, NewBlock, Published, is_valid_name,
@@ -307,8 +307,19 @@ fn publish_blocks(
         if !is_valid_name(name) {
             return Err(fail(&Error::InvalidName(name.clone())));
         }
+        // The newest version, if any: unchanged content is then recognised by hashing alone.
+        let previous = store
+            .block_version(name, None)
+            .map_err(|e| fail(&e))?
+            .map(|v| Stored {
+                hash: v.hash,
+                kind: v.kind,
+                size: v.size,
+                files: v.files,
+                executable: v.executable,
+            });
         let stored = cas
-            .put(path, environment.as_deref())
+            .put_unless_unchanged(path, environment.as_deref(), previous.as_ref())
             .map_err(|e| fail(&e))?;
         let file_name = path
             .file_name()

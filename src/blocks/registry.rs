@@ -88,6 +88,10 @@ pub trait BlockStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<BlockVersion>, StoreError>;
 
+    /// The highest sequence number so far (0 when nothing was ever published): where a
+    /// trigger seen for the first time starts, so that existing versions do not fire it.
+    fn block_seq(&self) -> Result<i64, StoreError>;
+
     /// Marks removed every version `blocks gc --keep N` may drop (see [`super::gc`]) and
     /// returns them.
     fn remove_block_versions(

@@ -452,6 +452,13 @@ impl BlockStore for SqliteStore {
         )
     }
 
+    fn block_seq(&self) -> Result<i64, Error> {
+        let seq: Option<i64> =
+            self.conn()
+                .query_row("SELECT max(id) FROM block_versions", [], |row| row.get(0))?;
+        Ok(seq.unwrap_or(0))
+    }
+
     fn remove_block_versions(
         &self,
         keep: usize,
@@ -568,8 +575,8 @@ mod tests {
     use chrono::{Duration, Utc};
 
     use super::super::test_support::{job, run, store};
-    use crate::blocks::{BlockKind, BlockStore, BlockVersionId, JobAttempt, NewBlock, hash_bytes};
-    use crate::state::{JobId, JobState, RunId, RunState};
+    use crate::blocks::{BlockKind, BlockStore, BlockVersion, JobAttempt, NewBlock, hash_bytes};
+    use crate::state::{JobState, RunId, RunState};
     use crate::store::{Change, RunTransition, Store, Transition};
 
     fn block(name: &str, content: &str) -> NewBlock {
@@ -755,6 +762,7 @@ mod tests {
         let (_dir, store) = store();
         let (_, jobs) = started_run(&store, &["p"]);
         let now = Utc::now();
+        assert_eq!(store.block_seq().unwrap(), 0);
         store
             .publish_blocks(&jobs[0], &[block("a", "1"), block("b", "1")], now)
             .unwrap();
@@ -764,6 +772,7 @@ mod tests {
             ["a@1", "b@1"]
         );
         let last = all.last().unwrap().seq;
+        assert_eq!(store.block_seq().unwrap(), last);
         assert!(store.block_versions_since(last, 100).unwrap().is_empty());
         // Republishing unchanged content is no new version, so no event.
         store
@@ -779,8 +788,6 @@ mod tests {
             ["a@2"]
         );
     }
-
-    use crate::blocks::BlockVersion;
 
     #[test]
     fn gc_keeps_the_newest_active_references_and_their_lineage() {
@@ -847,7 +854,5 @@ mod tests {
             .publish_blocks(&jobs[0], &[block("raw", "5")], done)
             .unwrap();
         assert_eq!(next[0].block.version, 5);
-        let _ = BlockVersionId(0);
-        let _ = JobId(0);
     }
 }
