@@ -18,7 +18,7 @@
 //! change the stored content for every version that shares it. A copy is made with
 //! `copy_file_range`, which file systems with copy-on-write (btrfs, XFS) turn into a reflink.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, BufReader, Write};
@@ -27,7 +27,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::Error;
-use super::hash::{ContentHash, hash_bytes, hash_reader};
+use super::hash::{CHUNK, ContentHash, hash_bytes, hash_reader};
 use super::ingest::{Failure, Ingested, ingest};
 use super::registry::BlockKind;
 use super::tree::{self, Entry, EntryKind};
@@ -163,7 +163,7 @@ impl Cas {
                 executable: meta.mode() & 0o111 != 0,
             })
         } else if meta.is_dir() {
-            self.put_folder(path, skip)
+            self.put_folder(path, skip, None)
         } else {
             Err(Error::Unsupported {
                 path: path.to_owned(),
@@ -173,9 +173,10 @@ impl Cas {
     }
 
     /// Like [`Cas::put`], for a path that probably holds `previous` (the newest version of the
-    /// block it is published as): a file of the same size as `previous` is first only hashed,
-    /// and when that matches, nothing is written at all — republishing unchanged content costs
-    /// one read. A file of the same size with other content is then read a second time.
+    /// block it is published as): a file of the same size as `previous` — or, in a folder, a
+    /// file of at least a chunk with the same path and size as before — is first only hashed,
+    /// and when that matches, nothing is written: republishing unchanged content costs one
+    /// read. A file of the same size with other content is then read a second time.
     ///
     /// # Errors
     /// As [`Cas::put`].
@@ -185,34 +186,51 @@ impl Cas {
         skip: Option<&Path>,
         previous: Option<&Stored>,
     ) -> Result<Stored, Error> {
-        if let Some(previous) = previous.filter(|p| p.kind == BlockKind::File) {
-            let meta = fs::metadata(path).map_err(Error::io("read", path))?;
-            if meta.is_file()
-                && meta.len() == previous.size
-                && self.object_path(&previous.hash).exists()
-            {
-                let file = File::open(path).map_err(Error::io("read", path))?;
-                let (hash, size) = hash_reader(file).map_err(Error::io("read", path))?;
-                if hash == previous.hash && size == previous.size {
+        let meta = fs::metadata(path).map_err(Error::io("read", path))?;
+        match previous {
+            Some(previous) if previous.kind == BlockKind::File && meta.is_file() => {
+                if self.is_unchanged(path, meta.len(), previous.size, &previous.hash)? {
                     return Ok(Stored {
-                        hash,
+                        hash: previous.hash.clone(),
                         kind: BlockKind::File,
-                        size,
+                        size: previous.size,
                         files: 1,
                         executable: meta.mode() & 0o111 != 0,
                     });
                 }
+                self.put(path, skip)
             }
+            Some(previous) if previous.kind == BlockKind::Folder && meta.is_dir() => {
+                self.put_folder(path, skip, Some(&previous.hash))
+            }
+            _ => self.put(path, skip),
         }
-        self.put(path, skip)
+    }
+
+    /// Whether the file at `path` (`len` bytes) holds stored content of `size` bytes hashing
+    /// to `hash`, found by reading and hashing alone.
+    fn is_unchanged(
+        &self,
+        path: &Path,
+        len: u64,
+        size: u64,
+        hash: &ContentHash,
+    ) -> Result<bool, Error> {
+        if len != size || !self.object_path(hash).exists() {
+            return Ok(false);
+        }
+        let file = File::open(path).map_err(Error::io("read", path))?;
+        let (found, read) = hash_reader(file).map_err(Error::io("read", path))?;
+        Ok(found == *hash && read == size)
     }
 
     /// Stores one file's content; returns its hash and size.
     fn put_file(&self, path: &Path) -> Result<(ContentHash, u64), Error> {
         let mut source = File::open(path).map_err(Error::io("read", path))?;
-        let tmp = self.tmp_dir()?;
+        let tmp = self.root.join(TMP);
         let mut temp = None;
         let ingested = ingest(&mut source, || {
+            fs::create_dir_all(&tmp)?;
             let file = tempfile::Builder::new()
                 .prefix("object-")
                 .tempfile_in(&tmp)?;
@@ -280,8 +298,17 @@ impl Cas {
         Ok(tmp)
     }
 
-    /// Stores every file of a folder, then its listing.
-    fn put_folder(&self, root: &Path, skip: Option<&Path>) -> Result<Stored, Error> {
+    /// Stores every file of a folder, then its listing. `previous` is the listing of the
+    /// folder's newest version, whose large files are recognised by hashing alone.
+    fn put_folder(
+        &self,
+        root: &Path,
+        skip: Option<&Path>,
+        previous: Option<&ContentHash>,
+    ) -> Result<Stored, Error> {
+        let known = previous
+            .map(|hash| self.large_files(hash))
+            .unwrap_or_default();
         let skip = skip.and_then(|dir| fs::metadata(dir).ok());
         let is_skipped = |meta: &fs::Metadata| {
             skip.as_ref()
@@ -320,7 +347,14 @@ impl Cas {
                     });
                     pending.push((path, rel));
                 } else if kind.is_file() {
-                    let (hash, bytes) = self.put_file(&path)?;
+                    let (hash, bytes) = match known.get(&rel) {
+                        Some((size, hash))
+                            if self.is_unchanged(&path, meta.len(), *size, hash)? =>
+                        {
+                            (hash.clone(), *size)
+                        }
+                        _ => self.put_file(&path)?,
+                    };
                     size += bytes;
                     files += 1;
                     entries.push(Entry {
@@ -418,6 +452,21 @@ impl Cas {
             }
         }
         Ok(())
+    }
+
+    /// The files of at least a chunk in a stored listing, by path; empty when it cannot be
+    /// read (the folder is then simply stored again).
+    fn large_files(&self, tree: &ContentHash) -> HashMap<Vec<u8>, (u64, ContentHash)> {
+        let Ok(file) = File::open(self.tree_path(tree)) else {
+            return HashMap::new();
+        };
+        tree::Reader::new(BufReader::new(file))
+            .map_while(Result::ok)
+            .filter(|entry| {
+                matches!(entry.kind, EntryKind::File { .. }) && entry.size >= CHUNK as u64
+            })
+            .filter_map(|entry| Some((entry.path, (entry.size, entry.hash?))))
+            .collect()
     }
 
     /// The objects a folder's listing refers to.
@@ -745,6 +794,25 @@ mod tests {
         let changed = cas.put_unless_unchanged(&path, None, Some(&first)).unwrap();
         assert_eq!(changed.hash, hash_bytes(&other));
         assert!(cas.object_path(&changed.hash).exists());
+
+        // In a folder, a large file at the same path and size is recognised the same way.
+        let folder = dir.path().join("folder");
+        write(&folder.join("data/big"), &content);
+        write(&folder.join("small"), b"s");
+        let first = cas.put(&folder, None).unwrap();
+        fs::remove_dir_all(cas.root().join("tmp")).unwrap();
+        assert_eq!(
+            cas.put_unless_unchanged(&folder, None, Some(&first))
+                .unwrap(),
+            first
+        );
+        assert!(!cas.root().join("tmp").exists());
+        write(&folder.join("data/big"), &other);
+        let changed = cas
+            .put_unless_unchanged(&folder, None, Some(&first))
+            .unwrap();
+        assert_ne!(changed.hash, first.hash);
+        assert!(cas.object_path(&hash_bytes(&other)).exists());
     }
 
     #[test]

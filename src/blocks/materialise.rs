@@ -143,7 +143,7 @@ fn place_inputs(
     let _hold = cas.lock_shared().map_err(|e| e.to_string())?;
     // A folder left by an attempt that crashed is replaced.
     remove_tree(dir).map_err(|e| Error::io("remove", dir)(e).to_string())?;
-    fs::create_dir_all(dir).map_err(|e| Error::io("create", dir)(e).to_string())?;
+    create_dir_racing(dir).map_err(|e| Error::io("create", dir)(e).to_string())?;
     let mut env = Vec::with_capacity(wanted.len() * 2);
     let mut consumed = Vec::with_capacity(wanted.len());
     for want in wanted {
@@ -219,6 +219,18 @@ fn consumer_file_name(version: &BlockVersion) -> &str {
         &version.name
     } else {
         name
+    }
+}
+
+/// Creates `dir` and its parents, trying again when another job's [`remove_inputs`] removed
+/// the shared `.coreflow-inputs` folder between the two `mkdir`s.
+fn create_dir_racing(dir: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            other => return other,
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::blocks::{
-    Access, BlockRef, BlockStore, BlockVersion, Cas, JobBlocks, LineageLink, collect_garbage,
-    pin_params, remove_tree, resolve,
+    Access, BlockKind, BlockRef, BlockStore, BlockVersion, Cas, JobBlocks, LineageLink,
+    collect_garbage, pin_params, remove_tree, resolve,
 };
 use crate::cli::args::GlobalArgs;
 use crate::cli::env;
@@ -322,6 +322,9 @@ fn get(
     if exists && !force {
         return Err(error(crate::blocks::Error::Exists(dest.to_owned())));
     }
+    if exists {
+        check_replaceable(dest, &version, &store.blocks_dir())?;
+    }
     let cas = Cas::new(store.blocks_dir());
     let _hold = cas.lock_shared().map_err(error)?;
     let content = cas.content_path(&version.hash, version.kind);
@@ -376,6 +379,41 @@ fn get(
         size(version.size),
         dest.display()
     ))
+}
+
+/// What `get --force` may replace: a file with a file block, a folder with a folder block,
+/// and never a folder holding the current folder or the environment.
+fn check_replaceable(dest: &Path, version: &BlockVersion, blocks_dir: &Path) -> Result<(), Error> {
+    let is_dir = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
+    let shown = dest.display();
+    match (version.kind, is_dir) {
+        (BlockKind::File, true) => Err(Error::Usage(format!(
+            "`{shown}` is a folder; `{}` is a file block, which replaces only a file",
+            version.label()
+        ))),
+        (BlockKind::Folder, false) => Err(Error::Usage(format!(
+            "`{shown}` is not a folder; `{}` is a folder block, which replaces only a folder",
+            version.label()
+        ))),
+        (BlockKind::Folder, true) => {
+            let target = fs::canonicalize(dest)?;
+            let holds =
+                |inner: &Path| fs::canonicalize(inner).is_ok_and(|p| p.starts_with(&target));
+            let cwd = std::env::current_dir()?;
+            if holds(&cwd) {
+                return Err(Error::Usage(format!(
+                    "refusing to replace `{shown}`: it holds the current folder"
+                )));
+            }
+            if holds(blocks_dir) {
+                return Err(Error::Usage(format!(
+                    "refusing to replace `{shown}`: it holds the environment"
+                )));
+            }
+            Ok(())
+        }
+        (BlockKind::File, false) => Ok(()),
+    }
 }
 
 fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {

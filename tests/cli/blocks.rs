@@ -153,6 +153,47 @@ fn a_new_version_only_when_the_content_changes() {
 }
 
 #[test]
+fn a_folder_gets_a_new_version_only_when_a_file_or_mode_changes() {
+    let ws = Workspace::with_workflow(
+        "\
+params:
+  content: { default: a }
+  mode: { default: '644' }
+jobs:
+  extract:
+    steps:
+      - run: |
+          mkdir -p out/sub
+          printf '%s' \"$COREFLOW_PARAM_CONTENT\" > out/sub/data.txt
+          printf 'fixed' > out/fixed.txt
+          chmod \"$COREFLOW_PARAM_MODE\" out/fixed.txt
+          touch out/sub/data.txt
+    datablocks:
+      tree: { path: out }
+",
+    );
+    let version = |args: &[&str]| {
+        let mut all = vec!["run", "wf.yaml"];
+        all.extend_from_slice(args);
+        ws.coreflow().args(&all).succeeds();
+        let list = blocks(&ws);
+        assert_eq!(list[0]["kind"], "folder");
+        list[0]["version"].as_u64().unwrap()
+    };
+    assert_eq!(version(&[]), 1);
+    // New modification times, same content and modes: the same version.
+    assert_eq!(version(&[]), 1);
+    assert_eq!(version(&["-p", "content=b"]), 2);
+    assert_eq!(version(&["-p", "content=b", "-p", "mode=755"]), 3);
+    assert_eq!(version(&["-p", "content=b", "-p", "mode=700"]), 3);
+    let list = blocks(&ws);
+    assert_eq!(
+        (list[0]["files"].as_u64(), list[0]["size"].as_u64()),
+        (Some(2), Some(6))
+    );
+}
+
+#[test]
 fn inputs_are_materialised_read_only_and_removed_afterwards() {
     let ws = Workspace::with_workflow(
         "\
@@ -425,6 +466,29 @@ jobs:
         })
         .count();
     assert_eq!(leftovers, 0);
+
+    // `--force` replaces like with like, and never a folder holding the current one.
+    for (args, message) in [
+        (
+            ["tree", "got.csv"],
+            "is not a folder; `tree@1` is a folder block",
+        ),
+        (
+            ["orders", "copy"],
+            "is a folder; `orders@2` is a file block",
+        ),
+        (
+            ["tree", "."],
+            "refusing to replace `.`: it holds the current folder",
+        ),
+    ] {
+        let output = ws
+            .coreflow()
+            .args(["blocks", "get", args[0], args[1], "--force"])
+            .fails(2);
+        assert!(output.stderr().contains(message), "{output}");
+    }
+    assert!(ws.exists("wf.yaml") && ws.exists("copy/sub/a.txt"));
 
     for (reference, message) in [
         ("nope", "no DataBlock named `nope`"),
