@@ -88,7 +88,7 @@ echo "| \`sha256sum big.bin\` | $(fmt_s "$shw") | 1.00× | | | |"
 echo "| \`coreflow run\` publishing it (new content) | $(fmt_s "$cfw") | $(fmt_x "$ratio") | $(fmt_mb "$cfr") | ≤ 1.3×, < 64 MB | $time_ok / $rss_ok |"
 echo "| \`coreflow run\` republishing it (unchanged) | $(fmt_s "$agw") | $(fmt_x "$(calc "$agw / $shw")") | $(fmt_mb "$agr") | | |"
 echo
-echo "$(measure_note)"
+measure_note
 
 if ((STRICT)) && [[ $time_ok != ok || $rss_ok != ok ]]; then
     exit 1
