@@ -11,6 +11,7 @@
 pub mod blocks;
 pub mod cli;
 pub mod clock;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod graph;

@@ -17,6 +17,10 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
         let outcome = store
             .request_cancel_job(job.id)
             .map_err(|e| env::store_error(&e))?;
+        if outcome == CancelOutcome::Cancelled {
+            // A queued job of a detached run: what needs it, and the run, move on.
+            crate::engine::queued::advance_unowned(&store, job.run_id);
+        }
         (format!("job {}/{}", job.run_id, job.name), outcome)
     } else {
         let run = super::runs::find_run(&store, target)?;

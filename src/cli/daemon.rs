@@ -13,10 +13,10 @@ use crate::error::Error;
 /// `coreflow daemon`
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// The folder of workflow files (default: the current folder)
+    /// The folder of workflow files (*.yaml, *.yml), reloaded when files change
     #[arg(value_name = "WORKFLOW_DIR", default_value = ".")]
     pub dir: std::path::PathBuf,
-    /// A fixed number of local workers (0: only standalone workers run jobs)
+    /// A fixed number of local workers (default: one per CPU; 0: only standalone workers)
     #[arg(long, value_name = "N", conflicts_with_all = ["min_workers", "max_workers"])]
     pub workers: Option<usize>,
     /// The fewest local workers the Scaler keeps
@@ -28,12 +28,16 @@ pub struct DaemonArgs {
     /// Labels the local workers carry, besides OS, architecture and host name
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// Serve the HTTP API on this address (loopback unless a token is set)
-    #[arg(long, value_name = "ADDR")]
+    /// Serve the HTTP API on this IP:PORT (other than loopback only with COREFLOW_API_TOKEN set)
+    #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<std::net::SocketAddr>,
     /// On SIGTERM, how long running jobs may take to finish before they are re-queued
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Duration,
+    /// How long a local worker's job stays leased without a heartbeat before another worker
+    /// may take it over (workers heartbeat every second; at least 2s)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_lease)]
+    pub lease: Duration,
     /// How long an idle local worker lives above the minimum
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -46,7 +50,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::spec::model::parse_duration(text)
 }
 
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration(text)?;
+    if lease < Duration::from_secs(2) {
+        return Err(format!(
+            "a lease of {text} would expire between two heartbeats (every second): use at least 2s"
+        ));
+    }
+    Ok(lease)
+}
+
 pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error> {
+    // Settings first: a usage error exits 2 before anything starts.
     let token = std::env::var("COREFLOW_API_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -58,11 +73,31 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
             "refusing to listen on {addr} without a token: set COREFLOW_API_TOKEN, or listen on loopback"
         )));
     }
-    if !args.dir.is_dir() {
+    let workflows = std::fs::canonicalize(&args.dir)
+        .ok()
+        .filter(|d| d.is_dir())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} is not a folder of workflows",
+                args.dir.display()
+            ))
+        })?;
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    let (min, max) = match (args.workers, args.min_workers, args.max_workers) {
+        (Some(n), _, _) => (n, n),
+        (None, Some(a), Some(b)) => (a, b),
+        (None, None, Some(b)) => (0, b),
+        _ => (cpus, cpus),
+    };
+    if min > max {
         return Err(Error::Usage(format!(
-            "{} is not a folder of workflows",
-            args.dir.display()
+            "--min-workers {min} is above --max-workers {max}"
         )));
+    }
+    if global.env.len() > 1 {
+        return Err(Error::Usage(
+            "a daemon serves one environment: give --env once".to_owned(),
+        ));
     }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -78,15 +113,8 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
         DaemonError::Locked(_) => Error::Usage(e.to_string()),
         DaemonError::Start(message) => Error::Environment(message),
     })?;
-    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
-    let (min, max) = match (args.workers, args.min_workers, args.max_workers) {
-        (Some(n), _, _) => (n, n),
-        (None, Some(a), Some(b)) => (a, b.max(a)),
-        (None, None, Some(b)) => (0, b),
-        _ => (cpus, cpus),
-    };
     let config = DaemonConfig {
-        workflows: args.dir.clone(),
+        workflows,
         env: std::fs::canonicalize(&dir).unwrap_or(dir),
         min_workers: min,
         max_workers: max,
@@ -94,8 +122,9 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
         listen: args.listen,
         token,
         grace: args.grace,
-        lease: Duration::from_secs(30),
+        lease: args.lease,
         idle: args.idle_timeout,
+        json_log: args.log_format == "json",
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

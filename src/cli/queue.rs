@@ -12,7 +12,7 @@ use crate::cli::args::{
 };
 use crate::cli::env;
 use crate::cli::runs::table;
-use crate::engine::queued::queue_run;
+use crate::engine::queued::{advance_unowned, queue_run};
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
@@ -70,7 +70,13 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
         }
         QueueAction::Remove { name, force } => {
             match store.remove_queue(name, *force).map_err(fail)? {
-                RemoveOutcome::Removed => quiet_print(global, &format!("queue {name} removed\n")),
+                RemoveOutcome::Removed(runs) => {
+                    // Jobs it cancelled may have been their runs' last, or needed by others.
+                    for run in runs {
+                        advance_unowned(&store, run);
+                    }
+                    quiet_print(global, &format!("queue {name} removed\n"))
+                }
                 RemoveOutcome::NotFound => Err(no_queue(&store, name)),
                 RemoveOutcome::Busy(n) => Err(Error::Usage(format!(
                     "queue {name} still holds {n} job{}; wait for them, or use --force to cancel them",
@@ -173,7 +179,11 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             let record = find_job(&store, job)?;
             let message = match store.request_cancel_job(record.id).map_err(fail)? {
                 CancelOutcome::Requested => "cancel requested",
-                CancelOutcome::Cancelled => "cancelled",
+                CancelOutcome::Cancelled => {
+                    // Jobs that need it are cancelled in turn, and it may have been the last.
+                    advance_unowned(&store, record.run_id);
+                    "cancelled"
+                }
                 CancelOutcome::AlreadyFinished => "already finished, nothing to cancel",
             };
             quiet_print(
@@ -295,9 +305,10 @@ pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error
             .clone()
             .unwrap_or_else(|| format!("{}-{}", crate::store::host_name(), std::process::id())),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One job at a time: a single thread runs the claim loop and the attempt without handing
+    // work between threads (the handoffs cost a tenth of a busy worker's CPU).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .worker_threads(2)
         .build()?;
     runtime
         .block_on(serve(config, |dir| {
@@ -313,6 +324,13 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         global.env.iter().map(Into::into).collect()
     };
     if let Some(WorkersAction::Move { worker, to }) = &args.action {
+        // The worker reads the path from its own folder: make it independent of ours.
+        let to = if to.contains("://") {
+            to.clone()
+        } else {
+            std::path::absolute(to).map_or_else(|_| to.clone(), |path| path.display().to_string())
+        };
+        let to = &to;
         for dir in &dirs {
             let store = env::open_dir(dir)?;
             if store

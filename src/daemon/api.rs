@@ -32,7 +32,7 @@ use crate::store::{CancelOutcome, SqliteStore, Store};
 pub struct ApiState {
     pub store: Arc<SqliteStore>,
     /// The daemon's valid workflows by name, replaced on every reload.
-    pub workflows: Arc<RwLock<BTreeMap<String, Loaded>>>,
+    pub workflows: Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>,
     pub token: Option<String>,
 }
 
@@ -72,7 +72,10 @@ fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>
     if matches {
         Ok(())
     } else {
-        Err(Box::new(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")))
+        Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        )))
     }
 }
 
@@ -126,7 +129,7 @@ async fn create_run(
         Some(_) => return error(StatusCode::BAD_REQUEST, "`params` must be an object"),
     };
     let loaded = match state.workflows.read() {
-        Ok(workflows) => workflows.get(&name).cloned(),
+        Ok(workflows) => workflows.get(&name).map(Arc::clone),
         Err(_) => None,
     };
     let Some(loaded) = loaded else {

@@ -37,8 +37,15 @@ pub struct Catalog {
     pub entries: BTreeMap<PathBuf, Entry>,
 }
 
+/// A `*.yaml` or `*.yml` file that is not hidden (editors and `rsync` write their temporary
+/// copies as dot files).
 fn is_workflow_file(path: &Path) -> bool {
-    path.is_file()
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
+    !hidden
+        && path.is_file()
         && matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
@@ -112,6 +119,24 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Workflow names that more than one valid file defines, with their files in order.
+    #[must_use]
+    pub fn duplicates(&self) -> Vec<(String, Vec<PathBuf>)> {
+        let mut files: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+        for (path, entry) in &self.entries {
+            if let Ok(loaded) = &entry.loaded {
+                files.entry(&loaded.name).or_default().push(path.clone());
+            }
+        }
+        files
+            .into_iter()
+            .filter(|(_, paths)| paths.len() > 1)
+            .map(|(name, paths)| (name.to_owned(), paths))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +150,7 @@ mod tests {
         std::fs::write(&a, "jobs:\n  x:\n    steps: [{ run: 'true' }]\n").unwrap();
         std::fs::write(dir.path().join("bad.yml"), "jobs: {}\n").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        std::fs::write(dir.path().join(".draft.yaml"), "ignored").unwrap();
         let changes = catalog.rescan();
         assert_eq!(changes.added.len(), 2);
         assert_eq!(catalog.workflows().keys().collect::<Vec<_>>(), ["a"]);
@@ -133,9 +159,24 @@ mod tests {
             "jobs:\n  x:\n    steps: [{ run: 'true' }]\n  y:\n    steps: [{ run: 'true' }]\n",
         )
         .unwrap();
-        assert_eq!(catalog.rescan().changed, [a.clone()]);
+        assert_eq!(catalog.rescan().changed, std::slice::from_ref(&a));
         std::fs::remove_file(&a).unwrap();
         assert_eq!(catalog.rescan().removed, [a]);
         assert!(catalog.workflows().is_empty());
+    }
+
+    #[test]
+    fn two_files_naming_one_workflow_are_reported_and_the_first_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = Catalog::new(dir.path().to_owned());
+        let job = "jobs:\n  x:\n    steps: [{ run: 'true' }]\n";
+        std::fs::write(dir.path().join("a.yaml"), format!("name: same\n{job}")).unwrap();
+        std::fs::write(dir.path().join("b.yml"), format!("name: same\n{job}")).unwrap();
+        catalog.rescan();
+        let duplicates = catalog.duplicates();
+        assert_eq!(duplicates.len(), 1);
+        assert_eq!(duplicates[0].0, "same");
+        assert_eq!(duplicates[0].1.len(), 2);
+        assert!(catalog.workflows()["same"].file.ends_with("a.yaml"));
     }
 }

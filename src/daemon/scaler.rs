@@ -26,6 +26,8 @@ pub struct ScalerConfig {
     pub lease: Duration,
     /// How long a worker may sit idle before the pool shrinks.
     pub idle: Duration,
+    /// Log what workers write on stderr through the daemon's log (for `--log-format json`).
+    pub relay_stderr: bool,
 }
 
 struct PoolWorker {
@@ -74,7 +76,15 @@ impl Scaler {
             .arg(format!("{}ms", self.config.grace.as_millis()))
             .arg("--lease")
             .arg(format!("{}ms", self.config.lease.as_millis()))
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // Job output is in the environment (`coreflow logs`).
+            .stdout(Stdio::null());
+        // What a worker says about itself joins the daemon's log: as JSON lines when the
+        // log is JSON (through a pipe, which a worker outliving a killed daemon finds
+        // closed), else straight onto the daemon's stderr.
+        if self.config.relay_stderr {
+            command.stderr(Stdio::piped());
+        }
         if !self.config.labels.is_empty() {
             command.arg("--labels").arg(self.config.labels.join(","));
         }
@@ -86,8 +96,11 @@ impl Scaler {
             });
         }
         match command.spawn() {
-            Ok(child) => {
+            Ok(mut child) => {
                 info!(worker = %name, pid = child.id(), reason = why, pool = self.workers.len() + 1, "scaler: worker started");
+                if let Some(stderr) = child.stderr.take() {
+                    relay(name.clone(), stderr);
+                }
                 self.workers.push(PoolWorker {
                     child,
                     name,
@@ -175,6 +188,22 @@ impl Scaler {
                 }
             }
         }
+    }
+}
+
+/// Logs each line a worker writes on stderr, on a thread that ends with the worker.
+fn relay(worker: String, stderr: std::process::ChildStderr) {
+    use std::io::BufRead;
+    let spawned = std::thread::Builder::new()
+        .name(format!("{worker}-stderr"))
+        .spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                warn!(worker = %worker, "{line}");
+            }
+        });
+    if let Err(err) = spawned {
+        warn!(error = %err, "scaler: cannot relay a worker's stderr");
     }
 }
 

@@ -7,9 +7,10 @@
 //! is still where it was read ([`Advance`]): two workers finishing jobs of one run at once
 //! cannot queue a job twice, and the last one to commit sees every finished need.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use indexmap::IndexMap;
@@ -20,8 +21,8 @@ use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{Loaded, parse_str};
 use crate::state::{JobState, RunId, RunState};
 use crate::store::{
-    Advance, Error, JobRecord, NewDefinition, NewRun, QueueStore, RunRecord, SqliteStore, Store,
-    Transition,
+    Advance, Error, JobRecord, LostJob, NewDefinition, NewRun, QueueStore, RunJob, RunRecord,
+    SqliteStore, Store, Transition,
 };
 
 /// A run's definition and parameters, ready for templates.
@@ -130,6 +131,12 @@ pub fn queue_run(
     source_path: Option<&str>,
     mut trigger: serde_json::Value,
 ) -> Result<RunId, String> {
+    // DataBlock parameters are fixed to versions now, whoever queues the run (`trigger`, the
+    // daemon, the API): a missing block is refused before anything is created.
+    let (mut values, mut overrides) = (values.clone(), overrides.clone());
+    crate::blocks::pin_params(store.as_ref(), &loaded.workflow, &mut values, &mut overrides)
+        .map_err(|e| e.to_string())?;
+    let (values, overrides) = (&values, &overrides);
     let now = Utc::now();
     store
         .save_definition(&NewDefinition {
@@ -184,22 +191,97 @@ pub fn advance_run(
     run: &RunRecord,
     definition: &RunDefinition,
 ) -> Result<Option<RunState>, Error> {
-    let jobs = store.jobs(run.id)?;
     let run = store.run(run.id)?.unwrap_or_else(|| run.clone());
+    let jobs = store.run_jobs(run.id)?;
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     let inputs = definition.inputs(&run, &process_env);
-    let decisions = decisions(&inputs, &jobs, run.cancel_requested);
+    let decisions = decisions(store, &inputs, &jobs, run.cancel_requested)?;
     store.advance(run.id, &decisions)
 }
 
+/// Moves a run nobody owns on after some of its waiting jobs were cancelled from outside
+/// (`cancel RUN/JOB`, `jobs cancel`, `queue remove --force`): what needed them is decided,
+/// and a run with nothing left ends. A run executed in the foreground is its owner's to
+/// move on. Problems are reported on stderr: the cancel itself is done.
+pub fn advance_unowned(store: &SqliteStore, run: RunId) {
+    let Ok(Some(record)) = store.run(run) else {
+        return;
+    };
+    if record.status.is_terminal() || record.owner.is_some() {
+        return;
+    }
+    let moved = load_run_definition(store, &record)
+        .and_then(|definition| advance_run(store, &record, &definition).map_err(|e| e.to_string()));
+    if let Err(err) = moved {
+        eprintln!("coreflow: cannot move run {run} on: {err}");
+    }
+}
+
+/// The names (in the workflow) of the jobs some other job needs: only their end can make
+/// another job ready. After any other job ends, [`advance_run`] has nothing to decide unless
+/// the run is being cancelled; skipping it there keeps draining a large run linear.
+#[must_use]
+pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
+    definition
+        .loaded
+        .workflow
+        .jobs
+        .values()
+        .flat_map(|job| job.needs.iter().cloned())
+        .collect()
+}
+
+/// Re-queues the jobs whose worker's lease expired (or fails them as `lost` when no attempts
+/// remain) and moves their runs on. Returns them, for [`kill_leftovers`].
+#[must_use]
+pub fn expire_leases(store: &SqliteStore) -> Vec<LostJob> {
+    let lost = match store.expire_leases(Utc::now()) {
+        Ok(lost) => lost,
+        Err(err) => {
+            eprintln!("coreflow: cannot expire leases: {err}");
+            return Vec::new();
+        }
+    };
+    for job in &lost {
+        if let Ok(Some(run)) = store.run(job.run)
+            && let Ok(definition) = load_run_definition(store, &run)
+        {
+            let _ = advance_run(store, &run, &definition);
+        }
+    }
+    lost
+}
+
+/// Kills, on a thread of their own, what is left on this host of lost attempts (SPEC §3:
+/// nothing of a lost attempt keeps running while its job runs again elsewhere). A worker
+/// on another host leaves nothing here to find.
+pub fn kill_leftovers(lost: Vec<LostJob>) {
+    let tokens: Vec<String> = lost.into_iter().filter_map(|job| job.kill_token).collect();
+    if tokens.is_empty() {
+        return;
+    }
+    std::thread::spawn(move || {
+        for token in tokens {
+            let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+        }
+    });
+}
+
 /// The decisions for every pending job whose needs have ended, cascading through skips.
-fn decisions(inputs: &RunInputs<'_>, jobs: &[JobRecord], cancelled: bool) -> Vec<Advance> {
+fn decisions(
+    store: &SqliteStore,
+    inputs: &RunInputs<'_>,
+    jobs: &[RunJob],
+    cancelled: bool,
+) -> Result<Vec<Advance>, Error> {
     let index: HashMap<&str, usize> = jobs
         .iter()
         .enumerate()
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
     let mut states: Vec<JobState> = jobs.iter().map(|j| j.status).collect();
+    // Outputs are read only for the needs of jobs being decided.
+    let mut outputs: HashMap<usize, BTreeMap<String, String>> = HashMap::new();
     let mut out = Vec::new();
     let now = Utc::now();
     loop {
@@ -227,16 +309,27 @@ fn decisions(inputs: &RunInputs<'_>, jobs: &[JobRecord], cancelled: bool) -> Vec
             if need_ids.iter().any(|&n| !states[n].is_terminal()) {
                 continue;
             }
+            for &n in &need_ids {
+                if let std::collections::hash_map::Entry::Vacant(entry) = outputs.entry(n) {
+                    // A need decided in this pass (skipped, cancelled) has no outputs.
+                    let read = if jobs[n].status.is_terminal() {
+                        store.outputs(jobs[n].id)?
+                    } else {
+                        BTreeMap::new()
+                    };
+                    entry.insert(read);
+                }
+            }
             let needs: Vec<NeedInfo<'_>> = need_ids
                 .iter()
                 .map(|&n| NeedInfo {
                     name: &jobs[n].name,
                     base: &jobs[n].base_name,
                     state: states[n],
-                    outputs: &jobs[n].outputs,
+                    outputs: &outputs[&n],
                 })
                 .collect();
-            let matrix = matrix_of(job);
+            let matrix = matrix_values(&job.matrix);
             let (to, reason) = match decide(inputs, &job.name, &job.base_name, &matrix, &needs) {
                 Decision::Queue => (JobState::Queued, None),
                 Decision::Skip(reason) => (JobState::Skipped, Some(reason)),
@@ -253,7 +346,7 @@ fn decisions(inputs: &RunInputs<'_>, jobs: &[JobRecord], cancelled: bool) -> Vec
             changed = true;
         }
         if !changed {
-            return out;
+            return Ok(out);
         }
     }
 }
@@ -261,7 +354,12 @@ fn decisions(inputs: &RunInputs<'_>, jobs: &[JobRecord], cancelled: bool) -> Vec
 /// A job record's matrix values in the order written.
 #[must_use]
 pub fn matrix_of(job: &JobRecord) -> IndexMap<String, String> {
-    job.matrix
+    matrix_values(&job.matrix)
+}
+
+/// Matrix values (a JSON object) in the order written.
+fn matrix_values(matrix: &serde_json::Value) -> IndexMap<String, String> {
+    matrix
         .as_object()
         .map(|m| {
             m.iter()

@@ -7,7 +7,7 @@
 //! cancels it and puts it back in its queue; it exits 0. `coreflow workers move` redirects a
 //! running worker between environments through its heartbeat.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,10 +18,15 @@ use tokio::sync::watch;
 
 use crate::engine::decide::{NeedInfo, context};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt, scratch_dir};
-use crate::engine::queued::{RunDefinition, advance_run, load_run_definition, matrix_of};
+use crate::engine::queued::{
+    RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
+    needed_jobs,
+};
 use crate::engine::run::{DEFAULT_GRACE, RunShared, retry_delay};
-use crate::state::JobState;
-use crate::store::{Change, Claimed, QueueStore, SqliteStore, Store, Transition, WorkerId};
+use crate::state::{JobState, RunId, RunState};
+use crate::store::{
+    Change, ClaimEnd, Claimed, QueueStore, RunRecord, SqliteStore, Store, Transition, WorkerId,
+};
 use crate::ui::{PlainReporter, Reporter, UiOptions};
 use crate::worker::CancelMode;
 
@@ -36,6 +41,15 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for work.
     pub poll: Duration,
     pub name: String,
+}
+
+impl WorkerConfig {
+    /// How often the worker heartbeats and renews its lease: every second, or three times
+    /// per lease when the lease is shorter than 3 s, so that a live worker never loses it.
+    #[must_use]
+    pub fn beat_every(&self) -> Duration {
+        (self.lease / 3).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
 }
 
 /// One environment the worker serves.
@@ -76,50 +90,21 @@ pub async fn serve(
     let mut ints = signal(SignalKind::interrupt()).ok();
     let (stop_tx, stop_rx) = watch::channel(false);
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
-    let mut definitions: HashMap<(PathBuf, String), Arc<RunDefinition>> = HashMap::new();
+    let mut definitions = Definitions::default();
     let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(10);
+    // Whether the last look found work: while draining, claim at once; when idle, look with
+    // a read first, so that idle workers do not take the write lock every poll.
+    let mut draining = false;
     loop {
         if *stop_rx.borrow() {
             break;
         }
-        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+        if last_housekeeping.elapsed() >= config.beat_every() {
             last_housekeeping = std::time::Instant::now();
             housekeeping(&mut served, &config, &open);
         }
-        // The environment with the oldest runnable backlog goes first.
-        let mut best: Option<(chrono::DateTime<Utc>, usize)> = None;
-        for (i, env) in served.iter().enumerate() {
-            if let Ok(Some(at)) = env.store.oldest_runnable(&config.labels)
-                && best.is_none_or(|(t, _)| at < t)
-            {
-                best = Some((at, i));
-            }
-        }
-        let claimed = match best {
-            Some((_, i)) => {
-                let env = &served[i];
-                match env.store.claim_next(
-                    env.id,
-                    &config.labels,
-                    config.lease,
-                    &|run, job, attempt| {
-                        format!(
-                            "cf-{run}-{job}-{attempt}-w{}-{}",
-                            env.id.0,
-                            std::process::id()
-                        )
-                    },
-                ) {
-                    Ok(Some(claimed)) => Some((i, claimed)),
-                    Ok(None) => None,
-                    Err(err) => {
-                        eprintln!("worker: cannot claim from {}: {err}", env.dir.display());
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
+        let claimed = claim(&served, &config, draining);
+        draining = claimed.is_some();
         let Some((i, claimed)) = claimed else {
             tokio::select! {
                 () = tokio::time::sleep(config.poll) => {}
@@ -129,26 +114,18 @@ pub async fn serve(
             continue;
         };
         let env = &served[i];
-        let key = (env.dir.clone(), claimed.run.def_hash.clone());
-        let definition = match definitions.get(&key) {
-            Some(definition) => Arc::clone(definition),
-            None => match load_run_definition(&env.store, &claimed.run) {
-                Ok(definition) => {
-                    let definition = Arc::new(definition);
-                    definitions.insert(key, Arc::clone(&definition));
-                    definition
-                }
-                Err(reason) => {
-                    fail_claim(env, &claimed, &reason);
-                    continue;
-                }
-            },
+        let cached = match definitions.get(env, &claimed.run, &process_env) {
+            Ok(cached) => cached,
+            Err(reason) => {
+                fail_claim(env, &claimed, None, &reason);
+                continue;
+            }
         };
         let job = execute_claim(
             env,
             &config,
             claimed,
-            &definition,
+            &cached,
             &process_env,
             &mut terms,
             &mut ints,
@@ -160,6 +137,140 @@ pub async fn serve(
         let _ = env.store.stop_worker(env.id);
     }
     Ok(())
+}
+
+/// What the jobs of one run share on this worker: its definition with its parameters, and
+/// the [`RunShared`] its attempts run with (cloning a large workflow for every job made
+/// draining a large run quadratic).
+struct RunCache {
+    definition: Arc<RunDefinition>,
+    shared: Arc<RunShared>,
+    /// [`needed_jobs`] of the definition.
+    needed: HashSet<String>,
+}
+
+impl RunCache {
+    /// Moves the run on after `job` (its name in the workflow) ended: decides what needed
+    /// it, or cancels what waits when the run is being cancelled. Returns the run's final
+    /// state when it ended.
+    fn advance_after(
+        &self,
+        env: &Served,
+        run: &RunRecord,
+        job: &str,
+        cancelling: bool,
+    ) -> Option<RunState> {
+        if !cancelling && !self.needed.contains(job) {
+            return None;
+        }
+        match advance_run(&env.store, run, &self.definition) {
+            Ok(state) => state,
+            Err(err) => {
+                eprintln!("worker: cannot advance run {}: {err}", run.id);
+                None
+            }
+        }
+    }
+}
+
+/// [`RunCache`]s by environment and run. Keyed by run, not by definition: two runs of one
+/// workflow may differ in their parameters.
+#[derive(Default)]
+struct Definitions {
+    by_run: HashMap<(PathBuf, RunId), Arc<RunCache>>,
+}
+
+impl Definitions {
+    /// Runs remembered at most; the cache starts over beyond.
+    const LIMIT: usize = 64;
+
+    fn get(
+        &mut self,
+        env: &Served,
+        run: &RunRecord,
+        process_env: &BTreeMap<String, String>,
+    ) -> Result<Arc<RunCache>, String> {
+        let key = (env.dir.clone(), run.id);
+        if let Some(cached) = self.by_run.get(&key) {
+            return Ok(Arc::clone(cached));
+        }
+        let definition = Arc::new(load_run_definition(&env.store, run)?);
+        let tmp = scratch_dir(env.store.dir(), run.id)
+            .map_err(|err| format!("cannot create a scratch folder: {err}"))?;
+        let options = UiOptions::from_env(
+            crate::ui::ProgressMode::Plain,
+            crate::ui::ColorChoice::Never,
+            false,
+        );
+        let reporter: Box<dyn Reporter> =
+            Box::new(PlainReporter::new(Box::new(std::io::stdout()), &options));
+        let shared = Arc::new(RunShared {
+            run_id: run.id,
+            workflow: definition.loaded.workflow.clone(),
+            workflow_name: run.workflow.clone(),
+            dir: definition.loaded.dir.clone(),
+            // Shared by every job of the run on every worker: `$COREFLOW_OUTPUT` files are
+            // named by job and attempt, and the folder goes when the run ends.
+            tmp,
+            store: Arc::clone(&env.store) as Arc<dyn Store>,
+            reporter: Mutex::new(reporter),
+            params: definition.values.clone(),
+            overrides: definition.overrides.clone(),
+            trigger: run.trigger.clone(),
+            process_env: process_env.clone(),
+            // The claim already respected the queues' limits.
+            queue_loads: None,
+        });
+        let needed = needed_jobs(&definition);
+        let cached = Arc::new(RunCache {
+            definition,
+            shared,
+            needed,
+        });
+        if self.by_run.len() >= Self::LIMIT {
+            self.by_run.clear();
+        }
+        self.by_run.insert(key, Arc::clone(&cached));
+        Ok(cached)
+    }
+}
+
+/// Claims the next job: from the environment with the oldest runnable backlog when there
+/// are several. `draining` says the last look found work, so a single environment is
+/// claimed from directly.
+fn claim(served: &[Served], config: &WorkerConfig, draining: bool) -> Option<(usize, Claimed)> {
+    let i = if served.len() == 1 && draining {
+        0
+    } else {
+        let mut best: Option<(chrono::DateTime<Utc>, usize)> = None;
+        for (i, env) in served.iter().enumerate() {
+            if let Ok(Some(at)) = env.store.oldest_runnable(&config.labels)
+                && best.is_none_or(|(t, _)| at < t)
+            {
+                best = Some((at, i));
+            }
+        }
+        best?.1
+    };
+    let env = &served[i];
+    let token = |run, job, attempt| {
+        format!(
+            "cf-{run}-{job}-{attempt}-w{}-{}",
+            env.id.0,
+            std::process::id()
+        )
+    };
+    match env
+        .store
+        .claim_next(env.id, &config.labels, config.lease, &token)
+    {
+        Ok(Some(claimed)) => Some((i, claimed)),
+        Ok(None) => None,
+        Err(err) => {
+            eprintln!("worker: cannot claim from {}: {err}", env.dir.display());
+            None
+        }
+    }
 }
 
 async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
@@ -177,15 +288,7 @@ fn housekeeping(
 ) {
     let mut moves = Vec::new();
     for (i, env) in served.iter().enumerate() {
-        if let Ok(lost) = env.store.expire_leases(Utc::now()) {
-            for job in lost {
-                if let Ok(Some(run)) = env.store.run(job.run)
-                    && let Ok(definition) = load_run_definition(&env.store, &run)
-                {
-                    let _ = advance_run(&env.store, &run, &definition);
-                }
-            }
-        }
+        kill_leftovers(expire_leases(&env.store));
         if let Ok(beat) = env.store.heartbeat(env.id, "idle", None, config.lease)
             && let Some(to) = beat.move_to
         {
@@ -211,32 +314,49 @@ fn housekeeping(
     }
 }
 
-/// Gives up a claimed job that cannot even start (its definition is gone).
-fn fail_claim(env: &Served, claimed: &Claimed, reason: &str) {
+/// Gives up a claimed job that cannot even start, and moves its run on when its definition
+/// is known (a job that needs it is then skipped, not left pending).
+fn fail_claim(env: &Served, claimed: &Claimed, cached: Option<&RunCache>, reason: &str) {
     let change =
         Change::Job(Transition::new(claimed.job.id, JobState::Failed, Utc::now()).reason(reason));
-    let _ = env
+    match env
         .store
-        .finish_claim(env.id, claimed.job.id, &[change], None);
+        .finish_claim(env.id, claimed.job.id, &[change], None)
+    {
+        Ok(end) => {
+            if let Some(cached) = cached {
+                cached.advance_after(env, &claimed.run, &claimed.job.base_name, end.cancelling);
+            }
+        }
+        Err(err) => eprintln!(
+            "worker: cannot record {}/{}: {err}",
+            claimed.run.id, claimed.job.name
+        ),
+    }
 }
 
 #[expect(clippy::too_many_arguments, reason = "the pieces of one claimed job")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one claimed job from start to end, in order"
+)]
 async fn execute_claim(
     env: &Served,
     config: &WorkerConfig,
     claimed: Claimed,
-    definition: &RunDefinition,
+    cached: &RunCache,
     process_env: &BTreeMap<String, String>,
     terms: &mut Option<tokio::signal::unix::Signal>,
     ints: &mut Option<tokio::signal::unix::Signal>,
     stop_tx: &watch::Sender<bool>,
 ) {
-    let Claimed { job, run, siblings } = claimed;
-    let inputs = definition.inputs(&run, process_env);
-    let needs: Vec<NeedInfo<'_>> = job
+    let job = &claimed.job;
+    let run = &claimed.run;
+    let definition = &*cached.definition;
+    let inputs = definition.inputs(run, process_env);
+    let needs: Vec<NeedInfo<'_>> = claimed
         .needs
         .iter()
-        .filter_map(|name| siblings.iter().find(|s| &s.name == name))
         .map(|n| NeedInfo {
             name: &n.name,
             base: &n.base_name,
@@ -244,12 +364,13 @@ async fn execute_claim(
             outputs: &n.outputs,
         })
         .collect();
-    let matrix = matrix_of(&job);
+    let matrix = matrix_of(job);
     let workflow = &definition.loaded.workflow;
     let Some(job_def) = workflow.jobs.get(&job.base_name) else {
         fail_claim(
             env,
-            &Claimed { job, run, siblings },
+            &claimed,
+            None,
             "the job is not in its workflow's definition",
         );
         return;
@@ -257,7 +378,7 @@ async fn execute_claim(
     let context = match context(&inputs, &job.name, &job.base_name, &matrix, &needs) {
         Ok(context) => context,
         Err(reason) => {
-            fail_claim(env, &Claimed { job, run, siblings }, &reason);
+            fail_claim(env, &claimed, Some(cached), &reason);
             return;
         }
     };
@@ -272,37 +393,17 @@ async fn execute_claim(
         .as_ref()
         .or(defaults.cancel_grace.as_ref())
         .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
-    let tmp = match scratch_dir(env.store.dir(), run.id) {
-        Ok(tmp) => tmp,
-        Err(err) => {
-            fail_claim(
-                env,
-                &Claimed { job, run, siblings },
-                &format!("cannot create a scratch folder: {err}"),
-            );
-            return;
-        }
-    };
-    let options = UiOptions::from_env(
-        crate::ui::ProgressMode::Plain,
-        crate::ui::ColorChoice::Never,
-        false,
-    );
-    let reporter: Box<dyn Reporter> =
-        Box::new(PlainReporter::new(Box::new(std::io::stdout()), &options));
-    let shared = Arc::new(RunShared {
-        run_id: run.id,
-        workflow: workflow.clone(),
-        workflow_name: run.workflow.clone(),
-        dir: definition.loaded.dir.clone(),
-        tmp,
-        store: Arc::clone(&env.store) as Arc<dyn Store>,
-        reporter: Mutex::new(reporter),
-        params: definition.values.clone(),
-        overrides: definition.overrides.clone(),
-        trigger: run.trigger.clone(),
-        process_env: process_env.clone(),
-    });
+    let shared = &cached.shared;
+    // Another worker removes the folder when the run ends; a `coreflow retry` reopens it.
+    if let Err(err) = std::fs::create_dir_all(&shared.tmp) {
+        fail_claim(
+            env,
+            &claimed,
+            Some(cached),
+            &format!("cannot create a scratch folder: {err}"),
+        );
+        return;
+    }
     shared.report(&crate::ui::Event::JobState {
         ts: Utc::now(),
         job: format!("{}/{}", run.id, job.name),
@@ -324,9 +425,11 @@ async fn execute_claim(
         kill_token: job.kill_token.clone().unwrap_or_default(),
     };
     let (cancel_tx, cancel_rx) = watch::channel(None);
-    let attempt = tokio::spawn(run_attempt(Arc::clone(&shared), input, cancel_rx));
+    let attempt = tokio::spawn(run_attempt(Arc::clone(shared), input, cancel_rx));
     tokio::pin!(attempt);
-    let mut beat = tokio::time::interval(Duration::from_secs(1));
+    // The claim renewed the lease and the heartbeat; the first beat is due a second later.
+    let beat_every = config.beat_every();
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + beat_every, beat_every);
     let mut stopping_since: Option<tokio::time::Instant> = None;
     let mut requeue = false;
     let outcome: AttemptOutcome = loop {
@@ -339,25 +442,26 @@ async fn execute_claim(
                     Ok(outcome) => break outcome,
                     Err(err) => {
                         let reason = format!("the attempt task failed: {err}");
-                        fail_claim(env, &Claimed { job, run, siblings }, &reason);
+                        fail_claim(env, &claimed, Some(cached), &reason);
                         return;
                     }
                 }
             }
             _ = beat.tick() => {
-                if let Ok(beat) = env.store.heartbeat(env.id, "busy", Some(job.id), config.lease)
+                let state = if stopping_since.is_some() { "stopping" } else { "busy" };
+                if let Ok(beat) = env.store.heartbeat(env.id, state, Some(job.id), config.lease)
                     && beat.cancel_current
                 {
                     let _ = cancel_tx.send(Some(CancelMode::Graceful));
                 }
+                // Leases of vanished workers expire even while every worker is busy.
+                kill_leftovers(expire_leases(&env.store));
             }
             Some(()) = recv(terms), if stopping_since.is_none() => {
-                let _ = stop_tx.send(true);
-                stopping_since = Some(tokio::time::Instant::now());
+                stopping_since = Some(stop(env, config, job.id, stop_tx));
             }
             Some(()) = recv(ints), if stopping_since.is_none() => {
-                let _ = stop_tx.send(true);
-                stopping_since = Some(tokio::time::Instant::now());
+                stopping_since = Some(stop(env, config, job.id, stop_tx));
             }
             () = tokio::time::sleep(grace_left.unwrap_or(Duration::MAX)), if grace_left.is_some() && !requeue => {
                 // The grace is over: stop the job and give it back to its queue.
@@ -380,29 +484,37 @@ async fn execute_claim(
         Transition::new(job.id, outcome.state, now).usage(outcome.peak_rss_bytes, outcome.cpu_ms);
     transition.exit_code = outcome.exit_code;
     transition.reason.clone_from(&outcome.reason);
+    // Attempts count from the last `coreflow retry` of the run.
+    let attempts = job.attempts.saturating_sub(job.attempts_before_retry);
     if requeue && outcome.state == JobState::Cancelled {
         transition.to = JobState::Queued;
         transition.reason = Some("worker stopped; re-queued".into());
     } else if matches!(outcome.state, JobState::Failed | JobState::TimedOut)
-        && job.attempts < job.max_attempts
+        && attempts < job.max_attempts
     {
         let retry = job_def.retry.as_ref().or(defaults.retry.as_ref());
-        let delay = retry_delay(retry, job.attempts + 1);
+        let delay = retry_delay(retry, attempts + 1);
         retry_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
         transition.to = JobState::Queued;
+        transition.attempt_end = Some(outcome.state);
         transition.reason = Some(format!(
             "{} attempt {} of {}; retry in {}",
             outcome.state.as_str(),
-            job.attempts,
+            attempts,
             job.max_attempts,
             crate::ui::format::duration(delay)
         ));
     }
     let final_state = transition.to;
     changes.push(transition.into());
-    if let Err(err) = env.store.finish_claim(env.id, job.id, &changes, retry_at) {
-        eprintln!("worker: cannot record {}/{}: {err}", run.id, job.name);
-    }
+    let end = match env.store.finish_claim(env.id, job.id, &changes, retry_at) {
+        Ok(end) => end,
+        Err(err) => {
+            eprintln!("worker: cannot record {}/{}: {err}", run.id, job.name);
+            ClaimEnd::default()
+        }
+    };
+    let mut ended = end.run_ended;
     shared.report(&crate::ui::Event::JobState {
         ts: Utc::now(),
         job: format!("{}/{}", run.id, job.name),
@@ -416,8 +528,26 @@ async fn execute_claim(
     if let Ok(mut reporter) = shared.reporter.lock() {
         reporter.tick();
     }
-    if let Err(err) = advance_run(&env.store, &run, definition) {
-        eprintln!("worker: cannot advance run {}: {err}", run.id);
+    if final_state.is_terminal() {
+        ended = ended.or(cached.advance_after(env, run, &job.base_name, end.cancelling));
     }
-    let _ = std::fs::remove_dir_all(&shared.tmp);
+    if ended.is_some() {
+        // The run is over: no job of it runs anywhere any more.
+        let _ = std::fs::remove_dir_all(&shared.tmp);
+    }
+}
+
+/// Starts stopping: no more claims, and `coreflow workers` shows the worker `stopping`
+/// while its job has the grace to finish.
+fn stop(
+    env: &Served,
+    config: &WorkerConfig,
+    job: crate::state::JobId,
+    stop_tx: &watch::Sender<bool>,
+) -> tokio::time::Instant {
+    let _ = stop_tx.send(true);
+    let _ = env
+        .store
+        .heartbeat(env.id, "stopping", Some(job), config.lease);
+    tokio::time::Instant::now()
 }

@@ -31,7 +31,8 @@ pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};
 pub use queues::{
-    Advance, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, WorkerId, WorkerRecord,
+    Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
+    WorkerId, WorkerRecord,
 };
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
 pub use store::{
@@ -39,4 +40,4 @@ pub use store::{
     LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
     RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
 };
-pub use triggers::{SeenFile, TriggerState, TriggerStore};
+pub use triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};

@@ -57,14 +57,36 @@ pub struct Heartbeat {
 pub struct Claimed {
     pub job: JobRecord,
     pub run: RunRecord,
-    /// The other jobs of the run (for needs' outputs and results).
-    pub siblings: Vec<JobRecord>,
+    /// The jobs it needs (for their outputs and results). Only those: reading every job of
+    /// a large run at each claim made claiming quadratic.
+    pub needs: Vec<JobRecord>,
+}
+
+/// A job as a run's DAG sees it: enough to decide what comes next, nothing more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunJob {
+    pub id: JobId,
+    pub name: String,
+    pub base_name: String,
+    pub matrix: serde_json::Value,
+    pub needs: Vec<String>,
+    pub status: JobState,
+}
+
+/// What recording the end of a claimed attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClaimEnd {
+    /// The run's final state, when that was its last job.
+    pub run_ended: Option<RunState>,
+    /// The run was asked to cancel: its waiting jobs are to be cancelled.
+    pub cancelling: bool,
 }
 
 /// What `queue remove` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    Removed,
+    /// Removed; with `--force`, the runs whose waiting jobs it cancelled (to be advanced).
+    Removed(Vec<RunId>),
     NotFound,
     /// The queue still holds this many waiting or running jobs.
     Busy(u32),
@@ -114,15 +136,18 @@ pub trait QueueStore {
         lease: std::time::Duration,
         kill_token: &dyn Fn(RunId, JobId, u32) -> String,
     ) -> Result<Option<Claimed>, Error>;
-    /// Records the end of a claimed attempt (changes as for `apply`), frees the worker, and
-    /// sets the earliest start of a retry.
+    /// Records the end of a claimed attempt (changes as for `apply`), frees the worker, sets
+    /// the earliest start of a retry, and finishes the run when every job of it has ended.
+    /// Nothing is recorded for a job the worker no longer holds (its lease expired).
     fn finish_claim(
         &self,
         worker: WorkerId,
         job: JobId,
         changes: &[Change],
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), Error>;
+    ) -> Result<ClaimEnd, Error>;
+    /// The jobs of a run in creation order, without history or outputs.
+    fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error>;
     /// Jobs whose worker's lease expired: re-queued when attempts remain, else failed `lost`.
     fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error>;
     /// Applies decisions about a run's jobs (each only if the job is still in its `from`

@@ -7,6 +7,8 @@
 
 mod blocks;
 mod cancel;
+mod daemon;
+mod daemon_support;
 mod engine_support;
 mod examples;
 mod failures;
@@ -15,7 +17,10 @@ mod harness;
 mod help;
 mod inspect;
 mod output;
+mod queue_support;
+mod queues;
 mod recovery;
+mod regressions;
 mod robustness;
 mod run;
 mod schedule;

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_queues.sql")),
     (3, include_str!("migrations/0003_blocks.sql")),
     (4, include_str!("migrations/0004_triggers.sql")),
+    (5, include_str!("migrations/0005_trigger_waiting.sql")),
 ];
 
 /// Why migrating failed.
@@ -50,8 +51,16 @@ pub(super) fn latest_version() -> i32 {
 
 /// Brings the schema to [`latest_version`].
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), Problem> {
-    // Usual case: already current; find out without the write lock.
-    if check(conn)? == latest_version() && applied(conn)?.len() == MIGRATIONS.len() {
+    // Usual case: already current; find out without the write lock, in one snapshot: read
+    // statement by statement, a version of 0 followed by the tables another process's
+    // migration has just committed looked like another program's database.
+    let current = {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let current = check(&tx)? == latest_version() && applied(&tx)?.len() == MIGRATIONS.len();
+        tx.finish()?;
+        current
+    };
+    if current {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -265,6 +274,25 @@ mod tests {
         migrate(&mut conn).unwrap();
         assert!(table_exists(&conn, "block_versions"));
         migrate(&mut conn).unwrap();
+    }
+
+    /// A daemon, its workers and a `coreflow runs` may open a new environment at the same
+    /// moment: switching it to WAL answered "database is locked" at once, and the version
+    /// check saw another opener's fresh tables as another program's.
+    #[test]
+    fn processes_opening_a_new_environment_together_all_succeed() {
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let dir = dir.path().to_owned();
+                    std::thread::spawn(move || crate::store::SqliteStore::open(&dir).map(|_| ()))
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use crate::store::error::Error;
-use crate::store::triggers::{SeenFile, TriggerState, TriggerStore};
+use crate::store::triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};
 
 use super::{SqliteStore, to_ms};
 
@@ -20,27 +20,34 @@ impl TriggerStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<TriggerState, Error> {
         self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO trigger_state (workflow, trigger_key, first_seen) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![workflow, key, to_ms(now)])?;
+            let new = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO trigger_state (workflow, trigger_key, first_seen) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![workflow, key, to_ms(now)])?
+                == 1;
             let (first, last, cursor): (i64, Option<i64>, Option<i64>) = tx
                 .prepare_cached(
                     "SELECT first_seen, last_fire, cursor FROM trigger_state
                      WHERE workflow = ?1 AND trigger_key = ?2",
                 )?
                 .query_row(params![workflow, key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-            Ok(TriggerState { first_seen: from_ms(first), last_fire: last.map(from_ms), cursor })
+            Ok(TriggerState { first_seen: from_ms(first), last_fire: last.map(from_ms), cursor, new })
         })
     }
 
-    fn set_last_fire(&self, workflow: &str, key: &str, at: DateTime<Utc>) -> Result<(), Error> {
+    fn set_last_fires(&self, fires: &[(&str, &str, DateTime<Utc>)]) -> Result<(), Error> {
+        if fires.is_empty() {
+            return Ok(());
+        }
         self.write(|tx| {
-            tx.prepare_cached(
+            let mut update = tx.prepare_cached(
                 "UPDATE trigger_state SET last_fire = max(coalesce(last_fire, ?3), ?3)
                  WHERE workflow = ?1 AND trigger_key = ?2",
-            )?
-            .execute(params![workflow, key, to_ms(at)])?;
+            )?;
+            for (workflow, key, at) in fires {
+                update.execute(params![workflow, key, to_ms(*at)])?;
+            }
             Ok(())
         })
     }
@@ -105,6 +112,61 @@ impl TriggerStore for SqliteStore {
         })
     }
 
+    fn push_waiting(
+        &self,
+        workflow: &str,
+        trigger: &serde_json::Value,
+        params: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO trigger_waiting (workflow, trigger, params, queued_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![workflow, trigger.to_string(), params.to_string(), to_ms(at)])?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn waiting_fires(&self) -> Result<Vec<WaitingFire>, Error> {
+        self.read(|tx| {
+            let mut select = tx.prepare_cached(
+                "SELECT id, workflow, trigger, params, queued_at FROM trigger_waiting ORDER BY id",
+            )?;
+            let rows = select.query_map([], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, workflow, trigger, params, at) = row?;
+                out.push(WaitingFire {
+                    id,
+                    workflow,
+                    // A record this store wrote; a damaged one still starts its run.
+                    trigger: serde_json::from_str(&trigger).unwrap_or(serde_json::Value::Null),
+                    params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+                    queued_at: from_ms(at),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn take_waiting(&self, id: i64) -> Result<bool, Error> {
+        self.write(|tx| {
+            Ok(tx
+                .prepare_cached("DELETE FROM trigger_waiting WHERE id = ?1")?
+                .execute([id])?
+                == 1)
+        })
+    }
+
     fn max_run_id(&self) -> Result<i64, Error> {
         self.read(|tx| {
             Ok(tx
@@ -114,5 +176,57 @@ impl TriggerStore for SqliteStore {
                 .flatten()
                 .unwrap_or(0))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn trigger_state_is_created_once_and_last_fire_only_moves_forward() {
+        let (_dir, store) = store();
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap();
+        let first = store.trigger_state("wf", "0:x", t0).unwrap();
+        assert!(first.new);
+        assert_eq!(first.first_seen, t0);
+        let later = t0 + chrono::TimeDelta::hours(1);
+        store
+            .set_last_fires(&[("wf", "0:x", later), ("wf", "missing", later)])
+            .unwrap();
+        store.set_last_fire("wf", "0:x", t0).unwrap();
+        let again = store.trigger_state("wf", "0:x", later).unwrap();
+        assert!(!again.new);
+        assert_eq!(again.first_seen, t0);
+        assert_eq!(again.last_fire, Some(later));
+    }
+
+    #[test]
+    fn waiting_fires_keep_their_order_and_are_taken_once() {
+        let (_dir, store) = store();
+        let at = Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap();
+        let a = store
+            .push_waiting("wf", &json!({"type": "every"}), &json!({"x": "1"}), at)
+            .unwrap();
+        let b = store
+            .push_waiting("wf", &json!({"type": "file"}), &json!({}), at)
+            .unwrap();
+        assert!(a < b);
+        let waiting = store.waiting_fires().unwrap();
+        assert_eq!(waiting.iter().map(|w| w.id).collect::<Vec<_>>(), [a, b]);
+        assert_eq!(waiting[0].trigger, json!({"type": "every"}));
+        assert_eq!(waiting[0].params, json!({"x": "1"}));
+        assert!(store.take_waiting(a).unwrap());
+        assert!(!store.take_waiting(a).unwrap());
+        assert_eq!(store.waiting_fires().unwrap().len(), 1);
     }
 }

@@ -1,0 +1,152 @@
+//! The daemon's loop: start-up (load the folder, then serve the API), then turns that fire
+//! due time triggers as soon as they are due, and every quarter second watch files and other
+//! workflows' runs, start fires waiting for a run slot and scale the worker pool; every
+//! second, reload the folder and expire leases. SIGTERM (or SIGINT) ends the loop: no more
+//! fires, the workers finish or re-queue their jobs within the grace, exit 0.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
+
+use crate::clock::{Clock, SystemClock};
+use crate::daemon::api;
+use crate::daemon::config::{DaemonConfig, DaemonError};
+use crate::daemon::firing::Daemon;
+use crate::daemon::scaler::{Scaler, ScalerConfig};
+use crate::store::{QueueStore, SqliteStore};
+
+/// How often files, `after` triggers, waiting fires and the pool are looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How often the folder is rescanned and leases are checked.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the daemon on the system clock until SIGTERM or SIGINT.
+///
+/// # Errors
+/// The API address cannot be bound.
+pub async fn run(config: DaemonConfig, store: Arc<SqliteStore>) -> Result<(), DaemonError> {
+    serve(config, store, Arc::new(SystemClock)).await
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, reading the time from `clock`.
+///
+/// # Errors
+/// The API address cannot be bound.
+pub async fn serve(
+    config: DaemonConfig,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<(), DaemonError> {
+    let mut terms = signal(SignalKind::terminate()).ok();
+    let mut ints = signal(SignalKind::interrupt()).ok();
+    // Bound first, so that a taken address fails before anything fires.
+    let listener = match config.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| DaemonError::Start(format!("cannot listen on {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    info!(
+        workflows = %config.workflows.display(),
+        env = %config.env.display(),
+        min_workers = config.min_workers,
+        max_workers = config.max_workers,
+        pid = std::process::id(),
+        "daemon started"
+    );
+    let mut daemon = Daemon::new(Arc::clone(&store), &config.workflows);
+    daemon.reload(clock.now());
+    // The API starts once the folder is loaded: no request sees an empty daemon.
+    let server = listener.map(|listener| {
+        let state = Arc::new(api::ApiState {
+            store: Arc::clone(&store),
+            workflows: Arc::clone(&daemon.workflows),
+            token: config.token.clone(),
+        });
+        info!(addr = %config.listen.map(|a| a.to_string()).unwrap_or_default(), token = config.token.is_some(), "api: listening");
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, api::router(state)).await {
+                error!(error = %err, "api: server stopped");
+            }
+        })
+    });
+    let mut scaler = Scaler::new(ScalerConfig {
+        min: config.min_workers,
+        max: config.max_workers,
+        env: config.env.clone(),
+        labels: config.labels.clone(),
+        grace: config.grace,
+        lease: config.lease,
+        idle: config.idle,
+        relay_stderr: config.json_log,
+    });
+    let labels = scaler_labels(&config);
+    let mut last_reload = Instant::now();
+    let mut last_watch: Option<Instant> = None;
+    loop {
+        let now = clock.now();
+        daemon.fire_due(now);
+        if last_reload.elapsed() >= RELOAD_EVERY {
+            last_reload = Instant::now();
+            daemon.reload(now);
+            daemon.housekeeping(now);
+        }
+        if last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
+            last_watch = Some(Instant::now());
+            daemon.watch_events(now);
+            daemon.start_waiting();
+            let backlog = match store.oldest_runnable(&labels) {
+                Ok(oldest) => oldest.is_some(),
+                Err(err) => {
+                    error!(error = %err, "cannot look for runnable jobs");
+                    false
+                }
+            };
+            scaler.tick(&store, backlog);
+        }
+        // Sleep until the next due fire, or the next look around.
+        let mut wait = WATCH_EVERY;
+        if let Some(due) = daemon.next_due() {
+            wait = wait.min((due - clock.now()).to_std().unwrap_or_default());
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            Some(()) = recv(&mut terms) => break,
+            Some(()) = recv(&mut ints) => break,
+        }
+    }
+    info!(
+        grace_ms = u64::try_from(config.grace.as_millis()).unwrap_or(u64::MAX),
+        workers = scaler.size(),
+        "daemon stopping: no more fires; workers finish or re-queue their jobs"
+    );
+    let deadline = config.grace + Duration::from_secs(5);
+    let _ = tokio::task::spawn_blocking(move || scaler.shutdown(deadline)).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    info!("daemon stopped");
+    Ok(())
+}
+
+/// The labels the local workers carry, to tell whether a queued job is runnable by them.
+fn scaler_labels(config: &DaemonConfig) -> Vec<String> {
+    let mut labels = crate::engine::setup::local_labels();
+    for label in &config.labels {
+        if !labels.contains(label) {
+            labels.push(label.clone());
+        }
+    }
+    labels
+}
+
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
