@@ -297,8 +297,7 @@ impl Drop for Daemon {
         let Some(running) = self.running.take() else {
             return;
         };
-        let group =
-            nix::unistd::Pid::from_raw(i32::try_from(running.pid()).expect("pids fit i32"));
+        let group = nix::unistd::Pid::from_raw(i32::try_from(running.pid()).expect("pids fit i32"));
         let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
         // The test failed: show what the daemon said. On a thread of its own, because the
         // harness's panic check must not panic again on this one.

@@ -193,9 +193,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // this retries for as long as the busy timeout.
     let started = std::time::Instant::now();
     loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-            row.get::<_, String>(0)
-        }) {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
             Ok(_) => break,
             Err(rusqlite::Error::SqliteFailure(failure, _))
                 if failure.code == rusqlite::ErrorCode::DatabaseBusy
