@@ -134,8 +134,13 @@ pub fn queue_run(
     // DataBlock parameters are fixed to versions now, whoever queues the run (`trigger`, the
     // daemon, the API): a missing block is refused before anything is created.
     let (mut values, mut overrides) = (values.clone(), overrides.clone());
-    crate::blocks::pin_params(store.as_ref(), &loaded.workflow, &mut values, &mut overrides)
-        .map_err(|e| e.to_string())?;
+    crate::blocks::pin_params(
+        store.as_ref(),
+        &loaded.workflow,
+        &mut values,
+        &mut overrides,
+    )
+    .map_err(|e| e.to_string())?;
     let (values, overrides) = (&values, &overrides);
     let now = Utc::now();
     store
