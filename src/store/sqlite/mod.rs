@@ -185,7 +185,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // it, SQLite recompiled cached statements on every new binding of a value it had
     // looked at while planning (a LIMIT, a comparison next to a partial index's condition):
     // about 14% of a standalone worker's CPU went to re-preparing statements.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // Switching to WAL needs a moment of exclusive access. SQLite answers SQLITE_BUSY at
     // once, without its busy handler, when another process opens the same new environment

@@ -827,3 +827,136 @@ fn finish_if_done(tx: &rusqlite::Connection, run: RunId) -> Result<Option<RunSta
     )?;
     Ok(Some(to))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::super::SqliteStore;
+    use super::super::test_support::{job, run, store};
+    use crate::state::{JobState, RunState};
+    use crate::store::queues::{QueueStore, WorkerId};
+    use crate::store::store::{Change, NewJob, Store, Transition};
+
+    fn queued(name: &str, queue: &str, priority: i64) -> NewJob {
+        let mut job = job(name, &[], JobState::Queued);
+        job.queue = queue.to_owned();
+        job.priority = priority;
+        job
+    }
+
+    /// A run nobody owns (`run --detach`), as workers take them.
+    fn detached(store: &SqliteStore, jobs: Vec<NewJob>) -> Vec<crate::state::JobId> {
+        let mut new = run("wf", jobs);
+        new.owner = None;
+        new.status = RunState::Queued;
+        store.create_run(&new).expect("create run").1
+    }
+
+    /// Names of the jobs a worker claims, one after the other, until nothing is left.
+    fn drain(store: &SqliteStore, worker: WorkerId, labels: &[String]) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(claimed) = store
+            .claim_next(worker, labels, Duration::from_secs(30), &|_, _, _| {
+                "t".into()
+            })
+            .expect("claim")
+        {
+            let change = Change::Job(Transition::new(
+                claimed.job.id,
+                JobState::Succeeded,
+                Utc::now(),
+            ));
+            store
+                .finish_claim(worker, claimed.job.id, &[change], None)
+                .expect("finish");
+            names.push(claimed.job.name);
+        }
+        names
+    }
+
+    #[test]
+    fn claims_follow_top_then_priority_then_age_across_pages() {
+        let (_dir, store) = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        // More jobs of one priority than the first pages hold, in two runs.
+        let mut first: Vec<NewJob> = (0..40)
+            .map(|i| queued(&format!("p0-{i:02}"), "default", 0))
+            .collect();
+        first.push(queued("p5", "default", 5));
+        first.push(queued("topped", "default", -3));
+        let ids = detached(&store, first);
+        detached(&store, vec![queued("later-p5", "default", 5)]);
+        store.set_top(ids[41]).expect("top");
+        let order = drain(&store, worker, &[]);
+        assert_eq!(order.len(), 43);
+        assert_eq!(order[..3], ["topped", "p5", "later-p5"]);
+        let rest: Vec<String> = (0..40).map(|i| format!("p0-{i:02}")).collect();
+        assert_eq!(order[3..], rest[..]);
+    }
+
+    #[test]
+    fn claims_skip_owned_runs_paused_queues_and_missing_labels() {
+        let (_dir, store) = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        // A foreground run (owned) queues its jobs in the store too: never a worker's.
+        store
+            .create_run(&run("wf", vec![queued("owned", "default", 9)]))
+            .expect("create run");
+        store.add_queue("held", None).expect("add queue");
+        store.set_paused("held", true).expect("pause");
+        let mut held: Vec<NewJob> = (0..100)
+            .map(|i| queued(&format!("held-{i}"), "held", 9))
+            .collect();
+        let mut gpu = queued("gpu", "default", 9);
+        gpu.runs_on = vec!["gpu".into()];
+        held.push(gpu);
+        held.push(queued("free", "default", 0));
+        detached(&store, held);
+
+        let plain = vec!["linux".to_owned()];
+        assert!(store.oldest_runnable(&plain).expect("oldest").is_some());
+        assert_eq!(drain(&store, worker, &plain), ["free"]);
+        assert!(store.oldest_runnable(&plain).expect("oldest").is_none());
+        let gpu = vec!["linux".to_owned(), "gpu".to_owned()];
+        assert_eq!(drain(&store, worker, &gpu), ["gpu"]);
+        store.set_paused("held", false).expect("resume");
+        assert_eq!(drain(&store, worker, &gpu).len(), 100);
+    }
+
+    #[test]
+    fn the_last_finished_job_finishes_its_run() {
+        let (_dir, store) = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(
+            &store,
+            vec![queued("a", "default", 0), queued("b", "default", 0)],
+        );
+        let run = store.job(ids[0]).expect("job").expect("exists").run_id;
+        let claim = |store: &SqliteStore| {
+            store
+                .claim_next(worker, &[], Duration::from_secs(30), &|_, _, _| "t".into())
+                .expect("claim")
+                .expect("a job")
+        };
+        let a = claim(&store);
+        assert_eq!(
+            store.run(run).expect("run").expect("exists").status,
+            RunState::Running
+        );
+        let failed = Change::Job(Transition::new(a.job.id, JobState::Failed, Utc::now()));
+        let end = store
+            .finish_claim(worker, a.job.id, &[failed], None)
+            .expect("finish");
+        assert_eq!(end.run_ended, None);
+        let b = claim(&store);
+        let done = Change::Job(Transition::new(b.job.id, JobState::Succeeded, Utc::now()));
+        let end = store
+            .finish_claim(worker, b.job.id, &[done], None)
+            .expect("finish");
+        assert_eq!(end.run_ended, Some(RunState::Failed));
+        assert!(!end.cancelling);
+    }
+}
