@@ -138,6 +138,7 @@ pub async fn run_attempt(
     base_env.extend_from_slice(inputs.env());
 
     let deadline = input.timeout.map(|t| started + t);
+    let sampler = spawn_sampler(&shared, input.job, &input.kill_token);
     let mut log: Option<LogWriter> = None;
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut groups: Vec<u32> = Vec::new();
@@ -301,6 +302,7 @@ pub async fn run_attempt(
             }
         }
     }
+    sampler.abort();
     if let Some(writer) = log.take() {
         let _ = writer.finish();
     }
@@ -318,6 +320,38 @@ pub async fn run_attempt(
     blocks::finish_attempt(&shared, &input, &workdir, inputs, &mut outcome).await;
     outcome.outputs = outputs;
     finish(outcome, started)
+}
+
+/// Samples the attempt's process tree (every process carrying its kill token) every second
+/// while it runs and stores the peak memory and CPU time so far, so `show` and `jobs` see a
+/// long job's figures live. Jobs shorter than a second cost nothing.
+fn spawn_sampler(shared: &Arc<RunShared>, job: JobId, token: &str) -> tokio::task::JoinHandle<()> {
+    let shared = Arc::clone(shared);
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        let mut peak = 0;
+        let every = Duration::from_secs(1);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            let token = token.clone();
+            let Ok(sample) =
+                tokio::task::spawn_blocking(move || worker::sample_tree(0, &token)).await
+            else {
+                return;
+            };
+            if sample.processes == 0 {
+                continue;
+            }
+            peak = peak.max(sample.rss_bytes);
+            let change = crate::store::Change::Usage {
+                job,
+                peak_rss_bytes: peak,
+                cpu_ms: sample.cpu_ms,
+            };
+            let _ = shared.store.apply(&[change]);
+        }
+    })
 }
 
 fn finish(mut outcome: AttemptOutcome, started: Instant) -> AttemptOutcome {

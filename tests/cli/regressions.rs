@@ -64,3 +64,29 @@ fn a_bool_param_renders_in_templates_as_in_its_env_var() {
     ws.coreflow().args(["run", "wf.yaml"]).succeeds();
     assert_eq!(ws.read("seen.txt"), "false false 2 2\n");
 }
+
+/// Issue 4: a running job's memory and CPU are sampled and stored while it runs, not only at
+/// its end.
+#[test]
+fn a_running_jobs_usage_is_stored_while_it_runs() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  hog:\n    steps:\n      - shell: python3\n        run: |\n          import os, time\n          b = bytearray(40 * 1024 * 1024)\n          for i in range(0, len(b), 4096):\n              b[i] = 1\n          open('started', 'w').close()\n          while not os.path.exists('gate'):\n              time.sleep(0.02)\n",
+    );
+    let running = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    ws.wait_for_file("started");
+    wait_until("the running job's usage to be stored", || {
+        let output = ws.coreflow().args(["show", "last", "--json"]).run();
+        output.code() == Some(0) && {
+            let show = output.stdout_json();
+            let hog = job(&show, "hog");
+            hog["status"] == "running"
+                && hog["peak_rss_bytes"].as_u64().is_some_and(|b| b > 30 << 20)
+        }
+    });
+    ws.file("gate", "");
+    assert_eq!(running.wait().code(), Some(0));
+}
