@@ -10,6 +10,7 @@
 //! Every version row also carries a sequence number that only grows across all names —
 //! the hook the daemon's `datablock:` trigger polls ([`BlockStore::block_versions_since`]).
 
+use crate::store::rfc3339;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -321,30 +322,6 @@ impl fmt::Display for BlockRef {
 #[must_use]
 pub fn is_valid_name(name: &str) -> bool {
     BlockRef::parse(name).is_ok_and(|r| r.version.is_none() && r.name == name)
-}
-
-/// Serializers for times: RFC 3339, UTC, milliseconds (as the rest of `--json`).
-mod rfc3339 {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::Serializer;
-
-    pub(super) fn required<S: Serializer>(
-        time: &DateTime<Utc>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Millis, true))
-    }
-
-    #[expect(clippy::ref_option, reason = "serde's serialize_with passes &Option")]
-    pub(super) fn optional<S: Serializer>(
-        time: &Option<DateTime<Utc>>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match time {
-            Some(time) => required(time, serializer),
-            None => serializer.serialize_none(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub use queues::{
     WorkerId, WorkerRecord,
 };
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
+pub(crate) use store::rfc3339;
 pub use store::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
     LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
