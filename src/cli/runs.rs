@@ -110,8 +110,13 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
 
 pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
     let store = env::open(global)?;
-    let run = find_run(&store, &args.run)?;
-    let job = match &args.job {
+    // `logs 42/build` names the run and the job in one, as `cancel` and `jobs` take them.
+    let (run_ref, job_ref) = match (&args.job, args.run.split_once('/')) {
+        (None, Some((run, job))) => (run.to_owned(), Some(job.to_owned())),
+        _ => (args.run.clone(), args.job.clone()),
+    };
+    let run = find_run(&store, &run_ref)?;
+    let job = match &job_ref {
         Some(name) => {
             let reference = if name.contains('/') || name.parse::<i64>().is_ok() {
                 name.clone()

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The `JUnit` report's temporary file could not be created next to `path`.
-    #[error("cannot create JUnit report {}", path.display())]
+    #[error("cannot create JUnit report {}: {source}", path.display())]
     JUnitCreate {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
     /// The `JUnit` report could not be written or moved into place at `path`.
-    #[error("cannot write JUnit report {}", path.display())]
+    #[error("cannot write JUnit report {}: {source}", path.display())]
     JUnitWrite {
         path: PathBuf,
         #[source]

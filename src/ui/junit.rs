@@ -107,6 +107,11 @@ impl JUnitWriter {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
+        // Like pytest and nextest, create the report's folder (`--junit out/report.xml`).
+        std::fs::create_dir_all(&dir).map_err(|source| Error::JUnitCreate {
+            path: path.clone(),
+            source,
+        })?;
         let temp = tempfile::Builder::new()
             .prefix(".coreflow-junit")
             .suffix(".xml")

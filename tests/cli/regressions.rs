@@ -90,3 +90,26 @@ fn a_running_jobs_usage_is_stored_while_it_runs() {
     ws.file("gate", "");
     assert_eq!(running.wait().code(), Some(0));
 }
+
+/// `--junit` into a folder that does not exist yet creates it, as pytest and nextest do.
+#[test]
+fn junit_creates_the_reports_folder() {
+    let ws = Workspace::with_workflow("jobs:\n  a:\n    steps: [{ run: echo hi }]\n");
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--junit", "out/ci/report.xml"])
+        .succeeds();
+    assert!(ws.read("out/ci/report.xml").contains("<testcase"));
+}
+
+/// `logs RUN/JOB` names the run and the job in one argument, as `cancel` takes them.
+#[test]
+fn logs_take_run_and_job_in_one_argument() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  a:\n    steps: [{ run: echo from-a }]\n  b:\n    steps: [{ run: echo from-b }]\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    let output = ws.coreflow().args(["logs", "1/b"]).succeeds();
+    assert_eq!(output.stdout(), "b/step-1 | from-b\n");
+    let output = ws.coreflow().args(["logs", "last/a"]).succeeds();
+    assert_eq!(output.stdout(), "a/step-1 | from-a\n");
+}
