@@ -654,7 +654,10 @@ mod tests {
         assert!(xml.starts_with("<?xml"));
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "the temporary file should have been renamed");
-        assert!(JUnitWriter::create(dir.path().join("missing/report.xml")).is_err());
+        // A missing folder is created; a path under a plain file cannot be.
+        assert!(JUnitWriter::create(dir.path().join("missing/report.xml")).is_ok());
+        std::fs::write(dir.path().join("blocker"), "").unwrap();
+        assert!(JUnitWriter::create(dir.path().join("blocker/report.xml")).is_err());
     }
 
     /// Checks that `xml` is well formed and follows the schema's structure: the elements each
