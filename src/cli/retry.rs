@@ -2,18 +2,14 @@
 //! succeed, and everything downstream of them, run again; the rest keep their outputs.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use indexmap::IndexMap;
 
 use crate::cli::args::{GlobalArgs, RetryArgs};
 use crate::cli::env;
 use crate::cli::run::Foreground;
 use crate::engine::JobRt;
+use crate::engine::queued::{RunDefinition, load_run_definition};
 use crate::engine::setup::prepare;
 use crate::error::Error;
-use crate::spec::params::{self, Overrides};
-use crate::spec::parse_str;
 use crate::state::JobState;
 use crate::store::{Owner, Store};
 
@@ -26,45 +22,12 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             run.id, run.status
         )));
     }
-    let definition = store
-        .definition_version(&run.workflow, &run.def_hash)
-        .map_err(|e| env::store_error(&e))?
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "the definition of run {} is not in this environment",
-                run.id
-            ))
-        })?;
-    let file = definition
-        .source_path
-        .clone()
-        .unwrap_or_else(|| format!("{}.yaml", run.workflow));
-    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| Error::Invalid(Box::new(e)))?;
-    loaded.name.clone_from(&run.workflow);
-    loaded.dir = PathBuf::from(&file)
-        .parent()
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
-    if !loaded.dir.is_dir() {
-        loaded.dir = PathBuf::from(".");
-    }
-
-    // The run's own parameter values, as `-p` would give them.
-    let texts: Vec<String> = run
-        .params
-        .as_object()
-        .map(|params| {
-            params
-                .iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut overrides = Overrides::parse(&texts).map_err(|e| Error::Params(vec![e]))?;
-    let mut values =
-        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    // The run's definition and its own parameter values (job-level `-p JOB.NAME=V` too).
+    let RunDefinition {
+        loaded,
+        mut values,
+        mut overrides,
+    } = load_run_definition(&store, &run).map_err(Error::Usage)?;
     // The run's DataBlock parameters name fixed versions: they must still exist.
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
 

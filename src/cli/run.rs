@@ -54,7 +54,8 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
             seen_at: now,
         })
         .map_err(|e| env::store_error(&e))?;
-    let trigger = serde_json::json!({ "type": "manual" });
+    let mut trigger = serde_json::json!({ "type": "manual" });
+    crate::engine::queued::record_job_params(&mut trigger, &overrides);
     let new_run = NewRun {
         workflow: loaded.name.clone(),
         def_hash: loaded.hash.clone(),

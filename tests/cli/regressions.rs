@@ -113,3 +113,17 @@ fn logs_take_run_and_job_in_one_argument() {
     let output = ws.coreflow().args(["logs", "last/a"]).succeeds();
     assert_eq!(output.stdout(), "a/step-1 | from-a\n");
 }
+
+/// `coreflow retry` keeps a job-level `-p JOB.NAME=V` of the run it repairs.
+#[test]
+fn retry_keeps_job_level_parameters() {
+    let ws = Workspace::with_workflow(
+        "params:\n  n: { type: int, default: 1 }\njobs:\n  a:\n    steps:\n      - run: echo ${{ params.n }} >> seen; test -f fixed\n",
+    );
+    ws.coreflow()
+        .args(["run", "wf.yaml", "-p", "a.n=5"])
+        .fails(1);
+    ws.file("fixed", "");
+    ws.coreflow().args(["retry", "last"]).succeeds();
+    assert_eq!(ws.lines("seen"), ["5", "5"]);
+}
