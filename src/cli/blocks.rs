@@ -103,7 +103,7 @@ pub(super) fn error(err: crate::blocks::Error) -> Error {
 fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
     let blocks = store.block_names().map_err(|e| env::store_error(&e))?;
     if global.json {
-        return super::print(&pretty(&blocks));
+        return super::print(&super::json_text(&blocks));
     }
     if blocks.is_empty() {
         return super::print("no DataBlocks\n");
@@ -163,7 +163,7 @@ fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), E
             "versions": versions,
             "selected": chosen,
         });
-        return super::print(&pretty(&value));
+        return super::print(&super::json_text(&value));
     }
     let live = versions.iter().filter(|v| !v.is_removed()).count();
     let mut out = String::new();
@@ -367,7 +367,7 @@ fn get(
     if global.json {
         let mut value = serde_json::to_value(&version).unwrap_or_default();
         value["path"] = json!(dest.display().to_string());
-        return super::print(&pretty(&value));
+        return super::print(&super::json_text(&value));
     }
     if global.quiet {
         return Ok(());
@@ -419,7 +419,7 @@ fn check_replaceable(dest: &Path, version: &BlockVersion, blocks_dir: &Path) -> 
 fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {
     let report = collect_garbage(store, keep).map_err(error)?;
     if global.json {
-        return super::print(&pretty(&report));
+        return super::print(&super::json_text(&report));
     }
     if global.quiet {
         return Ok(());
@@ -581,12 +581,6 @@ fn size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-fn pretty<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 #[cfg(test)]

@@ -81,3 +81,10 @@ pub(crate) fn print(text: &str) -> Result<(), Error> {
     stdout.flush()?;
     Ok(())
 }
+
+/// Pretty JSON with a final newline, as every `--json` listing prints it.
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -12,12 +12,12 @@ use crate::cli::args::{
 };
 use crate::cli::env;
 use crate::cli::runs::table;
+use crate::engine::queued::load_definition;
 use crate::engine::queued::{advance_unowned, queue_run};
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
 use crate::spec::params::{self, Overrides};
-use crate::spec::parse_str;
 use crate::state::JobState;
 use crate::store::{
     CancelOutcome, JobFilter, JobRecord, QueueStore, RemoveOutcome, SqliteStore, Store,
@@ -30,7 +30,7 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
         QueueAction::List => {
             let queues = store.queues().map_err(fail)?;
             if global.json {
-                return super::print(&pretty(&queues));
+                return super::print(&super::json_text(&queues));
             }
             let mut rows = vec![
                 ["QUEUE", "DEPTH", "RUNNING", "CONCURRENCY", "PAUSED"]
@@ -117,7 +117,7 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             };
             let jobs = store.list_jobs(&filter).map_err(fail)?;
             if global.json {
-                return super::print(&pretty(&jobs));
+                return super::print(&super::json_text(&jobs));
             }
             if jobs.is_empty() {
                 return super::print("no jobs\n");
@@ -248,15 +248,7 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
                 args.workflow
             ))
         })?;
-    let file = definition
-        .source_path
-        .clone()
-        .unwrap_or_else(|| format!("{}.yaml", definition.name));
-    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| Error::Invalid(Box::new(e)))?;
-    loaded.name.clone_from(&definition.name);
-    loaded.dir = std::path::Path::new(&file)
-        .parent()
-        .map_or_else(|| ".".into(), std::path::Path::to_path_buf);
+    let loaded = load_definition(&definition).map_err(|e| Error::Invalid(Box::new(e)))?;
     let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
     let values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
@@ -367,7 +359,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
                 value
             })
             .collect();
-        return super::print(&pretty(&values));
+        return super::print(&super::json_text(&values));
     }
     if all.is_empty() {
         return super::print("no workers\n");
@@ -411,10 +403,4 @@ fn quiet_print(global: &GlobalArgs, text: &str) -> Result<(), Error> {
     } else {
         super::print(text)
     }
-}
-
-fn pretty<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }

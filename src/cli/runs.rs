@@ -26,7 +26,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
     };
     let runs = store.runs(&filter).map_err(|e| env::store_error(&e))?;
     if global.json {
-        return super::print(&json_line(&runs));
+        return super::print(&super::json_text(&runs));
     }
     if runs.is_empty() {
         return super::print("no runs\n");
@@ -60,7 +60,7 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
         super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
-        return super::print(&json_line(&value));
+        return super::print(&super::json_text(&value));
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -135,11 +135,17 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
     };
     let mut cursor = None;
     loop {
-        let reader = store
+        // Look at the run before reading: when it has ended, this read holds every line it
+        // wrote, and it is the last one.
+        let ended = !args.follow
+            || store
+                .run(run.id)
+                .map_err(|e| env::store_error(&e))?
+                .is_none_or(|r| r.status.is_terminal());
+        let mut reader = store
             .read_logs(run.id, job, cursor.as_ref())
             .map_err(|e| env::store_error(&e))?;
         let mut out = String::new();
-        let mut reader = reader;
         for line in reader.by_ref() {
             let line = line.map_err(|e| env::store_error(&e))?;
             if global.json {
@@ -153,31 +159,10 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
             }
         }
         super::print(&out)?;
-        cursor = Some(reader.cursor());
-        if !args.follow {
+        if ended {
             return Ok(());
         }
-        let status = store
-            .run(run.id)
-            .map_err(|e| env::store_error(&e))?
-            .map(|r| r.status);
-        if status.is_none_or(RunState::is_terminal) {
-            // One last read catches lines written just before the run ended.
-            let reader = store
-                .read_logs(run.id, job, cursor.as_ref())
-                .map_err(|e| env::store_error(&e))?;
-            let mut tail = String::new();
-            for line in reader {
-                let line = line.map_err(|e| env::store_error(&e))?;
-                if global.json {
-                    tail.push_str(&serde_json::to_string(&line).unwrap_or_default());
-                    tail.push('\n');
-                } else {
-                    let _ = writeln!(tail, "{}/{} | {}", line.job, line.step, line.line);
-                }
-            }
-            return super::print(&tail);
-        }
+        cursor = Some(reader.cursor());
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -233,12 +218,6 @@ fn bytes(n: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "a display figure")]
     let mib = n as f64 / (1024.0 * 1024.0);
     format!("{mib:.1} MiB")
-}
-
-fn json_line<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }
 
 /// Left-aligned columns separated by two spaces, without trailing blanks.

@@ -15,6 +15,7 @@ use crate::daemon::api;
 use crate::daemon::config::{DaemonConfig, DaemonError};
 use crate::daemon::firing::Daemon;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
+use crate::engine::run::recv_signal as recv;
 use crate::store::{QueueStore, SqliteStore};
 
 /// How often files, `after` triggers, waiting fires and the pool are looked at.
@@ -142,11 +143,4 @@ fn scaler_labels(config: &DaemonConfig) -> Vec<String> {
         }
     }
     labels
-}
-
-async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
-    }
 }

@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, decide};
 use crate::engine::setup::prepare;
 use crate::spec::params::{self, Overrides, Values};
-use crate::spec::{Loaded, parse_str};
+use crate::spec::{LoadError, Loaded, parse_str};
 use crate::state::{JobState, RunId, RunState};
 use crate::store::{
     Advance, Error, JobRecord, LostJob, NewDefinition, NewRun, QueueStore, RunJob, RunRecord,
@@ -66,18 +66,7 @@ pub fn load_run_definition(store: &SqliteStore, run: &RunRecord) -> Result<RunDe
                 run.id
             )
         })?;
-    let file = definition
-        .source_path
-        .clone()
-        .unwrap_or_else(|| format!("{}.yaml", run.workflow));
-    let mut loaded = parse_str(&file, &definition.yaml).map_err(|e| e.render())?;
-    loaded.name.clone_from(&run.workflow);
-    loaded.dir = PathBuf::from(&file)
-        .parent()
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
-    if !loaded.dir.is_dir() {
-        loaded.dir = PathBuf::from(".");
-    }
+    let loaded = load_definition(&definition).map_err(|e| e.render())?;
     let overrides = run_overrides(run)?;
     let values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(|errors| {
@@ -92,6 +81,27 @@ pub fn load_run_definition(store: &SqliteStore, run: &RunRecord) -> Result<RunDe
         values,
         overrides,
     })
+}
+
+/// A stored definition as a loaded workflow: named as recorded, relative paths starting in
+/// the folder of the file it was read from (the current folder when that is gone).
+///
+/// # Errors
+/// The stored text no longer parses (a newer CoreFlow may be stricter).
+pub fn load_definition(definition: &crate::store::Definition) -> Result<Loaded, LoadError> {
+    let file = definition
+        .source_path
+        .clone()
+        .unwrap_or_else(|| format!("{}.yaml", definition.name));
+    let mut loaded = parse_str(&file, &definition.yaml)?;
+    loaded.name.clone_from(&definition.name);
+    loaded.dir = PathBuf::from(&file)
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    if !loaded.dir.is_dir() {
+        loaded.dir = PathBuf::from(".");
+    }
+    Ok(loaded)
 }
 
 /// The run's parameter values (and job-level `-p JOB.NAME=V`, kept in its trigger) as `-p`

@@ -310,7 +310,8 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
     RunEnd { state, interrupted }
 }
 
-async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+/// The next delivery of `signal`, or never when it could not be installed.
+pub(crate) async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     match signal {
         Some(signal) => signal.recv().await,
         None => std::future::pending().await,

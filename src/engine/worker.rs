@@ -22,6 +22,7 @@ use crate::engine::queued::{
     RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
     needed_jobs,
 };
+use crate::engine::run::recv_signal as recv;
 use crate::engine::run::{DEFAULT_GRACE, RunShared, retry_delay};
 use crate::state::{JobState, RunId, RunState};
 use crate::store::{
@@ -270,13 +271,6 @@ fn claim(served: &[Served], config: &WorkerConfig, draining: bool) -> Option<(us
             eprintln!("worker: cannot claim from {}: {err}", env.dir.display());
             None
         }
-    }
-}
-
-async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
     }
 }
 
