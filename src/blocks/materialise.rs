@@ -259,7 +259,7 @@ pub async fn finish_attempt(
     }
     let mut declared = Vec::new();
     if publish {
-        let value = input.context.value();
+        let value = crate::engine::context::LazyValue::default();
         for (name, decl) in &job_def.datablocks {
             let what = format!("`datablocks.{name}.path`");
             match input.context.render(&value, decl.path.as_str(), &what) {

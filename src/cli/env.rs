@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::args::GlobalArgs;
 use crate::error::Error;
-use crate::store::{SqliteStore, Store, owner_is_alive};
+use crate::store::{SqliteStore, Store, owner_is_alive, owner_token_prefix};
 
 /// The environment directory: `--env`, `COREFLOW_ENV`, or `./.coreflow`.
 #[must_use]
@@ -45,10 +45,25 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error>
             Error::Usage(e.to_string())
         }
     })?;
-    for job in lost {
-        if let Some(token) = job.kill_token {
-            let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
-        }
+    // One scan per dead run finds every process its owner started, also those of jobs it
+    // had not recorded as running yet; a job's own token only matters outside that pattern.
+    let prefixes: Vec<String> = lost
+        .runs
+        .iter()
+        .map(|(run, owner)| owner_token_prefix(*run, owner))
+        .collect();
+    let tokens = prefixes.iter().map(|prefix| format!("{prefix}*")).chain(
+        lost.jobs
+            .into_iter()
+            .filter_map(|job| job.kill_token)
+            .filter(|token| {
+                !prefixes
+                    .iter()
+                    .any(|prefix| token.starts_with(prefix.as_str()))
+            }),
+    );
+    for token in tokens {
+        let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
     }
     Ok(Arc::new(store))
 }

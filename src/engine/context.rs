@@ -1,6 +1,7 @@
 //! What templates see: `params`, `needs`, `matrix`, `env`, `run`, `job`, `trigger`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -48,14 +49,21 @@ impl TemplateContext {
         Value::from(minijinja::value::Serde(self))
     }
 
-    /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step 2").
+    /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step 2"). `value`
+    /// holds this context's minijinja value once a text needed it.
     ///
     /// # Errors
     /// A message for the job's failure reason.
-    pub fn render(&self, value: &Value, text: &str, what: &str) -> Result<String, String> {
+    pub fn render(&self, value: &LazyValue, text: &str, what: &str) -> Result<String, String> {
         if !template::has_template(text) {
             return Ok(text.to_owned());
         }
+        let value = value.0.get_or_init(|| self.value());
         template::render(text, value).map_err(|e| format!("cannot render {what}: {e}"))
     }
 }
+
+/// A context's minijinja value, made when the first template needs it: converting the
+/// whole context costs more than most jobs' templates, and most texts have none.
+#[derive(Debug, Default)]
+pub struct LazyValue(OnceLock<Value>);

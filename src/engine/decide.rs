@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 
-use crate::engine::context::{JobView, NeedView, RunView, TemplateContext};
+use crate::engine::context::{JobView, LazyValue, NeedView, RunView, TemplateContext};
 use crate::spec::model::{RunIf, Workflow};
 use crate::spec::params::{self, Overrides, Values};
 use crate::spec::template;
@@ -130,7 +130,7 @@ pub fn context(
         context.env.insert(key.clone(), value.as_str().to_owned());
     }
     if !job_def.params.is_empty() || inputs.overrides.jobs.iter().any(|(j, _, _)| j == base) {
-        let value = context.value();
+        let value = LazyValue::default();
         let mut own = IndexMap::new();
         for (key, text) in &job_def.params {
             own.insert(

@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::blocks;
-use crate::engine::context::TemplateContext;
+use crate::engine::context::{LazyValue, TemplateContext};
 use crate::engine::run::RunShared;
 use crate::state::{JobId, JobState};
 use crate::store::{LogWriter, StepRecord, Stream as LogStream};
@@ -65,7 +65,7 @@ pub async fn run_attempt(
         duration: Duration::ZERO,
     };
     let job_def = &shared.workflow.jobs[input.base.as_str()];
-    let value = input.context.value();
+    let value = LazyValue::default();
     let fail = |outcome: &mut AttemptOutcome, reason: String| {
         outcome.state = JobState::Failed;
         outcome.reason = Some(reason);
@@ -385,7 +385,7 @@ pub fn env_key(name: &str) -> String {
 
 fn build_program(
     context: &TemplateContext,
-    value: &minijinja::Value,
+    value: &LazyValue,
     step: &crate::spec::model::Step,
     what: &str,
 ) -> Result<Program, String> {

@@ -20,14 +20,29 @@ use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::scheduler::QueueLoad;
 use crate::spec::model::{Retry, Workflow};
-use crate::spec::params::{Overrides, Values};
+use crate::spec::params::{Overrides, ParamValue, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
-use crate::store::{Change, RunTransition, Store, Transition};
+use crate::store::{Change, Owner, RunTransition, Store, Transition, owner_token_prefix};
 use crate::ui::{Event, JobSummary, Reporter};
 use crate::worker::CancelMode;
 
 /// Default delay between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Transitions are written at most this often: a change made within this time of the last
+/// write waits for the next one, so that the changes of many short jobs share one
+/// transaction (each commit rewrites the same few pages, and short jobs would otherwise
+/// spend more time being recorded than running). A change made after a quiet spell is
+/// written at once. It bounds how stale another process's view of the run can be. A kill -9
+/// can lose the records of that last moment only for a run that recovery then fails
+/// anyway; processes started meanwhile are found through the run's kill-token prefix.
+/// Jobs that need others, or that use DataBlocks, start only once everything before them
+/// is written.
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Overrides [`FLUSH_AFTER`] (milliseconds), for tests that need a start to stay unwritten.
+const FLUSH_AFTER_VAR: &str = "COREFLOW_TEST_WRITE_DELAY_MS";
+/// Pending changes written at once, however young.
+const FLUSH_BATCH: usize = 1024;
 
 /// What every attempt of a run shares.
 pub struct RunShared {
@@ -144,6 +159,19 @@ struct Coordinator {
     retry_pending: Vec<bool>,
     workers: usize,
     changes: Vec<Change>,
+    /// When the pending changes were last written; `None` before the first write, which
+    /// happens at once.
+    last_flush: Option<Instant>,
+    /// See [`FLUSH_AFTER`].
+    flush_after: Duration,
+    /// What the kill tokens of the run's steps start with (see [`owner_token_prefix`]).
+    token_prefix: String,
+    /// Whether the pending changes must be written before the coordinator waits again
+    /// (another process counts on them: a queue's concurrency across the environment).
+    flush_now: bool,
+    /// Whether a job ended since the last write: a job that needs others starts only once
+    /// their ends are written, so that a crash never forgets work that had consequences.
+    ends_unwritten: bool,
     cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
     started: Vec<Option<Instant>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -188,6 +216,16 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         retry_pending: vec![false; n],
         workers: workers.max(1),
         changes: Vec::new(),
+        last_flush: None,
+        flush_after: std::env::var(FLUSH_AFTER_VAR)
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(FLUSH_AFTER, |ms: u64| {
+                Duration::from_millis(ms.min(3_600_000))
+            }),
+        flush_now: false,
+        ends_unwritten: false,
+        token_prefix: owner_token_prefix(shared.run_id, &Owner::current()),
         cancels: vec![None; n],
         started: vec![None; n],
         tx,
@@ -223,13 +261,26 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut interrupted = false;
+    let flush_timer = tokio::time::sleep(FLUSH_AFTER);
+    tokio::pin!(flush_timer);
+    let mut flush_armed = false;
     loop {
         c.dispatch();
-        c.flush();
         if c.running == 0 && c.waiting_retry == 0 && c.ready.is_empty() {
             break;
         }
+        c.flush_due();
+        if let (Some(last), false, false) = (c.last_flush, c.changes.is_empty(), flush_armed) {
+            flush_timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(last + c.flush_after));
+            flush_armed = true;
+        }
         tokio::select! {
+            () = &mut flush_timer, if flush_armed => {
+                flush_armed = false;
+                c.flush_due();
+            }
             msg = rx.recv() => {
                 if let Some(msg) = msg {
                     c.handle(msg);
@@ -323,10 +374,27 @@ impl Coordinator {
         self.changes.push(change);
     }
 
+    /// Writes the pending changes unless the last write was too recent (see
+    /// [`FLUSH_AFTER`]), they are few, and nothing needs them now.
+    fn flush_due(&mut self) {
+        let due = self.flush_now
+            || self.changes.len() >= FLUSH_BATCH
+            || self
+                .last_flush
+                .is_none_or(|last| last.elapsed() >= self.flush_after);
+        if due && !self.changes.is_empty() {
+            self.flush();
+        }
+    }
+
+    /// Writes the pending changes in one transaction.
     fn flush(&mut self) {
+        self.flush_now = false;
+        self.ends_unwritten = false;
         if self.changes.is_empty() {
             return;
         }
+        self.last_flush = Some(Instant::now());
         let changes = std::mem::take(&mut self.changes);
         if let Err(err) = self.shared.store.apply(&changes)
             && !self.store_warned
@@ -343,8 +411,7 @@ impl Coordinator {
         job.reason.clone_from(&reason);
         let mut transition = Transition::new(job.id, to, Utc::now());
         transition.reason.clone_from(&reason);
-        self.changes.push(transition.into());
-        self.shared.report(&Event::JobState {
+        let event = Event::JobState {
             ts: Utc::now(),
             job: job.name.clone(),
             state: to,
@@ -353,7 +420,9 @@ impl Coordinator {
             exit_code: None,
             duration: None,
             step: None,
-        });
+        };
+        self.change(transition.into());
+        self.shared.report(&event);
     }
 
     /// A job whose needs have all ended: skip it, cancel it, fail it, or queue it.
@@ -453,6 +522,8 @@ impl Coordinator {
             }
             if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
                 load.running += 1;
+                // Other processes read the queue's load from the store.
+                self.flush_now |= load.concurrency.is_some();
             }
             let context = match self.context(i) {
                 Ok(context) => context,
@@ -475,17 +546,19 @@ impl Coordinator {
                 .as_ref()
                 .or(defaults.cancel_grace.as_ref())
                 .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
+            // DataBlocks are looked up and recorded against the store's view of the run,
+            // which must then hold every change so far when the job starts.
+            let uses_blocks = !job_def.inputs.is_empty()
+                || !job_def.datablocks.is_empty()
+                || context
+                    .params
+                    .values()
+                    .any(|value| matches!(value, ParamValue::DataBlock { .. }));
             let job = &mut self.jobs[i];
             job.attempts += 1;
             job.state = JobState::Running;
             job.reason = None;
-            let kill_token = format!(
-                "cf-{}-{}-{}-{}",
-                self.shared.run_id,
-                job.id,
-                job.attempts,
-                std::process::id()
-            );
+            let kill_token = format!("{}{}-{}", self.token_prefix, job.id, job.attempts);
             let now = Utc::now();
             self.changes.push(
                 Transition::new(job.id, JobState::Running, now)
@@ -515,6 +588,9 @@ impl Coordinator {
                 grace,
                 kill_token,
             };
+            if uses_blocks || (self.ends_unwritten && !self.jobs[i].needs.is_empty()) {
+                self.flush();
+            }
             let shared = Arc::clone(&self.shared);
             let tx = self.tx.clone();
             self.running += 1;
@@ -623,6 +699,7 @@ impl Coordinator {
             });
             return;
         }
+        self.ends_unwritten = true;
         let reason = outcome.reason.clone();
         let mut transition = Transition::new(job.id, outcome.state, now)
             .usage(outcome.peak_rss_bytes, outcome.cpu_ms);

@@ -39,6 +39,7 @@ pub(crate) use store::rfc3339;
 pub use store::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
     LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
-    RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
+    Recovered, RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
+    owner_token_prefix,
 };
 pub use triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};

@@ -105,9 +105,9 @@ pub trait Store: Send + Sync + crate::blocks::BlockStore {
 
     /// Finds queued or running runs whose owner is gone (`is_alive` says no): their running jobs
     /// fail with reason `lost` (the attempt too), their pending and queued jobs are cancelled,
-    /// the run fails. Returns the lost jobs so the caller can kill leftover processes by kill
-    /// token. Idempotent, and safe when several processes recover at once.
-    fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Vec<LostJob>, Error>;
+    /// the run fails. Returns the runs and the lost jobs so the caller can kill leftover
+    /// processes by kill token. Idempotent, and safe when several processes recover at once.
+    fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Recovered, Error>;
 
     /// A writer for the output of one attempt. The attempt's log is indexed when the attempt
     /// starts (the transition to `running`); [`Change::LogClosed`] records its size.
@@ -480,6 +480,25 @@ impl CancelRequests {
     pub fn is_empty(&self) -> bool {
         !self.run && self.jobs.is_empty()
     }
+}
+
+/// What [`Store::recover_lost`] settled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The runs failed because their owner is gone, with that owner. Every process an owner
+    /// started carries a kill token starting with [`owner_token_prefix`]: an owner records
+    /// a job's start with what follows it, so a job it started just before dying may be
+    /// missing from `jobs`.
+    pub runs: Vec<(RunId, Owner)>,
+    /// Their jobs that were recorded as running.
+    pub jobs: Vec<LostJob>,
+}
+
+/// What the kill token of every step that `owner` runs for run `run` starts with:
+/// `cf-<run>-<pid>-<start time>-`, unique on the host even when environments share run ids.
+#[must_use]
+pub fn owner_token_prefix(run: RunId, owner: &Owner) -> String {
+    format!("cf-{run}-{}-{}-", owner.pid, owner.start_time)
 }
 
 /// A job that [`Store::recover_lost`] failed because its owner is gone.

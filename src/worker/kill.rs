@@ -154,7 +154,8 @@ pub(super) fn kill_tree(root: Option<u32>, group: Option<u32>, token: &str) -> H
 /// This is for leftovers — background processes a job's steps left running when the job
 /// ends, or whole trees that outlived a crash of `coreflow`. It blocks for up to `grace` plus
 /// a moment: call it from `spawn_blocking` or a plain thread. An empty token matches
-/// nothing. Returns how many processes were signalled.
+/// nothing; a token ending in `*` matches every token starting with the rest (`cf-12-*`:
+/// every process of run 12). Returns how many processes were signalled.
 ///
 /// When nothing carries the token, the cost is one read of `/proc/<pid>/environ` per
 /// process on the machine (about 6 µs each).
@@ -297,6 +298,23 @@ mod tests {
         let status = child.wait().expect("reap");
         assert_eq!(status.signal(), Some(9));
         assert!(live_carriers(&token).is_empty());
+    }
+
+    #[test]
+    fn a_star_token_kills_every_token_with_the_prefix() {
+        let prefix = unique_token("prefix");
+        let mut one = start("echo ready; exec sleep 1000", &format!("{prefix}-1"));
+        let mut two = start("echo ready; exec sleep 1000", &format!("{prefix}-2"));
+        let mut other = start("echo ready; exec sleep 1000", &format!("{prefix}x-1"));
+        let pattern = format!("{prefix}-*");
+        assert_eq!(kill_token_processes(&pattern, HANG), 2);
+        one.wait().expect("reap");
+        two.wait().expect("reap");
+        assert!(live_carriers(&pattern).is_empty());
+        // A token that only shares the text before the dash is not matched.
+        assert_eq!(live_carriers(&format!("{prefix}x-1")), vec![other.id()]);
+        assert_eq!(kill_token_processes(&format!("{prefix}x-1"), HANG), 1);
+        other.wait().expect("reap");
     }
 
     #[test]

@@ -178,11 +178,11 @@ pub async fn run_step(
         token: cmd.kill_token.clone(),
         armed: true,
     };
+    // No sample right away: the exit's rusage gives exact figures for short steps, and
+    // the periodic samples cover what a long one leaves running.
     let sampler = Arc::new(Mutex::new(Sampler::new(&cmd.kill_token)));
-    // The first sample, right away: a light one, which only follows the tree's own links.
-    let first = lock(&sampler).sample(pid, false);
     let reaper = tokio::spawn(reap(child, pid));
-    let mut supervisor = Supervisor {
+    let supervisor = Supervisor {
         cmd,
         program: launch.display,
         pid,
@@ -193,7 +193,6 @@ pub async fn run_step(
         exit: None,
         stop: None,
     };
-    supervisor.peak.add_sample(first);
     let report = supervisor
         .supervise(
             reaper,

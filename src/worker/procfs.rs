@@ -104,9 +104,13 @@ pub(super) fn all_pids() -> Vec<u32> {
 }
 
 /// `COREFLOW_KILL_TOKEN=<token>`, the entry to look for in environments; `None` for a token
-/// that cannot mark anything (empty, or with a NUL byte), so that it never matches.
+/// that cannot mark anything (empty, only `*`, or with a NUL byte), so that it never matches.
+///
+/// A token ending in `*` is a pattern: it matches every token that starts with what comes
+/// before the `*` (`cf-12-*` finds every process of run 12). Tokens that CoreFlow hands to
+/// steps never contain a `*`.
 pub(super) fn token_entry(token: &str) -> Option<Vec<u8>> {
-    if token.is_empty() || token.contains('\0') {
+    if token.is_empty() || token == "*" || token.contains('\0') {
         return None;
     }
     Some(format!("{KILL_TOKEN_VAR}={token}").into_bytes())
@@ -118,14 +122,27 @@ pub(super) fn carries_token(pid: u32, entry: &[u8]) -> bool {
     environ_holds(pid, entry) == Some(true)
 }
 
-/// Whether the environment of `pid` holds exactly `entry`; `None` when it cannot be told:
-/// unreadable or empty. An environment also reads empty for a moment during `execve`.
+/// Whether the environment of `pid` holds exactly `entry` (or, for an entry ending in `*`,
+/// an item starting with what precedes it); `None` when it cannot be told: unreadable or
+/// empty. An environment also reads empty for a moment during `execve`.
 fn environ_holds(pid: u32, entry: &[u8]) -> Option<bool> {
     let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
     if environ.is_empty() {
         return None;
     }
-    Some(environ.split(|&b| b == 0).any(|item| item == entry))
+    Some(
+        environ
+            .split(|&b| b == 0)
+            .any(|item| entry_matches(entry, item)),
+    )
+}
+
+/// Whether one environment item matches `entry`, exactly or as a `*` pattern.
+fn entry_matches(entry: &[u8], item: &[u8]) -> bool {
+    match entry.strip_suffix(b"*") {
+        Some(prefix) => item.starts_with(prefix),
+        None => item == entry,
+    }
 }
 
 /// Every process that carries `entry`, except the current process.
@@ -350,8 +367,8 @@ mod tests {
     use nix::unistd::mkfifo;
 
     use super::{
-        KILL_TOKEN_VAR, ProcStat, is_alive, parse_stat, read_stat, sample_tree, token_carriers,
-        token_entry, tree_members,
+        KILL_TOKEN_VAR, ProcStat, entry_matches, is_alive, parse_stat, read_stat, sample_tree,
+        token_carriers, token_entry, tree_members,
     };
     use crate::worker::kill::kill_token_processes;
 
@@ -421,11 +438,24 @@ mod tests {
     #[test]
     fn empty_or_nul_tokens_match_nothing() {
         assert_eq!(token_entry(""), None);
+        assert_eq!(token_entry("*"), None);
         assert_eq!(token_entry("a\0b"), None);
         assert_eq!(
             token_entry("x").as_deref(),
             Some(&b"COREFLOW_KILL_TOKEN=x"[..])
         );
+    }
+
+    #[test]
+    fn a_star_token_matches_by_prefix() {
+        let entry = token_entry("cf-12-*").expect("a pattern");
+        assert!(entry_matches(&entry, b"COREFLOW_KILL_TOKEN=cf-12-3-1-99"));
+        assert!(entry_matches(&entry, b"COREFLOW_KILL_TOKEN=cf-12-"));
+        assert!(!entry_matches(&entry, b"COREFLOW_KILL_TOKEN=cf-123-3-1-99"));
+        assert!(!entry_matches(&entry, b"OTHER=cf-12-3"));
+        let exact = token_entry("cf-12").expect("a token");
+        assert!(entry_matches(&exact, b"COREFLOW_KILL_TOKEN=cf-12"));
+        assert!(!entry_matches(&exact, b"COREFLOW_KILL_TOKEN=cf-12-3"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::engine_support::{Workspace, assert_gone, status};
+use crate::engine_support::{Workspace, assert_gone, status, wait_until};
 
 /// A job whose step records the pids of its shell, of a `sleep` and of a `sleep` that left
 /// the process group with `setsid`, then waits; and a job that needs it.
@@ -115,8 +115,13 @@ fn coreflow_cancel_from_another_process_cancels_the_run_which_exits_1() {
         .args(["run", "wf.yaml", "--progress", "plain"])
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
-    // While it runs, `show` says so.
-    let show = ws.show("last");
+    // While it runs, `show` says so: at once, or after the run's next write (a root job's
+    // start is written with what follows it within 20 ms).
+    let mut show = ws.show("last");
+    wait_until("`show` to see the job running", || {
+        show = ws.show("last");
+        status(&show, "slow") == "running"
+    });
     assert_eq!(show["status"], "running", "{show:#}");
     assert_eq!(show["finished_at"], Value::Null, "{show:#}");
     assert_eq!(status(&show, "slow"), "running", "{show:#}");

@@ -190,3 +190,41 @@ jobs:
     }
     assert!(!ws.exists("ran"));
 }
+
+#[test]
+fn a_job_killed_before_its_start_was_written_still_loses_its_processes() {
+    // The job's start waits, unwritten, for the run's next write; coreflow dies first. The
+    // next command must still find its processes, through the run's kill-token prefix.
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  first:
+    steps:
+      - run: "true"
+  second:
+    steps:
+      - run: |
+          sleep 30 &
+          echo $! > sleep.pid
+          wait
+"#,
+    );
+    let running = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain", "--workers", "1"])
+        .env("COREFLOW_TEST_WRITE_DELAY_MS", "600000")
+        .spawn();
+    let sleep = ws.wait_for_pid("sleep.pid");
+    running.signal(Signal::SIGKILL);
+    running.wait();
+
+    let runs = ws.runs();
+    assert_eq!(runs[0]["status"], "failed", "{runs:#?}");
+    assert_gone(sleep, "the unrecorded step's sleep");
+    // What the run had not written is not known: `first` ran, but only its start was
+    // written, so it counts as lost (a retry runs it again); `second` never started as far
+    // as the store knows.
+    let show = ws.show("last");
+    assert_eq!(job(&show, "first")["reason"], "lost", "{show:#}");
+    assert_eq!(status(&show, "second"), "cancelled", "{show:#}");
+}

@@ -41,7 +41,7 @@ use super::logs::{LogCursor, LogReader, LogWriter};
 use super::owner::Owner;
 use super::store::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
-    LostJob, NewDefinition, NewRun, RunFilter, RunRecord, Store,
+    NewDefinition, NewRun, Recovered, RunFilter, RunRecord, Store,
 };
 
 /// The database file inside the environment folder.
@@ -327,7 +327,7 @@ impl Store for SqliteStore {
         self.write(|tx| retry::reset_for_retry(tx, run, jobs, owner))
     }
 
-    fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Vec<LostJob>, Error> {
+    fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Recovered, Error> {
         // Look for dead owners without the write lock first: nearly always there are none.
         // `is_alive` runs without the connection locked, so it may use the store itself.
         let active = read::owned_active_runs(&self.conn())?;
@@ -336,7 +336,7 @@ impl Store for SqliteStore {
             .filter(|(_, owner)| !is_alive(owner))
             .collect();
         if dead.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recovered::default());
         }
         self.write(|tx| recover::recover_lost(tx, &dead, Utc::now()))
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::owner::Owner;
-use crate::store::store::{LostJob, REASON_LOST, REASON_OWNER_LOST, Transition};
+use crate::store::store::{LostJob, REASON_LOST, REASON_OWNER_LOST, Recovered, Transition};
 
 use super::to_sql_u64;
 use super::write::{cancel_waiting_jobs, finish_run, transition_job};
@@ -18,8 +18,8 @@ pub(super) fn recover_lost(
     tx: &Connection,
     dead: &[(RunId, Owner)],
     now: DateTime<Utc>,
-) -> Result<Vec<LostJob>, Error> {
-    let mut lost = Vec::new();
+) -> Result<Recovered, Error> {
+    let mut lost = Recovered::default();
     for (run, owner) in dead {
         let still_dead = tx
             .prepare_cached(
@@ -50,7 +50,7 @@ pub(super) fn recover_lost(
                 tx,
                 &Transition::new(job, JobState::Failed, now).reason(REASON_LOST),
             )?;
-            lost.push(LostJob {
+            lost.jobs.push(LostJob {
                 job,
                 run: *run,
                 name,
@@ -59,6 +59,7 @@ pub(super) fn recover_lost(
         }
         cancel_waiting_jobs(tx, *run, REASON_OWNER_LOST, now)?;
         finish_run(tx, *run, RunState::Failed, REASON_LOST, now)?;
+        lost.runs.push((*run, owner.clone()));
     }
     Ok(lost)
 }
@@ -100,6 +101,8 @@ mod tests {
             .unwrap();
 
         let lost = store.recover_lost(&owner_is_alive).unwrap();
+        assert_eq!(lost.runs, vec![(lost_run, new.owner.clone().unwrap())]);
+        let lost = lost.jobs;
         assert_eq!(lost.len(), 1);
         assert_eq!((lost[0].job, lost[0].run), (ids[0], lost_run));
         assert_eq!(lost[0].kill_token.as_deref(), Some("tok-a"));
@@ -121,7 +124,10 @@ mod tests {
             store.run(alive_run).unwrap().unwrap().status,
             RunState::Running
         );
-        assert!(store.recover_lost(&owner_is_alive).unwrap().is_empty());
+        assert_eq!(
+            store.recover_lost(&owner_is_alive).unwrap(),
+            Default::default()
+        );
 
         // Two stores recovering at once fail a dead run exactly once.
         let mut again = run("wf", vec![job("a", &[], JobState::Queued)]);
@@ -138,7 +144,8 @@ mod tests {
             let two = scope.spawn(|| other.recover_lost(&is_alive));
             (one.join().unwrap().unwrap(), two.join().unwrap().unwrap())
         });
-        assert_eq!(first.len() + second.len(), 1);
+        assert_eq!(first.jobs.len() + second.jobs.len(), 1);
+        assert_eq!(first.runs.len() + second.runs.len(), 1);
         assert_eq!(store.attempts(again_ids[0]).unwrap().len(), 1);
     }
 }
