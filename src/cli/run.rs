@@ -128,10 +128,10 @@ impl Foreground<'_> {
             trigger,
             process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
             queue_loads: Some(queue_loads(Arc::clone(store))),
+            dir_resolved: std::sync::OnceLock::new(),
         });
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .worker_threads(2)
             .build()?;
         let end = runtime.block_on(execute(shared, jobs, workers));
         finish(run_id.0, end)

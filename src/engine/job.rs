@@ -78,25 +78,28 @@ pub async fn run_attempt(
         .or(shared.workflow.defaults.workdir.as_ref());
     let workdir = match workdir_text {
         Some(text) => match input.context.render(&value, text.as_str(), "`workdir`") {
-            Ok(rendered) => shared.dir.join(rendered),
+            Ok(rendered) => {
+                let workdir = shared.dir.join(rendered);
+                if let Err(err) = std::fs::create_dir_all(&workdir) {
+                    fail(
+                        &mut outcome,
+                        format!(
+                            "cannot create the working directory {}: {err}",
+                            workdir.display()
+                        ),
+                    );
+                    return finish(outcome, started);
+                }
+                std::fs::canonicalize(&workdir).unwrap_or(workdir)
+            }
             Err(reason) => {
                 fail(&mut outcome, reason);
                 return finish(outcome, started);
             }
         },
-        None => shared.dir.clone(),
+        // The workflow's folder exists; should it vanish, the spawn says so.
+        None => shared.default_workdir().to_owned(),
     };
-    if let Err(err) = std::fs::create_dir_all(&workdir) {
-        fail(
-            &mut outcome,
-            format!(
-                "cannot create the working directory {}: {err}",
-                workdir.display()
-            ),
-        );
-        return finish(outcome, started);
-    }
-    let workdir = std::fs::canonicalize(&workdir).unwrap_or(workdir);
 
     // Environment shared by every step: workflow env, job env, identity, params, matrix.
     let mut base_env: Vec<(String, String)> = Vec::new();

@@ -1,6 +1,7 @@
 //! The local execution engine: a coordinator that owns a run's job states ([`run`]) and the
 //! attempts it starts on free workers ([`job`]), with the template context they share
-//! ([`context`]). Setting a run up from a workflow file is [`setup`]'s job.
+//! ([`context`]). Setting a run up from a workflow file is [`setup`]'s job; recording the
+//! coordinator's changes, on a thread of its own, the writer's.
 
 pub mod context;
 pub mod decide;
@@ -9,5 +10,6 @@ pub mod queued;
 pub mod run;
 pub mod setup;
 pub mod worker;
+mod writer;
 
 pub use run::{JobRt, RunEnd, RunShared, execute};

@@ -6,8 +6,8 @@
 //! and signals arrive on the same loop, so no state is shared behind a lock.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::context::TemplateContext;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
+use crate::engine::writer::Writer;
 use crate::scheduler::QueueLoad;
 use crate::spec::model::{Retry, Workflow};
 use crate::spec::params::{Overrides, ParamValue, Values};
@@ -33,11 +34,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// write waits for the next one, so that the changes of many short jobs share one
 /// transaction (each commit rewrites the same few pages, and short jobs would otherwise
 /// spend more time being recorded than running). A change made after a quiet spell is
-/// written at once. It bounds how stale another process's view of the run can be. A kill -9
-/// can lose the records of that last moment only for a run that recovery then fails
-/// anyway; processes started meanwhile are found through the run's kill-token prefix.
-/// Jobs that need others, or that use DataBlocks, start only once everything before them
-/// is written.
+/// written at once; writes commit on the writer's thread, while the coordinator goes on.
+/// This bounds how stale another process's view of the run can be. A kill -9 can lose the
+/// records of that last moment only for a run that recovery then fails anyway; processes
+/// started meanwhile are found through the owner's kill-token prefix. A job that needs
+/// others is started only once their ends are handed to the writer (they commit as it
+/// starts); a job that uses DataBlocks, once everything before it is committed.
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
 /// Overrides [`FLUSH_AFTER`] (milliseconds), for tests that need a start to stay unwritten.
 const FLUSH_AFTER_VAR: &str = "COREFLOW_TEST_WRITE_DELAY_MS";
@@ -62,12 +64,20 @@ pub struct RunShared {
     pub process_env: BTreeMap<String, String>,
     /// Reads queue limits and load (None: no queue limits apply).
     pub queue_loads: Option<QueueLoadsFn>,
+    /// `dir` made absolute, once: see [`RunShared::default_workdir`].
+    pub dir_resolved: OnceLock<PathBuf>,
 }
 
 /// Reads every queue's limits and load from the environment.
 pub type QueueLoadsFn = Box<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
 
 impl RunShared {
+    /// The working directory of jobs without `workdir`: the workflow's folder, absolute.
+    pub fn default_workdir(&self) -> &Path {
+        self.dir_resolved
+            .get_or_init(|| std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone()))
+    }
+
     /// What templates of this run share.
     #[must_use]
     pub fn inputs(&self) -> RunInputs<'_> {
@@ -159,6 +169,8 @@ struct Coordinator {
     retry_pending: Vec<bool>,
     workers: usize,
     changes: Vec<Change>,
+    /// Records the changes, in order, on its own thread.
+    writer: Writer,
     /// When the pending changes were last written; `None` before the first write, which
     /// happens at once.
     last_flush: Option<Instant>,
@@ -170,13 +182,13 @@ struct Coordinator {
     /// (another process counts on them: a queue's concurrency across the environment).
     flush_now: bool,
     /// Whether a job ended since the last write: a job that needs others starts only once
-    /// their ends are written, so that a crash never forgets work that had consequences.
+    /// their ends are on their way to the store, so that a crash forgets no work that
+    /// others built on.
     ends_unwritten: bool,
     cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
     started: Vec<Option<Instant>>,
     tx: mpsc::UnboundedSender<Msg>,
     cancelled: bool,
-    store_warned: bool,
     /// Queue limits and load across the environment, refreshed on every poll tick; a
     /// foreground run never exceeds a queue's concurrency and starts nothing from a paused
     /// queue.
@@ -216,6 +228,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         retry_pending: vec![false; n],
         workers: workers.max(1),
         changes: Vec::new(),
+        writer: Writer::start(Arc::clone(&shared.store)),
         last_flush: None,
         flush_after: std::env::var(FLUSH_AFTER_VAR)
             .ok()
@@ -230,7 +243,6 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         started: vec![None; n],
         tx,
         cancelled: false,
-        store_warned: false,
         queues: HashMap::new(),
     };
     c.refresh_queues();
@@ -333,6 +345,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         .into(),
     );
     c.flush();
+    c.writer.sync();
     let summaries = c
         .jobs
         .iter()
@@ -387,7 +400,7 @@ impl Coordinator {
         }
     }
 
-    /// Writes the pending changes in one transaction.
+    /// Hands the pending changes to the writer, to be recorded in one transaction.
     fn flush(&mut self) {
         self.flush_now = false;
         self.ends_unwritten = false;
@@ -395,13 +408,7 @@ impl Coordinator {
             return;
         }
         self.last_flush = Some(Instant::now());
-        let changes = std::mem::take(&mut self.changes);
-        if let Err(err) = self.shared.store.apply(&changes)
-            && !self.store_warned
-        {
-            self.store_warned = true;
-            eprintln!("warning: could not record the run's state: {err}");
-        }
+        self.writer.send(std::mem::take(&mut self.changes));
     }
 
     /// Moves job `i` to `to`, recording and reporting it.
@@ -588,7 +595,11 @@ impl Coordinator {
                 grace,
                 kill_token,
             };
-            if uses_blocks || (self.ends_unwritten && !self.jobs[i].needs.is_empty()) {
+            if uses_blocks {
+                self.flush();
+                self.writer.sync();
+            } else if self.ends_unwritten && !self.jobs[i].needs.is_empty() {
+                // Commits while the job starts.
                 self.flush();
             }
             let shared = Arc::clone(&self.shared);

@@ -221,6 +221,7 @@ impl Definitions {
             process_env: process_env.clone(),
             // The claim already respected the queues' limits.
             queue_loads: None,
+            dir_resolved: std::sync::OnceLock::new(),
         });
         let needed = needed_jobs(&definition);
         let cached = Arc::new(RunCache {

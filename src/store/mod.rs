@@ -20,6 +20,8 @@ mod logs;
 mod owner;
 mod queues;
 mod sqlite;
+#[cfg(test)]
+pub(crate) use sqlite::test_support;
 #[expect(
     clippy::module_inception,
     reason = "store.rs holds the Store trait, as the module layout names it"

@@ -357,7 +357,7 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-pub(super) mod test_support {
+pub(crate) mod test_support {
     //! Fixtures shared by the store's tests.
 
     use chrono::Utc;
