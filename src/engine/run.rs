@@ -181,10 +181,11 @@ struct Coordinator {
     /// Whether the pending changes must be written before the coordinator waits again
     /// (another process counts on them: a queue's concurrency across the environment).
     flush_now: bool,
-    /// Whether a job ended since the last write: a job that needs others starts only once
-    /// their ends are on their way to the store, so that a crash forgets no work that
-    /// others built on.
-    ends_unwritten: bool,
+    /// Jobs whose end is not handed to the writer yet (`unwritten_ends` lists them): a job
+    /// starts only once its needs' ends are on their way to the store, so that a crash
+    /// forgets no work that others built on.
+    end_unwritten: Vec<bool>,
+    unwritten_ends: Vec<usize>,
     cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
     started: Vec<Option<Instant>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -237,7 +238,8 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
                 Duration::from_millis(ms.min(3_600_000))
             }),
         flush_now: false,
-        ends_unwritten: false,
+        end_unwritten: vec![false; n],
+        unwritten_ends: Vec::new(),
         token_prefix: owner_token_prefix(shared.run_id, &Owner::current()),
         cancels: vec![None; n],
         started: vec![None; n],
@@ -403,7 +405,9 @@ impl Coordinator {
     /// Hands the pending changes to the writer, to be recorded in one transaction.
     fn flush(&mut self) {
         self.flush_now = false;
-        self.ends_unwritten = false;
+        for i in self.unwritten_ends.drain(..) {
+            self.end_unwritten[i] = false;
+        }
         if self.changes.is_empty() {
             return;
         }
@@ -598,7 +602,7 @@ impl Coordinator {
             if uses_blocks {
                 self.flush();
                 self.writer.sync();
-            } else if self.ends_unwritten && !self.jobs[i].needs.is_empty() {
+            } else if self.jobs[i].needs.iter().any(|&need| self.end_unwritten[need]) {
                 // Commits while the job starts.
                 self.flush();
             }
@@ -710,7 +714,8 @@ impl Coordinator {
             });
             return;
         }
-        self.ends_unwritten = true;
+        self.end_unwritten[i] = true;
+        self.unwritten_ends.push(i);
         let reason = outcome.reason.clone();
         let mut transition = Transition::new(job.id, outcome.state, now)
             .usage(outcome.peak_rss_bytes, outcome.cpu_ms);
