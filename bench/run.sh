@@ -2,13 +2,13 @@
 # bench/run.sh — `coreflow run` side by side with `make -j2` on the same graphs, in one
 # script run (absolute times on shared machines are noisy; the ratios are what count).
 #
-#   (a) 1,000 independent no-op jobs        target: ≤ 1.2× make -j2
-#   (b) a chain of 200 no-op jobs           target: ≤ 1.2× make -j2
-#   (e) 20 layers × 50 jobs, all-to-all     target: ≤ 1.2× make -j2
+#   (a) 1,000 independent no-op jobs        target: ≤ 1.5× make -j2 (issue 3), aim 1.2×
+#   (b) a chain of 200 no-op jobs           target: ≤ 1.5× make -j2 (issue 3), aim 1.2×
+#   (e) 20 layers × 50 jobs, all-to-all     target: ≤ 1.5× make -j2, aim 1.2×
 #   (c) 8 jobs of `sleep 0.5`, 2 workers    target: < 2.3 s (ideal 2.0 s)
 #   (d) one step printing 200 MB            target: coreflow peak RSS < 50 MB, throughput
 #                                           ≥ 0.5× the same command writing `> file`
-#   (f) with --full: a 10,000-job random DAG, run   target: ≤ 1.2× make -j2
+#   (f) with --full: a 10,000-job random DAG, run   target: ≤ 1.5× make -j2, aim 1.2×
 #
 # Every coreflow run uses `--workers 2 --progress plain` and a fresh `--env` temp dir, so
 # it persists its state as it would for a user. Each figure is the median of 3 runs,
@@ -100,6 +100,17 @@ run_make() {
     return "$rc"
 }
 
+# make_verdict RATIO — ok within the 1.2× aim, "ok (above aim)" within 1.5×, else a miss.
+make_verdict() {
+    if awk "BEGIN { exit !($1 <= 1.2) }"; then
+        echo "ok"
+    elif awk "BEGIN { exit !($1 <= 1.5) }"; then
+        echo "ok (above the 1.2× aim)"
+    else
+        echo "**MISS**"
+    fi
+}
+
 # versus_make LABEL GEN_ARGS… — coreflow vs make -j2 on one generated graph; adds a row.
 versus_make() {
     local label=$1 key
@@ -119,14 +130,14 @@ versus_make() {
         run_make "$WORK/m" "$makefile" && mk_wall+=("$(wall_of "$WORK/m")") || failed=1
     done
     if ((failed)) || ((${#cf_wall[@]} == 0)) || ((${#mk_wall[@]} == 0)); then
-        row "$label" "failed" "" "" "" "≤ 1.2× make" "**MISS** (failed)"
+        row "$label" "failed" "" "" "" "≤ 1.5× make" "**MISS** (failed)"
         return
     fi
     local cfw mkw ratio
     cfw=$(median "${cf_wall[@]}") mkw=$(median "${mk_wall[@]}")
     ratio=$(calc "$cfw / $mkw")
     row "$label" "$(fmt_s "$cfw")" "$(fmt_s "$mkw")" "$(fmt_x "$ratio")" "$(fmt_mb "$(max "${cf_rss[@]}")")" \
-        "≤ 1.2× make" "$(verdict "$ratio <= 1.2")"
+        "≤ 1.5× make (aim 1.2×)" "$(make_verdict "$ratio")"
 }
 
 # (c) 8 × sleep 0.5 with two workers: the ideal is 2.0 s.

@@ -602,7 +602,11 @@ impl Coordinator {
             if uses_blocks {
                 self.flush();
                 self.writer.sync();
-            } else if self.jobs[i].needs.iter().any(|&need| self.end_unwritten[need]) {
+            } else if self.jobs[i]
+                .needs
+                .iter()
+                .any(|&need| self.end_unwritten[need])
+            {
                 // Commits while the job starts.
                 self.flush();
             }

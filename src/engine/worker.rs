@@ -96,15 +96,18 @@ pub async fn serve(
     // Whether the last look found work: while draining, claim at once; when idle, look with
     // a read first, so that idle workers do not take the write lock every poll.
     let mut draining = false;
+    // A job claimed in the transaction that recorded the previous one's end.
+    let mut next: Option<(usize, Claimed)> = None;
     loop {
-        if *stop_rx.borrow() {
+        // A job already claimed runs even when a stop came meanwhile: its own grace applies.
+        if *stop_rx.borrow() && next.is_none() {
             break;
         }
         if last_housekeeping.elapsed() >= config.beat_every() {
             last_housekeeping = std::time::Instant::now();
             housekeeping(&mut served, &config, &open);
         }
-        let claimed = claim(&served, &config, draining);
+        let claimed = next.take().or_else(|| claim(&served, &config, draining));
         draining = claimed.is_some();
         let Some((i, claimed)) = claimed else {
             tokio::select! {
@@ -122,6 +125,9 @@ pub async fn serve(
                 continue;
             }
         };
+        // With one environment, the end of this job and the claim of the next share a
+        // transaction; with several, the next claim looks at all of them.
+        let take_next = served.len() == 1;
         let job = execute_claim(
             env,
             &config,
@@ -131,8 +137,9 @@ pub async fn serve(
             &mut terms,
             &mut ints,
             &stop_tx,
+            take_next,
         );
-        job.await;
+        next = job.await.map(|claimed| (i, claimed));
     }
     for env in &served {
         let _ = env.store.stop_worker(env.id);
@@ -255,22 +262,28 @@ fn claim(served: &[Served], config: &WorkerConfig, draining: bool) -> Option<(us
         best?.1
     };
     let env = &served[i];
-    let token = |run, job, attempt| {
-        format!(
-            "cf-{run}-{job}-{attempt}-w{}-{}",
-            env.id.0,
-            std::process::id()
-        )
-    };
     match env
         .store
-        .claim_next(env.id, &config.labels, config.lease, &token)
+        .claim_next(env.id, &config.labels, config.lease, &env.kill_token())
     {
         Ok(Some(claimed)) => Some((i, claimed)),
         Ok(None) => None,
         Err(err) => {
             eprintln!("worker: cannot claim from {}: {err}", env.dir.display());
             None
+        }
+    }
+}
+
+impl Served {
+    /// How this worker marks the processes of a job it claims from this environment.
+    fn kill_token(&self) -> impl Fn(RunId, crate::state::JobId, u32) -> String + '_ {
+        move |run, job, attempt| {
+            format!(
+                "cf-{run}-{job}-{attempt}-w{}-{}",
+                self.id.0,
+                std::process::id()
+            )
         }
     }
 }
@@ -344,7 +357,8 @@ async fn execute_claim(
     terms: &mut Option<tokio::signal::unix::Signal>,
     ints: &mut Option<tokio::signal::unix::Signal>,
     stop_tx: &watch::Sender<bool>,
-) {
+    take_next: bool,
+) -> Option<Claimed> {
     let job = &claimed.job;
     let run = &claimed.run;
     let definition = &*cached.definition;
@@ -368,13 +382,13 @@ async fn execute_claim(
             None,
             "the job is not in its workflow's definition",
         );
-        return;
+        return None;
     };
     let context = match context(&inputs, &job.name, &job.base_name, &matrix, &needs) {
         Ok(context) => context,
         Err(reason) => {
             fail_claim(env, &claimed, Some(cached), &reason);
-            return;
+            return None;
         }
     };
     let defaults = &workflow.defaults;
@@ -397,7 +411,7 @@ async fn execute_claim(
             Some(cached),
             &format!("cannot create a scratch folder: {err}"),
         );
-        return;
+        return None;
     }
     shared.report(&crate::ui::Event::JobState {
         ts: Utc::now(),
@@ -438,7 +452,7 @@ async fn execute_claim(
                     Err(err) => {
                         let reason = format!("the attempt task failed: {err}");
                         fail_claim(env, &claimed, Some(cached), &reason);
-                        return;
+                        return None;
                     }
                 }
             }
@@ -502,11 +516,27 @@ async fn execute_claim(
     }
     let final_state = transition.to;
     changes.push(transition.into());
-    let end = match env.store.finish_claim(env.id, job.id, &changes, retry_at) {
-        Ok(end) => end,
+    let take_next = take_next && stopping_since.is_none() && !*stop_tx.borrow();
+    let recorded = if take_next {
+        env.store.finish_and_claim(
+            env.id,
+            job.id,
+            &changes,
+            retry_at,
+            &config.labels,
+            config.lease,
+            &env.kill_token(),
+        )
+    } else {
+        env.store
+            .finish_claim(env.id, job.id, &changes, retry_at)
+            .map(|end| (end, None))
+    };
+    let (end, next) = match recorded {
+        Ok(recorded) => recorded,
         Err(err) => {
             eprintln!("worker: cannot record {}/{}: {err}", run.id, job.name);
-            ClaimEnd::default()
+            (ClaimEnd::default(), None)
         }
     };
     let mut ended = end.run_ended;
@@ -530,6 +560,7 @@ async fn execute_claim(
         // The run is over: no job of it runs anywhere any more.
         let _ = std::fs::remove_dir_all(&shared.tmp);
     }
+    next
 }
 
 /// Starts stopping: no more claims, and `coreflow workers` shows the worker `stopping`

@@ -146,6 +146,26 @@ pub trait QueueStore {
         changes: &[Change],
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<ClaimEnd, Error>;
+    /// [`finish_claim`](Self::finish_claim), then [`claim_next`](Self::claim_next): a
+    /// draining worker hands back one job and takes the next at once (a store may do both
+    /// in one transaction).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "finish_claim's arguments and claim_next's"
+    )]
+    fn finish_and_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+        labels: &[String],
+        lease: std::time::Duration,
+        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
+        let end = self.finish_claim(worker, job, changes, retry_at)?;
+        Ok((end, self.claim_next(worker, labels, lease, kill_token)?))
+    }
     /// The jobs of a run in creation order, without history or outputs.
     fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error>;
     /// Jobs whose worker's lease expired: re-queued when attempts remain, else failed `lost`.

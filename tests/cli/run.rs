@@ -291,6 +291,46 @@ jobs:
 }
 
 #[test]
+fn a_one_command_script_runs_as_the_shell_would_run_it() {
+    // Plain one-command scripts start without the shell (as make does): the step must not
+    // notice, neither in its environment, its folder and arguments, nor in how failures
+    // and missing programs are reported.
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  direct:
+    steps:
+      - run: python3 whoami.py
+      - run: python3 report.py one two,three
+      - run: python3 exits.py 3
+        continue_on_error: true
+      - run: definitely-not-a-program-here --flag
+"#,
+    );
+    ws.file(
+        "whoami.py",
+        "import os\nprint(os.environ['COREFLOW_JOB'], os.getcwd() == os.environ['COREFLOW_WORKSPACE'])\n",
+    );
+    ws.file("report.py", "import sys\nprint(sys.argv[1:])\n");
+    ws.file("exits.py", "import sys\nsys.exit(int(sys.argv[1]))\n");
+    ws.coreflow().args(["run", "wf.yaml"]).fails(1);
+    let show = ws.show("last");
+    assert_eq!(status(&show, "direct"), "failed");
+    assert_eq!(job(&show, "direct")["exit_code"], 127, "{show:#}");
+    let steps = &job(&show, "direct")["history"][0]["steps"];
+    assert_eq!(steps[2]["exit_code"], 3, "{show:#}");
+    let logs = ws.coreflow().args(["logs", "last"]).succeeds();
+    let lines: Vec<&str> = logs.stdout().lines().collect();
+    assert_eq!(lines[0], "direct/step-1 | direct True");
+    assert_eq!(lines[1], "direct/step-2 | ['one', 'two,three']");
+    assert!(
+        lines[2]
+            .starts_with("direct/step-4 | coreflow: cannot start `definitely-not-a-program-here`"),
+        "{logs}"
+    );
+}
+
+#[test]
 fn the_default_shell_stops_at_the_first_failing_line() {
     let ws = Workspace::with_workflow(
         r#"

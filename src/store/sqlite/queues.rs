@@ -503,82 +503,7 @@ impl QueueStore for SqliteStore {
         lease: Duration,
         kill_token: &dyn Fn(RunId, JobId, u32) -> String,
     ) -> Result<Option<Claimed>, Error> {
-        let claimed = self.write(|tx| {
-            let now = Utc::now();
-            let now_ms = to_ms(now);
-            let loads = queue_loads(tx)?;
-            let mut candidates = Candidates::new(tx, now_ms, &loads);
-            loop {
-                let page = candidates.next_page()?;
-                if page.is_empty() {
-                    return Ok(None);
-                }
-                let Some(index) = first_fitting(&page, labels, &loads) else {
-                    continue;
-                };
-                let (job, run) = (JobId(page[index].id), RunId(page[index].run));
-                if run_cancel_requested(tx, run)? {
-                    // SPEC §3: a cancelled run's queued jobs are dropped, not started. The
-                    // worker still running a job of it finishes the run. Read again from the
-                    // start: the page is stale.
-                    transition_job(
-                        tx,
-                        &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
-                    )?;
-                    candidates = Candidates::new(tx, now_ms, &loads);
-                    continue;
-                }
-                let token = kill_token(run, job, page[index].attempts + 1);
-                transition_job(
-                    tx,
-                    &Transition::new(job, JobState::Running, now).kill_token(token),
-                )?;
-                let expires = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-                tx.prepare_cached(
-                    "UPDATE jobs SET worker_id = ?2, lease_expires = ?3, not_before = NULL
-                     WHERE id = ?1",
-                )?
-                .execute(params![job.0, worker.0, expires])?;
-                tx.prepare_cached(
-                    "UPDATE workers SET state = 'busy', current_job = ?2, heartbeat_at = ?3
-                     WHERE id = ?1",
-                )?
-                .execute(params![worker.0, job.0, now_ms])?;
-                if run_status(tx, run)? == RunState::Queued {
-                    transition_run(
-                        tx,
-                        &RunTransition {
-                            run,
-                            to: RunState::Running,
-                            at: now,
-                            reason: None,
-                        },
-                    )?;
-                }
-                return Ok(Some((job, run)));
-            }
-        })?;
-        let Some((job, run)) = claimed else {
-            return Ok(None);
-        };
-        // The job and its needs only: the needs have ended and cannot change any more.
-        self.read(|tx| {
-            let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
-            let job = read::jobs(tx, Scope::Job(job))?
-                .pop()
-                .ok_or(Error::JobNotFound(job))?;
-            let mut needs = Vec::with_capacity(job.needs.len());
-            for name in &job.needs {
-                let id: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM jobs WHERE run_id = ?1 AND name = ?2")?
-                    .query_row(params![run.id.0, name], |row| row.get(0))
-                    .optional()?;
-                if let Some(id) = id {
-                    needs.extend(read::jobs(tx, Scope::Job(JobId(id)))?);
-                }
-            }
-            Ok(Some(Claimed { job, run, needs }))
-        })
+        self.write(|tx| claim_next_tx(tx, worker, labels, lease, kill_token))
     }
 
     fn finish_claim(
@@ -588,41 +513,23 @@ impl QueueStore for SqliteStore {
         changes: &[Change],
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<ClaimEnd, Error> {
+        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at))
+    }
+
+    fn finish_and_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+        labels: &[String],
+        lease: Duration,
+        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
         self.write(|tx| {
-            // The job may have been taken from this worker (lease expired, cancelled): then the
-            // attempt's end is no longer this worker's to record.
-            let still_ours = tx
-                .prepare_cached(
-                    "SELECT 1 FROM jobs WHERE id = ?1 AND worker_id = ?2 AND status = 'running'",
-                )?
-                .query_row(params![job.0, worker.0], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if still_ours {
-                apply(tx, changes)?;
-                tx.prepare_cached(
-                    "UPDATE jobs SET worker_id = NULL, lease_expires = NULL, not_before = ?2
-                     WHERE id = ?1",
-                )?
-                .execute(params![job.0, retry_at.map(to_ms)])?;
-            }
-            tx.prepare_cached(
-                "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + 1,
-                     heartbeat_at = ?2
-                 WHERE id = ?1",
-            )?
-            .execute(params![worker.0, to_ms(Utc::now())])?;
-            if !still_ours {
-                return Ok(ClaimEnd::default());
-            }
-            let run = RunId(
-                tx.prepare_cached("SELECT run_id FROM jobs WHERE id = ?1")?
-                    .query_row([job.0], |row| row.get(0))?,
-            );
-            Ok(ClaimEnd {
-                run_ended: finish_if_done(tx, run)?,
-                cancelling: run_cancel_requested(tx, run)?,
-            })
+            let end = finish_claim_tx(tx, worker, job, changes, retry_at)?;
+            let next = claim_next_tx(tx, worker, labels, lease, kill_token)?;
+            Ok((end, next))
         })
     }
 
@@ -828,6 +735,134 @@ fn finish_if_done(tx: &rusqlite::Connection, run: RunId) -> Result<Option<RunSta
     Ok(Some(to))
 }
 
+/// Takes the best queued job this worker may run, in the caller's write transaction.
+fn claim_next_tx(
+    tx: &rusqlite::Connection,
+    worker: WorkerId,
+    labels: &[String],
+    lease: Duration,
+    kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+) -> Result<Option<Claimed>, Error> {
+    let now = Utc::now();
+    let now_ms = to_ms(now);
+    let loads = queue_loads(tx)?;
+    let mut candidates = Candidates::new(tx, now_ms, &loads);
+    loop {
+        let page = candidates.next_page()?;
+        if page.is_empty() {
+            return Ok(None);
+        }
+        let Some(index) = first_fitting(&page, labels, &loads) else {
+            continue;
+        };
+        let (job, run) = (JobId(page[index].id), RunId(page[index].run));
+        if run_cancel_requested(tx, run)? {
+            // SPEC §3: a cancelled run's queued jobs are dropped, not started. The
+            // worker still running a job of it finishes the run. Read again from the
+            // start: the page is stale.
+            transition_job(
+                tx,
+                &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
+            )?;
+            candidates = Candidates::new(tx, now_ms, &loads);
+            continue;
+        }
+        let token = kill_token(run, job, page[index].attempts + 1);
+        transition_job(
+            tx,
+            &Transition::new(job, JobState::Running, now).kill_token(token),
+        )?;
+        let expires = now_ms + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        tx.prepare_cached(
+            "UPDATE jobs SET worker_id = ?2, lease_expires = ?3, not_before = NULL
+             WHERE id = ?1",
+        )?
+        .execute(params![job.0, worker.0, expires])?;
+        tx.prepare_cached(
+            "UPDATE workers SET state = 'busy', current_job = ?2, heartbeat_at = ?3
+             WHERE id = ?1",
+        )?
+        .execute(params![worker.0, job.0, now_ms])?;
+        if run_status(tx, run)? == RunState::Queued {
+            transition_run(
+                tx,
+                &RunTransition {
+                    run,
+                    to: RunState::Running,
+                    at: now,
+                    reason: None,
+                },
+            )?;
+        }
+        // The job and its needs, read under the same lock (a second transaction
+        // cost as much again): the needs have ended and cannot change any more.
+        return claimed_job(tx, job, run).map(Some);
+    }
+}
+
+/// Records the end of a claimed attempt, in the caller's write transaction.
+fn finish_claim_tx(
+    tx: &rusqlite::Connection,
+    worker: WorkerId,
+    job: JobId,
+    changes: &[Change],
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<ClaimEnd, Error> {
+    // The job may have been taken from this worker (lease expired, cancelled): then the
+    // attempt's end is no longer this worker's to record.
+    let still_ours = tx
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND worker_id = ?2 AND status = 'running'",
+        )?
+        .query_row(params![job.0, worker.0], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if still_ours {
+        apply(tx, changes)?;
+        tx.prepare_cached(
+            "UPDATE jobs SET worker_id = NULL, lease_expires = NULL, not_before = ?2
+             WHERE id = ?1",
+        )?
+        .execute(params![job.0, retry_at.map(to_ms)])?;
+    }
+    tx.prepare_cached(
+        "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + 1,
+             heartbeat_at = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![worker.0, to_ms(Utc::now())])?;
+    if !still_ours {
+        return Ok(ClaimEnd::default());
+    }
+    let run = RunId(
+        tx.prepare_cached("SELECT run_id FROM jobs WHERE id = ?1")?
+            .query_row([job.0], |row| row.get(0))?,
+    );
+    Ok(ClaimEnd {
+        run_ended: finish_if_done(tx, run)?,
+        cancelling: run_cancel_requested(tx, run)?,
+    })
+}
+
+/// A claimed job with its run and its needs.
+fn claimed_job(tx: &rusqlite::Connection, job: JobId, run: RunId) -> Result<Claimed, Error> {
+    let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
+    let job = read::jobs(tx, Scope::Job(job))?
+        .pop()
+        .ok_or(Error::JobNotFound(job))?;
+    let mut needs = Vec::with_capacity(job.needs.len());
+    for name in &job.needs {
+        let id: Option<i64> = tx
+            .prepare_cached("SELECT id FROM jobs WHERE run_id = ?1 AND name = ?2")?
+            .query_row(params![run.id.0, name], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            needs.extend(read::jobs(tx, Scope::Job(JobId(id)))?);
+        }
+    }
+    Ok(Claimed { job, run, needs })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -958,5 +993,56 @@ mod tests {
             .expect("finish");
         assert_eq!(end.run_ended, Some(RunState::Failed));
         assert!(!end.cancelling);
+    }
+
+    #[test]
+    fn finishing_and_claiming_in_one_go_takes_the_next_job_in_order() {
+        let (_dir, store) = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(
+            &store,
+            vec![
+                queued("low", "default", 0),
+                queued("high", "default", 5),
+                queued("mid", "default", 1),
+            ],
+        );
+        let run = store.job(ids[0]).expect("job").expect("exists").run_id;
+        let token = |_, _, attempt| format!("t{attempt}");
+        let mut current = store
+            .claim_next(worker, &[], Duration::from_secs(30), &token)
+            .expect("claim")
+            .expect("a job");
+        let mut order = vec![current.job.name.clone()];
+        loop {
+            let done = Change::Job(Transition::new(
+                current.job.id,
+                JobState::Succeeded,
+                Utc::now(),
+            ));
+            let (end, next) = store
+                .finish_and_claim(
+                    worker,
+                    current.job.id,
+                    &[done],
+                    None,
+                    &[],
+                    Duration::from_secs(30),
+                    &token,
+                )
+                .expect("finish and claim");
+            let Some(next) = next else {
+                assert_eq!(end.run_ended, Some(RunState::Succeeded));
+                break;
+            };
+            assert_eq!(end.run_ended, None);
+            assert_eq!(next.job.status, JobState::Running);
+            assert_eq!(next.job.kill_token.as_deref(), Some("t1"));
+            order.push(next.job.name.clone());
+            current = next;
+        }
+        assert_eq!(order, ["high", "mid", "low"]);
+        let jobs = store.jobs(run).expect("jobs");
+        assert!(jobs.iter().all(|job| job.status == JobState::Succeeded));
     }
 }
