@@ -37,9 +37,11 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 /// written at once; writes commit on the writer's thread, while the coordinator goes on.
 /// This bounds how stale another process's view of the run can be. A kill -9 can lose the
 /// records of that last moment only for a run that recovery then fails anyway; processes
-/// started meanwhile are found through the owner's kill-token prefix. A job that needs
-/// others is started only once their ends are handed to the writer (they commit as it
-/// starts); a job that uses DataBlocks, once everything before it is committed.
+/// started meanwhile are found through the owner's kill-token prefix. Changes are committed
+/// in the order they happened, so what a crash leaves is always a moment of the run's
+/// history: never a job's start without the ends of the jobs it needs. A job that uses
+/// DataBlocks starts only once everything before it is committed (they are looked up and
+/// recorded against the store's view of the run).
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
 /// Overrides [`FLUSH_AFTER`] (milliseconds), for tests that need a start to stay unwritten.
 const FLUSH_AFTER_VAR: &str = "COREFLOW_TEST_WRITE_DELAY_MS";
@@ -181,11 +183,6 @@ struct Coordinator {
     /// Whether the pending changes must be written before the coordinator waits again
     /// (another process counts on them: a queue's concurrency across the environment).
     flush_now: bool,
-    /// Jobs whose end is not handed to the writer yet (`unwritten_ends` lists them): a job
-    /// starts only once its needs' ends are on their way to the store, so that a crash
-    /// forgets no work that others built on.
-    end_unwritten: Vec<bool>,
-    unwritten_ends: Vec<usize>,
     cancels: Vec<Option<watch::Sender<Option<CancelMode>>>>,
     started: Vec<Option<Instant>>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -238,8 +235,6 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
                 Duration::from_millis(ms.min(3_600_000))
             }),
         flush_now: false,
-        end_unwritten: vec![false; n],
-        unwritten_ends: Vec::new(),
         token_prefix: owner_token_prefix(shared.run_id, &Owner::current()),
         cancels: vec![None; n],
         started: vec![None; n],
@@ -405,9 +400,6 @@ impl Coordinator {
     /// Hands the pending changes to the writer, to be recorded in one transaction.
     fn flush(&mut self) {
         self.flush_now = false;
-        for i in self.unwritten_ends.drain(..) {
-            self.end_unwritten[i] = false;
-        }
         if self.changes.is_empty() {
             return;
         }
@@ -602,13 +594,6 @@ impl Coordinator {
             if uses_blocks {
                 self.flush();
                 self.writer.sync();
-            } else if self.jobs[i]
-                .needs
-                .iter()
-                .any(|&need| self.end_unwritten[need])
-            {
-                // Commits while the job starts.
-                self.flush();
             }
             let shared = Arc::clone(&self.shared);
             let tx = self.tx.clone();
@@ -718,8 +703,6 @@ impl Coordinator {
             });
             return;
         }
-        self.end_unwritten[i] = true;
-        self.unwritten_ends.push(i);
         let reason = outcome.reason.clone();
         let mut transition = Transition::new(job.id, outcome.state, now)
             .usage(outcome.peak_rss_bytes, outcome.cpu_ms);

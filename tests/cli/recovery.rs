@@ -3,7 +3,7 @@
 
 use nix::sys::signal::Signal;
 
-use crate::engine_support::{Workspace, assert_gone, is_alive, job, status};
+use crate::engine_support::{Workspace, assert_gone, is_alive, job, status, wait_until};
 use crate::support::ENV_DIR;
 
 /// A job that finishes, then a step that records its pids and waits, unless the file `fixed`
@@ -29,6 +29,14 @@ jobs:
       - run: touch after-ran
 "#;
 
+/// Waits until `show last` has `job` running.
+#[track_caller]
+fn wait_for_running(ws: &Workspace, job: &str) {
+    wait_until(&format!("`show` to see {job} running"), || {
+        status(&ws.show("last"), job) == "running"
+    });
+}
+
 #[test]
 fn a_killed_run_is_found_lost_by_the_next_command_which_kills_its_leftovers() {
     let ws = Workspace::with_workflow(KILLABLE);
@@ -39,6 +47,9 @@ fn a_killed_run_is_found_lost_by_the_next_command_which_kills_its_leftovers() {
     let sleep = ws.wait_for_pid("sleep.pid");
     let shell = ws.wait_for_pid("shell.pid");
     let escaped = ws.wait_for_pid("escaped.pid");
+    // The run writes its changes in order, every 20 ms: once `slow` shows as running, the
+    // end of `early` before it is written too.
+    wait_for_running(&ws, "slow");
     running.signal(Signal::SIGKILL);
     let output = running.wait();
     assert_eq!(output.signal(), Some(Signal::SIGKILL as i32), "{output}");
@@ -80,6 +91,7 @@ fn retry_resumes_a_run_that_was_lost() {
         .args(["run", "wf.yaml", "--progress", "plain"])
         .spawn();
     let sleep = ws.wait_for_pid("sleep.pid");
+    wait_for_running(&ws, "slow");
     running.signal(Signal::SIGKILL);
     running.wait();
 
