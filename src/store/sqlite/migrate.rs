@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_blocks.sql")),
     (4, include_str!("migrations/0004_triggers.sql")),
     (5, include_str!("migrations/0005_trigger_waiting.sql")),
+    (6, include_str!("migrations/0006_jobs_by_run_status.sql")),
 ];
 
 /// Why migrating failed.

@@ -678,16 +678,18 @@ fn run_cancel_requested(tx: &rusqlite::Connection, run: RunId) -> Result<bool, E
 /// Gives `run` its final state once every job of it has ended: cancelled when it was asked
 /// to cancel or a job was cancelled, failed when a job failed or timed out, else succeeded.
 /// Cheap while jobs remain (it stops at the first one), as it runs after every job.
+/// Whether run `?1` has a job left to end: asked after every job a worker finishes, so it
+/// must be answered from the `(run_id, status)` index, not by reading the run's every job.
+const ACTIVE_JOB_OF_RUN: &str =
+    "SELECT 1 FROM jobs WHERE run_id = ?1 AND status IN ('pending', 'queued', 'running') LIMIT 1";
+
 fn finish_if_done(tx: &rusqlite::Connection, run: RunId) -> Result<Option<RunState>, Error> {
     let current = run_status(tx, run)?;
     if current.is_terminal() {
         return Ok(None);
     }
     let active = tx
-        .prepare_cached(
-            "SELECT 1 FROM jobs
-             WHERE run_id = ?1 AND status IN ('pending', 'queued', 'running') LIMIT 1",
-        )?
+        .prepare_cached(ACTIVE_JOB_OF_RUN)?
         .query_row([run.0], |_| Ok(()))
         .optional()?
         .is_some();
@@ -1044,5 +1046,19 @@ mod tests {
         assert_eq!(order, ["high", "mid", "low"]);
         let jobs = store.jobs(run).expect("jobs");
         assert!(jobs.iter().all(|job| job.status == JobState::Succeeded));
+    }
+
+    #[test]
+    fn whether_a_run_has_jobs_left_is_answered_from_an_index() {
+        let (_dir, store) = store();
+        let plan: String = store
+            .conn()
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {}", super::ACTIVE_JOB_OF_RUN),
+                [1],
+                |row| row.get(3),
+            )
+            .expect("a plan");
+        assert!(plan.contains("COVERING INDEX jobs_by_run_status"), "{plan}");
     }
 }
