@@ -337,6 +337,8 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
     let mut all = Vec::new();
     for dir in &dirs {
         let store = env::open_dir(dir)?;
+        // Settle vanished workers first: with every worker gone, nobody else would.
+        crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&store));
         for worker in store.workers().map_err(|e| env::store_error(&e))? {
             let job = match worker.current_job {
                 Some(id) => store

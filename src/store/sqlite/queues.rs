@@ -636,6 +636,14 @@ impl QueueStore for SqliteStore {
                     kill_token,
                 });
             }
+            // A worker that holds no job has no lease to expire: one silent for longer than
+            // any lease's worth of heartbeats (they come every second at most) is gone too.
+            tx.prepare_cached(
+                "UPDATE workers SET state = 'lost'
+                 WHERE state IN ('idle', 'busy', 'stopping') AND current_job IS NULL
+                   AND heartbeat_at < ?1",
+            )?
+            .execute([to_ms(now) - SILENT_WORKER_MS])?;
             Ok(lost)
         })
     }
@@ -678,6 +686,10 @@ fn run_cancel_requested(tx: &rusqlite::Connection, run: RunId) -> Result<bool, E
 /// Gives `run` its final state once every job of it has ended: cancelled when it was asked
 /// to cancel or a job was cancelled, failed when a job failed or timed out, else succeeded.
 /// Cheap while jobs remain (it stops at the first one), as it runs after every job.
+/// How long a worker without a job may go without a heartbeat before `coreflow workers`
+/// shows it `lost`: it heartbeats every second at most; 30 s is the default lease.
+const SILENT_WORKER_MS: i64 = 30_000;
+
 /// Whether run `?1` has a job left to end: asked after every job a worker finishes, so it
 /// must be answered from the `(run_id, status)` index, not by reading the run's every job.
 const ACTIVE_JOB_OF_RUN: &str =
@@ -1060,5 +1072,41 @@ mod tests {
             )
             .expect("a plan");
         assert!(plan.contains("COVERING INDEX jobs_by_run_status"), "{plan}");
+    }
+
+    #[test]
+    fn a_worker_silent_without_a_job_becomes_lost_until_it_beats_again() {
+        let (_dir, store) = store();
+        let silent = store.register_worker("silent", &[]).expect("register");
+        let alive = store.register_worker("alive", &[]).expect("register");
+        let state = |store: &SqliteStore, id: WorkerId| {
+            store
+                .workers()
+                .expect("workers")
+                .into_iter()
+                .find(|w| w.id == id)
+                .expect("listed")
+                .state
+        };
+        // Just registered: nothing happens.
+        store.expire_leases(Utc::now()).expect("expire");
+        assert_eq!(state(&store, silent), "idle");
+        // 31 s later only `alive` has beaten meanwhile.
+        let later = Utc::now() + chrono::Duration::seconds(31);
+        store
+            .conn()
+            .execute(
+                "UPDATE workers SET heartbeat_at = ?2 WHERE id = ?1",
+                rusqlite::params![alive.0, later.timestamp_millis()],
+            )
+            .expect("beat");
+        store.expire_leases(later).expect("expire");
+        assert_eq!(state(&store, silent), "lost");
+        assert_eq!(state(&store, alive), "idle");
+        // A worker that was only stopped (SIGSTOP) says so with its next heartbeat.
+        store
+            .heartbeat(silent, "idle", None, Duration::from_secs(30))
+            .expect("heartbeat");
+        assert_eq!(state(&store, silent), "idle");
     }
 }
