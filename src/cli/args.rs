@@ -274,6 +274,9 @@ pub struct RetryArgs {
     /// Write a JUnit XML report here
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Only reopen the run and queue its jobs again, for workers or a daemon
+    #[arg(long, conflicts_with_all = ["workers", "junit"])]
+    pub detach: bool,
 }
 
 /// `coreflow run FILE`

@@ -1,5 +1,6 @@
 //! `coreflow retry RUN`: repair a run in the foreground, keeping its id. Jobs that did not
-//! succeed, and everything downstream of them, run again; the rest keep their outputs.
+//! succeed, and everything downstream of them, run again; the rest keep their outputs. With
+//! `--detach` the run is reopened for workers instead, its ready jobs queued.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use crate::cli::args::{GlobalArgs, RetryArgs};
 use crate::cli::env;
 use crate::cli::run::Foreground;
 use crate::engine::JobRt;
-use crate::engine::queued::{RunDefinition, load_run_definition};
+use crate::engine::queued::{RunDefinition, advance_run, load_run_definition};
 use crate::engine::setup::prepare;
 use crate::error::Error;
 use crate::state::JobState;
@@ -100,6 +101,20 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             ))?;
         }
         return Ok(());
+    }
+    if args.detach {
+        // Nobody owns the reopened run: workers (or a daemon's) take its jobs, and the
+        // jobs whose needs already succeeded are queued now.
+        store
+            .reset_for_retry(run.id, &ids, None)
+            .map_err(|e| env::store_error(&e))?;
+        let definition = RunDefinition {
+            loaded,
+            values,
+            overrides,
+        };
+        advance_run(&store, &run, &definition).map_err(|e| env::store_error(&e))?;
+        return super::queue::print_run_id(global, run.id.0);
     }
     store
         .reset_for_retry(run.id, &ids, Some(&Owner::current()))

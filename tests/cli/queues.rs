@@ -745,3 +745,47 @@ jobs:
     let listed = jobs(&ws, &["--status", "succeeded"]);
     assert_eq!(listed[0]["peak_rss_bytes"], rss);
 }
+
+#[test]
+fn retry_detach_reopens_a_failed_run_for_workers() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  first:
+    steps:
+      - run: echo ran >> first.count
+  flaky:
+    needs: first
+    steps:
+      - run: test -f fixed
+  last:
+    needs: flaky
+    steps:
+      - run: touch last-ran
+"#,
+    );
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .fails(1);
+    ws.file("fixed", "");
+    let output = ws.coreflow().args(["retry", "last", "--detach"]).succeeds();
+    assert_eq!(output.stdout().trim(), "1", "{output}");
+    // Reopened for workers: nobody owns it, the job whose need succeeded is queued.
+    let show = ws.show("1");
+    assert_eq!(show["status"], "queued", "{show:#}");
+    assert_eq!(job(&show, "first")["status"], "succeeded", "{show:#}");
+    assert_eq!(job(&show, "flaky")["status"], "queued", "{show:#}");
+    assert_eq!(job(&show, "last")["status"], "pending", "{show:#}");
+    assert!(!ws.exists("last-ran"));
+
+    let worker = Worker::start(&ws, &[]);
+    assert_eq!(wait_for_run(&ws, "1"), "succeeded");
+    worker.stop();
+    assert!(ws.exists("last-ran"));
+    assert_eq!(
+        ws.lines("first.count"),
+        ["ran"],
+        "the succeeded job ran again"
+    );
+    assert_eq!(ws.runs().len(), 1);
+}
