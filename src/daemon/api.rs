@@ -79,6 +79,19 @@ fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>
     }
 }
 
+/// Runs `work` (the database, files) on tokio's blocking pool: a busy database must not hold
+/// up the async workers, whose timers fire the daemon's schedules.
+async fn blocking(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the request failed: {err}"),
+            )
+        })
+}
+
 async fn health() -> Response {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })).into_response()
 }
@@ -128,41 +141,44 @@ async fn create_run(
             .collect(),
         Some(_) => return error(StatusCode::BAD_REQUEST, "`params` must be an object"),
     };
-    let loaded = match state.workflows.read() {
-        Ok(workflows) => workflows.get(&name).map(Arc::clone),
-        Err(_) => None,
-    };
-    let Some(loaded) = loaded else {
-        return error(StatusCode::NOT_FOUND, format!("no workflow `{name}`"));
-    };
-    let overrides = match Overrides::parse(&texts) {
-        Ok(overrides) => overrides,
-        Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
-    };
-    let values = match params::resolve(&loaded.workflow, &IndexMap::new(), &overrides) {
-        Ok(values) => values,
-        Err(errors) => {
-            let message: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return error(StatusCode::BAD_REQUEST, message.join("; "));
+    blocking(move || {
+        let loaded = match state.workflows.read() {
+            Ok(workflows) => workflows.get(&name).map(Arc::clone),
+            Err(_) => None,
+        };
+        let Some(loaded) = loaded else {
+            return error(StatusCode::NOT_FOUND, format!("no workflow `{name}`"));
+        };
+        let overrides = match Overrides::parse(&texts) {
+            Ok(overrides) => overrides,
+            Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
+        };
+        let values = match params::resolve(&loaded.workflow, &IndexMap::new(), &overrides) {
+            Ok(values) => values,
+            Err(errors) => {
+                let message: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                return error(StatusCode::BAD_REQUEST, message.join("; "));
+            }
+        };
+        let source = loaded.dir.join(format!("{}.yaml", loaded.name));
+        let source = std::fs::canonicalize(&loaded.file).unwrap_or(source);
+        let trigger = json!({ "type": "api" });
+        match queue_run(
+            &state.store,
+            &loaded,
+            &values,
+            &overrides,
+            source.to_str(),
+            trigger,
+        ) {
+            Ok(run) => {
+                info!(workflow = %name, run = run.0, trigger = "api", "run created");
+                (StatusCode::CREATED, Json(json!({ "run_id": run.0 }))).into_response()
+            }
+            Err(err) => error(StatusCode::BAD_REQUEST, err),
         }
-    };
-    let source = loaded.dir.join(format!("{}.yaml", loaded.name));
-    let source = std::fs::canonicalize(&loaded.file).unwrap_or(source);
-    let trigger = json!({ "type": "api" });
-    match queue_run(
-        &state.store,
-        &loaded,
-        &values,
-        &overrides,
-        source.to_str(),
-        trigger,
-    ) {
-        Ok(run) => {
-            info!(workflow = %name, run = run.0, trigger = "api", "run created");
-            (StatusCode::CREATED, Json(json!({ "run_id": run.0 }))).into_response()
-        }
-        Err(err) => error(StatusCode::BAD_REQUEST, err),
-    }
+    })
+    .await
 }
 
 async fn read_run(
@@ -176,7 +192,7 @@ async fn read_run(
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
-    match state.store.run(RunId(id)) {
+    blocking(move || match state.store.run(RunId(id)) {
         Ok(Some(run)) => {
             let jobs = state.store.jobs(run.id).unwrap_or_default();
             let mut value = serde_json::to_value(&run).unwrap_or_default();
@@ -185,7 +201,8 @@ async fn read_run(
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-    }
+    })
+    .await
 }
 
 async fn cancel_run(
@@ -199,25 +216,28 @@ async fn cancel_run(
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
-    match state.store.run(RunId(id)) {
-        Ok(Some(_)) => {}
-        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-    }
-    match state.store.request_cancel_run(RunId(id)) {
-        Ok(outcome) => {
-            let status = match outcome {
-                CancelOutcome::Requested => "requested",
-                CancelOutcome::Cancelled => "cancelled",
-                CancelOutcome::AlreadyFinished => "already_finished",
-            };
-            info!(run = id, status, "cancel via api");
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "run_id": id, "status": status })),
-            )
-                .into_response()
+    blocking(move || {
+        match state.store.run(RunId(id)) {
+            Ok(Some(_)) => {}
+            Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
+            Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
         }
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-    }
+        match state.store.request_cancel_run(RunId(id)) {
+            Ok(outcome) => {
+                let status = match outcome {
+                    CancelOutcome::Requested => "requested",
+                    CancelOutcome::Cancelled => "cancelled",
+                    CancelOutcome::AlreadyFinished => "already_finished",
+                };
+                info!(run = id, status, "cancel via api");
+                (
+                    StatusCode::ACCEPTED,
+                    Json(json!({ "run_id": id, "status": status })),
+                )
+                    .into_response()
+            }
+            Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+        }
+    })
+    .await
 }
