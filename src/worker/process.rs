@@ -603,7 +603,7 @@ impl Supervisor<'_> {
     async fn sample(&mut self) {
         let sampler = Arc::clone(&self.sampler);
         let pid = self.pid;
-        let joined = tokio::task::spawn_blocking(move || lock(&sampler).sample(pid, true)).await;
+        let joined = tokio::task::spawn_blocking(move || lock(&sampler).sample(pid)).await;
         if let Ok(sample) = joined {
             self.peak.add_sample(sample);
         }

@@ -275,14 +275,10 @@ impl Sampler {
         }
     }
 
-    /// Sums CPU time and memory over `root`'s tree.
-    ///
-    /// With `find_carriers`, `/proc` is scanned for new token carriers first (one read of
-    /// every new process's environment); without, only carriers found by earlier samples
-    /// count. The light form costs a few reads per process of the tree, cheap enough to run
-    /// right after every spawn.
-    pub(super) fn sample(&mut self, root: u32, find_carriers: bool) -> TreeSample {
-        if let (true, Some(entry)) = (find_carriers, &self.entry) {
+    /// Sums CPU time and memory over `root`'s tree, after a scan of `/proc` for new token
+    /// carriers (one read of every process's environment not seen before).
+    pub(super) fn sample(&mut self, root: u32) -> TreeSample {
+        if let Some(entry) = &self.entry {
             let me = std::process::id();
             let pids = all_pids();
             let present: HashSet<u32> = pids.iter().copied().collect();
@@ -309,16 +305,13 @@ impl Sampler {
         roots.extend(self.carriers.iter().copied());
         let members = if has_children_files() {
             walk(roots, children_from_task_files)
-        } else if find_carriers {
+        } else {
             let stats: Vec<ProcStat> = all_pids().into_iter().filter_map(read_stat).collect();
             let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
             for stat in &stats {
                 children.entry(stat.ppid).or_default().push(stat.pid);
             }
             walk(roots, |pid| children.get(&pid).cloned().unwrap_or_default())
-        } else {
-            // Without children files, the light form stays light: the roots only.
-            roots.into_iter().collect()
         };
         let mut ticks = 0u64;
         let mut pages = 0u64;
@@ -353,7 +346,7 @@ impl Sampler {
 /// context, or accept the short stall.
 #[must_use]
 pub fn sample_tree(root_pid: u32, token: &str) -> TreeSample {
-    Sampler::new(token).sample(root_pid, true)
+    Sampler::new(token).sample(root_pid)
 }
 
 #[cfg(test)]
