@@ -52,7 +52,8 @@ pub struct Heartbeat {
     pub cancel_current: bool,
 }
 
-/// A job a worker claimed, with its run.
+/// A job a worker claimed, with its run. The job records come without their attempts
+/// (`history` is empty): a worker has no use for them, and they are read under the lock.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub job: JobRecord,

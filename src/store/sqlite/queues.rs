@@ -858,10 +858,10 @@ fn finish_claim_tx(
     })
 }
 
-/// A claimed job with its run and its needs.
+/// A claimed job with its run and its needs (their outputs, not their attempts).
 fn claimed_job(tx: &rusqlite::Connection, job: JobId, run: RunId) -> Result<Claimed, Error> {
     let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
-    let job = read::jobs(tx, Scope::Job(job))?
+    let job = read::jobs_without_history(tx, Scope::Job(job))?
         .pop()
         .ok_or(Error::JobNotFound(job))?;
     let mut needs = Vec::with_capacity(job.needs.len());
@@ -871,7 +871,7 @@ fn claimed_job(tx: &rusqlite::Connection, job: JobId, run: RunId) -> Result<Clai
             .query_row(params![run.id.0, name], |row| row.get(0))
             .optional()?;
         if let Some(id) = id {
-            needs.extend(read::jobs(tx, Scope::Job(JobId(id)))?);
+            needs.extend(read::jobs_without_history(tx, Scope::Job(JobId(id)))?);
         }
     }
     Ok(Claimed { job, run, needs })

@@ -345,14 +345,9 @@ fn step_from_row(row: &Row<'_>) -> rusqlite::Result<StepRecord> {
 /// The jobs in `scope` with history and outputs, in creation order. Four queries whatever the
 /// number of jobs; call inside a read transaction for one consistent snapshot.
 pub(super) fn jobs(conn: &Connection, scope: Scope) -> Result<Vec<JobRecord>, Error> {
+    let mut jobs = jobs_without_history(conn, scope)?;
     let condition = scope.condition();
     let id = scope.id();
-
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs AS j WHERE {condition} ORDER BY j.id");
-    let mut jobs: Vec<JobRecord> = conn
-        .prepare_cached(&sql)?
-        .query_map([id], job_from_row)?
-        .collect::<Result<_, _>>()?;
     let index: HashMap<JobId, usize> = jobs
         .iter()
         .enumerate()
@@ -386,6 +381,28 @@ pub(super) fn jobs(conn: &Connection, scope: Scope) -> Result<Vec<JobRecord>, Er
             jobs[job_at].history[attempt_at].steps.push(step);
         }
     }
+    Ok(jobs)
+}
+
+/// The jobs of `scope` with their outputs, without their attempts (`history` empty): what a
+/// worker needs of the job it claims and of its needs, read under the write lock.
+pub(super) fn jobs_without_history(
+    conn: &Connection,
+    scope: Scope,
+) -> Result<Vec<JobRecord>, Error> {
+    let condition = scope.condition();
+    let id = scope.id();
+
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs AS j WHERE {condition} ORDER BY j.id");
+    let mut jobs: Vec<JobRecord> = conn
+        .prepare_cached(&sql)?
+        .query_map([id], job_from_row)?
+        .collect::<Result<_, _>>()?;
+    let index: HashMap<JobId, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(at, job)| (job.id, at))
+        .collect();
 
     let sql = format!(
         "SELECT o.job_id, o.key, o.value FROM outputs AS o JOIN jobs AS j ON j.id = o.job_id
