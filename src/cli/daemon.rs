@@ -101,6 +101,11 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
     }
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_max_level(if global.verbose {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .with_target(false);
     let _ = if args.log_format == "json" {
         builder.json().try_init()

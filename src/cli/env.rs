@@ -38,6 +38,7 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error>
         ));
     }
     let store = SqliteStore::open(&dir).map_err(|e| Error::Environment(e.to_string()))?;
+    tracing::debug!(env = %dir.display(), "environment opened");
     let lost = store.recover_lost(&owner_is_alive).map_err(|e| {
         if e.is_environment() {
             Error::Environment(e.to_string())
@@ -62,8 +63,18 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error>
                     .any(|prefix| token.starts_with(prefix.as_str()))
             }),
     );
+    for (run, owner) in &lost.runs {
+        tracing::info!(
+            run = run.0,
+            owner_pid = owner.pid,
+            "run failed: its owner is gone"
+        );
+    }
     for token in tokens {
-        let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+        let killed = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+        if killed > 0 {
+            tracing::info!(token, killed, "leftover processes stopped");
+        }
     }
     Ok(Arc::new(store))
 }

@@ -34,6 +34,15 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<(), Error> {
+    // The daemon sets up its own log (text or JSON lines); every other command logs only
+    // with `--verbose`: what it opened, recovered, started and wrote, on stderr.
+    if cli.global.verbose && !matches!(cli.command, Command::Daemon(_)) {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .try_init();
+    }
     match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Graph(args) => graph::run(&cli.global, args),

@@ -70,6 +70,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let (run_id, ids) = store
         .create_run(&new_run)
         .map_err(|e| env::store_error(&e))?;
+    tracing::debug!(run = run_id.0, workflow = %loaded.name, jobs = ids.len(), "run created");
     let jobs = runtime_jobs(&prepared, &ids);
     let foreground = Foreground {
         progress: args.progress,

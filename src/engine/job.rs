@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::blocks;
 use crate::engine::context::{LazyValue, TemplateContext};
@@ -235,7 +236,10 @@ pub async fn run_attempt(
             index: record.index,
         };
         let mut sink = |stream: Stream, line: &[u8]| sink_state.line(stream, line);
-        let result = worker::run_step(&command, cancel.clone(), &mut sink).await;
+        let span = tracing::debug_span!("step", job = %input.name, step = %step_name);
+        let result = worker::run_step(&command, cancel.clone(), &mut sink)
+            .instrument(span)
+            .await;
         record.finished_at = Some(Utc::now());
         collect_outputs(&output_file, &mut outputs, &mut outcome);
         let end = match result {

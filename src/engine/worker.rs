@@ -118,6 +118,7 @@ pub async fn serve(
             continue;
         };
         let env = &served[i];
+        tracing::debug!(run = claimed.run.id.0, job = %claimed.job.name, "job claimed");
         let cached = match definitions.get(env, &claimed.run, &process_env) {
             Ok(cached) => cached,
             Err(reason) => {

@@ -98,7 +98,13 @@ fn record(store: &dyn Store, rx: &Receiver<Msg>, msg: Msg, warned: &AtomicBool) 
             Msg::Sync(done) => syncs.push(done),
         }
     }
+    let started = std::time::Instant::now();
     apply(store, &changes, warned);
+    tracing::debug!(
+        changes = changes.len(),
+        micros = started.elapsed().as_micros(),
+        "state written"
+    );
     for done in syncs {
         let _ = done.send(());
     }

@@ -173,6 +173,7 @@ pub async fn run_step(
             error,
         });
     };
+    tracing::debug!(pid, program = %launch.display, args = ?launch.args, "step started");
     let guard = TreeGuard {
         pgid: pid,
         token: cmd.kill_token.clone(),
@@ -204,6 +205,15 @@ pub async fn run_step(
         .await;
     // The script file must outlive the child; it is removed here.
     drop(launch.script);
+    if let Ok(report) = &report {
+        tracing::debug!(
+            pid,
+            end = ?report.end,
+            millis = report.duration.as_millis(),
+            cpu_ms = report.cpu_ms,
+            "step ended"
+        );
+    }
     report
 }
 

@@ -641,3 +641,38 @@ jobs:
     assert!(!ws.exists("anywhere-ran"));
     assert_eq!(ws.runs(), Vec::<Value>::new());
 }
+
+#[test]
+fn verbose_logs_what_the_run_opened_started_and_wrote_on_stderr() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  hello:
+    steps:
+      - name: greet
+        run: echo hi
+"#,
+    );
+    let quiet = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .succeeds();
+    assert_eq!(quiet.stderr(), "", "{quiet}");
+    let verbose = ws
+        .coreflow()
+        .args(["--verbose", "run", "wf.yaml", "--progress", "plain"])
+        .succeeds();
+    let log = verbose.stderr();
+    for expected in [
+        "DEBUG coreflow::cli::env: environment opened",
+        "run created run=2",
+        "step{job=hello step=greet}: coreflow::worker::process: step started",
+        "program=sh",
+        "step ended",
+        "state written",
+    ] {
+        assert!(log.contains(expected), "no {expected:?} in\n{verbose}");
+    }
+    // The step's own output still goes to stdout only.
+    assert!(!log.contains("| hi"), "{verbose}");
+}
