@@ -1,6 +1,6 @@
 //! The coordinator: one task owns the run's job states, starts attempts on free workers,
 //! applies retries, `run_if` and `if:`, handles cancel, and records every transition in the
-//! store, batching what happens together into one transaction.
+//! store: batched at most every 20 ms, in order, by the run's writer thread.
 //!
 //! Attempts run as tasks that send their outcome back on a channel; timers (retry delays)
 //! and signals arrive on the same loop, so no state is shared behind a lock.

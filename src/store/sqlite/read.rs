@@ -348,11 +348,7 @@ pub(super) fn jobs(conn: &Connection, scope: Scope) -> Result<Vec<JobRecord>, Er
     let mut jobs = jobs_without_history(conn, scope)?;
     let condition = scope.condition();
     let id = scope.id();
-    let index: HashMap<JobId, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(at, job)| (job.id, at))
-        .collect();
+    let index = positions(&jobs);
 
     let sql = format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts AS a JOIN jobs AS j ON j.id = a.job_id
@@ -384,6 +380,14 @@ pub(super) fn jobs(conn: &Connection, scope: Scope) -> Result<Vec<JobRecord>, Er
     Ok(jobs)
 }
 
+/// Where each job sits in `jobs`.
+fn positions(jobs: &[JobRecord]) -> HashMap<JobId, usize> {
+    jobs.iter()
+        .enumerate()
+        .map(|(at, job)| (job.id, at))
+        .collect()
+}
+
 /// The jobs of `scope` with their outputs, without their attempts (`history` empty): what a
 /// worker needs of the job it claims and of its needs, read under the write lock.
 pub(super) fn jobs_without_history(
@@ -398,11 +402,7 @@ pub(super) fn jobs_without_history(
         .prepare_cached(&sql)?
         .query_map([id], job_from_row)?
         .collect::<Result<_, _>>()?;
-    let index: HashMap<JobId, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(at, job)| (job.id, at))
-        .collect();
+    let index = positions(&jobs);
 
     let sql = format!(
         "SELECT o.job_id, o.key, o.value FROM outputs AS o JOIN jobs AS j ON j.id = o.job_id
