@@ -31,12 +31,15 @@ use super::hash::{CHUNK, ContentHash, hash_bytes, hash_reader};
 use super::ingest::{Failure, Ingested, ingest};
 use super::registry::BlockKind;
 use super::tree::{self, Entry, EntryKind};
+use crate::store::private;
 
 /// Folder names inside the store.
 const OBJECTS: &str = "objects";
 const TREES: &str = "trees";
 const TMP: &str = "tmp";
 const LOCK: &str = "lock";
+/// Stored objects are read-only and, like everything in the environment, private.
+const OBJECT_MODE: u32 = 0o400;
 
 /// The folder materialised inputs go to inside a job's workspace; never part of a folder
 /// block published from that workspace.
@@ -128,9 +131,9 @@ impl Cas {
     }
 
     fn lock(&self, exclusive: bool) -> Result<Lock, Error> {
-        fs::create_dir_all(&self.root).map_err(Error::io("create", &self.root))?;
+        private::create_dir_all(&self.root).map_err(Error::io("create", &self.root))?;
         let path = self.root.join(LOCK);
-        let file = OpenOptions::new()
+        let file = private::file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -230,7 +233,7 @@ impl Cas {
         let tmp = self.root.join(TMP);
         let mut temp = None;
         let ingested = ingest(&mut source, || {
-            fs::create_dir_all(&tmp)?;
+            private::create_dir_all(&tmp)?;
             let file = tempfile::Builder::new()
                 .prefix("object-")
                 .tempfile_in(&tmp)?;
@@ -281,10 +284,10 @@ impl Cas {
     /// Makes a complete temporary file read-only and renames it to `target`.
     fn install(&self, temp: tempfile::NamedTempFile, target: &Path) -> Result<(), Error> {
         temp.as_file()
-            .set_permissions(Permissions::from_mode(0o444))
+            .set_permissions(Permissions::from_mode(OBJECT_MODE))
             .map_err(Error::io("protect", temp.path()))?;
         let shard = target.parent().expect("an object path has a shard folder");
-        fs::create_dir_all(shard).map_err(Error::io("create", shard))?;
+        private::create_dir_all(shard).map_err(Error::io("create", shard))?;
         // Another process storing the same content at the same time renames an identical
         // file over this one: harmless.
         temp.persist(target)
@@ -294,7 +297,7 @@ impl Cas {
 
     fn tmp_dir(&self) -> Result<PathBuf, Error> {
         let tmp = self.root.join(TMP);
-        fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+        private::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
         Ok(tmp)
     }
 
@@ -579,24 +582,28 @@ fn place_file(object: &Path, dest: &Path, executable: bool, access: Access) -> R
     {
         return Ok(());
     }
-    let mode = match (access, executable) {
-        (Access::ReadOnly, false) => 0o444,
-        (Access::ReadOnly, true) => 0o555,
-        (Access::Writable, false) => 0o644,
-        (Access::Writable, true) => 0o755,
+    // A writable copy is a file the user asked for (`blocks get`): created with the usual
+    // 0666/0777, the umask decides. A read-only input is made read-only after its copy.
+    let (create_mode, final_mode) = match (access, executable) {
+        (Access::ReadOnly, false) => (0o600, Some(0o444)),
+        (Access::ReadOnly, true) => (0o700, Some(0o555)),
+        (Access::Writable, false) => (0o666, None),
+        (Access::Writable, true) => (0o777, None),
     };
     let mut source = File::open(object).map_err(Error::io("read", object))?;
     let mut target = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(create_mode)
         .open(dest)
         .map_err(Error::io("create", dest))?;
     // `io::copy` between files uses copy_file_range on Linux: in the kernel, no buffer here.
     io::copy(&mut source, &mut target).map_err(Error::io("write", dest))?;
-    target
-        .set_permissions(Permissions::from_mode(mode))
-        .map_err(Error::io("write", dest))?;
+    if let Some(mode) = final_mode {
+        target
+            .set_permissions(Permissions::from_mode(mode))
+            .map_err(Error::io("write", dest))?;
+    }
     Ok(())
 }
 
@@ -673,7 +680,7 @@ mod tests {
         assert_eq!((a.kind, a.size, a.files), (BlockKind::File, 5, 1));
         let object = cas.object_path(&a.hash);
         assert_eq!(fs::read(&object).unwrap(), b"id\n1\n");
-        assert_eq!(mode(&object), 0o444);
+        assert_eq!(mode(&object), super::OBJECT_MODE);
         // Nothing is left behind in tmp/.
         assert_eq!(fs::read_dir(cas.root().join("tmp")).unwrap().count(), 0);
     }
@@ -733,7 +740,8 @@ mod tests {
         cas.materialise(&stored.hash, stored.kind, false, &input, Access::ReadOnly)
             .unwrap();
         assert_eq!(fs::read(input.join("data/orders.csv")).unwrap(), b"id\n1\n");
-        assert_eq!(mode(&input.join("data/orders.csv")), 0o444);
+        // A hard link to the private object (0400), or a read-only copy (0444) for root.
+        assert!([0o400, 0o444].contains(&mode(&input.join("data/orders.csv"))));
         assert_eq!(mode(&input.join("run.sh")), 0o555);
         assert_eq!(mode(&input), 0o555);
         assert!(input.join("empty").is_dir());

@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::engine::job::{AttemptInput, AttemptOutcome, env_key};
+use crate::engine::job::{AttemptInput, AttemptOutcome};
 use crate::engine::run::RunShared;
+use crate::spec::env_key;
 use crate::spec::params::ParamValue;
 use crate::state::JobState;
 use crate::store::Store;

@@ -311,6 +311,9 @@ pub struct ValidateArgs {
     /// Workflow files to check
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Count warnings (such as script injection) as errors: exit 2 when there are any
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 /// `coreflow graph FILE`

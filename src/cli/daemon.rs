@@ -28,9 +28,17 @@ pub struct DaemonArgs {
     /// Labels the local workers carry, besides OS, architecture and host name
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub labels: Vec<String>,
-    /// Serve the HTTP API on this IP:PORT (other than loopback only with COREFLOW_API_TOKEN set)
+    /// Serve the HTTP API on this IP:PORT (other than loopback only with a token:
+    /// COREFLOW_API_TOKEN or --token-file)
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// A host name the API answers to besides its address and loopback names (a reverse
+    /// proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
+    #[arg(long = "public-host", value_name = "NAME")]
+    pub public_hosts: Vec<String>,
+    /// Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
     /// On SIGTERM, how long running jobs may take to finish before they are re-queued
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Duration,
@@ -60,11 +68,35 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
     Ok(lease)
 }
 
+/// The API token: the first line of `--token-file`, else `COREFLOW_API_TOKEN`; never empty.
+///
+/// # Errors
+/// The file cannot be read, or holds no token (exit 2).
+fn api_token(file: Option<&std::path::Path>) -> Result<Option<String>, Error> {
+    let Some(file) = file else {
+        return Ok(std::env::var("COREFLOW_API_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()));
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the token file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(Error::Usage(format!(
+            "the token file {} is empty",
+            file.display()
+        )));
+    }
+    Ok(Some(token.to_owned()))
+}
+
 pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error> {
     // Settings first: a usage error exits 2 before anything starts.
-    let token = std::env::var("COREFLOW_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
+    let token = api_token(args.token_file.as_deref())?;
     if let Some(addr) = args.listen
         && !addr.ip().is_loopback()
         && token.is_none()
@@ -126,6 +158,7 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
         labels: args.labels.clone(),
         listen: args.listen,
         token,
+        public_hosts: args.public_hosts.clone(),
         grace: args.grace,
         lease: args.lease,
         idle: args.idle_timeout,

@@ -1,7 +1,8 @@
-//! `coreflow run FILE`: validate, create a run, execute it on local workers with live
-//! progress, and exit with the run's outcome.
+//! `coreflow run FILE`: validate (printing any warnings), create a run, execute it on local
+//! workers with live progress, and exit with the run's outcome.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +26,8 @@ use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let loaded = load(&args.file).map_err(|e| Error::Invalid(Box::new(e)))?;
+    // Warnings do not stop a run; they are shown once, before it starts.
+    std::io::stderr().write_all(loaded.render_warnings().as_bytes())?;
     let mut overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
     let mut values =
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;

@@ -1,5 +1,6 @@
 //! `coreflow validate FILE…`: check files without running anything (exit 0 when all are
-//! valid, 2 otherwise), every problem of every file at once.
+//! valid, 2 otherwise), every problem of every file at once. The warnings of a valid file are
+//! printed but leave it valid, unless `--deny-warnings` counts them as errors.
 
 use std::io::Write;
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::args::{GlobalArgs, ValidateArgs};
 use crate::error::Error;
-use crate::spec::load;
+use crate::spec::{Diagnostic, Loaded, load};
 
 /// One file's verdict in `--json` output.
 #[derive(Serialize)]
@@ -19,8 +20,11 @@ struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     jobs: Option<usize>,
     errors: Vec<Problem>,
+    /// Reported for a file without errors (with `--deny-warnings`, they are its errors).
+    warnings: Vec<Problem>,
 }
 
+/// One diagnostic in `--json` output.
 #[derive(Serialize)]
 struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,12 +36,30 @@ struct Problem {
     help: Option<String>,
 }
 
+impl From<&Diagnostic> for Problem {
+    fn from(d: &Diagnostic) -> Self {
+        Problem {
+            line: Some(d.pos.line),
+            column: Some(d.pos.col),
+            message: d.message.clone(),
+            help: d.help.clone(),
+        }
+    }
+}
+
 pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error> {
     let mut verdicts = Vec::with_capacity(args.files.len());
     let mut stderr = std::io::stderr().lock();
     for file in &args.files {
-        match load(file) {
+        let mut loaded = load(file);
+        if args.deny_warnings {
+            loaded = loaded.and_then(Loaded::deny_warnings);
+        }
+        match loaded {
             Ok(loaded) => {
+                if !global.json {
+                    stderr.write_all(loaded.render_warnings().as_bytes())?;
+                }
                 if !global.json && !global.quiet {
                     super::print(&format!(
                         "{}: ok ({}, {} job{})\n",
@@ -57,22 +79,14 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                     workflow: Some(loaded.name),
                     jobs: Some(loaded.workflow.jobs.len()),
                     errors: Vec::new(),
+                    warnings: loaded.warnings.iter().map(Problem::from).collect(),
                 });
             }
             Err(err) => {
                 if !global.json {
                     stderr.write_all(err.render().as_bytes())?;
                 }
-                let mut errors: Vec<Problem> = err
-                    .diagnostics
-                    .iter()
-                    .map(|d| Problem {
-                        line: Some(d.pos.line),
-                        column: Some(d.pos.col),
-                        message: d.message.clone(),
-                        help: d.help.clone(),
-                    })
-                    .collect();
+                let mut errors: Vec<Problem> = err.diagnostics.iter().map(Problem::from).collect();
                 if let Some(io) = &err.io {
                     errors.push(Problem {
                         line: None,
@@ -87,6 +101,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                     workflow: None,
                     jobs: None,
                     errors,
+                    warnings: Vec::new(),
                 });
             }
         }

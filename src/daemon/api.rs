@@ -5,8 +5,8 @@
 //! - `POST /api/v1/runs/{id}/cancel` → `202 {"run_id": N, "status": "requested" | …}`
 //! - `GET /api/v1/health` → `{"status": "ok"}`, without a token
 //!
-//! When a token is configured every other route needs `Authorization: Bearer TOKEN` (401
-//! otherwise). Bad JSON and bad params are 400, unknown workflows and runs 404, each with a
+//! Every request passes [`guard::check`] first (Host, same origin, token, body: SPEC §5
+//! "Security"); handlers hold no checks of their own. Bad JSON and bad params are 400, unknown workflows and runs 404, each with a
 //! `{"error": "..."}` body; nothing a client sends can stop the daemon.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +22,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 use tracing::info;
 
+use crate::daemon::guard::{self, Guard};
 use crate::engine::queued::queue_run;
 use crate::spec::Loaded;
 use crate::spec::params::{self, Overrides};
@@ -33,50 +34,27 @@ pub struct ApiState {
     pub store: Arc<SqliteStore>,
     /// The daemon's valid workflows by name, replaced on every reload.
     pub workflows: Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>,
-    pub token: Option<String>,
 }
 
 type Shared = Arc<ApiState>;
 
-/// The API's routes.
-pub fn router(state: Shared) -> Router {
+/// The API's routes, every request passing `guard` first.
+pub fn router(state: Shared, guard: Guard) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/workflows/{name}/runs", post(create_run))
         .route("/api/v1/runs/{id}", get(read_run))
         .route("/api/v1/runs/{id}/cancel", post(cancel_run))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            guard::check,
+        ))
         .with_state(state)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(token) = &state.token else {
-        return Ok(());
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compare in constant time with respect to the token's content.
-    let matches = given.is_some_and(|g| {
-        g.len() == token.len()
-            && g.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(Box::new(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        )))
-    }
 }
 
 /// Runs `work` (the database, files) on tokio's blocking pool: a busy database must not hold
@@ -99,12 +77,8 @@ async fn health() -> Response {
 async fn create_run(
     State(state): State<Shared>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = authorized(&state, &headers) {
-        return *response;
-    }
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -181,14 +155,7 @@ async fn create_run(
     .await
 }
 
-async fn read_run(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(response) = authorized(&state, &headers) {
-        return *response;
-    }
+async fn read_run(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
@@ -205,14 +172,7 @@ async fn read_run(
     .await
 }
 
-async fn cancel_run(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(response) = authorized(&state, &headers) {
-        return *response;
-    }
+async fn cancel_run(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };

@@ -18,6 +18,8 @@ pub struct DaemonConfig {
     pub labels: Vec<String>,
     pub listen: Option<SocketAddr>,
     pub token: Option<String>,
+    /// Host names the API answers to besides its address and loopback (`--public-host`).
+    pub public_hosts: Vec<String>,
     /// On SIGTERM, how long running jobs may take to finish before they are re-queued.
     pub grace: Duration,
     /// The lease of the local workers' jobs.

@@ -17,7 +17,7 @@ use crate::daemon::config::DaemonError;
 /// be opened.
 pub fn lock(env: &Path) -> Result<File, DaemonError> {
     let path = env.join("daemon.lock");
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = crate::store::private::file_options()
         .read(true)
         .write(true)
         .create(true)

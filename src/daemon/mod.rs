@@ -17,6 +17,8 @@
 //! - `firing.rs`: the daemon's state; reloading, due time triggers, file and `after` events.
 //! - `armed.rs`: one armed trigger, and arming it (catchup after downtime).
 //! - `overlap.rs`: a fire becoming a run under the workflow's `concurrency`.
+//! - `guard.rs`, `http.rs`: the one middleware every API request passes (Host, same
+//!   origin, token, body limits), and serving with header timeouts.
 //! - `config.rs`, `lock.rs`: settings and errors; the environment's lock.
 
 pub mod api;
@@ -26,6 +28,8 @@ mod config;
 mod firing;
 #[cfg(test)]
 mod firing_tests;
+pub mod guard;
+pub mod http;
 mod lock;
 mod overlap;
 pub mod scaler;

@@ -14,6 +14,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::daemon::api;
 use crate::daemon::config::{DaemonConfig, DaemonError};
 use crate::daemon::firing::Daemon;
+use crate::daemon::guard::Guard;
+use crate::daemon::http;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
 use crate::engine::run::recv_signal as recv;
 use crate::store::{QueueStore, SqliteStore};
@@ -66,12 +68,13 @@ pub async fn serve(
         let state = Arc::new(api::ApiState {
             store: Arc::clone(&store),
             workflows: Arc::clone(&daemon.workflows),
-            token: config.token.clone(),
         });
+        let addr = listener.local_addr().ok().or(config.listen);
+        let guard = addr.map(|addr| Guard::new(addr, &config.public_hosts, config.token.as_deref()));
         info!(addr = %config.listen.map(|a| a.to_string()).unwrap_or_default(), token = config.token.is_some(), "api: listening");
         tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, api::router(state)).await {
-                error!(error = %err, "api: server stopped");
+            if let Some(guard) = guard {
+                http::serve(listener, api::router(state, guard)).await;
             }
         })
     });

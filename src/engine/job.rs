@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::blocks;
 use crate::engine::context::{LazyValue, TemplateContext};
 use crate::engine::run::RunShared;
+use crate::spec::env_key;
 use crate::state::{JobId, JobState};
 use crate::store::{LogWriter, StepRecord, Stream as LogStream};
 use crate::ui::{Event, Stream as UiStream};
@@ -376,20 +377,6 @@ fn group_is_alive(pgid: u32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
 
-/// `NAME` for `COREFLOW_PARAM_NAME`: upper-cased, other characters as `_`.
-#[must_use]
-pub fn env_key(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn build_program(
     context: &TemplateContext,
     value: &LazyValue,
@@ -490,6 +477,6 @@ fn sink_state_line(
 /// The folder cannot be created.
 pub fn scratch_dir(env_dir: &Path, run: crate::state::RunId) -> std::io::Result<PathBuf> {
     let dir = env_dir.join("tmp").join(run.to_string());
-    std::fs::create_dir_all(&dir)?;
+    crate::store::private::create_dir_all(&dir)?;
     std::fs::canonicalize(&dir)
 }

@@ -405,7 +405,7 @@ async fn execute_claim(
         .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
     let shared = &cached.shared;
     // Another worker removes the folder when the run ends; a `coreflow retry` reopens it.
-    if let Err(err) = std::fs::create_dir_all(&shared.tmp) {
+    if let Err(err) = crate::store::private::create_dir_all(&shared.tmp) {
         fail_claim(
             env,
             &claimed,

@@ -10,6 +10,9 @@
 //!    |     ^^^^^^ expected one of `needs`, `steps`, `if`, …
 //!    = help: did you mean `needs`?
 //! ```
+//!
+//! A [`Severity::Warning`] renders the same way with `warning:`; it does not make a file
+//! invalid unless `validate --deny-warnings` asks for that.
 
 use std::fmt::Write as _;
 
@@ -23,9 +26,31 @@ pub struct Pos {
     pub len: usize,
 }
 
+/// Whether a diagnostic refuses the file or only points at a risk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The file is refused.
+    #[default]
+    Error,
+    /// The file is accepted, but something in it is probably a mistake.
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as the rendering writes it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem in a workflow file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub pos: Pos,
     /// What is wrong: a lowercase fragment without a final period.
     pub message: String,
@@ -39,11 +64,25 @@ impl Diagnostic {
     #[must_use]
     pub fn error(pos: Pos, message: String) -> Self {
         Diagnostic {
+            severity: Severity::Error,
             pos,
             message,
             label: None,
             help: None,
         }
+    }
+
+    #[must_use]
+    pub fn warning(pos: Pos, message: String) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(pos, message)
+        }
+    }
+
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     #[must_use]
@@ -64,8 +103,11 @@ impl Diagnostic {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{file}:{}:{}: error: {}",
-            self.pos.line, self.pos.col, self.message
+            "{file}:{}:{}: {}: {}",
+            self.pos.line,
+            self.pos.col,
+            self.severity.as_str(),
+            self.message
         );
         if let Some(line_text) = source_line(source, self.pos.line) {
             let number = self.pos.line.to_string();
@@ -101,6 +143,30 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// Renders `diagnostics` one after the other, then a count line such as
+/// `wf.yaml: 2 errors and 1 warning found`.
+#[must_use]
+pub fn render_report(file: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        out.push_str(&diagnostic.render(file, source));
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let counted = match (errors, warnings) {
+        (_, 0) => count(errors, "error"),
+        (0, _) => count(warnings, "warning"),
+        _ => format!(
+            "{} and {}",
+            count(errors, "error"),
+            count(warnings, "warning")
+        ),
+    };
+    let _ = writeln!(out, "{file}: {counted} found");
+    out
 }
 
 fn source_line(source: &str, line: u32) -> Option<&str> {
@@ -172,5 +238,30 @@ mod tests {
           |     ^^^^^^ expected one of `needs`, `steps`
           = help: did you mean `needs`?
         ");
+    }
+
+    #[test]
+    fn warnings_render_as_warnings_and_are_counted_apart() {
+        let source = "jobs:\n  a:\n    steps: [{ run: 'echo ${{ params.x }}' }]\n";
+        let pos = Pos {
+            line: 3,
+            col: 27,
+            offset: 0,
+            len: 15,
+        };
+        let warning = Diagnostic::warning(pos, "risky".into());
+        let error = Diagnostic::error(pos, "wrong".into());
+        let report = render_report("wf.yaml", source, &[error, warning.clone()]);
+        assert!(
+            report.contains("wf.yaml:3:27: warning: risky\n"),
+            "{report}"
+        );
+        assert!(report.contains("^^^^^^^^^^^^^^^\n"), "{report}");
+        assert!(
+            report.ends_with("wf.yaml: 1 error and 1 warning found\n"),
+            "{report}"
+        );
+        let report = render_report("wf.yaml", source, &[warning]);
+        assert!(report.ends_with("wf.yaml: 1 warning found\n"), "{report}");
     }
 }

@@ -1,6 +1,8 @@
 //! Loading a workflow file: bytes → YAML tree → structural check → model → semantic checks.
 //!
-//! Every stage collects positioned diagnostics; a file is accepted only when there are none.
+//! Every stage collects positioned diagnostics; a file is accepted only when none of them is an
+//! error. Warnings travel with the accepted file ([`Loaded::warnings`]) for the commands to
+//! show; a refused file reports its errors only.
 //! Nothing in here panics on any input: that is proven by a property test over arbitrary bytes.
 
 use std::fmt;
@@ -10,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::spec::check::{check_workflow, parents_of, prune};
 use crate::spec::de::from_node;
-use crate::spec::diag::{Diagnostic, Pos};
+use crate::spec::diag::{Diagnostic, Pos, Severity, render_report};
 use crate::spec::model::Workflow;
 use crate::spec::validate::validate;
 use crate::spec::yaml::{self, Node};
@@ -29,6 +31,40 @@ pub struct Loaded {
     /// Hex SHA-256 of the file's bytes.
     pub hash: String,
     pub root: Node,
+    /// What is allowed but risky, such as script injection, sorted by position.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// The warnings rendered with their source lines, then a count; empty without any.
+    #[must_use]
+    pub fn render_warnings(&self) -> String {
+        if self.warnings.is_empty() {
+            return String::new();
+        }
+        render_report(&self.file, &self.source, &self.warnings)
+    }
+
+    /// The file refused for its warnings, as `validate --deny-warnings` asks; unchanged when
+    /// it has none.
+    ///
+    /// # Errors
+    /// Every warning, now an error.
+    pub fn deny_warnings(self) -> Result<Loaded, LoadError> {
+        if self.warnings.is_empty() {
+            return Ok(self);
+        }
+        let mut diagnostics = self.warnings;
+        for diagnostic in &mut diagnostics {
+            diagnostic.severity = Severity::Error;
+        }
+        Err(LoadError {
+            file: self.file,
+            source: self.source,
+            diagnostics,
+            io: None,
+        })
+    }
 }
 
 /// Why a workflow file was refused: either it could not be read, or its diagnostics.
@@ -36,6 +72,7 @@ pub struct Loaded {
 pub struct LoadError {
     pub file: String,
     pub source: String,
+    /// The errors, sorted by position.
     pub diagnostics: Vec<Diagnostic>,
     /// Set when the file could not be read at all.
     pub io: Option<String>,
@@ -48,17 +85,7 @@ impl LoadError {
         if let Some(io) = &self.io {
             return format!("error: cannot read {}: {io}\n", self.file);
         }
-        let mut out = String::new();
-        for diagnostic in &self.diagnostics {
-            out.push_str(&diagnostic.render(&self.file, &self.source));
-        }
-        let count = self.diagnostics.len();
-        out.push_str(&format!(
-            "{}: {count} error{} found\n",
-            self.file,
-            if count == 1 { "" } else { "s" }
-        ));
-        out
+        render_report(&self.file, &self.source, &self.diagnostics)
     }
 }
 
@@ -170,7 +197,11 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
             let mut semantic = Vec::new();
             validate(&workflow, &pruned, &source, &mut semantic);
             let quiet = parents_of(&root, &report.bad);
-            diagnostics.extend(semantic.into_iter().filter(|d| !quiet.contains(&d.pos)));
+            diagnostics.extend(
+                semantic
+                    .into_iter()
+                    .filter(|d| d.is_error() && !quiet.contains(&d.pos)),
+            );
         }
         diagnostics.sort_by_key(|d| d.pos);
         diagnostics.dedup();
@@ -184,10 +215,12 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         }
     };
     validate(&workflow, &root, &source, &mut diagnostics);
-    if !diagnostics.is_empty() {
-        diagnostics.sort_by_key(|d| d.pos);
-        diagnostics.dedup();
-        return Err(fail(source, diagnostics));
+    diagnostics.sort_by_key(|d| d.pos);
+    diagnostics.dedup();
+    let (errors, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        diagnostics.into_iter().partition(Diagnostic::is_error);
+    if !errors.is_empty() {
+        return Err(fail(source, errors));
     }
     let hash = Sha256::digest(bytes)
         .iter()
@@ -207,6 +240,7 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         source,
         hash,
         root,
+        warnings,
     })
 }
 

@@ -4,16 +4,23 @@
 //! [`to_jinja`] rewrites those operators into Jinja's `and`, `or`, `not` outside string literals
 //! before minijinja parses them. Block and comment delimiters are moved out of the way so that
 //! shell scripts (`${#array[@]}`, `{% … %}` in heredocs) pass through untouched.
+//!
+//! Besides minijinja's filters there is [`QUOTE`]: `${{ params.name | quote }}` prints the value
+//! as one POSIX shell word ([`shell_quote`]), so that a script can use text it does not trust.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use minijinja::syntax::SyntaxConfig;
+use minijinja::value::ValueKind;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// The opening delimiter of a template expression.
 pub const OPEN: &str = "${{";
+
+/// The name of the filter that prints a value as one POSIX shell word.
+pub const QUOTE: &str = "quote";
 
 /// Whether `text` holds a template at all (the fast path skips rendering).
 #[must_use]
@@ -34,26 +41,162 @@ fn engine() -> &'static Environment<'static> {
             .expect("the delimiters are distinct and non-empty");
         env.set_syntax(syntax);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        // Values print as a step sees them in `COREFLOW_PARAM_*`: `true`/`false`, and a
-        // whole float without `.0`, not Python's `True` and `2.0`.
-        env.set_formatter(|out, state, value| match value.kind() {
-            minijinja::value::ValueKind::Bool => {
-                let text = if value.is_true() { "true" } else { "false" };
-                out.write_str(text).map_err(|_| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
-                })
-            }
-            minijinja::value::ValueKind::Number => match f64::try_from(value.clone()) {
-                Ok(x) if !value.is_integer() && x.is_finite() => write!(out, "{x}").map_err(|_| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
-                }),
-                _ => minijinja::escape_formatter(out, state, value),
-            },
-            _ => minijinja::escape_formatter(out, state, value),
+        env.set_formatter(|out, state, value| match step_text(value) {
+            Some(text) => out.write_str(&text).map_err(|_| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
+            }),
+            None => minijinja::escape_formatter(out, state, value),
         });
+        env.add_filter(QUOTE, quote_filter);
         env.set_recursion_limit(64);
         env
     })
+}
+
+/// A bool or a float as a step sees it in `COREFLOW_PARAM_*`: `true`/`false`, and a whole
+/// float without `.0`, not Python's `True` and `2.0`. `None` for any other value, which prints
+/// as minijinja prints it.
+fn step_text(value: &Value) -> Option<String> {
+    match value.kind() {
+        ValueKind::Bool => Some(value.is_true().to_string()),
+        ValueKind::Number => match f64::try_from(value.clone()) {
+            Ok(x) if !value.is_integer() && x.is_finite() => Some(x.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The `quote` filter: the text the value would print as, made one shell word.
+fn quote_filter(value: &Value) -> Result<String, minijinja::Error> {
+    if value.is_undefined() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            "`quote` was given an undefined value",
+        ));
+    }
+    let text = step_text(value).unwrap_or_else(|| value.to_string());
+    Ok(shell_quote(&text).into_owned())
+}
+
+/// `text` as one POSIX shell word: unchanged when it is made only of characters no shell
+/// treats specially (`[A-Za-z0-9_./:=@%+,-]`), else in single quotes with each `'` written as
+/// `'\''`; the empty string is `''`.
+#[must_use]
+pub fn shell_quote(text: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
+}
+
+/// One `${{ … }}` of a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expression<'a> {
+    /// The whole expression as written, delimiters included.
+    pub text: &'a str,
+    /// What is between the delimiters.
+    pub inner: &'a str,
+}
+
+/// Every `${{ … }}` of `text` in order; one that is not closed ends the list.
+#[must_use]
+pub fn expressions(text: &str) -> Vec<Expression<'_>> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(start) = text[from..].find(OPEN).map(|i| from + i) {
+        let inner_start = start + OPEN.len();
+        let Some(end) = expression_end(&text[inner_start..]).map(|i| inner_start + i) else {
+            break;
+        };
+        found.push(Expression {
+            text: &text[start..end + 2],
+            inner: &text[inner_start..end],
+        });
+        from = end + 2;
+    }
+    found
+}
+
+impl Expression<'_> {
+    /// The variables the expression reads, as dotted paths; `None` when it does not compile.
+    #[must_use]
+    pub fn references(&self) -> Option<BTreeSet<String>> {
+        let expr = translate_expression(self.inner);
+        let compiled = engine().compile_expression(&expr).ok()?;
+        Some(compiled.undeclared_variables(true).into_iter().collect())
+    }
+
+    /// Whether the expression's whole value goes through [`QUOTE`] last, as in
+    /// `params.x | quote` or `(a ~ b) | lower | quote`. `a ~ b | quote` is not: a filter binds
+    /// tighter than an operator, so only `b` is quoted there.
+    #[must_use]
+    pub fn is_quoted(&self) -> bool {
+        let outline = outline(&translate_expression(self.inner));
+        let mut parts = outline.split('|').map(str::trim);
+        let Some(operand) = parts.next() else {
+            return false;
+        };
+        let filters: Vec<&str> = parts.collect();
+        let Some((last, between)) = filters.split_last() else {
+            return false;
+        };
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let is_filter = |f: &str| {
+            let name = f.strip_suffix("()").unwrap_or(f);
+            !name.is_empty() && name.chars().all(word)
+        };
+        !operand.is_empty()
+            && operand.chars().all(|c| word(c) || ".()[]\"".contains(c))
+            && between.iter().all(|f| is_filter(f))
+            && last.strip_suffix("()").unwrap_or(last) == QUOTE
+    }
+}
+
+/// An expression's top level: every string literal written `""` and every bracketed group
+/// `()`, `[]` or `{}`, with what they hold left out.
+fn outline(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut chars = expr.chars();
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            if c == '\\' {
+                chars.next();
+            } else if c == q {
+                quote = None;
+                if depth == 0 {
+                    out.push('"');
+                }
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                if depth == 0 {
+                    out.push('"');
+                }
+            }
+            '(' | '[' | '{' => {
+                if depth == 0 {
+                    out.push(c);
+                }
+                depth += 1;
+            }
+            ')' | ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Rewrites `&&`, `||` and `!` into Jinja's `and`, `or`, `not` inside every `${{ … }}`.
@@ -271,6 +414,99 @@ mod tests {
             render("${{ b }} ${{ t }} ${{ f }} ${{ g }} ${{ i }}", &ctx).unwrap(),
             "false true 2 2.5 3"
         );
+    }
+
+    #[test]
+    fn quote_makes_one_shell_word() {
+        assert_eq!(shell_quote("2026-01-31"), "2026-01-31");
+        assert_eq!(
+            shell_quote("a/b.c:d=e@f%g+h,i-j_k"),
+            "a/b.c:d=e@f%g+h,i-j_k"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("two words"), "'two words'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("\"; rm -rf ~; \""), r#"'"; rm -rf ~; "'"#);
+        assert_eq!(shell_quote("$(id) `id` *"), "'$(id) `id` *'");
+        assert_eq!(shell_quote("a\nb"), "'a\nb'");
+    }
+
+    #[test]
+    fn quote_filter_renders_every_kind_of_value() {
+        let ctx = minijinja::context! {
+            params => minijinja::context! { s => "it's", e => "", b => true, f => 2.0, w => "x-1" }
+        };
+        assert_eq!(
+            render(
+                "${{ params.s | quote }} ${{ params.e | quote }} ${{ params.b | quote }} ${{ params.f | quote }} ${{ params.w | quote }}",
+                &ctx
+            )
+            .unwrap(),
+            r"'it'\''s' '' true 2 x-1"
+        );
+        assert!(render("${{ params.missing | quote }}", &ctx).is_err());
+        // Accepted where templates are checked, before anything renders.
+        assert!(references("${{ params.s | quote }}").is_ok());
+    }
+
+    #[test]
+    fn a_quoted_value_runs_as_one_word_in_sh() {
+        let ctx = minijinja::context! {
+            params => minijinja::context! { name => "x\"; echo injected; \" $(id) 'q'" }
+        };
+        let script = render("printf '%s\\n' ${{ params.name | quote }}", &ctx).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "x\"; echo injected; \" $(id) 'q'\n"
+        );
+    }
+
+    #[test]
+    fn expressions_are_found_with_their_text() {
+        let found = expressions("a ${{ x }} b ${{ '}}' ~ y }} ${{ open");
+        assert_eq!(
+            found.iter().map(|e| e.text).collect::<Vec<_>>(),
+            ["${{ x }}", "${{ '}}' ~ y }}"]
+        );
+        assert_eq!(found[1].inner, " '}}' ~ y ");
+        assert_eq!(
+            found[1]
+                .references()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["y"]
+        );
+        assert_eq!(expressions("${{ a. }}")[0].references(), None);
+    }
+
+    #[test]
+    fn only_a_value_quoted_as_a_whole_is_quoted() {
+        let quoted = |inner: &str| Expression { text: "", inner }.is_quoted();
+        for yes in [
+            " params.x | quote ",
+            "params.x|quote",
+            " needs.a.outputs['x|y'] | trim | quote() ",
+            " (params.a ~ '|' ~ params.b) | replace('a', 'b') | quote ",
+        ] {
+            assert!(quoted(yes), "{yes}");
+        }
+        for no in [
+            " params.x ",
+            " params.x | upper ",
+            " params.a ~ params.b | quote ",
+            " params.x | quote ~ params.y ",
+            " params.x | quote if params.y else params.z ",
+            " params.a || params.b | quote ",
+            " 'quote' ",
+            " | quote ",
+        ] {
+            assert!(!quoted(no), "{no}");
+        }
     }
 
     #[test]

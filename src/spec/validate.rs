@@ -1,12 +1,15 @@
 //! Semantic checks of a structurally valid workflow: names, needs, cycles, durations, cron,
-//! time zones, templates, inputs and parameter defaults.
+//! time zones, templates, inputs, DataBlock names and parameter defaults; and warnings where
+//! a value the author does not control is pasted into a script ([`injection`]).
 //!
 //! Positions come from the YAML tree by path, so the typed model stays free of spans.
 
 use std::collections::HashSet;
 
+use crate::blocks;
 use crate::graph::dag::find_cycles;
 use crate::spec::diag::{Diagnostic, Pos, list_names, suggest};
+use crate::spec::injection::{self, Language};
 use crate::spec::model::{Job, Step, Workflow};
 use crate::spec::params::check_value;
 use crate::spec::template;
@@ -67,23 +70,41 @@ impl Ctx<'_> {
 
     /// Points a position inside a scalar at the first occurrence of `needle`, if found.
     fn refine(&self, pos: Pos, needle: &str) -> Pos {
-        let Some(rest) = self.source.get(pos.offset..) else {
-            return pos;
-        };
-        let window = &rest[..rest.len().min(64 * 1024)];
-        let Some(found) = window.find(needle) else {
-            return pos;
-        };
-        let absolute = pos.offset + found;
-        let before = &self.source[..absolute];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.source[line_start..absolute].chars().count() + 1;
-        Pos {
-            line: u32::try_from(line).unwrap_or(u32::MAX),
-            col: u32::try_from(col).unwrap_or(u32::MAX),
-            offset: absolute,
+        self.find(pos, needle).unwrap_or(pos)
+    }
+
+    /// The position of the first `needle` at or after `from`, looking no further than 64 KiB.
+    fn find(&self, from: Pos, needle: &str) -> Option<Pos> {
+        let rest = self.source.get(from.offset..)?;
+        let window = rest.get(..rest.len().min(64 * 1024)).unwrap_or(rest);
+        let found = window.find(needle)?;
+        Some(Pos {
             len: needle.chars().count(),
+            ..self.advance(from, from.offset + found)
+        })
+    }
+
+    /// The position of byte `to`, counted on from `from`: only the text between them is read,
+    /// so that positions deep in a large file cost no more than those near its start.
+    fn advance(&self, from: Pos, to: usize) -> Pos {
+        let between = self.source.get(from.offset..to).unwrap_or_default();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let (line, col) = match between.rfind('\n') {
+            Some(last) => (
+                from.line
+                    .saturating_add(count(between.matches('\n').count())),
+                count(between[last + 1..].chars().count()).saturating_add(1),
+            ),
+            None => (
+                from.line,
+                from.col.saturating_add(count(between.chars().count())),
+            ),
+        };
+        Pos {
+            line,
+            col,
+            offset: to,
+            len: 1,
         }
     }
 }
@@ -244,6 +265,11 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
         {
             ctx.error(&at("at"), format!("`{instant}` is not an RFC 3339 instant"))
                 .label = Some("expected e.g. `2026-12-24T18:00:00+01:00`".into());
+        }
+        if let Some(block) = &trigger.datablock
+            && !blocks::is_valid_name(block)
+        {
+            ctx.error(&at("datablock"), invalid_block_name(block));
         }
         if let Some(file) = &trigger.file
             && file.path.trim().is_empty()
@@ -495,6 +521,12 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
         }
     }
     for (block, decl) in &job.datablocks {
+        if !blocks::is_valid_name(block) {
+            ctx.error(
+                &job_path(name, &[At::Key("datablocks"), At::KeyOf(block)]),
+                invalid_block_name(block),
+            );
+        }
         check_template(
             ctx,
             &job_path(
@@ -531,13 +563,11 @@ fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
                 ),
             );
         }
-        (Some(run), None) => check_template(
-            ctx,
-            &step_path(name, i, &[At::Key("run")]),
-            run.as_str(),
-            scope,
-            false,
-        ),
+        (Some(run), None) => {
+            let path = step_path(name, i, &[At::Key("run")]);
+            check_template(ctx, &path, run.as_str(), scope, false);
+            check_script(ctx, &path, run.as_str(), step.shell.as_deref());
+        }
         (None, Some(command)) => {
             if command.is_empty() {
                 ctx.error(
@@ -596,6 +626,13 @@ fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &s
         );
         return;
     };
+    if !blocks::is_valid_name(block) {
+        let pos = ctx.pos(&path);
+        let pos = ctx.refine(pos, block);
+        ctx.out
+            .push(Diagnostic::error(pos, invalid_block_name(block)));
+        return;
+    }
     let Some(producer_job) = wf.jobs.get(producer) else {
         let help = suggest(producer, wf.jobs.keys().map(String::as_str));
         ctx.error(
@@ -631,6 +668,11 @@ fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &s
         .help = Some(format!("add `{producer}` to the `needs` of `{name}`"));
     }
     let _ = job;
+}
+
+/// The message for a DataBlock name that publishing would refuse.
+fn invalid_block_name(name: &str) -> String {
+    blocks::Error::InvalidName(name.to_owned()).to_string()
 }
 
 /// Whether `ancestor` is reachable from `job` through `needs`.
@@ -687,6 +729,42 @@ fn check_template(
             let pos = ctx.refine(pos, &reference);
             ctx.out
                 .push(Diagnostic::error(pos, problem.0).with_help(problem.1));
+        }
+    }
+}
+
+/// Warns about every value the author does not control that a `run:` script pastes in,
+/// pointing at its `${{ … }}`. An expression quoted as a whole is safe in a POSIX shell.
+fn check_script(ctx: &mut Ctx<'_>, path: &[At<'_>], script: &str, shell: Option<&str>) {
+    if !template::has_template(script) {
+        return;
+    }
+    let language = Language::of(shell);
+    let node = ctx.pos(path);
+    let mut from = node;
+    for expression in template::expressions(script) {
+        // The same text may appear twice: each search starts after the previous find.
+        let pos = match ctx.find(from, expression.text) {
+            Some(pos) => {
+                from = ctx.advance(pos, pos.offset + expression.text.len());
+                pos
+            }
+            None => node,
+        };
+        if language == Language::Shell && expression.is_quoted() {
+            continue;
+        }
+        let Some(references) = expression.references() else {
+            continue;
+        };
+        for reference in references {
+            if let Some(untrusted) = injection::classify(ctx.wf, &reference) {
+                ctx.out.push(
+                    Diagnostic::warning(pos, untrusted.message())
+                        .with_label(untrusted.label())
+                        .with_help(Some(untrusted.help(language))),
+                );
+            }
         }
     }
 }
@@ -830,6 +908,55 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// The warnings of a valid file, as `line:col: message`.
+    fn warnings(src: &str) -> Vec<String> {
+        let loaded = parse_str("wf.yaml", src).expect("valid");
+        loaded
+            .warnings
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn untrusted_values_pasted_into_scripts_are_warnings() {
+        let found = warnings(
+            "params:\n  name: {}\njobs:\n  a:\n    steps:\n      - run: |\n          echo \"${{ params.name }}\"; echo ${{ params.name }}\n          echo ${{ needs.b.outputs.rows }}\n    needs: [b]\n  b:\n    steps:\n      - run: print(${{ params.name | quote }})\n        shell: python3\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "7:17: script injection: `params.name`, a string parameter, is pasted into the script",
+                "7:43: script injection: `params.name`, a string parameter, is pasted into the script",
+                "8:16: script injection: `needs.b.outputs.rows`, output of another job, is pasted into the script",
+                "12:20: script injection: `params.name`, a string parameter, is pasted into the script",
+            ]
+        );
+    }
+
+    #[test]
+    fn trusted_or_quoted_values_and_other_places_are_not_warned_about() {
+        let found = warnings(
+            "params:\n  name: {}\n  n: { type: int }\n  src: { type: datablock, default: raw }\nenv: { NAME: '${{ params.name }}' }\njobs:\n  a:\n    matrix: { os: [linux] }\n    if: ${{ params.name != 'x' }}\n    metadata: { who: '${{ params.name }}' }\n    env: { N: '${{ params.name }}' }\n    steps:\n      - run: echo ${{ params.name | quote }} ${{ params.n }} ${{ params.src }} ${{ matrix.os }} ${{ run.id }} ${{ job.name }} ${{ env.NAME }}\n      - command: [echo, '${{ params.name }}']\n      - run: echo ${{ needs.b.result }}\n        env: { ROWS: '${{ needs.b.outputs.rows }}' }\n    needs: [b]\n  b:\n    steps: [{ run: 'true' }]\n",
+        );
+        assert_eq!(found, Vec::<String>::new());
+    }
+
+    #[test]
+    fn datablock_names_are_checked_where_they_are_written() {
+        let found = errors(
+            "triggers:\n  - datablock: 'raw orders'\njobs:\n  p:\n    steps: [{ run: x }]\n    datablocks: { 'a/b': { path: o.csv }, ok.v2: { path: o.csv } }\n  q:\n    needs: [p]\n    inputs: { o: 'p.x y', k: p.ok.v2 }\n    steps: [{ run: x }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "2:16: invalid DataBlock name `raw orders`: use letters, digits, `_`, `-` and `.`",
+                "6:19: invalid DataBlock name `a/b`: use letters, digits, `_`, `-` and `.`",
+                "9:21: invalid DataBlock name `x y`: use letters, digits, `_`, `-` and `.`",
+            ]
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -87,9 +87,9 @@ impl LogWriter {
             source,
         };
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(error)?;
+            super::private::create_dir_all(parent).map_err(error)?;
         }
-        let file = OpenOptions::new()
+        let file = super::private::file_options()
             .create(true)
             .append(true)
             .open(path)

@@ -18,6 +18,7 @@
 mod error;
 mod logs;
 mod owner;
+pub mod private;
 mod queues;
 mod sqlite;
 #[cfg(test)]

@@ -112,9 +112,20 @@ impl JUnitWriter {
             path: path.clone(),
             source,
         })?;
+        if path.is_dir() {
+            return Err(Error::JUnitCreate {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "it is a folder; name the report file, e.g. junit.xml",
+                ),
+            });
+        }
+        // A report is a file the user asked for: 0666 less the umask, as any program writes.
         let temp = tempfile::Builder::new()
             .prefix(".coreflow-junit")
             .suffix(".xml")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(&dir)
             .map_err(|source| Error::JUnitCreate {
                 path: path.clone(),

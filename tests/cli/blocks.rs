@@ -96,7 +96,7 @@ fn a_job_publishes_its_file_and_blocks_list_shows_it() {
         .join(hash);
     assert_eq!(std::fs::read(&object).unwrap(), b"id,amount");
     let mode = std::fs::metadata(&object).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o444);
+    assert_eq!(mode, 0o400);
 
     // `coreflow blocks` alone lists too.
     let text = ws.coreflow().arg("blocks").succeeds();

@@ -879,7 +879,9 @@ fn daemon_help() {
           --labels <L,…>             Labels the local workers carry, besides OS, architecture and host name
       -v, --verbose                  Print more
           --color <WHEN>             When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-          --listen <IP:PORT>         Serve the HTTP API on this IP:PORT (other than loopback only with COREFLOW_API_TOKEN set)
+          --listen <IP:PORT>         Serve the HTTP API on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or --token-file)
+          --public-host <NAME>       A host name the API answers to besides its address and loopback names (a reverse proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
+          --token-file <PATH>        Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
           --grace <DURATION>         On SIGTERM, how long running jobs may take to finish before they are re-queued [default: 30s]
           --lease <DURATION>         How long a local worker's job stays leased without a heartbeat before another worker may take it over (workers heartbeat every second; at least 2s) [default: 30s]
           --idle-timeout <DURATION>  How long an idle local worker lives above the minimum [default: 30s]

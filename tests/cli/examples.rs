@@ -1,5 +1,6 @@
-//! Every `examples/*.yaml` is a valid workflow: `coreflow validate` accepts it, and so does the
-//! JSON Schema that editors use (`schemas/coreflow.schema.json`).
+//! Every `examples/*.yaml` is a valid workflow: `coreflow validate --deny-warnings` accepts it
+//! (the examples show no script injection), and so does the JSON Schema that editors use
+//! (`schemas/coreflow.schema.json`).
 //!
 //! The dev-dependencies have no YAML reader, so the YAML is read with CoreFlow's own
 //! [`coreflow::spec::yaml::parse`] (which expands anchors and merge keys) and converted to
@@ -76,8 +77,12 @@ fn schema_errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<Str
 #[test]
 fn every_example_passes_validate() {
     for file in example_files() {
-        let output = Coreflow::new().arg("validate").arg(&file).succeeds();
+        let output = Coreflow::new()
+            .args(["validate", "--deny-warnings"])
+            .arg(&file)
+            .succeeds();
         assert!(output.stdout().contains(": ok ("), "{output}");
+        assert_eq!(output.stderr(), "", "{output}");
     }
 }
 

@@ -100,6 +100,7 @@ fn validate_help() {
       <FILE>...  Workflow files to check
 
     Options:
+          --deny-warnings     Count warnings (such as script injection) as errors: exit 2 when there are any
           --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
           --json              Print machine-readable JSON
       -q, --quiet             Print less

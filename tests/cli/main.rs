@@ -25,5 +25,6 @@ mod robustness;
 mod run;
 mod schedule;
 mod schema;
+mod security;
 mod support;
 mod validate;

@@ -676,3 +676,58 @@ jobs:
     // The step's own output still goes to stdout only.
     assert!(!log.contains("| hi"), "{verbose}");
 }
+
+#[test]
+fn a_hostile_parameter_stays_text_through_quote_and_through_the_environment() {
+    // The two forms `validate` suggests instead of `echo "${{ params.name }}"`.
+    let ws = Workspace::with_workflow(
+        r#"
+params:
+  name: { type: string }
+jobs:
+  greet:
+    steps:
+      - run: echo ${{ params.name | quote }}
+      - run: echo "$COREFLOW_PARAM_NAME"
+"#,
+    );
+    let hostile = r#"x"; touch pwned; ""#;
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "-p"])
+        .arg(format!("name={hostile}"))
+        .succeeds();
+    assert!(!output.stderr().contains("warning"), "{output}");
+    let logs = ws.coreflow().args(["logs", "last"]).succeeds();
+    for step in ["step-1", "step-2"] {
+        let line = format!("greet/{step} | {hostile}");
+        assert!(logs.stdout().lines().any(|l| l == line), "{line:?}\n{logs}");
+    }
+    assert!(!ws.exists("pwned"), "the value ran as a command");
+}
+
+#[test]
+fn run_prints_the_warnings_once_and_still_runs() {
+    let ws = Workspace::with_workflow(
+        r#"
+params:
+  name: { type: string, default: world }
+jobs:
+  greet:
+    steps:
+      - run: echo "Hello, ${{ params.name }}"
+"#,
+    );
+    let output = ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    let warning = "wf.yaml:7:27: warning: script injection: `params.name`";
+    assert_eq!(output.stderr().matches(warning).count(), 1, "{output}");
+    assert!(
+        output.stderr().contains("wf.yaml: 1 warning found\n"),
+        "{output}"
+    );
+    let logs = ws.coreflow().args(["logs", "last"]).succeeds();
+    assert!(
+        logs.stdout().contains("greet/step-1 | Hello, world"),
+        "{logs}"
+    );
+}

@@ -51,6 +51,7 @@ pub(crate) struct Coreflow {
     stdin: Option<Vec<u8>>,
     current_dir: Option<PathBuf>,
     timeout: Duration,
+    umask: Option<u32>,
 }
 
 impl Coreflow {
@@ -67,6 +68,7 @@ impl Coreflow {
             stdin: None,
             current_dir: None,
             timeout: DEFAULT_TIMEOUT,
+            umask: None,
         }
     }
 
@@ -145,6 +147,12 @@ impl Coreflow {
         self.spawn().wait()
     }
 
+    /// Starts the binary under this umask (the test's own is left alone).
+    pub(crate) fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
     /// Runs the binary and asserts that it exits 0.
     #[track_caller]
     pub(crate) fn succeeds(self) -> Output {
@@ -195,6 +203,16 @@ impl Coreflow {
                 Some(value) => command.env(key, value),
                 None => command.env_remove(key),
             };
+        }
+        if let Some(mask) = self.umask {
+            let mask = nix::sys::stat::Mode::from_bits_truncate(mask);
+            // SAFETY: umask(2) is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::stat::umask(mask);
+                    Ok(())
+                });
+            }
         }
         let mut child = command.spawn().expect("the coreflow binary starts");
         if let Some(bytes) = self.stdin {

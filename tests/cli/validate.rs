@@ -828,3 +828,207 @@ fn validate_does_not_create_the_environment() {
     assert!(!output.path().join(crate::support::ENV_DIR).exists());
     assert!(!output.path().join(".coreflow").exists());
 }
+
+/// A string parameter pasted into a shell script: the classic script injection.
+const INJECTABLE: &str = "\
+params:
+  name: { type: string, default: world }
+jobs:
+  greet:
+    steps:
+      - run: echo \"Hello, ${{ params.name }}\"
+";
+
+#[test]
+fn a_string_parameter_pasted_into_a_script_is_a_warning_with_its_position() {
+    let output = Coreflow::new()
+        .file("wf.yaml", INJECTABLE)
+        .args(["validate", "wf.yaml"])
+        .succeeds();
+    assert_eq!(output.stdout(), "wf.yaml: ok (wf, 1 job)\n");
+    insta::assert_snapshot!(output.stderr(), @r#"
+    wf.yaml:6:27: warning: script injection: `params.name`, a string parameter, is pasted into the script
+      |
+    6 |       - run: echo "Hello, ${{ params.name }}"
+      |                           ^^^^^^^^^^^^^^^^^^ whoever starts the run chooses this text
+      = help: use "$COREFLOW_PARAM_NAME" instead, or the `quote` filter: `${{ params.name | quote }}`
+    wf.yaml: 1 warning found
+    "#);
+}
+
+#[test]
+fn deny_warnings_turns_the_warnings_into_errors() {
+    let output = Coreflow::new()
+        .file("wf.yaml", INJECTABLE)
+        .file("clean.yaml", HELLO)
+        .args(["validate", "--deny-warnings", "wf.yaml", "clean.yaml"])
+        .fails(2);
+    assert_eq!(output.stdout(), "clean.yaml: ok (hello, 1 job)\n");
+    assert_diag(
+        &output,
+        "wf.yaml:6:27",
+        "script injection: `params.name`",
+        Some(
+            "use \"$COREFLOW_PARAM_NAME\" instead, or the `quote` filter: `${{ params.name | quote }}`",
+        ),
+    );
+    assert_count(&output, "wf.yaml", 1);
+}
+
+#[test]
+fn an_output_of_a_need_or_trigger_data_in_a_script_is_a_warning_suggesting_env() {
+    let output = Coreflow::new()
+        .file(
+            "wf.yaml",
+            "\
+jobs:
+  a:
+    steps: [{ run: echo rows=3 >> \"$COREFLOW_OUTPUT\" }]
+  b:
+    needs: [a]
+    steps:
+      - run: |
+          test ${{ needs.a.outputs.rows }} -gt 0
+          echo ${{ trigger.file.path }}
+",
+        )
+        .args(["validate", "--deny-warnings", "wf.yaml"])
+        .fails(2);
+    assert_diag(
+        &output,
+        "wf.yaml:8:16",
+        "`needs.a.outputs.rows`, output of another job",
+        Some(
+            "set `env: { ROWS: \"${{ needs.a.outputs.rows }}\" }` on the step and use \"$ROWS\" instead, or the `quote` filter: `${{ needs.a.outputs.rows | quote }}`",
+        ),
+    );
+    assert_diag(
+        &output,
+        "wf.yaml:9:16",
+        "`trigger.file.path`, data of the trigger",
+        Some(
+            "set `env: { TRIGGER_FILE_PATH: \"${{ trigger.file.path }}\" }` on the step and use \"$TRIGGER_FILE_PATH\" instead, or the `quote` filter: `${{ trigger.file.path | quote }}`",
+        ),
+    );
+    assert_count(&output, "wf.yaml", 2);
+}
+
+#[test]
+fn a_python_script_is_warned_about_even_with_quote() {
+    let output = Coreflow::new()
+        .file(
+            "wf.yaml",
+            "\
+params:
+  name: {}
+jobs:
+  a:
+    steps:
+      - shell: python3
+        run: print(${{ params.name | quote }})
+",
+        )
+        .args(["validate", "--deny-warnings", "wf.yaml"])
+        .fails(2);
+    assert_diag(
+        &output,
+        "wf.yaml:7:20",
+        "script injection: `params.name`",
+        Some("read os.environ[\"COREFLOW_PARAM_NAME\"] instead"),
+    );
+}
+
+#[test]
+fn quoted_values_argv_items_typed_parameters_and_other_places_are_not_warned_about() {
+    let output = Coreflow::new()
+        .file(
+            "wf.yaml",
+            "\
+params:
+  name: { type: string, default: world }
+  n: { type: int, default: 3 }
+  ratio: { type: float, default: 0.5 }
+  dry: { type: bool, default: false }
+  src: { type: datablock, default: raw }
+env: { WHO: '${{ params.name }}' }
+jobs:
+  a:
+    steps: [{ run: echo rows=3 >> \"$COREFLOW_OUTPUT\" }]
+  b:
+    needs: [a]
+    if: ${{ params.name != '' && needs.a.outputs.rows != '0' }}
+    matrix: { os: [linux, mac] }
+    metadata: { who: '${{ params.name }}' }
+    steps:
+      - run: echo ${{ params.name | quote }} ${{ needs.a.outputs.rows | quote }} ${{ (params.name ~ '!') | upper | quote }}
+      - run: echo ${{ params.n }} ${{ params.ratio }} ${{ params.dry }} ${{ params.src }}
+      - run: echo ${{ matrix.os }} ${{ run.id }} ${{ job.name }} ${{ env.WHO }} ${{ needs.a.result }}
+      - command: [echo, '${{ params.name }}', '${{ needs.a.outputs.rows }}']
+      - run: echo \"$ROWS\"
+        env: { ROWS: '${{ needs.a.outputs.rows }}' }
+",
+        )
+        .args(["validate", "--deny-warnings", "wf.yaml"])
+        .succeeds();
+    assert_eq!(output.stderr(), "");
+    assert_eq!(output.stdout(), "wf.yaml: ok (wf, 2 jobs)\n");
+}
+
+#[test]
+fn json_output_lists_warnings_like_errors() {
+    let output = Coreflow::new()
+        .file("wf.yaml", INJECTABLE)
+        .args(["validate", "--json", "wf.yaml"])
+        .succeeds();
+    assert_eq!(output.stderr(), "", "--json puts everything on stdout");
+    let verdict = &output.stdout_json()[0];
+    assert_eq!(verdict["valid"], true);
+    assert_eq!(verdict["errors"], serde_json::json!([]));
+    assert_eq!(
+        verdict["warnings"],
+        serde_json::json!([{
+            "line": 6,
+            "column": 27,
+            "message": "script injection: `params.name`, a string parameter, is pasted into the script",
+            "help": "use \"$COREFLOW_PARAM_NAME\" instead, or the `quote` filter: `${{ params.name | quote }}`",
+        }])
+    );
+    let denied = Coreflow::new()
+        .file("wf.yaml", INJECTABLE)
+        .args(["validate", "--json", "--deny-warnings", "wf.yaml"])
+        .fails(2);
+    let verdict = &denied.stdout_json()[0];
+    assert_eq!(verdict["valid"], false);
+    assert_eq!(verdict["errors"][0]["column"], 27);
+    assert_eq!(verdict["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn a_bad_datablock_name_is_an_error_with_its_position() {
+    let output = invalid(
+        "\
+jobs:
+  extract:
+    steps: [{ run: touch orders.csv }]
+    datablocks:
+      raw/orders: { path: orders.csv }
+  load:
+    needs: [extract]
+    inputs: { orders: 'extract.raw orders' }
+    steps: [{ run: 'true' }]
+",
+    );
+    assert_diag(
+        &output,
+        "wf.yaml:5:7",
+        "invalid DataBlock name `raw/orders`: use letters, digits, `_`, `-` and `.`",
+        None,
+    );
+    assert_diag(
+        &output,
+        "wf.yaml:8:32",
+        "invalid DataBlock name `raw orders`",
+        None,
+    );
+    assert_count(&output, "wf.yaml", 2);
+}

@@ -25,7 +25,7 @@ mod triggers;
 mod write;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -39,6 +39,7 @@ use crate::state::{JobId, RunId};
 use super::error::Error;
 use super::logs::{LogCursor, LogReader, LogWriter};
 use super::owner::Owner;
+use super::private;
 use super::store::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
     NewDefinition, NewRun, Recovered, RunFilter, RunRecord, Store,
@@ -49,6 +50,17 @@ pub const DATABASE_FILE: &str = "coreflow.db";
 
 /// The log folder inside the environment folder.
 pub const LOG_DIR: &str = "logs";
+/// What CoreFlow keeps in an environment folder, made private by [`private::tighten`].
+const OWNED: &[&str] = &[
+    DATABASE_FILE,
+    "coreflow.db-wal",
+    "coreflow.db-shm",
+    "coreflow.db-journal",
+    LOG_DIR,
+    "tmp",
+    "blocks",
+    "daemon.lock",
+];
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,13 +92,33 @@ impl SqliteStore {
             path: dir.to_owned(),
             detail,
         };
-        fs::create_dir_all(dir.join(LOG_DIR))
+        private::create_dir_all(&dir.join(LOG_DIR))
             .map_err(|error| environment(format!("cannot create the folder: {error}")))?;
+        let tightened = private::tighten(dir, OWNED)
+            .map_err(|error| environment(format!("cannot make the folder private: {error}")))?;
+        if tightened > 0 {
+            tracing::info!(
+                env = %dir.display(),
+                entries = tightened,
+                "the environment was readable by other users: made private (folders 0700, files 0600)"
+            );
+        }
         let path = dir.join(DATABASE_FILE);
         check_header(&path).map_err(|detail| Error::Environment {
             path: path.clone(),
             detail,
         })?;
+        // SQLite creates its -wal and -shm files with the database file's mode: a database
+        // made private first keeps them private too.
+        match private::file_options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(environment(format!("cannot create the database: {error}"))),
+        }
         let database = |error: Error| match error {
             Error::Environment { .. } => error,
             other => Error::Environment {
