@@ -4,7 +4,8 @@
 //! - `on_overlap: skip` records a `skipped` run with the reason, so the decision shows in
 //!   `coreflow runs`;
 //! - `on_overlap: queue` puts the fire in line, in the environment (it survives a restart),
-//!   until a run of the workflow ends;
+//!   until a run of the workflow ends; beyond `max_queued` fires in line (default 100), a
+//!   fire is recorded as a `skipped` run with the reason, like `skip`;
 //! - `on_overlap: cancel_running` asks the oldest active runs to cancel, as many as it takes
 //!   to make room, and creates the run at once.
 //!
@@ -60,6 +61,19 @@ impl Daemon {
                         let reason = format!(
                             "{} run(s) active, max_runs {max}: on_overlap skip",
                             active.len()
+                        );
+                        info!(workflow, reason = %reason, "fire skipped");
+                        self.record_skipped(&loaded, trigger, &values, &reason);
+                        return;
+                    }
+                    OnOverlap::Queue
+                        if self.waiting.get(workflow).map_or(0, VecDeque::len)
+                            >= concurrency.max_queued() =>
+                    {
+                        let reason = format!(
+                            "{} fire(s) already waiting for a run slot, max_queued {}",
+                            self.waiting.get(workflow).map_or(0, VecDeque::len),
+                            concurrency.max_queued()
                         );
                         info!(workflow, reason = %reason, "fire skipped");
                         self.record_skipped(&loaded, trigger, &values, &reason);

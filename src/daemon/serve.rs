@@ -63,6 +63,8 @@ pub async fn serve(
     );
     let mut daemon = Daemon::new(Arc::clone(&store), &config.workflows);
     daemon.reload(clock.now());
+    // Jobs held by workers of this host that died with a previous daemon run again at once.
+    daemon.housekeeping(clock.now());
     // The API starts once the folder is loaded: no request sees an empty daemon.
     let server = listener.map(|listener| {
         let state = Arc::new(api::ApiState {

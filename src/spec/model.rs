@@ -166,6 +166,21 @@ pub struct Concurrency {
     /// What a trigger fire does when `max_runs` are active (default `queue`).
     #[serde(default)]
     pub on_overlap: OnOverlap,
+    /// With `on_overlap: queue`, the most fires waiting for a run slot (default 100); a fire
+    /// beyond it is recorded as a `skipped` run with its reason.
+    #[serde(default)]
+    pub max_queued: Option<u32>,
+}
+
+impl Concurrency {
+    /// How many fires may wait for a run slot when none is given.
+    pub const DEFAULT_MAX_QUEUED: u32 = 100;
+
+    /// The most fires that may wait for a run slot.
+    #[must_use]
+    pub fn max_queued(&self) -> usize {
+        usize::try_from(self.max_queued.unwrap_or(Self::DEFAULT_MAX_QUEUED)).unwrap_or(usize::MAX)
+    }
 }
 
 /// The overlap policy.

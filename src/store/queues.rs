@@ -169,8 +169,10 @@ pub trait QueueStore {
     }
     /// The jobs of a run in creation order, without history or outputs.
     fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error>;
-    /// Jobs whose worker's lease expired: re-queued when attempts remain, else failed `lost`;
-    /// their workers, and workers without a job silent for 30 s, become `lost`.
+    /// Jobs whose worker's lease expired, or whose worker on this host is gone (its pid and
+    /// process start time no longer match a live process): re-queued when attempts remain,
+    /// else failed `lost`; their workers, and workers without a job silent for 30 s, become
+    /// `lost`.
     fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error>;
     /// Applies decisions about a run's jobs (each only if the job is still in its `from`
     /// state) and, when every job has ended, the run's final state; a run that was queued

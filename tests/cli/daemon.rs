@@ -437,6 +437,37 @@ fn on_overlap_queue_delays_fires_until_the_active_run_ends_also_across_a_restart
 }
 
 #[test]
+fn on_overlap_queue_keeps_at_most_max_queued_fires_waiting_and_skips_the_rest() {
+    let site = Site::new();
+    let gate = site.gate("gate");
+    site.workflow(
+        "serial.yaml",
+        &format!(
+            "concurrency: {{ max_runs: 1, on_overlap: queue, max_queued: 2 }}\ntriggers:\n  - every: 1s\njobs:\n  j:\n    steps:\n      - run: {}\n",
+            gate.step()
+        ),
+    );
+    let daemon = site.daemon(&["--workers", "1", "--grace", "500ms"]);
+    // One run holds the slot, two fires wait, the next is skipped with its reason.
+    let skipped = wait_for("a fire beyond max_queued", || {
+        site.runs_in("serial", "skipped").into_iter().next()
+    });
+    let reason = skipped["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("max_queued 2") && reason.contains("2 fire(s) already waiting"),
+        "{skipped:#}"
+    );
+    let made: Vec<Value> = site
+        .runs("serial")
+        .into_iter()
+        .filter(|r| r["status"] != "skipped")
+        .collect();
+    assert_eq!(made.len(), 1, "{made:#?}");
+    gate.open();
+    daemon.stop();
+}
+
+#[test]
 fn on_overlap_cancel_running_cancels_the_active_run() {
     let site = Site::new();
     let gate = site.gate("gate");
@@ -582,11 +613,13 @@ fn kill_9_then_restart_fires_no_instant_twice_and_the_orphaned_workers_requeue_t
 }
 
 #[test]
-fn kill_9_of_the_daemon_and_its_workers_requeues_the_job_after_the_lease() {
+fn kill_9_of_the_daemon_and_its_workers_requeues_the_job_at_once_on_restart() {
     let site = Site::new();
     let gate = long_job(&site, true);
     site.workflow("tick.yaml", TICK);
-    let args = ["--workers", "1", "--lease", "2s", "--grace", "500ms"];
+    // A lease far longer than the test's deadline: the job can only come back because the
+    // restarted daemon sees that the worker holding it (pid and start time) is gone.
+    let args = ["--workers", "1", "--lease", "1h", "--grace", "500ms"];
     let daemon = site.daemon(&args);
     site.wait_daemon_ready();
     let run = site.trigger("long", &[]);
@@ -598,7 +631,7 @@ fn kill_9_of_the_daemon_and_its_workers_requeues_the_job_after_the_lease() {
     assert_eq!(site.show(run)["jobs"][0]["status"], "running");
 
     let daemon = site.daemon(&args);
-    let requeued = wait_for("the lease to expire and the job to run again", || {
+    let requeued = wait_for("the job of the dead worker to run again", || {
         let show = site.show(run);
         (show["jobs"][0]["attempts"].as_i64() >= Some(2)).then_some(show)
     });

@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
-use crate::store::owner::host_name;
+use crate::store::owner::{Owner, host_name, owner_is_alive};
 use crate::store::queues::{
     Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
     WorkerId, WorkerRecord,
@@ -358,15 +358,17 @@ impl QueueStore for SqliteStore {
         self.write(|tx| {
             let now = to_ms(Utc::now());
             tx.prepare_cached(
-                "INSERT INTO workers (name, labels, pid, host, started_at, heartbeat_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'idle')",
+                "INSERT INTO workers (name, labels, pid, host, started_at, heartbeat_at, state,
+                                      start_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'idle', ?6)",
             )?
             .execute(params![
                 name,
                 serde_json::to_string(labels)?,
                 std::process::id(),
                 host_name(),
-                now
+                now,
+                i64::try_from(Owner::current().start_time).unwrap_or(0),
             ])?;
             Ok(WorkerId(tx.last_insert_rowid()))
         })
@@ -570,6 +572,33 @@ impl QueueStore for SqliteStore {
 
     fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error> {
         self.write(|tx| {
+            // A worker of this host whose process is gone holds its jobs no longer: their
+            // leases end now, not when they run out (SPEC §7: a restart takes them back at
+            // once).
+            let holders: Vec<(i64, u32, i64)> = tx
+                .prepare_cached(
+                    "SELECT DISTINCT w.id, w.pid, w.start_time
+                     FROM jobs j JOIN workers w ON w.id = j.worker_id
+                     WHERE j.status = 'running' AND w.host = ?1 AND w.start_time != 0",
+                )?
+                .query_map([host_name()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (worker, pid, start_time) in holders {
+                let owner = Owner {
+                    pid,
+                    start_time: u64::try_from(start_time).unwrap_or(0),
+                    host: host_name().to_owned(),
+                };
+                if !owner_is_alive(&owner) {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET lease_expires = 0
+                         WHERE worker_id = ?1 AND status = 'running'",
+                    )?
+                    .execute([worker])?;
+                }
+            }
             /// A running job whose lease expired.
             struct Expired {
                 id: i64,
