@@ -196,6 +196,9 @@ pub struct WorkerArgs {
 pub struct WorkersArgs {
     #[command(subcommand)]
     pub action: Option<WorkersAction>,
+    /// Also list stopped, moved and lost workers (kept for a week after their last heartbeat)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// What to do with a worker.

@@ -132,7 +132,8 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
                 .to_vec(),
             ];
             for job in &jobs {
-                let since = job.queued_at.or(job.started_at).unwrap_or(now);
+                // SPEC §7: from the job's creation, so a `pending` job ages too.
+                let since = job.created_at;
                 rows.push(vec![
                     job.id.to_string(),
                     format!("{}/{}", job.run_id, job.name),
@@ -340,6 +341,9 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         // Settle vanished workers first: with every worker gone, nobody else would.
         crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&store));
         for worker in store.workers().map_err(|e| env::store_error(&e))? {
+            if !args.all && !worker.is_live() {
+                continue;
+            }
             let job = match worker.current_job {
                 Some(id) => store
                     .job(id)
@@ -364,7 +368,11 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         return super::print(&super::json_text(&values));
     }
     if all.is_empty() {
-        return super::print("no workers\n");
+        return super::print(if args.all {
+            "no workers\n"
+        } else {
+            "no live workers (`coreflow workers --all` lists stopped and lost ones)\n"
+        });
     }
     let now = Utc::now();
     let mut rows = vec![

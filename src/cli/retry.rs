@@ -69,6 +69,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             exit_code: record.exit_code,
             reason: record.reason.clone(),
             duration: record.duration_ms.map(std::time::Duration::from_millis),
+            first_started: None,
         });
     }
     // What did not succeed, and everything downstream of it, runs again.
@@ -116,6 +117,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         advance_run(&store, &run, &definition).map_err(|e| env::store_error(&e))?;
         return super::queue::print_run_id(global, run.id.0);
     }
+    let junit = super::run::junit_writer(args.junit.as_deref())?;
     store
         .reset_for_retry(run.id, &ids, Some(&Owner::current()))
         .map_err(|e| env::store_error(&e))?;
@@ -130,7 +132,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     }
     let foreground = Foreground {
         progress: args.progress,
-        junit: args.junit.as_deref(),
+        junit,
         workers: args.workers,
     };
     let trigger = run.trigger.clone();

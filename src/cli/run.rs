@@ -42,6 +42,9 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         return super::queue::print_run_id(global, run.0);
     }
     let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
+    // A report that cannot be written (a folder, no permission) stops the run before it is
+    // created: a CI job must not pass green without its report.
+    let junit = junit_writer(args.junit.as_deref())?;
     let store = env::open(global)?;
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
     let now = Utc::now();
@@ -77,7 +80,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let jobs = runtime_jobs(&prepared, &ids);
     let foreground = Foreground {
         progress: args.progress,
-        junit: args.junit.as_deref(),
+        junit,
         workers: args.workers,
     };
     foreground.execute(
@@ -85,21 +88,30 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     )
 }
 
+/// The `--junit` report's writer, created before anything runs.
+///
+/// # Errors
+/// The report cannot be created at `path` (exit 2).
+pub(super) fn junit_writer(path: Option<&Path>) -> Result<Option<JUnitWriter>, Error> {
+    path.map(|path| JUnitWriter::create(path).map_err(|e| Error::Usage(e.to_string())))
+        .transpose()
+}
+
 /// How a run executes in the foreground: shared by `run` and `retry`.
-pub(super) struct Foreground<'a> {
+pub(super) struct Foreground {
     pub(super) progress: ProgressMode,
-    pub(super) junit: Option<&'a Path>,
+    pub(super) junit: Option<JUnitWriter>,
     pub(super) workers: Option<u16>,
 }
 
-impl Foreground<'_> {
+impl Foreground {
     /// Executes `jobs` of run `run_id` with live progress and returns its exit.
     #[expect(
         clippy::too_many_arguments,
         reason = "the pieces of a run, gathered once"
     )]
     pub(super) fn execute(
-        &self,
+        self,
         global: &GlobalArgs,
         store: &Arc<SqliteStore>,
         loaded: &Loaded,
@@ -111,8 +123,7 @@ impl Foreground<'_> {
     ) -> Result<(), Error> {
         let options = UiOptions::from_env(self.progress, global.color, global.quiet);
         let mut reporter: Box<dyn Reporter> = ui::reporter(&options);
-        if let Some(path) = self.junit {
-            let junit = JUnitWriter::create(path).map_err(|e| Error::Usage(e.to_string()))?;
+        if let Some(junit) = self.junit {
             reporter = Box::new(Multi(vec![reporter, Box::new(junit)]));
         }
         let workers = self.workers.map_or_else(

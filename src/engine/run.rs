@@ -135,7 +135,11 @@ pub struct JobRt {
     pub outputs: BTreeMap<String, String>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// From the first attempt's start to the last attempt's end, retry delays included: the
+    /// span `show` prints as the job's duration (`None` for a job that never started).
     pub duration: Option<Duration>,
+    /// When the first attempt started.
+    pub first_started: Option<Instant>,
 }
 
 /// What the coordinator hears about.
@@ -191,6 +195,8 @@ struct Coordinator {
     /// foreground run never exceeds a queue's concurrency and starts nothing from a paused
     /// queue.
     queues: HashMap<String, QueueLoad>,
+    /// Whether a job has started: the run stays `queued` until then (SPEC §3).
+    run_started: bool,
 }
 
 /// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
@@ -241,17 +247,9 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         tx,
         cancelled: false,
         queues: HashMap::new(),
+        run_started: false,
     };
     c.refresh_queues();
-    c.change(
-        RunTransition {
-            run: shared.run_id,
-            to: RunState::Running,
-            at: Utc::now(),
-            reason: None,
-        }
-        .into(),
-    );
     shared.report(&Event::RunStarted {
         ts: Utc::now(),
         run_id: shared.run_id,
@@ -559,10 +557,23 @@ impl Coordinator {
                     .any(|value| matches!(value, ParamValue::DataBlock { .. }));
             let job = &mut self.jobs[i];
             job.attempts += 1;
+            job.first_started.get_or_insert_with(Instant::now);
             job.state = JobState::Running;
             job.reason = None;
             let kill_token = format!("{}{}-{}", self.token_prefix, job.id, job.attempts);
             let now = Utc::now();
+            if !self.run_started {
+                self.run_started = true;
+                self.changes.push(
+                    RunTransition {
+                        run: self.shared.run_id,
+                        to: RunState::Running,
+                        at: now,
+                        reason: None,
+                    }
+                    .into(),
+                );
+            }
             self.changes.push(
                 Transition::new(job.id, JobState::Running, now)
                     .kill_token(kill_token.clone())
@@ -646,7 +657,7 @@ impl Coordinator {
         let job = &mut self.jobs[i];
         job.outputs = outcome.outputs.into_iter().collect();
         job.exit_code = outcome.exit_code;
-        job.duration = Some(outcome.duration);
+        job.duration = job.first_started.map(|start| start.elapsed());
         let retry = self.shared.workflow.jobs[job.base.as_str()]
             .retry
             .clone()

@@ -204,6 +204,7 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
             exit_code: None,
             reason: None,
             duration: None,
+            first_started: None,
         })
         .collect()
 }

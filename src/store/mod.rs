@@ -35,7 +35,7 @@ pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, 
 pub use owner::{Owner, host_name, owner_is_alive};
 pub use queues::{
     Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
-    WorkerId, WorkerRecord,
+    WORKER_RETENTION, WorkerId, WorkerRecord,
 };
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
 pub(crate) use store::rfc3339;

@@ -43,6 +43,18 @@ pub struct WorkerRecord {
     pub move_to: Option<String>,
 }
 
+impl WorkerRecord {
+    /// Whether the worker is serving (`idle`, `busy` or `stopping`), not `stopped`, `moved`
+    /// or `lost`.
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        matches!(self.state.as_str(), "idle" | "busy" | "stopping")
+    }
+}
+
+/// How long a stopped, moved or lost worker stays listed by `coreflow workers --all`.
+pub const WORKER_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
 /// What a heartbeat learns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Heartbeat {

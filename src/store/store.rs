@@ -388,6 +388,9 @@ pub struct JobRecord {
     pub attempts_before_retry: u32,
     #[serde(serialize_with = "rfc3339::optional")]
     pub queued_at: Option<DateTime<Utc>>,
+    /// When the job was created, with its run: a job's age counts from here.
+    #[serde(serialize_with = "rfc3339::required")]
+    pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub kill_token: Option<String>,
     #[serde(skip)]

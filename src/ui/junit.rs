@@ -1,7 +1,7 @@
 //! `--junit PATH`: a `JUnit` XML report of a run, one testcase per job.
 //!
 //! The report validates against the Jenkins xUnit plugin's `junit-10.xsd`
-//! (`../shared/schemas/junit.xsd`). Its shape:
+//! (`tests/fixtures/junit.xsd`). Its shape:
 //!
 //! ```xml
 //! <?xml version="1.0" encoding="UTF-8"?>
@@ -33,6 +33,9 @@
 //!   sequences removed, bounded to its last [`OUTPUT_LIMIT`] bytes (a note says how many lines
 //!   were left out); each retry starts with a `--- attempt N ---` line. Succeeded and skipped
 //!   jobs carry no output.
+//! - A job that failed before it succeeded (a flaky one) keeps a `<flakyFailure>` per failed
+//!   attempt; a job whose every attempt failed has its last one as `<failure>` and the
+//!   earlier ones as `<rerunFailure>`, as Maven Surefire and nextest write them.
 //! - `time` is seconds with three decimals; `classname` is the workflow name.
 //!
 //! The report is written when the run finishes (or at [`Reporter::finish`] if it never did),
@@ -76,6 +79,35 @@ struct Case {
     duration: Option<Duration>,
     running_since: Option<DateTime<Utc>>,
     output: LineRing,
+    /// Every attempt that failed or timed out, in order.
+    failed_attempts: Vec<FailedAttempt>,
+}
+
+/// One failed attempt of a job.
+struct FailedAttempt {
+    attempt: u32,
+    state: JobState,
+    exit_code: Option<i32>,
+    step: Option<String>,
+}
+
+impl FailedAttempt {
+    /// `attempt 1 failed at step "build" (exit 1)`.
+    fn message(&self) -> String {
+        let what = if self.state == JobState::TimedOut {
+            "timed out"
+        } else {
+            "failed"
+        };
+        let mut message = format!("attempt {} {what}", self.attempt);
+        if let Some(step) = &self.step {
+            let _ = write!(message, " at step \"{step}\"");
+        }
+        if let Some(code) = self.exit_code {
+            let _ = write!(message, " (exit {code})");
+        }
+        message
+    }
 }
 
 /// Collects a run's events and writes its `JUnit` report.
@@ -172,6 +204,7 @@ impl JUnitWriter {
                 duration: None,
                 running_since: None,
                 output: LineRing::new(usize::MAX, self.output_limit),
+                failed_attempts: Vec::new(),
             });
             self.cases.len() - 1
         });
@@ -299,8 +332,14 @@ fn render_case(xml: &mut String, case: &Case, classname: &str) {
         attr(&sanitize(&case.name))
     );
     let (element, kind) = match case.state {
-        JobState::Succeeded => {
+        JobState::Succeeded if case.failed_attempts.is_empty() => {
             xml.push_str("/>\n");
+            return;
+        }
+        JobState::Succeeded => {
+            xml.push_str(">\n");
+            reruns(xml, "flakyFailure", &case.failed_attempts);
+            xml.push_str("    </testcase>\n");
             return;
         }
         JobState::Skipped => {
@@ -328,7 +367,26 @@ fn render_case(xml: &mut String, case: &Case, classname: &str) {
         xml.push_str(&text(line));
         xml.push('\n');
     }
-    let _ = write!(xml, "</{element}>\n    </testcase>\n");
+    let _ = writeln!(xml, "</{element}>");
+    // The earlier failures of a job whose every attempt failed (the last is `<failure>`).
+    if let Some((_, earlier)) = case.failed_attempts.split_last()
+        && matches!(case.state, JobState::Failed | JobState::TimedOut)
+    {
+        reruns(xml, "rerunFailure", earlier);
+    }
+    xml.push_str("    </testcase>\n");
+}
+
+/// One `<flakyFailure>` or `<rerunFailure>` per failed attempt.
+fn reruns(xml: &mut String, element: &str, attempts: &[FailedAttempt]) {
+    for failed in attempts {
+        let _ = writeln!(
+            xml,
+            "      <{element} type=\"{}\" message=\"{}\"/>",
+            failed.state.as_str(),
+            attr(&failed.message())
+        );
+    }
 }
 
 /// `job build failed at step "compile" (exit 1) after 3 attempts: reason`.
@@ -464,6 +522,19 @@ impl Reporter for JUnitWriter {
                     if step.is_some() {
                         case.step.clone_from(step);
                     }
+                    if matches!(state, JobState::Failed | JobState::TimedOut)
+                        && case
+                            .failed_attempts
+                            .last()
+                            .is_none_or(|f| f.attempt < *attempt)
+                    {
+                        case.failed_attempts.push(FailedAttempt {
+                            attempt: *attempt,
+                            state: *state,
+                            exit_code: *exit_code,
+                            step: step.clone(),
+                        });
+                    }
                 }
             }
             Event::StepStarted { .. } => {}
@@ -508,7 +579,7 @@ mod tests {
     use crate::state::JobState;
     use crate::ui::events::{Event, Reporter};
     use crate::ui::fixtures::Shared;
-    use crate::ui::fixtures::{at, out, scripted_run, state};
+    use crate::ui::fixtures::{at, failed, out, scripted_run, state};
 
     fn report(events: &[Event]) -> String {
         let shared = Shared::default();
@@ -553,6 +624,11 @@ mod tests {
             step: Some("s]]>".to_owned()),
         });
         events.push(state(2_960, "stopped", JobState::Cancelled, 1));
+        // Every attempt failed: the last is the failure, the first a rerun failure.
+        events.push(state(2_961, "doomed", JobState::Running, 1));
+        events.push(failed(2_962, "doomed", 1, "s", 1));
+        events.push(state(2_963, "doomed", JobState::Running, 2));
+        events.push(failed(2_964, "doomed", 2, "s", 2));
         let mut extra = jobs[0].clone();
         extra.name = job.to_owned();
         extra.state = JobState::TimedOut;
@@ -566,6 +642,12 @@ mod tests {
         stopped.reason = Some("ctrl-c".to_owned());
         stopped.exit_code = None;
         jobs.push(stopped);
+        let mut doomed = jobs[0].clone();
+        doomed.name = "doomed".to_owned();
+        doomed.state = JobState::Failed;
+        doomed.attempts = 2;
+        doomed.exit_code = Some(2);
+        jobs.push(doomed);
         events.push(Event::RunFinished {
             ts,
             run_id,
@@ -591,7 +673,9 @@ mod tests {
               <failure type="failed" message="job transform failed at step &quot;build&quot; (exit 1)">build | error: missing column
         </failure>
             </testcase>
-            <testcase name="load" classname="etl" time="0.299"/>
+            <testcase name="load" classname="etl" time="0.299">
+              <flakyFailure type="failed" message="attempt 1 failed at step &quot;upload&quot; (exit 7)"/>
+            </testcase>
             <testcase name="report[format=csv]" classname="etl" time="0.000">
               <skipped message="needs failed"/>
             </testcase>
@@ -680,13 +764,17 @@ mod tests {
             Some("testsuites") => child == "testsuite",
             Some("testsuite") => matches!(child, "properties" | "testcase" | "system-out"),
             Some("properties") => child == "property",
-            Some("testcase") => matches!(child, "failure" | "error" | "skipped" | "system-out"),
+            Some("testcase") => matches!(
+                child,
+                "failure" | "error" | "skipped" | "system-out" | "flakyFailure" | "rerunFailure"
+            ),
             Some(_) => false,
         };
         let required = |name: &str| -> &[&str] {
             match name {
                 "testsuite" => &["name=", "tests=", "failures=", "errors="],
                 "testcase" => &["name="],
+                "flakyFailure" | "rerunFailure" => &["type=", "message="],
                 "property" => &["name=", "value="],
                 _ => &[],
             }
@@ -725,16 +813,24 @@ mod tests {
         }
     }
 
-    fn schema() -> Option<PathBuf> {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        std::env::var_os("COREFLOW_JUNIT_XSD")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain([
-                manifest.join("../shared/schemas/junit.xsd"),
-                manifest.join("schemas/junit.xsd"),
-            ])
-            .find(|path| path.is_file())
+    fn schema() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit.xsd")
+    }
+
+    #[test]
+    fn failed_attempts_are_flaky_or_rerun_failures() {
+        let xml = report(&every_state());
+        let doomed = &xml[xml.find("<testcase name=\"doomed\"").unwrap()..];
+        let doomed = &doomed[..doomed.find("</testcase>").unwrap()];
+        assert_eq!(doomed.matches("<failure").count(), 1, "{doomed}");
+        assert!(
+            doomed.contains(r#"<rerunFailure type="failed" message="attempt 1 failed at step &quot;s&quot; (exit 1)"/>"#),
+            "{doomed}"
+        );
+        let load = &xml[xml.find("<testcase name=\"load\"").unwrap()..];
+        let load = &load[..load.find("</testcase>").unwrap()];
+        assert!(load.contains("<flakyFailure"), "{load}");
+        assert!(!load.contains("<failure"), "{load}");
     }
 
     #[test]
@@ -742,27 +838,24 @@ mod tests {
         for events in [scripted_run(), every_state(), Vec::new()] {
             let xml = report(&events);
             check_structure(&xml);
-            let Some(schema) = schema() else {
-                eprintln!("junit.xsd not found: structure checked, schema validation skipped");
-                continue;
-            };
+            let schema = schema();
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("report.xml");
             std::fs::write(&file, &xml).unwrap();
-            match Command::new("xmllint")
+            let result = Command::new("xmllint")
                 .arg("--noout")
                 .arg("--schema")
                 .arg(&schema)
                 .arg(&file)
                 .output()
-            {
-                Ok(result) => assert!(
-                    result.status.success(),
-                    "{}\n{xml}",
-                    String::from_utf8_lossy(&result.stderr)
-                ),
-                Err(err) => eprintln!("xmllint not available ({err}): schema validation skipped"),
-            }
+                .unwrap_or_else(|err| {
+                    panic!("xmllint must be installed (scripts/test.sh installs it): {err}")
+                });
+            assert!(
+                result.status.success(),
+                "{}\n{xml}",
+                String::from_utf8_lossy(&result.stderr)
+            );
         }
     }
 

@@ -189,6 +189,23 @@ jobs:
 }
 
 #[test]
+fn show_json_prints_params_in_declared_order() {
+    let ws = Workspace::with_workflow(
+        "params:\n  zeta: { type: string, default: z }\n  alpha: { type: int, default: 1 }\n  mid: { type: bool, default: true }\njobs:\n  a:\n    steps:\n      - run: \"true\"\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    // `Value` (with serde_json's preserve_order) keeps the printed order of keys.
+    let show = ws.show("1");
+    let names: Vec<&str> = show["params"]
+        .as_object()
+        .expect("params are an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, ["zeta", "alpha", "mid"]);
+}
+
+#[test]
 fn show_of_a_missing_run_is_exit_2_with_a_message() {
     let ws = Workspace::with_workflow("jobs:\n  j:\n    steps:\n      - run: \"true\"\n");
     let output = ws.coreflow().args(["show", "last"]).fails(2);

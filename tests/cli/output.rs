@@ -143,20 +143,31 @@ jobs:
     assert!(broken.contains("explode"), "{broken}");
 
     let schema = repo_root().join("tests/fixtures/junit.xsd");
-    match Command::new("xmllint")
+    let result = Command::new("xmllint")
         .arg("--noout")
         .arg("--schema")
         .arg(&schema)
         .arg(ws.path().join("report.xml"))
         .output()
-    {
-        Ok(result) => assert!(
-            result.status.success(),
-            "{}\n{xml}",
-            String::from_utf8_lossy(&result.stderr)
-        ),
-        Err(err) => eprintln!("xmllint not available ({err}): schema validation skipped"),
-    }
+        .unwrap_or_else(|err| panic!("xmllint must be installed (scripts/test.sh does it): {err}"));
+    assert!(
+        result.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+#[test]
+fn junit_naming_a_folder_is_refused_before_anything_runs() {
+    let ws = Workspace::with_workflow("jobs:\n  a:\n    steps:\n      - run: touch ran\n");
+    std::fs::create_dir(ws.path().join("reports")).expect("a folder");
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--junit", "reports"])
+        .fails(2);
+    assert!(output.stderr().contains("folder"), "{output}");
+    assert!(!ws.exists("ran"), "the run started");
+    assert!(ws.runs().is_empty(), "a run was created");
 }
 
 #[test]

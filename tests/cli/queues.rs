@@ -261,6 +261,29 @@ fn a_paused_queue_holds_its_jobs_until_it_is_resumed() {
 }
 
 #[test]
+fn a_foreground_run_whose_jobs_wait_in_a_paused_queue_is_queued_until_one_starts() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  held:\n    queue: held\n    steps:\n      - run: touch held-ran\n",
+    );
+    ws.coreflow().args(["queue", "add", "held"]).succeeds();
+    ws.coreflow().args(["queue", "pause", "held"]).succeeds();
+    let running = ws.coreflow().args(["run", "wf.yaml"]).spawn();
+    // The job reached its queue: everything the run wrote before it is committed.
+    wait_until("the job to wait in its queue", || {
+        jobs(&ws, &["--queue", "held"])
+            .iter()
+            .any(|j| j["status"] == "queued")
+    });
+    assert_eq!(run_status(&ws, "1"), "queued");
+    ws.coreflow().args(["queue", "resume", "held"]).succeeds();
+    let output = running.wait();
+    assert_eq!(output.code(), Some(0), "{output}");
+    assert_eq!(run_status(&ws, "1"), "succeeded");
+    let show = ws.show("1");
+    assert!(show["started_at"].is_string(), "{show:#}");
+}
+
+#[test]
 fn four_workers_never_run_more_jobs_of_a_queue_than_its_concurrency() {
     let ws = Workspace::new();
     // Each job marks itself running, counts the running ones, works a little, unmarks.
@@ -343,7 +366,12 @@ fn a_job_of_a_killed_worker_is_requeued_after_its_lease_and_finished_by_another(
     assert_eq!(ws.lines("attempts"), ["1", "2"]);
     // The lost attempt's process does not run on beside the new one.
     assert_gone(step_pid, "the lost attempt's step");
-    let killed = workers(&ws, &[])
+    // Live workers by default; `--all` for the history.
+    assert!(
+        !workers(&ws, &[]).iter().any(|w| w["pid"] == killed_pid),
+        "a lost worker is listed as live"
+    );
+    let killed = workers(&ws, &["--all"])
         .into_iter()
         .find(|w| w["pid"] == killed_pid)
         .expect("the killed worker is listed");
@@ -700,7 +728,7 @@ fn workers_lists_a_running_worker_and_move_redirects_it_to_another_environment()
         "listed there",
         |_| true,
     );
-    let here = workers(&ws, &[]);
+    let here = workers(&ws, &["--all"]);
     let old = here
         .iter()
         .find(|w| w["pid"] == worker.pid())

@@ -16,7 +16,7 @@ use crate::store::error::Error;
 use crate::store::owner::{Owner, host_name, owner_is_alive};
 use crate::store::queues::{
     Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
-    WorkerId, WorkerRecord,
+    WORKER_RETENTION, WorkerId, WorkerRecord,
 };
 use crate::store::store::{
     Change, LostJob, REASON_CANCELLED, REASON_LOST, RunTransition, Transition,
@@ -673,6 +673,14 @@ impl QueueStore for SqliteStore {
                    AND heartbeat_at < ?1",
             )?
             .execute([to_ms(now) - SILENT_WORKER_MS])?;
+            // Workers that ended long ago are forgotten: the table stays as small as the pool.
+            tx.prepare_cached(
+                "DELETE FROM workers
+                 WHERE state IN ('stopped', 'moved', 'lost') AND heartbeat_at < ?1
+                   AND id NOT IN (SELECT worker_id FROM jobs
+                                  WHERE status = 'running' AND worker_id IS NOT NULL)",
+            )?
+            .execute([to_ms(now - WORKER_RETENTION)])?;
             Ok(lost)
         })
     }

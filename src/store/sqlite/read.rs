@@ -261,7 +261,8 @@ const JOB_COLUMNS: &str = "j.id, j.run_id, j.name, j.status, j.queue, j.priority
                            j.attempts, j.exit_code, j.started_at, j.finished_at, j.duration_ms, \
                            j.peak_rss_bytes, j.cpu_ms, j.reason, j.base_name, j.matrix, \
                            j.needs, j.max_attempts, j.attempts_before_retry, j.queued_at, \
-                           j.kill_token, j.cancel_requested";
+                           j.kill_token, j.cancel_requested, \
+                           (SELECT r.created_at FROM runs AS r WHERE r.id = j.run_id)";
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let needs = match get_json(row, 17)? {
@@ -297,6 +298,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         queued_at: get_opt_time(row, 20)?,
         kill_token: row.get(21)?,
         cancel_requested: row.get(22)?,
+        created_at: get_time(row, 23)?,
     })
 }
 

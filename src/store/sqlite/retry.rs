@@ -17,11 +17,8 @@ pub(super) fn reset_for_retry(
     jobs: &[JobId],
     owner: Option<&Owner>,
 ) -> Result<(), Error> {
-    let reopened = if owner.is_some() {
-        RunState::Running
-    } else {
-        RunState::Queued
-    };
+    // Queued until a job starts, whoever runs it (SPEC §3).
+    let reopened = RunState::Queued;
     let from = run_status(tx, run)?;
     if !from.is_terminal() {
         return Err(Error::IllegalRunTransition {
