@@ -78,6 +78,29 @@ fn attempt_of(shared: &RunShared, input: &AttemptInput) -> JobAttempt {
     }
 }
 
+/// Everything of a job a reference can stand in (steps, env, metadata, paths…) and the
+/// workflow's `env`, as one text to search.
+fn job_texts(shared: &RunShared, job: &crate::spec::model::Job) -> String {
+    let mut texts = serde_json::to_string(job).unwrap_or_default();
+    texts.push_str(&serde_json::to_string(&shared.workflow.env).unwrap_or_default());
+    texts
+}
+
+/// Whether a job reads the datablock parameter `param`: a template names `params.PARAM`, or
+/// the text names `$COREFLOW_INPUT_PARAM` (SPEC §2: its content is there).
+fn reads_block_param(texts: &str, param: &str) -> bool {
+    let variable = format!("COREFLOW_INPUT_{}", env_key(param));
+    let reference = format!("params.{param}");
+    texts.contains(&variable)
+        || texts.match_indices(&reference).any(|(at, _)| {
+            // `params.src` is not read by `params.src_old`.
+            texts[at + reference.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        })
+}
+
 /// Materialises the job's inputs in `workdir` (see the module docs).
 ///
 /// # Errors
@@ -90,8 +113,14 @@ pub async fn materialise_inputs(
 ) -> Result<Inputs, String> {
     let job_def = &shared.workflow.jobs[input.base.as_str()];
     let mut wanted: Vec<Wanted> = Vec::new();
+    let mut texts = None;
     for (param, value) in &input.context.params {
         if let ParamValue::DataBlock { name, version } = value {
+            // Only where the job reads it: a run's block parameter is not copied into every job.
+            let texts = texts.get_or_insert_with(|| job_texts(shared, job_def));
+            if !reads_block_param(texts, param) {
+                continue;
+            }
             wanted.push(Wanted {
                 name: param.clone(),
                 source: Source::Param(BlockRef {

@@ -303,6 +303,71 @@ fn datablock_parameters_resolve_to_the_newest_or_a_fixed_version() {
 }
 
 #[test]
+fn a_datablock_parameter_is_materialised_only_in_the_jobs_that_read_it() {
+    let ws = Workspace::with_workflow(PRODUCER);
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    ws.file(
+        "three.yaml",
+        "\
+params:
+  src: { type: datablock, default: orders }
+jobs:
+  by-variable:
+    steps:
+      - run: cat \"$COREFLOW_INPUT_SRC\" > by-variable.txt
+  by-template:
+    steps:
+      - command: [touch, \"${{ params.src }}.seen\"]
+  elsewhere:
+    steps:
+      - run: echo \"${COREFLOW_INPUT_SRC:-none}\" > elsewhere.txt
+",
+    );
+    ws.coreflow().args(["run", "three.yaml"]).succeeds();
+    assert_eq!(ws.read("by-variable.txt"), "a");
+    assert!(ws.exists("orders@1.seen"));
+    let show = ws.show("2");
+    assert_eq!(
+        labels(&job(&show, "by-variable")["consumed_blocks"]),
+        ["orders@1"]
+    );
+    assert_eq!(
+        labels(&job(&show, "by-template")["consumed_blocks"]),
+        ["orders@1"]
+    );
+    // `elsewhere` names the variable only in its fallback: it reads it, so it gets it.
+    assert_eq!(
+        labels(&job(&show, "elsewhere")["consumed_blocks"]),
+        ["orders@1"]
+    );
+
+    ws.file(
+        "one.yaml",
+        "\
+params:
+  src: { type: datablock, default: orders }
+jobs:
+  reader:
+    steps:
+      - run: cat \"$COREFLOW_INPUT_SRC\" > reader.txt
+  other:
+    steps:
+      - run: echo \"${COREFLOW_INPUT_X:-not given}\" > other.txt
+",
+    );
+    ws.coreflow().args(["run", "one.yaml"]).succeeds();
+    let show = ws.show("3");
+    assert_eq!(
+        labels(&job(&show, "reader")["consumed_blocks"]),
+        ["orders@1"]
+    );
+    assert!(
+        labels(&job(&show, "other")["consumed_blocks"]).is_empty(),
+        "{show:#}"
+    );
+}
+
+#[test]
 fn a_missing_block_or_version_stops_the_run_before_it_starts() {
     let ws = Workspace::with_workflow(PRODUCER);
     ws.file("consumer.yaml", CONSUMER);
