@@ -12,8 +12,9 @@ use crate::cli::args::{
 };
 use crate::cli::env;
 use crate::cli::runs::table;
+use crate::engine::admission::{Admission, Request, admit};
+use crate::engine::queued::advance_unowned;
 use crate::engine::queued::load_definition;
-use crate::engine::queued::{advance_unowned, queue_run};
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
@@ -250,28 +251,53 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
             ))
         })?;
     let loaded = load_definition(&definition).map_err(|e| Error::Invalid(Box::new(e)))?;
+    // Parameters are checked here first, for exit 2 with the usual messages.
     let overrides = Overrides::parse(&args.params).map_err(|e| Error::Params(vec![e]))?;
-    let values =
-        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
-    let trigger = serde_json::json!({ "type": "api" });
-    let run = queue_run(
-        &store,
-        &loaded,
-        &values,
-        &overrides,
-        definition.source_path.as_deref(),
-        trigger,
-    )
-    .map_err(Error::Usage)?;
-    print_run_id(global, run.0)
+    params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
+    let request = Request {
+        loaded: &loaded,
+        params: &args.params,
+        trigger: serde_json::json!({ "type": "api" }),
+        source: definition.source_path.as_deref(),
+        now: Utc::now(),
+    };
+    let admission = admit(&store, &request).map_err(Error::Usage)?;
+    print_admission(global, &admission)
 }
 
-/// Prints a queued run's id (`--json`: `{"run_id": N}`).
-pub(super) fn print_run_id(global: &GlobalArgs, run: i64) -> Result<(), Error> {
+/// Prints what became of a request for a run: the queued run's id (`--json`: `{"run_id":
+/// N, "status": "queued"}`); for a skipped one its id, and the reason on stderr; for one
+/// waiting in line nothing on stdout (`--json`: `{"status": "waiting", "ahead": N}`) and a
+/// note on stderr.
+pub(super) fn print_admission(global: &GlobalArgs, admission: &Admission) -> Result<(), Error> {
+    let (value, text, note) = match admission {
+        Admission::Created(run) => (
+            serde_json::json!({ "run_id": run.0, "status": "queued" }),
+            format!("{run}\n"),
+            None,
+        ),
+        Admission::Skipped { run, reason } => (
+            serde_json::json!({ "run_id": run.0, "status": "skipped", "reason": reason }),
+            format!("{run}\n"),
+            Some(format!("run {run} skipped: {reason}")),
+        ),
+        Admission::Waiting { ahead } => (
+            serde_json::json!({ "status": "waiting", "ahead": ahead }),
+            String::new(),
+            Some(format!(
+                "waiting for a run slot (concurrency.max_runs), behind {ahead} other request(s): the daemon starts it when a run ends"
+            )),
+        ),
+    };
+    if let Some(note) = note
+        && !global.quiet
+    {
+        eprintln!("coreflow: {note}");
+    }
     if global.json {
-        super::print(&format!("{{\"run_id\": {run}}}\n"))
+        super::print(&super::json_text(&value))
     } else {
-        super::print(&format!("{run}\n"))
+        super::print(&text)
     }
 }
 

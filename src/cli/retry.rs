@@ -115,7 +115,8 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             overrides,
         };
         advance_run(&store, &run, &definition).map_err(|e| env::store_error(&e))?;
-        return super::queue::print_run_id(global, run.id.0);
+        let reopened = crate::engine::admission::Admission::Created(run.id);
+        return super::queue::print_admission(global, &reopened);
     }
     let junit = super::run::junit_writer(args.junit.as_deref())?;
     store

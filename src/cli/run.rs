@@ -11,8 +11,8 @@ use indexmap::IndexMap;
 
 use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::env;
+use crate::engine::admission::{Request, admit};
 use crate::engine::job::scratch_dir;
-use crate::engine::queued::queue_run;
 use crate::engine::run::QueueLoadsFn;
 use crate::engine::setup::{prepare, runtime_jobs};
 use crate::engine::{JobRt, RunShared, execute};
@@ -33,13 +33,18 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(Error::Params)?;
     if args.detach {
         let store = env::open(global)?;
+        // A missing DataBlock is exit 2 with the usual message, before anything is queued.
         super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
         let source = std::fs::canonicalize(&args.file).ok();
-        let source = source.as_deref().and_then(|p| p.to_str());
-        let trigger = serde_json::json!({ "type": "manual" });
-        let run = queue_run(&store, &loaded, &values, &overrides, source, trigger)
-            .map_err(Error::Usage)?;
-        return super::queue::print_run_id(global, run.0);
+        let request = Request {
+            loaded: &loaded,
+            params: &args.params,
+            trigger: serde_json::json!({ "type": "manual" }),
+            source: source.as_deref().and_then(|p| p.to_str()),
+            now: Utc::now(),
+        };
+        let admission = admit(&store, &request).map_err(Error::Usage)?;
+        return super::queue::print_admission(global, &admission);
     }
     let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
     // A report that cannot be written (a folder, no permission) stops the run before it is

@@ -172,6 +172,11 @@ fn render(file: &str, from: DateTime<Utc>, count: usize, previews: &[Preview]) -
             quote(&preview.expression),
             describe(&preview.trigger, from)
         );
+        if let TimeTrigger::Cron(cron) = &preview.trigger
+            && cron.days_either()
+        {
+            let _ = writeln!(out, "  note: {DAYS_EITHER}");
+        }
         if preview.fires.is_empty() {
             let _ = writeln!(out, "  no fires from {}", utc_text(from));
             continue;
@@ -204,6 +209,10 @@ fn render(file: &str, from: DateTime<Utc>, count: usize, previews: &[Preview]) -
     }
     out
 }
+
+/// Said under a schedule whose two day fields are restricted (`0 0 1-7 * MON`).
+const DAYS_EITHER: &str = "day-of-month and day-of-week are both restricted: a day matches \
+                           if either matches, as in cron(8)";
 
 /// What kind of time the trigger follows, for its header.
 fn describe(trigger: &TimeTrigger, from: DateTime<Utc>) -> String {

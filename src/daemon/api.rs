@@ -18,14 +18,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use indexmap::IndexMap;
 use serde_json::{Value, json};
 use tracing::info;
 
 use crate::daemon::guard::{self, Guard};
-use crate::engine::queued::queue_run;
+use crate::engine::admission::{self, Admission, Request};
 use crate::spec::Loaded;
-use crate::spec::params::{self, Overrides};
 use crate::state::RunId;
 use crate::store::{CancelOutcome, SqliteStore, Store};
 
@@ -123,31 +121,29 @@ async fn create_run(
         let Some(loaded) = loaded else {
             return error(StatusCode::NOT_FOUND, format!("no workflow `{name}`"));
         };
-        let overrides = match Overrides::parse(&texts) {
-            Ok(overrides) => overrides,
-            Err(err) => return error(StatusCode::BAD_REQUEST, err.to_string()),
+        let source = std::fs::canonicalize(&loaded.file).ok();
+        let request = Request {
+            loaded: &loaded,
+            params: &texts,
+            trigger: json!({ "type": "api" }),
+            source: source.as_deref().and_then(std::path::Path::to_str),
+            now: chrono::Utc::now(),
         };
-        let values = match params::resolve(&loaded.workflow, &IndexMap::new(), &overrides) {
-            Ok(values) => values,
-            Err(errors) => {
-                let message: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                return error(StatusCode::BAD_REQUEST, message.join("; "));
-            }
-        };
-        let source = loaded.dir.join(format!("{}.yaml", loaded.name));
-        let source = std::fs::canonicalize(&loaded.file).unwrap_or(source);
-        let trigger = json!({ "type": "api" });
-        match queue_run(
-            &state.store,
-            &loaded,
-            &values,
-            &overrides,
-            source.to_str(),
-            trigger,
-        ) {
-            Ok(run) => {
+        match admission::admit(&state.store, &request) {
+            Ok(Admission::Created(run)) => {
                 info!(workflow = %name, run = run.0, trigger = "api", "run created");
-                (StatusCode::CREATED, Json(json!({ "run_id": run.0 }))).into_response()
+                let body = json!({ "run_id": run.0, "status": "queued" });
+                (StatusCode::CREATED, Json(body)).into_response()
+            }
+            Ok(Admission::Skipped { run, reason }) => {
+                info!(workflow = %name, run = run.0, reason = %reason, "api request skipped");
+                let body = json!({ "run_id": run.0, "status": "skipped", "reason": reason });
+                (StatusCode::CREATED, Json(body)).into_response()
+            }
+            Ok(Admission::Waiting { ahead }) => {
+                info!(workflow = %name, ahead, "api request waits for a run slot");
+                let body = json!({ "status": "waiting", "ahead": ahead });
+                (StatusCode::ACCEPTED, Json(body)).into_response()
             }
             Err(err) => error(StatusCode::BAD_REQUEST, err),
         }

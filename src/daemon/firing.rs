@@ -7,7 +7,7 @@
 //! - [`Daemon::watch_events`]: file arrivals and other workflows' runs ending.
 //! - [`Daemon::housekeeping`]: re-queue the jobs of workers whose lease expired.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -22,9 +22,7 @@ use crate::daemon::catalog::Catalog;
 use crate::engine::queued::{advance_run, load_run_definition};
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, ParamType};
-use crate::store::{
-    QueueStore, RunFilter, SeenFile, SqliteStore, Store, TriggerStore, WaitingFire,
-};
+use crate::store::{QueueStore, RunFilter, SeenFile, SqliteStore, Store, TriggerStore};
 use crate::triggers::Fire;
 
 /// The daemon's valid workflows by name, shared with the API.
@@ -36,8 +34,6 @@ pub(super) struct Daemon {
     pub(super) catalog: Catalog,
     pub(super) workflows: Workflows,
     pub(super) armed: Vec<Armed>,
-    /// Fires waiting for a run slot (`on_overlap: queue`), per workflow, as persisted.
-    pub(super) waiting: HashMap<String, VecDeque<WaitingFire>>,
     /// Whether the folder has been loaded once.
     loaded: bool,
 }
@@ -50,7 +46,6 @@ impl Daemon {
             catalog: Catalog::new(dir.to_owned()),
             workflows: Arc::new(RwLock::new(BTreeMap::new())),
             armed: Vec::new(),
-            waiting: HashMap::new(),
             loaded: false,
         }
     }

@@ -3,6 +3,7 @@
 //! ([`context`]). Setting a run up from a workflow file is [`setup`]'s job; recording the
 //! coordinator's changes, on a thread of its own, the writer's.
 
+pub mod admission;
 pub mod context;
 pub mod decide;
 pub mod job;

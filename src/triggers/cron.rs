@@ -17,13 +17,15 @@
 //!
 //! # How
 //!
-//! The `cron` crate's own iterator in a chrono-tz zone does not follow this rule: it drops
-//! wall times that do not exist, fires both occurrences of a repeated one whatever the hour
-//! field, and, started during the second pass of a repeated hour, can even return an instant
-//! before its start (the tests below pin this down). So the crate is only asked for matching
-//! *wall times*, by running it in UTC on naive local times, where no time is missing or
-//! repeated; each wall time is then mapped to instants here with chrono's `LocalResult`
-//! (`None` in a gap, `Ambiguous` in a fold) and the rule above.
+//! Which wall times an expression names is [`crate::spec::cron`]'s business (the grammar,
+//! and the rule that a day matches if either day field matches when both are restricted);
+//! the `croner` crate behind it is asked only for matching *naive* wall times, where no
+//! time is missing or repeated. Each wall time is then mapped to instants here with
+//! chrono's `LocalResult` (`None` in a gap, `Ambiguous` in a fold) and the rule above. (A
+//! cron library's own search in a zone has its own daylight-saving rule: the `cron` crate
+//! used before dropped missing wall times and fired both passes of every repeated one;
+//! croner drops the missing times of a range of named hours and fires both passes of one,
+//! as the tests below pin down; croniter too fires both passes.)
 //!
 //! Wall times come in wall-clock order, which is instant order except inside a fold, where
 //! the first passes of all its wall times precede all second passes. [`CronSchedule::next_fire`]
@@ -32,8 +34,8 @@
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
-use cron::TimeUnitSpec;
 
+use crate::spec::cron::CronExpr;
 use crate::triggers::fire::{DstNote, Fire};
 use crate::triggers::transition::{gap_end, offset_at};
 
@@ -41,7 +43,7 @@ use crate::triggers::transition::{gap_end, offset_at};
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expression: String,
-    schedule: cron::Schedule,
+    schedule: CronExpr,
     zone: Tz,
     real_time: bool,
 }
@@ -61,7 +63,7 @@ impl CronSchedule {
     /// The expression's problem, as a message.
     pub fn new(expression: &str, zone: Tz) -> Result<Self, String> {
         let schedule = crate::spec::cron::parse_schedule(expression)?;
-        let real_time = schedule.hours().is_all();
+        let real_time = schedule.every_hour();
         Ok(CronSchedule {
             expression: expression.to_owned(),
             schedule,
@@ -104,17 +106,23 @@ impl CronSchedule {
         self.real_time
     }
 
-    /// The first fire strictly after `after`, or `None` when the schedule has no more (the
-    /// `cron` crate stops at year 2100).
+    /// Whether both day fields are restricted, so that a day matches if either matches (as
+    /// cron(8) reads `0 0 1-7 * MON`: days 1–7 and every Monday).
+    #[must_use]
+    pub fn days_either(&self) -> bool {
+        self.schedule.days_either()
+    }
+
+    /// The first fire strictly after `after`, or `None` when the schedule has no more
+    /// (croner's calendar ends with year 5000).
     #[must_use]
     pub fn next_fire(&self, after: DateTime<Utc>) -> Option<Fire> {
         let start = self.first_wall_to_read(after);
-        // The crate returns matches strictly after its argument; in UTC, naive wall times
-        // are neither missing nor repeated.
-        let from = (start - TimeDelta::seconds(1)).and_utc();
+        // Matches come strictly after the wall time asked about.
+        let mut wall = start - TimeDelta::seconds(1);
         let mut best: Option<Best> = None;
-        for wall in self.schedule.after(&from) {
-            let wall = wall.naive_utc();
+        while let Some(next) = self.schedule.next_after(wall) {
+            wall = next;
             if best.as_ref().is_some_and(|b| wall > b.read_until) {
                 break;
             }
@@ -127,6 +135,11 @@ impl CronSchedule {
                     Some(b) if fire.at == b.fire.at => merge_into(&mut b.fire, fire),
                     _ => best = Some(Best { fire, read_until }),
                 }
+            }
+            // Later wall times come after this one: none can be read once it is the last
+            // that could make an earlier fire (the usual case, which saves a search).
+            if best.as_ref().is_some_and(|b| wall >= b.read_until) {
+                break;
             }
         }
         best.map(|b| b.fire)

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::daemon_support::{Site, free_port, http, wait_api, wait_for};
+use crate::daemon_support::{Site, free_port, http, is_terminal, wait_api, wait_for};
 use crate::engine_support::is_alive;
 use crate::support::Coreflow;
 
@@ -454,7 +454,7 @@ fn on_overlap_queue_keeps_at_most_max_queued_fires_waiting_and_skips_the_rest() 
     });
     let reason = skipped["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains("max_queued 2") && reason.contains("2 fire(s) already waiting"),
+        reason.contains("max_queued 2") && reason.contains("2 request(s) already waiting"),
         "{skipped:#}"
     );
     let made: Vec<Value> = site
@@ -464,6 +464,59 @@ fn on_overlap_queue_keeps_at_most_max_queued_fires_waiting_and_skips_the_rest() 
         .collect();
     assert_eq!(made.len(), 1, "{made:#?}");
     gate.open();
+    daemon.stop();
+}
+
+#[test]
+fn max_runs_counts_runs_from_the_api_trigger_and_detach_too() {
+    let site = Site::new();
+    let gate = site.gate("gate");
+    site.workflow(
+        "serial.yaml",
+        &format!(
+            "concurrency: {{ max_runs: 1 }}\njobs:\n  j:\n    steps:\n      - run: {}\n",
+            gate.step()
+        ),
+    );
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
+    let daemon = site.daemon(&["--workers", "2", "--listen", &addr.to_string()]);
+    wait_api(addr);
+    let create = "/api/v1/workflows/serial/runs";
+    let first = http(addr, "POST", create, None, Some("{}")).expect("the API answers");
+    assert_eq!(first.status, 201, "{first:?}");
+    let first = first.body["run_id"].as_i64().expect("a run id");
+    site.wait_job_running(first);
+    // The slot is taken: every other way of asking waits in line, in order.
+    let second = http(addr, "POST", create, None, Some("{}")).expect("the API answers");
+    assert_eq!(second.status, 202, "{second:?}");
+    assert_eq!(second.body["status"], "waiting", "{second:?}");
+    let third = site.coreflow().args(["trigger", "serial"]).succeeds();
+    assert_eq!(third.stdout(), "", "{third}");
+    assert!(third.stderr().contains("waiting for a run slot"), "{third}");
+    let fourth = site
+        .coreflow()
+        .args(["--json", "run", "--detach"])
+        .arg(site.flows().join("serial.yaml"))
+        .succeeds();
+    assert_eq!(fourth.stdout_json()["ahead"], 2, "{fourth}");
+    assert_eq!(
+        site.runs("serial").len(),
+        1,
+        "a second run was created beside the first"
+    );
+    gate.open();
+    let ended = wait_for("all four runs to end", || {
+        let runs = site.runs("serial");
+        (runs.len() == 4 && runs.iter().all(|r| is_terminal(&r["status"]))).then_some(runs)
+    });
+    // One at a time: each started after the one before it finished.
+    for pair in ended.windows(2) {
+        assert_eq!(pair[0]["status"], "succeeded", "{pair:#?}");
+        let finished = pair[0]["finished_at"].as_str().expect("an end");
+        let started = pair[1]["started_at"].as_str().expect("a start");
+        assert!(finished <= started, "runs overlapped: {pair:#?}");
+    }
     daemon.stop();
 }
 

@@ -306,3 +306,165 @@ fn preview_help() {
       -V, --version           Print version
     ");
 }
+
+/// The local dates (with weekdays) of the first trigger's fires, from `--json`.
+fn fire_days(triggers: &str, from: &str, next: &str) -> Vec<String> {
+    let json = preview(triggers, &["--from", from, "--next", next, "--json"]).stdout_json();
+    json[0]["fires"]
+        .as_array()
+        .expect("fires is a list")
+        .iter()
+        .map(|fire| {
+            let local =
+                chrono::DateTime::parse_from_rfc3339(fire["at_local"].as_str().unwrap()).unwrap();
+            local.format("%Y-%m-%d %a %H:%M").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn both_day_fields_restricted_means_either_matches_with_a_note() {
+    let output = preview(
+        "  - schedule: '0 0 1-7 * MON'\n",
+        &["--from", "2026-06-01", "--next", "10"],
+    );
+    // Days 1–7 of June 2026, and every Monday (the 1st and 8th…), as cron(8) reads it.
+    insta::assert_snapshot!(output.stdout(), @r#"
+    wf.yaml: the next 10 fires of each time-based trigger, from 2026-06-01T00:00:00Z
+
+    triggers[0]: schedule "0 0 1-7 * MON" (UTC, wall-clock times: the hour field names hours)
+      note: day-of-month and day-of-week are both restricted: a day matches if either matches, as in cron(8)
+      2026-06-01 00:00:00 +00:00 UTC  2026-06-01T00:00:00Z
+      2026-06-02 00:00:00 +00:00 UTC  2026-06-02T00:00:00Z
+      2026-06-03 00:00:00 +00:00 UTC  2026-06-03T00:00:00Z
+      2026-06-04 00:00:00 +00:00 UTC  2026-06-04T00:00:00Z
+      2026-06-05 00:00:00 +00:00 UTC  2026-06-05T00:00:00Z
+      2026-06-06 00:00:00 +00:00 UTC  2026-06-06T00:00:00Z
+      2026-06-07 00:00:00 +00:00 UTC  2026-06-07T00:00:00Z
+      2026-06-08 00:00:00 +00:00 UTC  2026-06-08T00:00:00Z
+      2026-06-15 00:00:00 +00:00 UTC  2026-06-15T00:00:00Z
+      2026-06-22 00:00:00 +00:00 UTC  2026-06-22T00:00:00Z
+    "#);
+    assert_eq!(
+        fire_days("  - schedule: '0 12 1,15 * FRI'\n", "2026-05-01", "8"),
+        [
+            "2026-05-01 Fri 12:00",
+            "2026-05-08 Fri 12:00",
+            "2026-05-15 Fri 12:00",
+            "2026-05-22 Fri 12:00",
+            "2026-05-29 Fri 12:00",
+            "2026-06-01 Mon 12:00",
+            "2026-06-05 Fri 12:00",
+            "2026-06-12 Fri 12:00",
+        ]
+    );
+    // One `*` day field: no note, and only the other field counts.
+    for triggers in [
+        "  - schedule: '0 0 * * MON'\n",
+        "  - schedule: '0 0 1-7 * *'\n",
+    ] {
+        let text = preview(triggers, &["--from", "2026-06-01", "--next", "2"]);
+        assert!(!text.stdout().contains("note:"), "{text}");
+    }
+}
+
+#[test]
+fn last_day_nearest_weekday_and_nth_weekday() {
+    assert_eq!(
+        fire_days("  - schedule: '0 0 L * *'\n", "2026-01-01", "4"),
+        [
+            "2026-01-31 Sat 00:00",
+            "2026-02-28 Sat 00:00",
+            "2026-03-31 Tue 00:00",
+            "2026-04-30 Thu 00:00",
+        ]
+    );
+    // The 15th, or the weekday nearest it: Sunday 15 Feb moves to Monday the 16th, Saturday
+    // 15 Aug to Friday the 14th.
+    assert_eq!(
+        fire_days("  - schedule: '0 0 15W * *'\n", "2026-01-01", "8"),
+        [
+            "2026-01-15 Thu 00:00",
+            "2026-02-16 Mon 00:00",
+            "2026-03-16 Mon 00:00",
+            "2026-04-15 Wed 00:00",
+            "2026-05-15 Fri 00:00",
+            "2026-06-15 Mon 00:00",
+            "2026-07-15 Wed 00:00",
+            "2026-08-14 Fri 00:00",
+        ]
+    );
+    assert_eq!(
+        fire_days("  - schedule: '0 0 * * 1#2'\n", "2026-01-01", "3"),
+        [
+            "2026-01-12 Mon 00:00",
+            "2026-02-09 Mon 00:00",
+            "2026-03-09 Mon 00:00",
+        ]
+    );
+}
+
+#[test]
+fn macros() {
+    let from = "2026-05-17T10:30:00Z"; // a Sunday
+    for (expr, expected) in [
+        ("@yearly", ["2027-01-01 Fri 00:00", "2028-01-01 Sat 00:00"]),
+        (
+            "@annually",
+            ["2027-01-01 Fri 00:00", "2028-01-01 Sat 00:00"],
+        ),
+        ("@monthly", ["2026-06-01 Mon 00:00", "2026-07-01 Wed 00:00"]),
+        ("@weekly", ["2026-05-24 Sun 00:00", "2026-05-31 Sun 00:00"]),
+        ("@daily", ["2026-05-18 Mon 00:00", "2026-05-19 Tue 00:00"]),
+        (
+            "@midnight",
+            ["2026-05-18 Mon 00:00", "2026-05-19 Tue 00:00"],
+        ),
+        ("@hourly", ["2026-05-17 Sun 11:00", "2026-05-17 Sun 12:00"]),
+    ] {
+        assert_eq!(
+            fire_days(&format!("  - schedule: '{expr}'\n"), from, "2"),
+            expected,
+            "{expr}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_schedules_are_validate_errors_that_say_what_is_supported() {
+    let output = Coreflow::new()
+        .file(
+            "wf.yaml",
+            workflow(
+                "  - schedule: '@reboot'\n  - schedule: '@every 5m'\n  - schedule: '0 0 * * 8'\n",
+            ),
+        )
+        .args(["validate", "wf.yaml"])
+        .fails(2);
+    let stderr = output.stderr();
+    let macros = "the macros are @yearly (or @annually), @monthly, @weekly, @daily (or @midnight) \
+                  and @hourly, or write 5 fields (minute hour day-of-month month day-of-week) or 6 \
+                  (seconds first)";
+    for expected in [
+        format!(
+            "wf.yaml:3:15: error: invalid cron expression `@reboot`: `@reboot` is not supported: \
+             a schedule names times of day, and the daemon has no boot event; {macros}\n"
+        ),
+        format!(
+            "wf.yaml:4:15: error: invalid cron expression `@every 5m`: `@every` is not cron: use \
+             a trigger `every: 5m` instead of `schedule:`; {macros}\n"
+        ),
+        "wf.yaml:5:15: error: invalid cron expression `0 0 * * 8`: day-of-week `8` is out of \
+         range; day-of-week takes 0-7 (0 and 7 are Sunday) or SUN-SAT, and d#n (1#2: the second \
+         Monday), with `*`, ranges (MON-FRI), steps (1-5/2) and lists (SAT,SUN)\n"
+            .to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\n{output}");
+    }
+    assert!(stderr.ends_with("wf.yaml: 3 errors found\n"), "{output}");
+    // `schedule preview` refuses the file the same way.
+    Coreflow::new()
+        .file("wf.yaml", workflow("  - schedule: '@reboot'\n"))
+        .args(["schedule", "preview", "wf.yaml"])
+        .fails(2);
+}

@@ -121,7 +121,8 @@ mod tests {
             .reset_for_retry(run_id, &[a, b], Some(&new_owner))
             .unwrap();
         let record = store.run(run_id).unwrap().unwrap();
-        assert_eq!(record.status, RunState::Running);
+        // Queued until its owner starts a job.
+        assert_eq!(record.status, RunState::Queued);
         assert_eq!(record.finished_at, None);
         assert_eq!(record.owner, Some(new_owner));
         let job_a = store.job(a).unwrap().unwrap();

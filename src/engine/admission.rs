@@ -1,0 +1,227 @@
+//! Admission: a request for a run of a workflow (a trigger fire, the API, `coreflow trigger`,
+//! `run --detach`) becoming a run under the workflow's `concurrency` (SPEC §7:
+//! `max_runs` counts every run of the workflow, whatever started it).
+//!
+//! - below `max_runs` (or without it), the run is created and its ready jobs queued;
+//! - `on_overlap: skip` records a `skipped` run with the reason;
+//! - `on_overlap: queue` puts the request in the environment's line (it survives restarts),
+//!   which the daemon serves, oldest first, as runs of the workflow end; beyond
+//!   `max_queued` requests in line, a request is recorded as a `skipped` run instead;
+//! - `on_overlap: cancel_running` asks the oldest active runs to cancel, as many as it takes
+//!   to make room, and creates the run at once.
+//!
+//! A request in line keeps its parameters as texts (`NAME=V`, `JOB.NAME=V`), resolved again
+//! when its run is created.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+
+use crate::engine::queued::queue_run;
+use crate::spec::Loaded;
+use crate::spec::model::OnOverlap;
+use crate::spec::params::{self, Overrides, Values};
+use crate::state::{RunId, RunState};
+use crate::store::{NewRun, RunFilter, SqliteStore, Store, TriggerStore};
+
+/// What became of a request for a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// The run was created and its ready jobs queued.
+    Created(RunId),
+    /// The request waits in line for a run slot, behind `ahead` others.
+    Waiting { ahead: usize },
+    /// The request was recorded as a `skipped` run.
+    Skipped { run: RunId, reason: String },
+}
+
+/// A request for a run.
+pub struct Request<'a> {
+    pub loaded: &'a Loaded,
+    /// The parameters as given (`NAME=V`, `JOB.NAME=V`), kept for a request that waits.
+    pub params: &'a [String],
+    /// The trigger record the run will carry.
+    pub trigger: serde_json::Value,
+    /// The workflow file, recorded with its definition.
+    pub source: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+impl Request<'_> {
+    /// The parameter values, checked against the workflow.
+    ///
+    /// # Errors
+    /// A parameter that does not parse or fit, as messages.
+    pub fn resolve(&self) -> Result<(Values, Overrides), String> {
+        let overrides = Overrides::parse(self.params).map_err(|e| e.to_string())?;
+        let values = params::resolve(&self.loaded.workflow, &IndexMap::new(), &overrides).map_err(
+            |errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        )?;
+        Ok((values, overrides))
+    }
+}
+
+/// Admits `request` under its workflow's concurrency.
+///
+/// # Errors
+/// Bad parameters, a missing DataBlock, or the store failing, as a message; nothing was
+/// created.
+pub fn admit(store: &Arc<SqliteStore>, request: &Request<'_>) -> Result<Admission, String> {
+    let (values, overrides) = request.resolve()?;
+    let loaded = request.loaded;
+    let create = || {
+        queue_run(
+            store,
+            loaded,
+            &values,
+            &overrides,
+            request.source,
+            request.trigger.clone(),
+        )
+        .map(Admission::Created)
+    };
+    let Some(concurrency) = &loaded.workflow.concurrency else {
+        return create();
+    };
+    let Some(max) = concurrency.max_runs else {
+        return create();
+    };
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let active = active_runs(store, &loaded.name)?;
+    let in_line = waiting(store, &loaded.name)?;
+    let queue = concurrency.on_overlap == OnOverlap::Queue;
+    // Requests already in line go first.
+    if active.len() < max && !(queue && in_line > 0) {
+        return create();
+    }
+    let skip = |reason: String| {
+        record_skipped(
+            store,
+            loaded,
+            request.trigger.clone(),
+            &values,
+            &reason,
+            request.now,
+        )
+        .map(|run| Admission::Skipped { run, reason })
+    };
+    match concurrency.on_overlap {
+        OnOverlap::Skip => skip(format!(
+            "{} run(s) active, max_runs {max}: on_overlap skip",
+            active.len()
+        )),
+        OnOverlap::Queue if in_line >= concurrency.max_queued() => skip(format!(
+            "{in_line} request(s) already waiting for a run slot, max_queued {}",
+            concurrency.max_queued()
+        )),
+        OnOverlap::Queue => {
+            let params: serde_json::Map<String, serde_json::Value> = request
+                .params
+                .iter()
+                .filter_map(|text| text.split_once('='))
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+                .collect();
+            store
+                .push_waiting(
+                    &loaded.name,
+                    &request.trigger,
+                    &serde_json::Value::Object(params),
+                    request.now,
+                )
+                .map_err(|e| e.to_string())?;
+            Ok(Admission::Waiting { ahead: in_line })
+        }
+        OnOverlap::CancelRunning => {
+            // Oldest first, just enough to make room for this run.
+            let excess = active.len() + 1 - max;
+            for run in active.iter().take(excess) {
+                tracing::info!(
+                    workflow = %loaded.name,
+                    run = run.0,
+                    "cancelling an active run (on_overlap cancel_running)"
+                );
+                store.request_cancel_run(*run).map_err(|e| e.to_string())?;
+            }
+            create()
+        }
+    }
+}
+
+/// The workflow's `queued` and `running` runs, oldest first.
+///
+/// # Errors
+/// The store failing.
+pub fn active_runs(store: &SqliteStore, workflow: &str) -> Result<Vec<RunId>, String> {
+    let mut active = Vec::new();
+    for status in [RunState::Queued, RunState::Running] {
+        let filter = RunFilter {
+            workflow: Some(workflow.to_owned()),
+            status: Some(status),
+            limit: Some(100_000),
+        };
+        let runs = store.runs(&filter).map_err(|e| e.to_string())?;
+        active.extend(runs.into_iter().map(|r| r.id));
+    }
+    active.sort_unstable();
+    Ok(active)
+}
+
+/// How many requests for the workflow wait in line.
+fn waiting(store: &SqliteStore, workflow: &str) -> Result<usize, String> {
+    Ok(store
+        .waiting_fires()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|fire| fire.workflow == workflow)
+        .count())
+}
+
+/// Records a request that did not become a run as a `skipped` run with its reason.
+fn record_skipped(
+    store: &SqliteStore,
+    loaded: &Loaded,
+    trigger: serde_json::Value,
+    values: &Values,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<RunId, String> {
+    let run = NewRun {
+        workflow: loaded.name.clone(),
+        def_hash: loaded.hash.clone(),
+        params: serde_json::to_value(values).unwrap_or_default(),
+        trigger,
+        status: RunState::Skipped,
+        reason: Some(reason.to_owned()),
+        owner: None,
+        created_at: now,
+        jobs: Vec::new(),
+    };
+    store
+        .create_run(&run)
+        .map(|(id, _)| id)
+        .map_err(|e| e.to_string())
+}
+
+/// The texts (`NAME=V`) of a waiting request's parameters, as [`admit`] kept them.
+#[must_use]
+pub fn waiting_params(params: &serde_json::Value) -> Vec<String> {
+    params
+        .as_object()
+        .map(|object| {
+            object
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
