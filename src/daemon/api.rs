@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tracing::info;
 
+use crate::daemon::coalesce::Coalescer;
 use crate::daemon::guard::{self, Guard};
 use crate::engine::admission::{self, Admission, Request};
 use crate::spec::Loaded;
@@ -29,9 +30,12 @@ use crate::store::{CancelOutcome, SqliteStore, Store};
 
 /// What the handlers share.
 pub struct ApiState {
+    /// A connection of the API's own: a long read never holds up the daemon's loop.
     pub store: Arc<SqliteStore>,
     /// The daemon's valid workflows by name, replaced on every reload.
     pub workflows: Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>,
+    /// `GET /runs/{id}` answers, shared by the clients that ask for a run at once.
+    pub runs: Coalescer<i64, (StatusCode, Bytes)>,
 }
 
 type Shared = Arc<ApiState>;
@@ -155,17 +159,49 @@ async fn read_run(State(state): State<Shared>, Path(id): Path<String>) -> Respon
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, format!("no run `{id}`"));
     };
-    blocking(move || match state.store.run(RunId(id)) {
+    let shared = Arc::clone(&state);
+    let (status, body) = state
+        .runs
+        .get(id, || async move {
+            tokio::task::spawn_blocking(move || run_json(&shared.store, id))
+                .await
+                .unwrap_or_else(|err| {
+                    error_body(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
+                })
+        })
+        .await;
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// A run with its jobs, as `coreflow show --json` prints it, or the error.
+fn run_json(store: &SqliteStore, id: i64) -> (StatusCode, Bytes) {
+    match store.run(RunId(id)) {
         Ok(Some(run)) => {
-            let jobs = state.store.jobs(run.id).unwrap_or_default();
+            let jobs = match store.jobs(run.id) {
+                Ok(jobs) => jobs,
+                Err(err) => return error_body(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+            };
             let mut value = serde_json::to_value(&run).unwrap_or_default();
             value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
-            Json(value).into_response()
+            (
+                StatusCode::OK,
+                Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+            )
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no run {id}")),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-    })
-    .await
+        Ok(None) => error_body(StatusCode::NOT_FOUND, &format!("no run {id}")),
+        Err(err) => error_body(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+    }
+}
+
+/// An error's status and `{"error": …}` body.
+fn error_body(status: StatusCode, message: &str) -> (StatusCode, Bytes) {
+    let body = serde_json::to_vec(&json!({ "error": message })).unwrap_or_default();
+    (status, Bytes::from(body))
 }
 
 async fn cancel_run(State(state): State<Shared>, Path(id): Path<String>) -> Response {

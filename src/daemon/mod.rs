@@ -17,6 +17,7 @@
 //! - `firing.rs`: the daemon's state; reloading, due time triggers, file and `after` events.
 //! - `armed.rs`: one armed trigger, and arming it (catchup after downtime).
 //! - `overlap.rs`: a fire becoming a run under the workflow's `concurrency`.
+//! - `coalesce.rs`: concurrent reads of one run share one computation.
 //! - `guard.rs`, `http.rs`: the one middleware every API request passes (Host, same
 //!   origin, token, body limits), and serving with header timeouts.
 //! - `config.rs`, `lock.rs`: settings and errors; the environment's lock.
@@ -24,6 +25,7 @@
 pub mod api;
 mod armed;
 pub mod catalog;
+pub mod coalesce;
 mod config;
 mod firing;
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tracing::{error, info};
 
 use crate::clock::{Clock, SystemClock};
 use crate::daemon::api;
+use crate::daemon::coalesce::Coalescer;
 use crate::daemon::config::{DaemonConfig, DaemonError};
 use crate::daemon::firing::Daemon;
 use crate::daemon::guard::Guard;
@@ -67,9 +68,18 @@ pub async fn serve(
     daemon.housekeeping(clock.now());
     // The API starts once the folder is loaded: no request sees an empty daemon.
     let server = listener.map(|listener| {
+        // Its own connection, so that a long read never waits on (or holds up) the loop's.
+        let api_store = SqliteStore::open(&config.env).map_or_else(
+            |err| {
+                error!(error = %err, "api: no connection of its own; sharing the daemon's");
+                Arc::clone(&store)
+            },
+            Arc::new,
+        );
         let state = Arc::new(api::ApiState {
-            store: Arc::clone(&store),
+            store: api_store,
             workflows: Arc::clone(&daemon.workflows),
+            runs: Coalescer::default(),
         });
         let addr = listener.local_addr().ok().or(config.listen);
         let guard = addr.map(|addr| Guard::new(addr, &config.public_hosts, config.token.as_deref()));
