@@ -1,9 +1,29 @@
 //! The top-level error of a command and the only mapping to exit codes (SPEC §4):
-//! 0 success, 1 the run failed or was cancelled, 2 bad usage or an invalid workflow or
-//! parameter, 3 the environment could not be opened or is corrupt, 130 interrupted.
+//!
+//! | Code | Constant | Meaning |
+//! |---|---|---|
+//! | 0 | [`exit::SUCCESS`] | success |
+//! | 1 | [`exit::FAILED`] | the run failed or was cancelled (also: output could not be written) |
+//! | 2 | [`exit::USAGE`] | bad usage, an invalid workflow or parameter, something not found |
+//! | 3 | [`exit::ENVIRONMENT`] | the environment could not be opened or is corrupt |
+//! | 130 | [`exit::INTERRUPTED`] | interrupted (Ctrl-C) |
 
 use crate::spec::LoadError;
 use crate::spec::params::ParamError;
+
+/// The process exit codes, one per class of outcome.
+pub mod exit {
+    /// The command did what it was asked.
+    pub const SUCCESS: i32 = 0;
+    /// The run failed or was cancelled.
+    pub const FAILED: i32 = 1;
+    /// Bad usage, an invalid workflow or parameter, or something named that does not exist.
+    pub const USAGE: i32 = 2;
+    /// The environment could not be opened or is corrupt.
+    pub const ENVIRONMENT: i32 = 3;
+    /// Interrupted by a signal (128 + SIGINT).
+    pub const INTERRUPTED: i32 = 130;
+}
 
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +67,12 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Invalid(_) | Error::Params(_) | Error::AlreadyReported => 2,
-            Error::Environment(_) => 3,
-            Error::RunFailed { .. } => 1,
-            Error::Interrupted => 130,
-            Error::Io(_) => 1,
+            Error::Usage(_) | Error::Invalid(_) | Error::Params(_) | Error::AlreadyReported => {
+                exit::USAGE
+            }
+            Error::Environment(_) => exit::ENVIRONMENT,
+            Error::RunFailed { .. } | Error::Io(_) => exit::FAILED,
+            Error::Interrupted => exit::INTERRUPTED,
         }
     }
 }

@@ -6,7 +6,11 @@
 //! - [`spec`] turns workflow YAML into the typed model, with positioned diagnostics.
 //! - [`graph`] builds and checks the job DAG, fans out matrices, and draws it.
 //! - [`state`] names run and job states.
+//! - [`step`] runs one step as a child process; [`engine`] runs runs; [`store`] is the
+//!   environment's state; [`daemon`] serves triggers and the HTTP API; [`ui`] shows progress.
 //! - [`cli`] is the command-line front end; [`error`] maps failures to exit codes.
+//!
+//! `ARCHITECTURE.md` at the repository's root has the layers and the rules between them.
 
 pub mod blocks;
 pub mod cli;
@@ -18,7 +22,7 @@ pub mod graph;
 pub mod scheduler;
 pub mod spec;
 pub mod state;
+pub mod step;
 pub mod store;
 pub mod triggers;
 pub mod ui;
-pub mod worker;

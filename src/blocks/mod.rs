@@ -5,12 +5,12 @@
 //!   distinct file content is kept once, read-only, under its SHA-256; a folder is a listing
 //!   of its files' hashes and modes ([`tree`](self) format in `tree.rs`). Content is hashed
 //!   while it is copied in, in one streaming pass with bounded memory.
-//! - [`BlockStore`] is the registry, beside [`crate::store::Store`]: names, versions (from 1
+//! - [`BlockStore`] is the registry, beside [`crate::store::RunStore`]: names, versions (from 1
 //!   per name, a new one only when the content changed), who published each version, what
 //!   each job attempt read — lineage both ways — and the publish sequence the daemon's
 //!   `datablock:` trigger polls ([`BlockStore::block_versions_since`]).
-//! - [`materialise_inputs`] and [`finish_attempt`] are the engine's hooks around an attempt:
-//!   inputs before the first step, publication after success.
+//! - The engine's hooks around an attempt (inputs before the first step, publication after
+//!   success) are `engine/blocks.rs`: this module knows nothing of runs being executed.
 //! - [`pin_params`] fixes a run's `datablock` parameters to versions before it starts;
 //!   [`resolve`] turns `NAME[@VERSION]` into a version with clear "not found" errors.
 //! - [`collect_garbage`] is `blocks gc`.
@@ -22,7 +22,6 @@ mod error;
 mod gc;
 mod hash;
 mod ingest;
-mod materialise;
 mod registry;
 mod resolve;
 mod tree;
@@ -31,7 +30,6 @@ pub use cas::{Access, Cas, INPUTS_DIR, Lock, Stored, Sweep, remove_tree};
 pub use error::Error;
 pub use gc::{GcReport, collect_garbage};
 pub use hash::{ContentHash, hash_bytes, hash_reader};
-pub use materialise::{Inputs, finish_attempt, materialise_inputs};
 pub use registry::{
     BlockKey, BlockKind, BlockRef, BlockStore, BlockSummary, BlockVersion, BlockVersionId,
     JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind, is_valid_name,

@@ -2,7 +2,7 @@
 //!
 //! The registry knows names, versions, content hashes, who published what and which blocks
 //! each job attempt read; the bytes live in the content store ([`super::Cas`]). Like
-//! [`crate::store::Store`] the trait speaks in verbs (publish, record what was consumed,
+//! [`crate::store::RunStore`] the trait speaks in verbs (publish, record what was consumed,
 //! resolve a reference), so that a PostgreSQL registry can later sit beside SQLite's.
 //!
 //! Versions count from 1 per name. A version is never renumbered or reused: `blocks gc`

@@ -4,7 +4,7 @@
 use crate::cli::args::{CancelArgs, GlobalArgs};
 use crate::cli::env;
 use crate::error::Error;
-use crate::store::{CancelOutcome, Store};
+use crate::store::CancelOutcome;
 
 pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
     let store = env::open(global)?;
@@ -19,11 +19,11 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
             .map_err(|e| env::store_error(&e))?;
         if outcome == CancelOutcome::Cancelled {
             // A queued job of a detached run: what needs it, and the run, move on.
-            crate::engine::queued::advance_unowned(&store, job.run_id);
+            crate::engine::queued::advance_unowned(&*store, job.run_id);
         }
         (format!("job {}/{}", job.run_id, job.name), outcome)
     } else {
-        let run = super::runs::find_run(&store, target)?;
+        let run = super::runs::find_run(&*store, target)?;
         let outcome = store
             .request_cancel_run(run.id)
             .map_err(|e| env::store_error(&e))?;

@@ -1,12 +1,12 @@
 //! Opening the environment a command works on, and recovering lost work on the way.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::args::GlobalArgs;
 use crate::error::Error;
-use crate::store::{SqliteStore, Store, owner_is_alive, owner_token_prefix};
+use crate::store::Env;
+use crate::store::{owner_is_alive, owner_token_prefix};
 
 /// The environment directory: `--env`, `COREFLOW_ENV`, or `./.coreflow`.
 #[must_use]
@@ -20,7 +20,7 @@ pub(super) fn env_dir(global: &GlobalArgs) -> PathBuf {
 ///
 /// # Errors
 /// The environment cannot be opened or is not a CoreFlow database (exit 3).
-pub(super) fn open(global: &GlobalArgs) -> Result<Arc<SqliteStore>, Error> {
+pub(super) fn open(global: &GlobalArgs) -> Result<Env, Error> {
     open_dir(&env_dir(global))
 }
 
@@ -28,16 +28,9 @@ pub(super) fn open(global: &GlobalArgs) -> Result<Arc<SqliteStore>, Error> {
 ///
 /// # Errors
 /// As [`open`].
-pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error> {
+pub(super) fn open_dir(dir: &std::path::Path) -> Result<Env, Error> {
     let dir = dir.to_path_buf();
-    if dir.to_string_lossy().starts_with("postgres://")
-        || dir.to_string_lossy().starts_with("postgresql://")
-    {
-        return Err(Error::Environment(
-            "PostgreSQL environments are not supported yet".to_owned(),
-        ));
-    }
-    let store = SqliteStore::open(&dir).map_err(|e| Error::Environment(e.to_string()))?;
+    let store = crate::store::open(&dir).map_err(|e| Error::Environment(e.to_string()))?;
     tracing::debug!(env = %dir.display(), "environment opened");
     let lost = store.recover_lost(&owner_is_alive).map_err(|e| {
         if e.is_environment() {
@@ -71,12 +64,12 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Arc<SqliteStore>, Error>
         );
     }
     for token in tokens {
-        let killed = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+        let killed = crate::step::kill_token_processes(&token, Duration::from_secs(2));
         if killed > 0 {
             tracing::info!(token, killed, "leftover processes stopped");
         }
     }
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 /// Maps a store error met while working to the command's error.

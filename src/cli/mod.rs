@@ -28,7 +28,7 @@ use crate::error::Error;
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(()) => 0,
+        Ok(()) => crate::error::exit::SUCCESS,
         Err(err) => report(&err),
     }
 }
@@ -74,7 +74,7 @@ fn report(err: &Error) -> i32 {
         }
         Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
             // A closed stdout (`coreflow … | head`) ends quietly.
-            return 0;
+            return crate::error::exit::SUCCESS;
         }
         other => {
             let _ = writeln!(stderr, "error: {other}");

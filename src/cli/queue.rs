@@ -20,9 +20,8 @@ use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
 use crate::spec::params::{self, Overrides};
 use crate::state::JobState;
-use crate::store::{
-    CancelOutcome, JobFilter, JobRecord, QueueStore, RemoveOutcome, SqliteStore, Store,
-};
+use crate::store::Environment;
+use crate::store::{CancelOutcome, JobFilter, JobRecord, RemoveOutcome};
 
 pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> {
     let store = env::open(global)?;
@@ -59,7 +58,7 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
         QueueAction::Pause { name } | QueueAction::Resume { name } => {
             let pause = matches!(args.action, QueueAction::Pause { .. });
             if !store.set_paused(name, pause).map_err(fail)? {
-                return Err(no_queue(&store, name));
+                return Err(no_queue(&*store, name));
             }
             quiet_print(
                 global,
@@ -74,11 +73,11 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
                 RemoveOutcome::Removed(runs) => {
                     // Jobs it cancelled may have been their runs' last, or needed by others.
                     for run in runs {
-                        advance_unowned(&store, run);
+                        advance_unowned(&*store, run);
                     }
                     quiet_print(global, &format!("queue {name} removed\n"))
                 }
-                RemoveOutcome::NotFound => Err(no_queue(&store, name)),
+                RemoveOutcome::NotFound => Err(no_queue(&*store, name)),
                 RemoveOutcome::Busy(n) => Err(Error::Usage(format!(
                     "queue {name} still holds {n} job{}; wait for them, or use --force to cancel them",
                     if n == 1 { "" } else { "s" }
@@ -88,7 +87,7 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
     }
 }
 
-fn no_queue(store: &SqliteStore, name: &str) -> Error {
+fn no_queue(store: &dyn Environment, name: &str) -> Error {
     let names: Vec<String> = store
         .queues()
         .map(|q| q.into_iter().map(|q| q.name).collect())
@@ -154,7 +153,7 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             super::print(&table(&rows))
         }
         Some(JobsAction::Priority { job, priority }) => {
-            let record = waiting_job(&store, job)?;
+            let record = waiting_job(&*store, job)?;
             store
                 .apply(&[crate::store::Change::Priority {
                     job: record.id,
@@ -167,7 +166,7 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             )
         }
         Some(JobsAction::Top { job }) => {
-            let record = waiting_job(&store, job)?;
+            let record = waiting_job(&*store, job)?;
             store.set_top(record.id).map_err(fail)?;
             quiet_print(
                 global,
@@ -178,12 +177,12 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             )
         }
         Some(JobsAction::Cancel { job }) => {
-            let record = find_job(&store, job)?;
+            let record = find_job(&*store, job)?;
             let message = match store.request_cancel_job(record.id).map_err(fail)? {
                 CancelOutcome::Requested => "cancel requested",
                 CancelOutcome::Cancelled => {
                     // Jobs that need it are cancelled in turn, and it may have been the last.
-                    advance_unowned(&store, record.run_id);
+                    advance_unowned(&*store, record.run_id);
                     "cancelled"
                 }
                 CancelOutcome::AlreadyFinished => "already finished, nothing to cancel",
@@ -213,7 +212,7 @@ fn metadata(job: &JobRecord) -> String {
         .unwrap_or_default()
 }
 
-fn find_job(store: &SqliteStore, reference: &str) -> Result<JobRecord, Error> {
+fn find_job(store: &dyn Environment, reference: &str) -> Result<JobRecord, Error> {
     store
         .resolve_job(reference)
         .map_err(|e| env::store_error(&e))?
@@ -221,7 +220,7 @@ fn find_job(store: &SqliteStore, reference: &str) -> Result<JobRecord, Error> {
 }
 
 /// A job that has not started: priority and top only apply to those.
-fn waiting_job(store: &SqliteStore, reference: &str) -> Result<JobRecord, Error> {
+fn waiting_job(store: &dyn Environment, reference: &str) -> Result<JobRecord, Error> {
     let job = find_job(store, reference)?;
     if !matches!(job.status, JobState::Pending | JobState::Queued) {
         return Err(Error::Usage(format!(
@@ -365,7 +364,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
     for dir in &dirs {
         let store = env::open_dir(dir)?;
         // Settle vanished workers first: with every worker gone, nobody else would.
-        crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&store));
+        crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&*store));
         for worker in store.workers().map_err(|e| env::store_error(&e))? {
             if !args.all && !worker.is_live() {
                 continue;

@@ -12,11 +12,11 @@ use crate::engine::queued::{RunDefinition, advance_run, load_run_definition};
 use crate::engine::setup::prepare;
 use crate::error::Error;
 use crate::state::JobState;
-use crate::store::{Owner, Store};
+use crate::store::Owner;
 
 pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     let store = env::open(global)?;
-    let run = super::runs::find_run(&store, &args.run)?;
+    let run = super::runs::find_run(&*store, &args.run)?;
     if !run.status.is_terminal() {
         return Err(Error::Usage(format!(
             "run {} is still {}; cancel it first",
@@ -28,7 +28,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         loaded,
         mut values,
         mut overrides,
-    } = load_run_definition(&store, &run).map_err(Error::Usage)?;
+    } = load_run_definition(&*store, &run).map_err(Error::Usage)?;
     // The run's DataBlock parameters name fixed versions: they must still exist.
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
 
@@ -114,7 +114,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             values,
             overrides,
         };
-        advance_run(&store, &run, &definition).map_err(|e| env::store_error(&e))?;
+        advance_run(&*store, &run, &definition).map_err(|e| env::store_error(&e))?;
         let reopened = crate::engine::admission::Admission::Created(run.id);
         return super::queue::print_admission(global, &reopened);
     }

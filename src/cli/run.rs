@@ -21,7 +21,8 @@ use crate::scheduler::QueueLoad;
 use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{Loaded, load};
 use crate::state::{RunId, RunState};
-use crate::store::{NewDefinition, NewRun, Owner, QueueStore, SqliteStore, Store};
+use crate::store::Env;
+use crate::store::{NewDefinition, NewRun, Owner};
 use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
@@ -118,7 +119,7 @@ impl Foreground {
     pub(super) fn execute(
         self,
         global: &GlobalArgs,
-        store: &Arc<SqliteStore>,
+        store: &Env,
         loaded: &Loaded,
         values: Values,
         overrides: Overrides,
@@ -141,7 +142,7 @@ impl Foreground {
             workflow_name: loaded.name.clone(),
             dir: loaded.dir.clone(),
             tmp: scratch_dir(store.dir(), run_id)?,
-            store: Arc::clone(store) as Arc<dyn Store>,
+            store: Arc::clone(store),
             reporter: Mutex::new(reporter),
             params: values,
             overrides,
@@ -159,7 +160,7 @@ impl Foreground {
 }
 
 /// Reads queue limits and load from the environment, for the coordinator.
-fn queue_loads(store: Arc<SqliteStore>) -> QueueLoadsFn {
+fn queue_loads(store: Env) -> QueueLoadsFn {
     Box::new(move || {
         let queues = store.queues().map_err(|e| e.to_string())?;
         Ok(queues

@@ -7,7 +7,8 @@ use crate::cli::args::{GlobalArgs, LogsArgs, RunsArgs, ShowArgs};
 use crate::cli::env;
 use crate::error::Error;
 use crate::state::RunState;
-use crate::store::{JobRecord, RunFilter, RunRecord, SqliteStore, Store};
+use crate::store::Environment;
+use crate::store::{JobRecord, RunFilter, RunRecord};
 use crate::ui::format;
 
 pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
@@ -54,7 +55,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
 
 pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     let store = env::open(global)?;
-    let run = find_run(&store, &args.run)?;
+    let run = find_run(&*store, &args.run)?;
     let jobs = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
     if global.json {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
@@ -115,7 +116,7 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
         (None, Some((run, job))) => (run.to_owned(), Some(job.to_owned())),
         _ => (args.run.clone(), args.job.clone()),
     };
-    let run = find_run(&store, &run_ref)?;
+    let run = find_run(&*store, &run_ref)?;
     let job = match &job_ref {
         Some(name) => {
             let reference = if name.contains('/') || name.parse::<i64>().is_ok() {
@@ -168,7 +169,7 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
 }
 
 /// Finds a run by id or `last`; not found is exit 2.
-pub(super) fn find_run(store: &SqliteStore, reference: &str) -> Result<RunRecord, Error> {
+pub(super) fn find_run(store: &dyn Environment, reference: &str) -> Result<RunRecord, Error> {
     store
         .resolve_run(reference)
         .map_err(|e| env::store_error(&e))?

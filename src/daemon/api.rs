@@ -26,12 +26,13 @@ use crate::daemon::guard::{self, Guard};
 use crate::engine::admission::{self, Admission, Request};
 use crate::spec::Loaded;
 use crate::state::RunId;
-use crate::store::{CancelOutcome, SqliteStore, Store};
+use crate::store::CancelOutcome;
+use crate::store::{Env, Environment};
 
 /// What the handlers share.
 pub struct ApiState {
     /// A connection of the API's own: a long read never holds up the daemon's loop.
-    pub store: Arc<SqliteStore>,
+    pub store: Env,
     /// The daemon's valid workflows by name, replaced on every reload.
     pub workflows: Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>,
     /// `GET /runs/{id}` answers, shared by the clients that ask for a run at once.
@@ -163,7 +164,7 @@ async fn read_run(State(state): State<Shared>, Path(id): Path<String>) -> Respon
     let (status, body) = state
         .runs
         .get(id, || async move {
-            tokio::task::spawn_blocking(move || run_json(&shared.store, id))
+            tokio::task::spawn_blocking(move || run_json(&*shared.store, id))
                 .await
                 .unwrap_or_else(|err| {
                     error_body(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
@@ -179,7 +180,7 @@ async fn read_run(State(state): State<Shared>, Path(id): Path<String>) -> Respon
 }
 
 /// A run with its jobs, as `coreflow show --json` prints it, or the error.
-fn run_json(store: &SqliteStore, id: i64) -> (StatusCode, Bytes) {
+fn run_json(store: &dyn Environment, id: i64) -> (StatusCode, Bytes) {
     match store.run(RunId(id)) {
         Ok(Some(run)) => {
             let jobs = match store.jobs(run.id) {

@@ -15,11 +15,10 @@ use indexmap::IndexMap;
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::blocks::BlockStore;
 use crate::daemon::firing::Daemon;
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, Catchup, DurationSpec, Trigger};
-use crate::store::{RunFilter, SeenFile, Store, TriggerStore};
+use crate::store::{RunFilter, SeenFile};
 use crate::triggers::{Fire, TimeTrigger};
 
 /// One armed trigger of one workflow.

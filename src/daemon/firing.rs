@@ -16,13 +16,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::blocks::BlockStore;
 use crate::daemon::armed::{Armed, Kind, catchup_choice, scan, time_record};
 use crate::daemon::catalog::Catalog;
 use crate::engine::queued::{advance_run, load_run_definition};
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, ParamType};
-use crate::store::{QueueStore, RunFilter, SeenFile, SqliteStore, Store, TriggerStore};
+use crate::store::Env;
+use crate::store::{RunFilter, SeenFile};
 use crate::triggers::Fire;
 
 /// The daemon's valid workflows by name, shared with the API.
@@ -30,7 +30,7 @@ pub(super) type Workflows = Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>;
 
 /// The daemon's state, owned by its loop.
 pub(super) struct Daemon {
-    pub(super) store: Arc<SqliteStore>,
+    pub(super) store: Env,
     pub(super) catalog: Catalog,
     pub(super) workflows: Workflows,
     pub(super) armed: Vec<Armed>,
@@ -40,7 +40,7 @@ pub(super) struct Daemon {
 
 impl Daemon {
     /// A daemon for the workflow folder `dir`; nothing is loaded until [`Daemon::reload`].
-    pub(super) fn new(store: Arc<SqliteStore>, dir: &Path) -> Daemon {
+    pub(super) fn new(store: Env, dir: &Path) -> Daemon {
         Daemon {
             store,
             catalog: Catalog::new(dir.to_owned()),
@@ -437,9 +437,9 @@ impl Daemon {
         for job in lost {
             warn!(run = job.run.0, job = %job.name, "lease expired: job re-queued or failed as lost");
             if let Ok(Some(run)) = self.store.run(job.run)
-                && let Ok(definition) = load_run_definition(&self.store, &run)
+                && let Ok(definition) = load_run_definition(&*self.store, &run)
             {
-                let _ = advance_run(&self.store, &run, &definition);
+                let _ = advance_run(&*self.store, &run, &definition);
             }
             tokens.extend(job.kill_token);
         }
@@ -448,7 +448,7 @@ impl Daemon {
             // Killing takes up to a grace period, so it runs beside the loop.
             std::thread::spawn(move || {
                 for token in tokens {
-                    let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+                    let _ = crate::step::kill_token_processes(&token, Duration::from_secs(2));
                 }
             });
         }

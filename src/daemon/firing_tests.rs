@@ -13,14 +13,15 @@ use tempfile::TempDir;
 
 use crate::clock::{Clock, ManualClock};
 use crate::daemon::firing::Daemon;
-use crate::store::{RunFilter, SqliteStore, Store};
+use crate::store::Env;
+use crate::store::RunFilter;
 
 const JOB: &str = "jobs:\n  j:\n    steps: [{ run: 'true' }]\n";
 
 struct Site {
     _dir: TempDir,
     flows: PathBuf,
-    store: Arc<SqliteStore>,
+    store: Env,
     clock: ManualClock,
 }
 
@@ -35,7 +36,7 @@ fn site(head: &str, start: DateTime<Utc>) -> Site {
     let flows = dir.path().join("flows");
     std::fs::create_dir_all(&flows).unwrap();
     std::fs::write(flows.join("wf.yaml"), format!("{head}{JOB}")).unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("env")).unwrap());
+    let store = crate::store::open(&dir.path().join("env")).unwrap();
     Site {
         _dir: dir,
         flows,

@@ -19,7 +19,7 @@ use crate::daemon::firing::Daemon;
 use crate::engine::admission::{self, Admission, Request, active_runs, waiting_params};
 use crate::engine::queued::{load_definition, queue_run};
 use crate::spec::Loaded;
-use crate::store::{Store, TriggerStore, WaitingFire};
+use crate::store::WaitingFire;
 
 impl Daemon {
     /// Creates a run for a trigger fire, under the workflow's concurrency policy.
@@ -101,7 +101,7 @@ impl Daemon {
                 .as_ref()
                 .and_then(|c| c.max_runs)
                 .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-            let mut active = match active_runs(&self.store, &name) {
+            let mut active = match active_runs(&*self.store, &name) {
                 Ok(active) => active.len(),
                 Err(err) => {
                     error!(workflow = %name, error = %err, "cannot count active runs");

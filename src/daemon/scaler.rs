@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tracing::{info, warn};
 
-use crate::store::{QueueStore, SqliteStore};
+use crate::store::Environment;
 
 /// The pool's bounds and how its workers run.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ impl Scaler {
 
     /// One scaling decision: replace dead workers, grow while work waits and every worker
     /// is busy, shrink after idleness.
-    pub fn tick(&mut self, store: &SqliteStore, backlog: bool) {
+    pub fn tick(&mut self, store: &dyn Environment, backlog: bool) {
         // Reap workers that exited.
         let before = self.workers.len();
         self.workers.retain_mut(|w| match w.child.try_wait() {

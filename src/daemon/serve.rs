@@ -19,7 +19,7 @@ use crate::daemon::guard::Guard;
 use crate::daemon::http;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
 use crate::engine::run::recv_signal as recv;
-use crate::store::{QueueStore, SqliteStore};
+use crate::store::Env;
 
 /// How often files, `after` triggers, waiting fires and the pool are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -30,7 +30,7 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 ///
 /// # Errors
 /// The API address cannot be bound.
-pub async fn run(config: DaemonConfig, store: Arc<SqliteStore>) -> Result<(), DaemonError> {
+pub async fn run(config: DaemonConfig, store: Env) -> Result<(), DaemonError> {
     serve(config, store, Arc::new(SystemClock)).await
 }
 
@@ -40,7 +40,7 @@ pub async fn run(config: DaemonConfig, store: Arc<SqliteStore>) -> Result<(), Da
 /// The API address cannot be bound.
 pub async fn serve(
     config: DaemonConfig,
-    store: Arc<SqliteStore>,
+    store: Env,
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
     let mut terms = signal(SignalKind::terminate()).ok();
@@ -69,13 +69,10 @@ pub async fn serve(
     // The API starts once the folder is loaded: no request sees an empty daemon.
     let server = listener.map(|listener| {
         // Its own connection, so that a long read never waits on (or holds up) the loop's.
-        let api_store = SqliteStore::open(&config.env).map_or_else(
-            |err| {
-                error!(error = %err, "api: no connection of its own; sharing the daemon's");
-                Arc::clone(&store)
-            },
-            Arc::new,
-        );
+        let api_store = crate::store::open(&config.env).unwrap_or_else(|err| {
+            error!(error = %err, "api: no connection of its own; sharing the daemon's");
+            Arc::clone(&store)
+        });
         let state = Arc::new(api::ApiState {
             store: api_store,
             workflows: Arc::clone(&daemon.workflows),
@@ -122,7 +119,7 @@ pub async fn serve(
                     false
                 }
             };
-            scaler.tick(&store, backlog);
+            scaler.tick(&*store, backlog);
         }
         // Sleep until the next due fire, or the next look around.
         let mut wait = WATCH_EVERY;

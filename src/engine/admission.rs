@@ -13,8 +13,6 @@
 //! A request in line keeps its parameters as texts (`NAME=V`, `JOB.NAME=V`), resolved again
 //! when its run is created.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
@@ -23,7 +21,8 @@ use crate::spec::Loaded;
 use crate::spec::model::OnOverlap;
 use crate::spec::params::{self, Overrides, Values};
 use crate::state::{RunId, RunState};
-use crate::store::{NewRun, RunFilter, SqliteStore, Store, TriggerStore};
+use crate::store::{Env, Environment};
+use crate::store::{NewRun, RunFilter};
 
 /// What became of a request for a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +72,7 @@ impl Request<'_> {
 /// # Errors
 /// Bad parameters, a missing DataBlock, or the store failing, as a message; nothing was
 /// created.
-pub fn admit(store: &Arc<SqliteStore>, request: &Request<'_>) -> Result<Admission, String> {
+pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
     let (values, overrides) = request.resolve()?;
     let loaded = request.loaded;
     let create = || {
@@ -94,8 +93,8 @@ pub fn admit(store: &Arc<SqliteStore>, request: &Request<'_>) -> Result<Admissio
         return create();
     };
     let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let active = active_runs(store, &loaded.name)?;
-    let in_line = waiting(store, &loaded.name)?;
+    let active = active_runs(&**store, &loaded.name)?;
+    let in_line = waiting(&**store, &loaded.name)?;
     let queue = concurrency.on_overlap == OnOverlap::Queue;
     // Requests already in line go first.
     if active.len() < max && !(queue && in_line > 0) {
@@ -103,7 +102,7 @@ pub fn admit(store: &Arc<SqliteStore>, request: &Request<'_>) -> Result<Admissio
     }
     let skip = |reason: String| {
         record_skipped(
-            store,
+            &**store,
             loaded,
             request.trigger.clone(),
             &values,
@@ -158,7 +157,7 @@ pub fn admit(store: &Arc<SqliteStore>, request: &Request<'_>) -> Result<Admissio
 ///
 /// # Errors
 /// The store failing.
-pub fn active_runs(store: &SqliteStore, workflow: &str) -> Result<Vec<RunId>, String> {
+pub fn active_runs(store: &dyn Environment, workflow: &str) -> Result<Vec<RunId>, String> {
     let mut active = Vec::new();
     for status in [RunState::Queued, RunState::Running] {
         let filter = RunFilter {
@@ -174,7 +173,7 @@ pub fn active_runs(store: &SqliteStore, workflow: &str) -> Result<Vec<RunId>, St
 }
 
 /// How many requests for the workflow wait in line.
-fn waiting(store: &SqliteStore, workflow: &str) -> Result<usize, String> {
+fn waiting(store: &dyn Environment, workflow: &str) -> Result<usize, String> {
     Ok(store
         .waiting_fires()
         .map_err(|e| e.to_string())?
@@ -185,7 +184,7 @@ fn waiting(store: &SqliteStore, workflow: &str) -> Result<usize, String> {
 
 /// Records a request that did not become a run as a `skipped` run with its reason.
 fn record_skipped(
-    store: &SqliteStore,
+    store: &dyn Environment,
     loaded: &Loaded,
     trigger: serde_json::Value,
     values: &Values,

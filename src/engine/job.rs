@@ -12,14 +12,13 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::blocks;
 use crate::engine::context::{LazyValue, TemplateContext};
 use crate::engine::run::RunShared;
 use crate::spec::env_key;
 use crate::state::{JobId, JobState};
-use crate::store::{LogWriter, StepRecord, Stream as LogStream};
-use crate::ui::{Event, Stream as UiStream};
-use crate::worker::{self, CancelMode, Program, Shell, StepCommand, StepEnd, Stream};
+use crate::step::{self, CancelMode, Program, Shell, StepCommand, StepEnd, Stream};
+use crate::store::{LogWriter, StepRecord};
+use crate::ui::Event;
 
 /// What the coordinator hands an attempt.
 pub struct AttemptInput {
@@ -133,7 +132,7 @@ pub async fn run_attempt(
     }
 
     // DataBlocks the job reads, materialised before the first step (SPEC §2 `inputs`).
-    let inputs = match blocks::materialise_inputs(&shared, &input, &workdir).await {
+    let inputs = match crate::engine::blocks::materialise_inputs(&shared, &input, &workdir).await {
         Ok(inputs) => inputs,
         Err(reason) => {
             fail(&mut outcome, reason);
@@ -238,7 +237,7 @@ pub async fn run_attempt(
         };
         let mut sink = |stream: Stream, line: &[u8]| sink_state.line(stream, line);
         let span = tracing::debug_span!("step", job = %input.name, step = %step_name);
-        let result = worker::run_step(&command, cancel.clone(), &mut sink)
+        let result = step::run_step(&command, cancel.clone(), &mut sink)
             .instrument(span)
             .await;
         record.finished_at = Some(Utc::now());
@@ -322,10 +321,10 @@ pub async fn run_attempt(
         let token = input.kill_token.clone();
         let grace = input.grace.min(Duration::from_secs(2));
         let _ =
-            tokio::task::spawn_blocking(move || worker::kill_token_processes(&token, grace)).await;
+            tokio::task::spawn_blocking(move || step::kill_token_processes(&token, grace)).await;
     }
     // Publishes the declared DataBlocks if the attempt succeeded; removes its inputs.
-    blocks::finish_attempt(&shared, &input, &workdir, inputs, &mut outcome).await;
+    crate::engine::blocks::finish_attempt(&shared, &input, &workdir, inputs, &mut outcome).await;
     outcome.outputs = outputs;
     finish(outcome, started)
 }
@@ -344,7 +343,7 @@ fn spawn_sampler(shared: &Arc<RunShared>, job: JobId, token: &str) -> tokio::tas
             tick.tick().await;
             let token = token.clone();
             let Ok(sample) =
-                tokio::task::spawn_blocking(move || worker::sample_tree(0, &token)).await
+                tokio::task::spawn_blocking(move || step::sample_tree(0, &token)).await
             else {
                 return;
             };
@@ -407,7 +406,7 @@ fn collect_outputs(path: &Path, outputs: &mut Vec<(String, String)>, outcome: &m
         return;
     };
     let _ = std::fs::remove_file(path);
-    match worker::parse_outputs(&text) {
+    match step::parse_outputs(&text) {
         Ok(pairs) => {
             for (key, value) in pairs {
                 outputs.retain(|(k, _)| *k != key);
@@ -433,10 +432,6 @@ struct SinkState<'a> {
 impl SinkState<'_> {
     fn line(&mut self, stream: Stream, line: &[u8]) {
         let ts = Utc::now();
-        let (log_stream, ui_stream) = match stream {
-            Stream::Stdout => (LogStream::Stdout, UiStream::Stdout),
-            Stream::Stderr => (LogStream::Stderr, UiStream::Stderr),
-        };
         if self.log.is_none() {
             *self.log = self
                 .shared
@@ -445,10 +440,10 @@ impl SinkState<'_> {
                 .ok();
         }
         if let Some(writer) = self.log.as_mut() {
-            let _ = writer.write_line(ts, log_stream, self.index, self.step, line);
+            let _ = writer.write_line(ts, stream, self.index, self.step, line);
         }
         self.shared
-            .output(ts, &self.job.name, self.step, ui_stream, line);
+            .output(ts, &self.job.name, self.step, stream, line);
     }
 }
 

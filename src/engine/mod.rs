@@ -4,6 +4,7 @@
 //! coordinator's changes, on a thread of its own, the writer's.
 
 pub mod admission;
+pub mod blocks;
 pub mod context;
 pub mod decide;
 pub mod job;

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,9 +20,9 @@ use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{LoadError, Loaded, parse_str};
 use crate::state::{JobState, RunId, RunState};
 use crate::store::{
-    Advance, Error, JobRecord, LostJob, NewDefinition, NewRun, QueueStore, RunJob, RunRecord,
-    SqliteStore, Store, Transition,
+    Advance, Error, JobRecord, LostJob, NewDefinition, NewRun, RunJob, RunRecord, Transition,
 };
+use crate::store::{Env, Environment};
 
 /// A run's definition and parameters, ready for templates.
 pub struct RunDefinition {
@@ -56,7 +55,10 @@ impl RunDefinition {
 ///
 /// # Errors
 /// The definition is missing or no longer parses, or the stored values no longer fit.
-pub fn load_run_definition(store: &SqliteStore, run: &RunRecord) -> Result<RunDefinition, String> {
+pub fn load_run_definition(
+    store: &dyn Environment,
+    run: &RunRecord,
+) -> Result<RunDefinition, String> {
     let definition = store
         .definition_version(&run.workflow, &run.def_hash)
         .map_err(|e| e.to_string())?
@@ -147,7 +149,7 @@ pub fn record_job_params(trigger: &mut serde_json::Value, overrides: &Overrides)
 /// # Errors
 /// A job whose `--only`/labels do not fit, or the store failing.
 pub fn queue_run(
-    store: &Arc<SqliteStore>,
+    store: &Env,
     loaded: &Loaded,
     values: &Values,
     overrides: &Overrides,
@@ -198,7 +200,7 @@ pub fn queue_run(
         values: values.clone(),
         overrides: overrides.clone(),
     };
-    advance_run(store, &run, &definition).map_err(|e| e.to_string())?;
+    advance_run(&**store, &run, &definition).map_err(|e| e.to_string())?;
     Ok(run_id)
 }
 
@@ -208,7 +210,7 @@ pub fn queue_run(
 /// # Errors
 /// The store failing.
 pub fn advance_run(
-    store: &SqliteStore,
+    store: &dyn Environment,
     run: &RunRecord,
     definition: &RunDefinition,
 ) -> Result<Option<RunState>, Error> {
@@ -224,7 +226,7 @@ pub fn advance_run(
 /// (`cancel RUN/JOB`, `jobs cancel`, `queue remove --force`): what needed them is decided,
 /// and a run with nothing left ends. A run executed in the foreground is its owner's to
 /// move on. Problems are reported on stderr: the cancel itself is done.
-pub fn advance_unowned(store: &SqliteStore, run: RunId) {
+pub fn advance_unowned(store: &dyn Environment, run: RunId) {
     let Ok(Some(record)) = store.run(run) else {
         return;
     };
@@ -255,7 +257,7 @@ pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
 /// Re-queues the jobs whose worker's lease expired (or fails them as `lost` when no attempts
 /// remain) and moves their runs on. Returns them, for [`kill_leftovers`].
 #[must_use]
-pub fn expire_leases(store: &SqliteStore) -> Vec<LostJob> {
+pub fn expire_leases(store: &dyn Environment) -> Vec<LostJob> {
     let lost = match store.expire_leases(Utc::now()) {
         Ok(lost) => lost,
         Err(err) => {
@@ -283,14 +285,14 @@ pub fn kill_leftovers(lost: Vec<LostJob>) {
     }
     std::thread::spawn(move || {
         for token in tokens {
-            let _ = crate::worker::kill_token_processes(&token, Duration::from_secs(2));
+            let _ = crate::step::kill_token_processes(&token, Duration::from_secs(2));
         }
     });
 }
 
 /// The decisions for every pending job whose needs have ended, cascading through skips.
 fn decisions(
-    store: &SqliteStore,
+    store: &dyn Environment,
     inputs: &RunInputs<'_>,
     jobs: &[RunJob],
     cancelled: bool,

@@ -23,12 +23,9 @@ use crate::scheduler::QueueLoad;
 use crate::spec::model::{Retry, Workflow};
 use crate::spec::params::{Overrides, ParamValue, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
-use crate::store::{Change, Owner, RunTransition, Store, Transition, owner_token_prefix};
+use crate::step::{CancelMode, DEFAULT_GRACE};
+use crate::store::{Change, Owner, RunStore, RunTransition, Transition, owner_token_prefix};
 use crate::ui::{Event, JobSummary, Reporter};
-use crate::worker::CancelMode;
-
-/// Default delay between SIGTERM and SIGKILL.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// Transitions are written at most this often: a change made within this time of the last
 /// write waits for the next one, so that the changes of many short jobs share one
@@ -57,7 +54,7 @@ pub struct RunShared {
     pub dir: PathBuf,
     /// Scratch folder for `$COREFLOW_OUTPUT` files.
     pub tmp: PathBuf,
-    pub store: Arc<dyn Store>,
+    pub store: crate::store::Env,
     pub reporter: Mutex<Box<dyn Reporter>>,
     pub params: Values,
     pub overrides: Overrides,
@@ -232,7 +229,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         retry_pending: vec![false; n],
         workers: workers.max(1),
         changes: Vec::new(),
-        writer: Writer::start(Arc::clone(&shared.store)),
+        writer: Writer::start(Arc::clone(&shared.store) as Arc<dyn RunStore>),
         last_flush: None,
         flush_after: std::env::var(FLUSH_AFTER_VAR)
             .ok()
@@ -412,16 +409,10 @@ impl Coordinator {
         job.reason.clone_from(&reason);
         let mut transition = Transition::new(job.id, to, Utc::now());
         transition.reason.clone_from(&reason);
-        let event = Event::JobState {
-            ts: Utc::now(),
-            job: job.name.clone(),
-            state: to,
-            attempt: job.attempts.max(1),
+        let event = Event::JobState(crate::ui::JobChange {
             reason,
-            exit_code: None,
-            duration: None,
-            step: None,
-        };
+            ..crate::ui::JobChange::new(Utc::now(), job.name.clone(), to, job.attempts.max(1))
+        });
         self.change(transition.into());
         self.shared.report(&event);
     }
@@ -579,16 +570,13 @@ impl Coordinator {
                     .kill_token(kill_token.clone())
                     .into(),
             );
-            self.shared.report(&Event::JobState {
-                ts: now,
-                job: job.name.clone(),
-                state: JobState::Running,
-                attempt: job.attempts,
-                reason: None,
-                exit_code: None,
-                duration: None,
-                step: None,
-            });
+            self.shared
+                .report(&Event::JobState(crate::ui::JobChange::new(
+                    now,
+                    job.name.clone(),
+                    JobState::Running,
+                    job.attempts,
+                )));
             let (cancel_tx, cancel_rx) = watch::channel(None);
             self.cancels[i] = Some(cancel_tx);
             self.started[i] = Some(Instant::now());
@@ -685,7 +673,7 @@ impl Coordinator {
             transition.attempt_end = Some(outcome.state);
             self.changes.push(transition.into());
             job.state = JobState::Queued;
-            self.shared.report(&Event::JobState {
+            self.shared.report(&Event::JobState(crate::ui::JobChange {
                 ts: now,
                 job: job.name.clone(),
                 state: outcome.state,
@@ -694,17 +682,16 @@ impl Coordinator {
                 exit_code: outcome.exit_code,
                 duration: Some(outcome.duration),
                 step: outcome.step.clone(),
-            });
-            self.shared.report(&Event::JobState {
-                ts: now,
-                job: job.name.clone(),
-                state: JobState::Queued,
-                attempt: job.attempts + 1,
+            }));
+            self.shared.report(&Event::JobState(crate::ui::JobChange {
                 reason: Some(format!("retry in {}", crate::ui::format::duration(delay))),
-                exit_code: None,
-                duration: None,
-                step: None,
-            });
+                ..crate::ui::JobChange::new(
+                    now,
+                    job.name.clone(),
+                    JobState::Queued,
+                    job.attempts + 1,
+                )
+            }));
             self.waiting_retry += 1;
             self.retry_pending[i] = true;
             let tx = self.tx.clone();
@@ -722,7 +709,7 @@ impl Coordinator {
         self.changes.push(transition.into());
         job.state = outcome.state;
         job.reason.clone_from(&reason);
-        self.shared.report(&Event::JobState {
+        self.shared.report(&Event::JobState(crate::ui::JobChange {
             ts: now,
             job: job.name.clone(),
             state: outcome.state,
@@ -731,7 +718,7 @@ impl Coordinator {
             exit_code: outcome.exit_code,
             duration: Some(outcome.duration),
             step: outcome.step,
-        });
+        }));
         self.settle(i);
     }
 

@@ -23,13 +23,13 @@ use crate::engine::queued::{
     needed_jobs,
 };
 use crate::engine::run::recv_signal as recv;
-use crate::engine::run::{DEFAULT_GRACE, RunShared, retry_delay};
+use crate::engine::run::{RunShared, retry_delay};
 use crate::state::{JobState, RunId, RunState};
-use crate::store::{
-    Change, ClaimEnd, Claimed, QueueStore, RunRecord, SqliteStore, Store, Transition, WorkerId,
-};
+use crate::step::CancelMode;
+use crate::step::DEFAULT_GRACE;
+use crate::store::Env;
+use crate::store::{Change, ClaimEnd, Claimed, RunRecord, Transition, WorkerId};
 use crate::ui::{PlainReporter, Reporter, UiOptions};
-use crate::worker::CancelMode;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl WorkerConfig {
 /// One environment the worker serves.
 struct Served {
     dir: PathBuf,
-    store: Arc<SqliteStore>,
+    store: Env,
     id: WorkerId,
 }
 
@@ -73,7 +73,7 @@ pub enum WorkerError {
 /// An environment that cannot be opened.
 pub async fn serve(
     config: WorkerConfig,
-    open: impl Fn(&PathBuf) -> Result<Arc<SqliteStore>, String>,
+    open: impl Fn(&PathBuf) -> Result<Env, String>,
 ) -> Result<(), WorkerError> {
     let mut served = Vec::new();
     for dir in &config.envs {
@@ -172,7 +172,7 @@ impl RunCache {
         if !cancelling && !self.needed.contains(job) {
             return None;
         }
-        match advance_run(&env.store, run, &self.definition) {
+        match advance_run(&*env.store, run, &self.definition) {
             Ok(state) => state,
             Err(err) => {
                 eprintln!("worker: cannot advance run {}: {err}", run.id);
@@ -203,7 +203,7 @@ impl Definitions {
         if let Some(cached) = self.by_run.get(&key) {
             return Ok(Arc::clone(cached));
         }
-        let definition = Arc::new(load_run_definition(&env.store, run)?);
+        let definition = Arc::new(load_run_definition(&*env.store, run)?);
         let tmp = scratch_dir(env.store.dir(), run.id)
             .map_err(|err| format!("cannot create a scratch folder: {err}"))?;
         let options = UiOptions::from_env(
@@ -221,7 +221,7 @@ impl Definitions {
             // Shared by every job of the run on every worker: `$COREFLOW_OUTPUT` files are
             // named by job and attempt, and the folder goes when the run ends.
             tmp,
-            store: Arc::clone(&env.store) as Arc<dyn Store>,
+            store: Arc::clone(&env.store),
             reporter: Mutex::new(reporter),
             params: definition.values.clone(),
             overrides: definition.overrides.clone(),
@@ -293,11 +293,11 @@ impl Served {
 fn housekeeping(
     served: &mut [Served],
     config: &WorkerConfig,
-    open: &impl Fn(&PathBuf) -> Result<Arc<SqliteStore>, String>,
+    open: &impl Fn(&PathBuf) -> Result<Env, String>,
 ) {
     let mut moves = Vec::new();
     for (i, env) in served.iter().enumerate() {
-        kill_leftovers(expire_leases(&env.store));
+        kill_leftovers(expire_leases(&*env.store));
         if let Ok(beat) = env.store.heartbeat(env.id, "idle", None, config.lease)
             && let Some(to) = beat.move_to
         {
@@ -414,16 +414,12 @@ async fn execute_claim(
         );
         return None;
     }
-    shared.report(&crate::ui::Event::JobState {
-        ts: Utc::now(),
-        job: format!("{}/{}", run.id, job.name),
-        state: JobState::Running,
-        attempt: job.attempts,
-        reason: None,
-        exit_code: None,
-        duration: None,
-        step: None,
-    });
+    shared.report(&crate::ui::Event::JobState(crate::ui::JobChange::new(
+        Utc::now(),
+        format!("{}/{}", run.id, job.name),
+        JobState::Running,
+        job.attempts,
+    )));
     let input = AttemptInput {
         job: job.id,
         name: job.name.clone(),
@@ -465,7 +461,7 @@ async fn execute_claim(
                     let _ = cancel_tx.send(Some(CancelMode::Graceful));
                 }
                 // Leases of vanished workers expire even while every worker is busy.
-                kill_leftovers(expire_leases(&env.store));
+                kill_leftovers(expire_leases(&*env.store));
             }
             Some(()) = recv(terms), if stopping_since.is_none() => {
                 stopping_since = Some(stop(env, config, job.id, stop_tx));
@@ -541,7 +537,7 @@ async fn execute_claim(
         }
     };
     let mut ended = end.run_ended;
-    shared.report(&crate::ui::Event::JobState {
+    shared.report(&crate::ui::Event::JobState(crate::ui::JobChange {
         ts: Utc::now(),
         job: format!("{}/{}", run.id, job.name),
         state: final_state,
@@ -550,7 +546,7 @@ async fn execute_claim(
         exit_code: outcome.exit_code,
         duration: Some(outcome.duration),
         step: outcome.step.clone(),
-    });
+    }));
     if let Ok(mut reporter) = shared.reporter.lock() {
         reporter.tick();
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
-use crate::store::{Change, Store};
+use crate::store::{Change, RunStore};
 
 enum Msg {
     /// Record these changes.
@@ -18,7 +18,7 @@ enum Msg {
 
 /// Hands batches of changes to the writer thread.
 pub(crate) struct Writer {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RunStore>,
     warned: Arc<AtomicBool>,
     /// The thread and its queue; `None` when it could not start: batches are then
     /// written by the caller.
@@ -27,7 +27,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread.
-    pub(crate) fn start(store: Arc<dyn Store>) -> Writer {
+    pub(crate) fn start(store: Arc<dyn RunStore>) -> Writer {
         let warned = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
@@ -82,7 +82,7 @@ impl Drop for Writer {
 }
 
 /// Records one message, with the batches queued right behind it in the same transaction.
-fn record(store: &dyn Store, rx: &Receiver<Msg>, msg: Msg, warned: &AtomicBool) {
+fn record(store: &dyn RunStore, rx: &Receiver<Msg>, msg: Msg, warned: &AtomicBool) {
     let mut changes = match msg {
         Msg::Apply(changes) => changes,
         Msg::Sync(done) => {
@@ -110,7 +110,7 @@ fn record(store: &dyn Store, rx: &Receiver<Msg>, msg: Msg, warned: &AtomicBool) 
     }
 }
 
-fn apply(store: &dyn Store, changes: &[Change], warned: &AtomicBool) {
+fn apply(store: &dyn RunStore, changes: &[Change], warned: &AtomicBool) {
     if let Err(err) = store.apply(changes)
         && !warned.swap(true, Ordering::Relaxed)
     {
@@ -127,12 +127,12 @@ mod tests {
     use super::Writer;
     use crate::state::JobState;
     use crate::store::test_support::{job, run, store};
-    use crate::store::{Store, Transition};
+    use crate::store::{RunStore, Transition};
 
     #[test]
     fn writes_in_order_and_sync_waits_for_everything_sent() {
         let (_dir, store) = store();
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn RunStore> = Arc::new(store);
         let (run_id, ids) = store
             .create_run(&run(
                 "wf",

@@ -31,9 +31,27 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
-use crate::state::JobId;
+pub use crate::state::Stream;
+use crate::state::{JobId, RunId};
 
 use super::error::Error;
+
+/// Step output: one file per attempt, indexed by the store.
+pub trait LogStore {
+    /// A writer for the output of one attempt. The attempt's log is indexed when the attempt
+    /// starts (the transition to `running`); [`Change::LogClosed`](super::Change::LogClosed)
+    /// records its size.
+    fn log_writer(&self, run: RunId, job: JobId, attempt: u32) -> Result<LogWriter, Error>;
+
+    /// A run's output (or one job's), merged across jobs in timestamp order, starting after
+    /// `cursor` when given (`logs --follow`).
+    fn read_logs(
+        &self,
+        run: RunId,
+        job: Option<JobId>,
+        cursor: Option<&LogCursor>,
+    ) -> Result<LogReader, Error>;
+}
 
 /// How long a written line may sit in the buffer before the next write flushes it. The owner
 /// should also call [`LogWriter::flush`] when a step ends or goes quiet.
@@ -45,20 +63,11 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Buffer size of each file a reader has open.
 const READ_BUFFER: usize = 16 * 1024;
 
-/// Which stream of the step a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    fn tag(self) -> u8 {
-        match self {
-            Stream::Stdout => b'o',
-            Stream::Stderr => b'e',
-        }
+/// The one-byte tag of a stream in a log file.
+fn tag(stream: Stream) -> u8 {
+    match stream {
+        Stream::Stdout => b'o',
+        Stream::Stderr => b'e',
     }
 }
 
@@ -124,7 +133,7 @@ impl LogWriter {
         // Writing into a Vec cannot fail.
         push_decimal(record, ts.timestamp_micros());
         record.push(b' ');
-        record.push(stream.tag());
+        record.push(tag(stream));
         record.push(b' ');
         push_decimal(record, i64::from(step_index));
         record.push(b' ');

@@ -1,7 +1,7 @@
 //! The environment's state store: definitions, runs, jobs, attempts, step results, outputs and
 //! captured logs.
 //!
-//! [`Store`] speaks the engine's verbs — create a run with its jobs, apply a batch of state
+//! [`RunStore`] speaks the engine's verbs — create a run with its jobs, apply a batch of state
 //! changes, answer queries, carry cancel requests between processes, reset jobs for a retry,
 //! recover runs whose process died — so a PostgreSQL store can later sit beside
 //! [`SqliteStore`], the default. Deciding transitions is the engine's job; the store records
@@ -15,34 +15,31 @@
 //! Exit code 3 ("environment could not be opened or is corrupt") is
 //! [`Error::is_environment`].
 
+mod environment;
 mod error;
 mod logs;
 mod owner;
 pub mod private;
 mod queues;
+mod runs;
 mod sqlite;
 #[cfg(test)]
 pub(crate) use sqlite::test_support;
-#[expect(
-    clippy::module_inception,
-    reason = "store.rs holds the Store trait, as the module layout names it"
-)]
-mod store;
 mod triggers;
+mod workers;
 
+pub use environment::{Env, Environment, open};
 pub use error::Error;
-pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogSummary, LogWriter, Stream};
+pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};
-pub use queues::{
-    Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
-    WORKER_RETENTION, WorkerId, WorkerRecord,
-};
-pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
-pub(crate) use store::rfc3339;
-pub use store::{
+pub use queues::{Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob};
+pub(crate) use runs::rfc3339;
+pub use runs::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
     LostJob, NewDefinition, NewJob, NewRun, REASON_CANCELLED, REASON_LOST, REASON_OWNER_LOST,
-    Recovered, RunFilter, RunRecord, RunTransition, StepRecord, Store, Transition,
+    Recovered, RunFilter, RunRecord, RunStore, RunTransition, StepRecord, Transition,
     owner_token_prefix,
 };
+pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
 pub use triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};
+pub use workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};

@@ -1,5 +1,5 @@
-//! [`QueueStore`]: JobQueues, standalone workers, claims and leases — the part of the store
-//! that standalone workers and the daemon need beyond [`super::Store`].
+//! [`QueueStore`]: JobQueues, claims and the decisions that move a run nobody owns — the part
+//! of the store that standalone workers and the daemon need beyond [`super::RunStore`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,12 +7,8 @@ use serde::Serialize;
 use crate::state::{JobId, JobState, RunId, RunState};
 
 use super::error::Error;
-use super::store::{Change, JobRecord, LostJob, RunRecord, Transition};
-
-/// A worker's id in one environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct WorkerId(pub i64);
+use super::runs::{Change, JobRecord, RunRecord, Transition};
+use super::workers::WorkerId;
 
 /// A JobQueue with its load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,45 +19,6 @@ pub struct QueueRecord {
     /// Jobs waiting (`queued`).
     pub depth: u32,
     pub running: u32,
-}
-
-/// A registered worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WorkerRecord {
-    pub id: WorkerId,
-    pub name: String,
-    pub labels: Vec<String>,
-    pub pid: u32,
-    pub host: String,
-    pub state: String,
-    pub current_job: Option<JobId>,
-    pub jobs_done: u64,
-    #[serde(serialize_with = "super::store::rfc3339::required")]
-    pub started_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::store::rfc3339::required")]
-    pub heartbeat_at: DateTime<Utc>,
-    pub move_to: Option<String>,
-}
-
-impl WorkerRecord {
-    /// Whether the worker is serving (`idle`, `busy` or `stopping`), not `stopped`, `moved`
-    /// or `lost`.
-    #[must_use]
-    pub fn is_live(&self) -> bool {
-        matches!(self.state.as_str(), "idle" | "busy" | "stopping")
-    }
-}
-
-/// How long a stopped, moved or lost worker stays listed by `coreflow workers --all`.
-pub const WORKER_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
-
-/// What a heartbeat learns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// `coreflow workers move` asked the worker to serve this environment instead.
-    pub move_to: Option<String>,
-    /// The current job, or its run, was asked to cancel (or is no longer the worker's).
-    pub cancel_current: bool,
 }
 
 /// A job a worker claimed, with its run. The job records come without their attempts
@@ -112,7 +69,7 @@ pub struct Advance {
     pub transition: Transition,
 }
 
-/// Queues, workers, claims and leases.
+/// Queues and claims.
 pub trait QueueStore {
     /// Every queue with its depth and running count, by name.
     fn queues(&self) -> Result<Vec<QueueRecord>, Error>;
@@ -125,20 +82,6 @@ pub trait QueueStore {
     fn remove_queue(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error>;
     /// Puts a waiting job first in its queue, above any priority.
     fn set_top(&self, job: JobId) -> Result<(), Error>;
-    /// Registers a worker process.
-    fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error>;
-    /// Records that a worker is alive, renews its job's lease, and says what it should do.
-    fn heartbeat(
-        &self,
-        worker: WorkerId,
-        state: &str,
-        job: Option<JobId>,
-        lease: std::time::Duration,
-    ) -> Result<Heartbeat, Error>;
-    /// Every registered worker, newest first.
-    fn workers(&self) -> Result<Vec<WorkerRecord>, Error>;
-    /// Asks a worker (by id or name) to move; returns whether it exists.
-    fn request_move(&self, worker: &str, to: &str) -> Result<bool, Error>;
     /// The time the oldest job a worker with `labels` could take has waited since.
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error>;
     /// Atomically takes the next job for a worker: running, leased, with a kill token.
@@ -181,15 +124,8 @@ pub trait QueueStore {
     }
     /// The jobs of a run in creation order, without history or outputs.
     fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error>;
-    /// Jobs whose worker's lease expired, or whose worker on this host is gone (its pid and
-    /// process start time no longer match a live process): re-queued when attempts remain,
-    /// else failed `lost`; their workers, and workers without a job silent for 30 s, become
-    /// `lost`.
-    fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error>;
     /// Applies decisions about a run's jobs (each only if the job is still in its `from`
     /// state) and, when every job has ended, the run's final state; a run that was queued
     /// becomes running once a job of it runs.
     fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error>;
-    /// Marks a worker stopped.
-    fn stop_worker(&self, worker: WorkerId) -> Result<(), Error>;
 }

@@ -6,37 +6,13 @@
 //! which events to send and in which order; reporters only show them and never feed anything
 //! back.
 
-use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use crate::state::Stream;
 use crate::state::{JobState, RunId, RunState};
 use crate::ui::error::Error;
-
-/// Which output stream of a step a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    /// The name used in JSON events and by `coreflow logs --json`: `stdout` or `stderr`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One thing that happened during a run, as the engine tells it to the user interface.
 ///
@@ -53,24 +29,8 @@ pub enum Event {
         /// How many local workers execute them.
         workers: usize,
     },
-    /// A job moved to `state`.
-    JobState {
-        ts: DateTime<Utc>,
-        job: String,
-        state: JobState,
-        /// The attempt this state belongs to, counting from 1.
-        attempt: u32,
-        /// Why, when the state has a reason: a skip's unmet condition, a cancel's cause,
-        /// `lost`, a retry's delay.
-        reason: Option<String>,
-        /// The exit code of the failing step, for `failed`.
-        exit_code: Option<i32>,
-        /// How long the attempt ran, for terminal states. When absent, reporters measure it
-        /// from the `running` event of the same attempt.
-        duration: Option<Duration>,
-        /// The step that failed or timed out.
-        step: Option<String>,
-    },
+    /// A job moved to another state.
+    JobState(JobChange),
     /// A step of a running job started.
     StepStarted {
         ts: DateTime<Utc>,
@@ -103,10 +63,51 @@ impl Event {
     pub fn ts(&self) -> DateTime<Utc> {
         match self {
             Event::RunStarted { ts, .. }
-            | Event::JobState { ts, .. }
+            | Event::JobState(JobChange { ts, .. })
             | Event::StepStarted { ts, .. }
             | Event::Output { ts, .. }
             | Event::RunFinished { ts, .. } => *ts,
+        }
+    }
+}
+
+/// One state change of a job, as [`Event::JobState`] carries it and every reporter reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobChange {
+    /// When the job changed state.
+    pub ts: DateTime<Utc>,
+    /// The job's full name, matrix part included.
+    pub job: String,
+    /// The state the job moved to.
+    pub state: JobState,
+    /// The attempt this state belongs to, counting from 1.
+    pub attempt: u32,
+    /// Why, when the state has a reason: a skip's unmet condition, a cancel's cause,
+    /// `lost`, a retry's delay.
+    pub reason: Option<String>,
+    /// The exit code of the failing step, for `failed`.
+    pub exit_code: Option<i32>,
+    /// How long the attempt ran, for terminal states. When absent, reporters measure it
+    /// from the `running` change of the same attempt.
+    pub duration: Option<Duration>,
+    /// The step that failed or timed out.
+    pub step: Option<String>,
+}
+
+impl JobChange {
+    /// `job` moved to `state` in `attempt` at `ts`, with no reason, exit code, duration or
+    /// step (set them on the result when the change has them).
+    #[must_use]
+    pub fn new(ts: DateTime<Utc>, job: impl Into<String>, state: JobState, attempt: u32) -> Self {
+        JobChange {
+            ts,
+            job: job.into(),
+            state,
+            attempt,
+            reason: None,
+            exit_code: None,
+            duration: None,
+            step: None,
         }
     }
 }

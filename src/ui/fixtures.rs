@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::state::{JobState, RunId, RunState};
-use crate::ui::events::{Event, JobSummary, Stream};
+use crate::ui::events::{Event, JobChange, JobSummary, Stream};
 
 /// A writer whose bytes the test can read afterwards.
 #[derive(Clone, Default)]
@@ -47,29 +47,15 @@ pub(crate) fn at(ms: i64) -> DateTime<Utc> {
 }
 
 pub(crate) fn state(ms: i64, job: &str, state: JobState, attempt: u32) -> Event {
-    Event::JobState {
-        ts: at(ms),
-        job: job.to_owned(),
-        state,
-        attempt,
-        reason: None,
-        exit_code: None,
-        duration: None,
-        step: None,
-    }
+    Event::JobState(JobChange::new(at(ms), job, state, attempt))
 }
 
 pub(crate) fn failed(ms: i64, job: &str, attempt: u32, step: &str, exit: i32) -> Event {
-    Event::JobState {
-        ts: at(ms),
-        job: job.to_owned(),
-        state: JobState::Failed,
-        attempt,
-        reason: None,
+    Event::JobState(JobChange {
         exit_code: Some(exit),
-        duration: None,
         step: Some(step.to_owned()),
-    }
+        ..JobChange::new(at(ms), job, JobState::Failed, attempt)
+    })
 }
 
 pub(crate) fn step(ms: i64, job: &str, step: &str, index: usize) -> Event {
@@ -122,16 +108,11 @@ pub(crate) fn scripted_run() -> Vec<Event> {
         state(2, "extract", JobState::Running, 1),
         step(3, "extract", "download", 0),
         out(100, "extract", "download", "fetched 120 rows"),
-        Event::JobState {
-            ts: at(1_200),
-            job: "extract".to_owned(),
-            state: JobState::Succeeded,
-            attempt: 1,
-            reason: None,
+        Event::JobState(JobChange {
             exit_code: Some(0),
             duration: Some(Duration::from_millis(1_198)),
-            step: None,
-        },
+            ..JobChange::new(at(1_200), "extract", JobState::Succeeded, 1)
+        }),
         state(1_201, "transform", JobState::Running, 1),
         state(1_202, "load", JobState::Running, 1),
         step(1_203, "transform", "build", 0),
@@ -145,26 +126,14 @@ pub(crate) fn scripted_run() -> Vec<Event> {
         out(1_301, "load", "upload", "flaky network\u{7}"),
         failed(1_500, "transform", 1, "build", 1),
         failed(1_600, "load", 1, "upload", 7),
-        Event::JobState {
-            ts: at(1_601),
-            job: "load".to_owned(),
-            state: JobState::Queued,
-            attempt: 2,
+        Event::JobState(JobChange {
             reason: Some("retry in 1s".to_owned()),
-            exit_code: None,
-            duration: None,
-            step: None,
-        },
-        Event::JobState {
-            ts: at(1_602),
-            job: "report[format=csv]".to_owned(),
-            state: JobState::Skipped,
-            attempt: 0,
+            ..JobChange::new(at(1_601), "load", JobState::Queued, 2)
+        }),
+        Event::JobState(JobChange {
             reason: Some("needs failed".to_owned()),
-            exit_code: None,
-            duration: None,
-            step: None,
-        },
+            ..JobChange::new(at(1_602), "report[format=csv]", JobState::Skipped, 0)
+        }),
         state(2_601, "load", JobState::Running, 2),
         step(2_602, "load", "upload", 0),
         out(2_700, "load", "upload", "uploaded\ttab kept"),

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone};
 use console::Style;
 
 use crate::state::{JobState, RunId, RunState};
-use crate::ui::events::JobSummary;
+use crate::ui::events::{JobChange, JobSummary};
 
 /// Colors for live output, or none.
 ///
@@ -241,21 +241,9 @@ pub fn state_symbol(state: JobState) -> &'static str {
     }
 }
 
-/// The facts of one job state change, borrowed from an [`Event::JobState`](crate::ui::Event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateChange<'a> {
-    pub job: &'a str,
-    pub state: JobState,
-    pub attempt: u32,
-    pub reason: Option<&'a str>,
-    pub exit_code: Option<i32>,
-    pub duration: Option<Duration>,
-    pub step: Option<&'a str>,
-}
-
 /// `exit 1` (not for a success), `step "build"`, `attempt 2` (only above 1), the reason, in
 /// that order.
-fn details(change: &StateChange<'_>) -> Vec<String> {
+fn details(change: &JobChange) -> Vec<String> {
     let mut parts = Vec::new();
     if let Some(code) = change
         .exit_code
@@ -263,13 +251,13 @@ fn details(change: &StateChange<'_>) -> Vec<String> {
     {
         parts.push(format!("exit {code}"));
     }
-    if let Some(step) = change.step {
+    if let Some(step) = &change.step {
         parts.push(format!("step \"{}\"", sanitize(step)));
     }
     if change.attempt > 1 {
         parts.push(format!("attempt {}", change.attempt));
     }
-    if let Some(reason) = change.reason {
+    if let Some(reason) = &change.reason {
         parts.push(sanitize(reason).into_owned());
     }
     parts
@@ -303,20 +291,25 @@ where
 /// `12:00:01.200 build: failed (exit 1, step "compile", 1.2s)`: one plain line per state change.
 ///
 /// In parentheses, when known: the exit code, the failing step, the attempt when above 1, the
-/// reason, and the duration.
+/// reason, and the duration (the change's own, else `measured`). `ts` is the change's time in
+/// the zone the line is printed in.
 #[must_use]
-pub fn job_state_line<Tz: TimeZone>(ts: &DateTime<Tz>, change: &StateChange<'_>) -> String
+pub fn job_state_line<Tz: TimeZone>(
+    ts: &DateTime<Tz>,
+    change: &JobChange,
+    measured: Option<Duration>,
+) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
     let mut parts = details(change);
-    if let Some(d) = change.duration {
+    if let Some(d) = change.duration.or(measured) {
         parts.push(duration(d));
     }
     let mut line = format!(
         "{} {}: {}",
         clock(ts),
-        sanitize(change.job),
+        sanitize(&change.job),
         state_name(change.state)
     );
     if !parts.is_empty() {
@@ -463,11 +456,12 @@ pub fn summary_table<S: BuildHasher>(
 }
 
 /// `✓ build  1.2s`, `✓ build (attempt 2)  1.2s` or `✗ test  failed (exit 1, step "unit")  0.3s`:
-/// a finished job in live output, printed above the bars.
+/// a finished job in live output, printed above the bars. The duration is the change's own,
+/// else `measured`.
 #[must_use]
-pub fn finished_line(change: &StateChange<'_>, paint: Paint) -> String {
+pub fn finished_line(change: &JobChange, measured: Option<Duration>, paint: Paint) -> String {
     let symbol = paint.state(change.state, state_symbol(change.state));
-    let mut line = format!("{symbol} {}", paint.bold(&sanitize(change.job)));
+    let mut line = format!("{symbol} {}", paint.bold(&sanitize(&change.job)));
     if change.state == JobState::Succeeded && change.attempt > 1 {
         let _ = write!(
             line,
@@ -483,7 +477,7 @@ pub fn finished_line(change: &StateChange<'_>, paint: Paint) -> String {
         line.push_str("  ");
         line.push_str(&paint.state(change.state, &label));
     }
-    if let Some(d) = change.duration {
+    if let Some(d) = change.duration.or(measured) {
         line.push_str("  ");
         line.push_str(&paint.dim(&duration(d)));
     }
@@ -491,20 +485,20 @@ pub fn finished_line(change: &StateChange<'_>, paint: Paint) -> String {
 }
 
 /// `↻ build  requeued (retry in 2s)  0.3s`: a running job that went back to its queue for
-/// another attempt, in live output.
+/// another attempt, in live output. The duration is the change's own, else `measured`.
 #[must_use]
-pub fn requeued_line(change: &StateChange<'_>, paint: Paint) -> String {
+pub fn requeued_line(change: &JobChange, measured: Option<Duration>, paint: Paint) -> String {
     let mut label = "requeued".to_owned();
-    if let Some(reason) = change.reason {
+    if let Some(reason) = &change.reason {
         let _ = write!(label, " ({})", sanitize(reason));
     }
     let mut line = format!(
         "{} {}  {}",
         paint.dim("↻"),
-        paint.bold(&sanitize(change.job)),
+        paint.bold(&sanitize(&change.job)),
         label
     );
-    if let Some(d) = change.duration {
+    if let Some(d) = change.duration.or(measured) {
         line.push_str("  ");
         line.push_str(&paint.dim(&duration(d)));
     }
@@ -577,22 +571,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::{
-        Paint, StateChange, duration, finished_line, job_state_line, output_line, overall_message,
+        Paint, duration, finished_line, job_state_line, output_line, overall_message,
         run_result_line, run_started_line, running_message, sanitize, summary_table, tail_line,
     };
     use crate::state::{JobState, RunId, RunState};
-    use crate::ui::events::JobSummary;
+    use crate::ui::events::{JobChange, JobSummary};
 
-    fn change(job: &str, state: JobState) -> StateChange<'_> {
-        StateChange {
-            job,
-            state,
-            attempt: 1,
-            reason: None,
-            exit_code: None,
-            duration: None,
-            step: None,
-        }
+    fn change(job: &str, state: JobState) -> JobChange {
+        let ts = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        JobChange::new(ts, job, state, 1)
     }
 
     #[test]
@@ -640,18 +627,18 @@ mod tests {
             + chrono::Duration::milliseconds(234);
         let mut failed = change("build", JobState::Failed);
         failed.exit_code = Some(1);
-        failed.step = Some("compile");
+        failed.step = Some("compile".to_owned());
         failed.duration = Some(Duration::from_millis(1_234));
         let mut retry = change("build", JobState::Running);
         retry.attempt = 2;
         let mut skipped = change("report[format=csv]", JobState::Skipped);
-        skipped.reason = Some("needs failed");
+        skipped.reason = Some("needs failed".to_owned());
         let lines = [
             run_started_line(&ts, RunId(42), "etl", 3, 1),
-            job_state_line(&ts, &change("build", JobState::Running)),
-            job_state_line(&ts, &retry),
-            job_state_line(&ts, &failed),
-            job_state_line(&ts, &skipped),
+            job_state_line(&ts, &change("build", JobState::Running), None),
+            job_state_line(&ts, &retry, None),
+            job_state_line(&ts, &failed, None),
+            job_state_line(&ts, &skipped, None),
             output_line(&ts, "build", "compile", "\u{1b}[32mok\u{1b}[0m"),
             output_line(&ts, "build", "compile", ""),
         ];
@@ -747,15 +734,15 @@ mod tests {
         ok.duration = Some(Duration::from_millis(1_200));
         let mut failed = change("test", JobState::Failed);
         failed.exit_code = Some(1);
-        failed.step = Some("unit");
+        failed.step = Some("unit".to_owned());
         failed.duration = Some(Duration::from_millis(300));
         let mut skipped = change("deploy", JobState::Skipped);
-        skipped.reason = Some("needs failed");
+        skipped.reason = Some("needs failed".to_owned());
         let lines = [
-            finished_line(&ok, Paint::none()),
-            finished_line(&failed, Paint::none()),
+            finished_line(&ok, None, Paint::none()),
+            finished_line(&failed, None, Paint::none()),
             tail_line("assertion failed\r", Paint::none()),
-            finished_line(&skipped, Paint::none()),
+            finished_line(&skipped, None, Paint::none()),
             overall_message(3, 10, 2, 1, Paint::none()),
             running_message("build", Some("compile"), 2, Paint::none()),
         ];

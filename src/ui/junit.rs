@@ -53,7 +53,7 @@ use tempfile::NamedTempFile;
 
 use crate::state::{JobState, RunId, RunState};
 use crate::ui::error::Error;
-use crate::ui::events::{Event, JobSummary, Reporter};
+use crate::ui::events::{Event, JobChange, JobSummary, Reporter};
 use crate::ui::format::sanitize;
 use crate::ui::ring::LineRing;
 
@@ -79,35 +79,25 @@ struct Case {
     duration: Option<Duration>,
     running_since: Option<DateTime<Utc>>,
     output: LineRing,
-    /// Every attempt that failed or timed out, in order.
-    failed_attempts: Vec<FailedAttempt>,
+    /// The change that ended each attempt that failed or timed out, in order.
+    failed_attempts: Vec<JobChange>,
 }
 
-/// One failed attempt of a job.
-struct FailedAttempt {
-    attempt: u32,
-    state: JobState,
-    exit_code: Option<i32>,
-    step: Option<String>,
-}
-
-impl FailedAttempt {
-    /// `attempt 1 failed at step "build" (exit 1)`.
-    fn message(&self) -> String {
-        let what = if self.state == JobState::TimedOut {
-            "timed out"
-        } else {
-            "failed"
-        };
-        let mut message = format!("attempt {} {what}", self.attempt);
-        if let Some(step) = &self.step {
-            let _ = write!(message, " at step \"{step}\"");
-        }
-        if let Some(code) = self.exit_code {
-            let _ = write!(message, " (exit {code})");
-        }
-        message
+/// `attempt 1 failed at step "build" (exit 1)`: the message of a failed attempt's change.
+fn attempt_message(failed: &JobChange) -> String {
+    let what = if failed.state == JobState::TimedOut {
+        "timed out"
+    } else {
+        "failed"
+    };
+    let mut message = format!("attempt {} {what}", failed.attempt);
+    if let Some(step) = &failed.step {
+        let _ = write!(message, " at step \"{step}\"");
     }
+    if let Some(code) = failed.exit_code {
+        let _ = write!(message, " (exit {code})");
+    }
+    message
 }
 
 /// Collects a run's events and writes its `JUnit` report.
@@ -378,13 +368,13 @@ fn render_case(xml: &mut String, case: &Case, classname: &str) {
 }
 
 /// One `<flakyFailure>` or `<rerunFailure>` per failed attempt.
-fn reruns(xml: &mut String, element: &str, attempts: &[FailedAttempt]) {
+fn reruns(xml: &mut String, element: &str, attempts: &[JobChange]) {
     for failed in attempts {
         let _ = writeln!(
             xml,
             "      <{element} type=\"{}\" message=\"{}\"/>",
             failed.state.as_str(),
-            attr(&failed.message())
+            attr(&attempt_message(failed))
         );
     }
 }
@@ -493,47 +483,34 @@ impl Reporter for JUnitWriter {
                 self.run_id = Some(*run_id);
                 self.started = Some(*ts);
             }
-            Event::JobState {
-                ts,
-                job,
-                state,
-                attempt,
-                reason,
-                exit_code,
-                duration,
-                step,
-            } => {
-                let case = self.case(job);
-                case.state = *state;
-                case.attempts = case.attempts.max(*attempt);
-                case.reason.clone_from(reason);
-                case.exit_code = *exit_code;
-                if *state == JobState::Running {
-                    if *attempt > 1 {
-                        case.output.push(format!("--- attempt {attempt} ---"));
+            Event::JobState(change) => {
+                let case = self.case(&change.job);
+                case.state = change.state;
+                case.attempts = case.attempts.max(change.attempt);
+                case.reason.clone_from(&change.reason);
+                case.exit_code = change.exit_code;
+                if change.state == JobState::Running {
+                    if change.attempt > 1 {
+                        case.output
+                            .push(format!("--- attempt {} ---", change.attempt));
                     }
-                    case.running_since = Some(*ts);
+                    case.running_since = Some(change.ts);
                     case.step = None;
                 } else {
                     let measured = case
                         .running_since
-                        .and_then(|since| (*ts - since).to_std().ok());
-                    case.duration = duration.or(measured).or(case.duration);
-                    if step.is_some() {
-                        case.step.clone_from(step);
+                        .and_then(|since| (change.ts - since).to_std().ok());
+                    case.duration = change.duration.or(measured).or(case.duration);
+                    if change.step.is_some() {
+                        case.step.clone_from(&change.step);
                     }
-                    if matches!(state, JobState::Failed | JobState::TimedOut)
+                    if matches!(change.state, JobState::Failed | JobState::TimedOut)
                         && case
                             .failed_attempts
                             .last()
-                            .is_none_or(|f| f.attempt < *attempt)
+                            .is_none_or(|f| f.attempt < change.attempt)
                     {
-                        case.failed_attempts.push(FailedAttempt {
-                            attempt: *attempt,
-                            state: *state,
-                            exit_code: *exit_code,
-                            step: step.clone(),
-                        });
+                        case.failed_attempts.push(change.clone());
                     }
                 }
             }
@@ -577,7 +554,7 @@ mod tests {
 
     use super::{JUnitWriter, attr, text};
     use crate::state::JobState;
-    use crate::ui::events::{Event, Reporter};
+    use crate::ui::events::{Event, JobChange, Reporter};
     use crate::ui::fixtures::Shared;
     use crate::ui::fixtures::{at, failed, out, scripted_run, state};
 
@@ -613,16 +590,11 @@ mod tests {
             "s]]>",
             "\u{1b}[1mbold\u{0} & <tags> ]]> \u{1f600}",
         ));
-        events.push(Event::JobState {
-            ts: at(2_950),
-            job: job.to_owned(),
-            state: JobState::TimedOut,
-            attempt: 1,
+        events.push(Event::JobState(JobChange {
             reason: Some("timeout 5m\nexceeded".to_owned()),
-            exit_code: None,
-            duration: None,
             step: Some("s]]>".to_owned()),
-        });
+            ..JobChange::new(at(2_950), job, JobState::TimedOut, 1)
+        }));
         events.push(state(2_960, "stopped", JobState::Cancelled, 1));
         // Every attempt failed: the last is the failure, the first a rerun failure.
         events.push(state(2_961, "doomed", JobState::Running, 1));
@@ -718,16 +690,7 @@ mod tests {
         for i in 0..10_000 {
             writer.event(&out(1, "a", "s", &format!("line {i}")));
         }
-        writer.event(&Event::JobState {
-            ts: at(2),
-            job: "a".to_owned(),
-            state: JobState::Failed,
-            attempt: 1,
-            reason: None,
-            exit_code: Some(1),
-            duration: None,
-            step: Some("s".to_owned()),
-        });
+        writer.event(&failed(2, "a", 1, "s", 1));
         writer.finish().unwrap();
         let xml = shared.text();
         assert!(xml.len() < 2_000, "{}", xml.len());

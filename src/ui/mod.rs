@@ -49,7 +49,7 @@ pub mod tty;
 use std::io;
 
 pub use error::Error;
-pub use events::{Event, JobSummary, Reporter, Stream};
+pub use events::{Event, JobChange, JobSummary, Reporter, Stream};
 pub use json::JsonReporter;
 pub use junit::JUnitWriter;
 pub use multi::Multi;

@@ -32,8 +32,8 @@ use chrono::{DateTime, FixedOffset, Local, Offset, Utc};
 
 use crate::state::JobState;
 use crate::ui::error::Error;
-use crate::ui::events::{Event, Reporter, Stream};
-use crate::ui::format::{self, Paint, StateChange};
+use crate::ui::events::{Event, JobChange, Reporter, Stream};
+use crate::ui::format::{self, Paint};
 use crate::ui::github::{self, GroupBuffer, JobGroups};
 use crate::ui::options::UiOptions;
 use crate::ui::sink::Sink;
@@ -133,48 +133,29 @@ impl PlainReporter {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the fields of Event::JobState")]
-    fn job_state(
-        &mut self,
-        ts: DateTime<Utc>,
-        job: &str,
-        state: JobState,
-        attempt: u32,
-        reason: Option<&str>,
-        exit_code: Option<i32>,
-        duration: Option<std::time::Duration>,
-        step: Option<&str>,
-    ) {
-        let duration = if state == JobState::Running {
-            self.running_since.insert(job.to_owned(), ts);
+    fn job_state(&mut self, change: &JobChange) {
+        let job = change.job.as_str();
+        let measured = if change.state == JobState::Running {
+            self.running_since.insert(job.to_owned(), change.ts);
             self.failed_steps.remove(job);
             // Lines held for an attempt that never reported its end still get printed.
             self.flush_group(job);
             if let Some(groups) = &mut self.groups {
-                groups.open(job, attempt);
+                groups.open(job, change.attempt);
             }
-            duration
+            None
         } else {
             self.flush_group(job);
             let since = self.running_since.remove(job);
-            duration.or_else(|| since.and_then(|since| (ts - since).to_std().ok()))
+            since.and_then(|since| (change.ts - since).to_std().ok())
         };
-        if let (JobState::Failed | JobState::TimedOut, Some(step)) = (state, step) {
-            self.failed_steps.insert(job.to_owned(), step.to_owned());
+        if let (JobState::Failed | JobState::TimedOut, Some(step)) = (change.state, &change.step) {
+            self.failed_steps.insert(job.to_owned(), step.clone());
         }
-        if self.quiet && !matches!(state, JobState::Failed | JobState::TimedOut) {
+        if self.quiet && !matches!(change.state, JobState::Failed | JobState::TimedOut) {
             return;
         }
-        let change = StateChange {
-            job,
-            state,
-            attempt,
-            reason,
-            exit_code,
-            duration,
-            step,
-        };
-        let line = format::job_state_line(&self.zoned(ts), &change);
+        let line = format::job_state_line(&self.zoned(change.ts), change, measured);
         self.sink.line(&line);
     }
 }
@@ -200,27 +181,7 @@ impl Reporter for PlainReporter {
                     self.sink.line(&line);
                 }
             }
-            Event::JobState {
-                ts,
-                job,
-                state,
-                attempt,
-                reason,
-                exit_code,
-                duration,
-                step,
-            } => {
-                self.job_state(
-                    *ts,
-                    job,
-                    *state,
-                    *attempt,
-                    reason.as_deref(),
-                    *exit_code,
-                    *duration,
-                    step.as_deref(),
-                );
-            }
+            Event::JobState(change) => self.job_state(change),
             Event::StepStarted { ts, job, step, .. } => {
                 if !self.quiet {
                     let line = format::step_started_line(&self.zoned(*ts), job, step);

@@ -20,8 +20,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, P
 
 use crate::state::JobState;
 use crate::ui::error::Error;
-use crate::ui::events::{Event, JobSummary, Reporter};
-use crate::ui::format::{self, Paint, StateChange};
+use crate::ui::events::{Event, JobChange, JobSummary, Reporter};
+use crate::ui::format::{self, Paint};
 use crate::ui::options::UiOptions;
 use crate::ui::ring::LineRing;
 
@@ -169,33 +169,14 @@ impl TtyReporter {
         (ts - line.since).to_std().ok()
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the fields of Event::JobState")]
-    fn job_state(
-        &mut self,
-        ts: DateTime<Utc>,
-        job: &str,
-        state: JobState,
-        attempt: u32,
-        reason: Option<&str>,
-        exit_code: Option<i32>,
-        duration: Option<Duration>,
-        step: Option<&str>,
-    ) {
-        self.states.insert(job.to_owned(), state);
-        match state {
-            JobState::Running => self.start_job(ts, job, attempt),
+    fn job_state(&mut self, change: &JobChange) {
+        let job = change.job.as_str();
+        self.states.insert(job.to_owned(), change.state);
+        match change.state {
+            JobState::Running => self.start_job(change.ts, job, change.attempt),
             JobState::Pending | JobState::Queued => {
-                if let Some(measured) = self.stop_job(ts, job) {
-                    let change = StateChange {
-                        job,
-                        state,
-                        attempt,
-                        reason,
-                        exit_code,
-                        duration: duration.or(Some(measured)),
-                        step,
-                    };
-                    self.println(&format::requeued_line(&change, self.paint));
+                if let Some(measured) = self.stop_job(change.ts, job) {
+                    self.println(&format::requeued_line(change, Some(measured), self.paint));
                 }
             }
             JobState::Succeeded
@@ -203,21 +184,12 @@ impl TtyReporter {
             | JobState::TimedOut
             | JobState::Cancelled
             | JobState::Skipped => {
-                let measured = self.stop_job(ts, job);
-                let change = StateChange {
-                    job,
-                    state,
-                    attempt,
-                    reason,
-                    exit_code,
-                    duration: duration.or(measured),
-                    step,
-                };
-                let mut text = format::finished_line(&change, self.paint);
+                let measured = self.stop_job(change.ts, job);
+                let mut text = format::finished_line(change, measured, self.paint);
                 let tail = self.tails.remove(job);
-                if matches!(state, JobState::Failed | JobState::TimedOut) {
-                    if let Some(step) = step {
-                        self.failed_steps.insert(job.to_owned(), step.to_owned());
+                if matches!(change.state, JobState::Failed | JobState::TimedOut) {
+                    if let Some(step) = &change.step {
+                        self.failed_steps.insert(job.to_owned(), step.clone());
                     }
                     if let Some(tail) = tail {
                         if tail.dropped() > 0 {
@@ -263,27 +235,7 @@ impl Reporter for TtyReporter {
                 self.total = *jobs;
                 self.update_overall();
             }
-            Event::JobState {
-                ts,
-                job,
-                state,
-                attempt,
-                reason,
-                exit_code,
-                duration,
-                step,
-            } => {
-                self.job_state(
-                    *ts,
-                    job,
-                    *state,
-                    *attempt,
-                    reason.as_deref(),
-                    *exit_code,
-                    *duration,
-                    step.as_deref(),
-                );
-            }
+            Event::JobState(change) => self.job_state(change),
             Event::StepStarted { job, step, .. } => {
                 if let Some(mut line) = self.running.remove(job) {
                     line.step = Some(step.clone());

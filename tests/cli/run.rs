@@ -666,7 +666,7 @@ jobs:
     for expected in [
         "DEBUG coreflow::cli::env: environment opened",
         "run created run=2",
-        "step{job=hello step=greet}: coreflow::worker::process: step started",
+        "step{job=hello step=greet}: coreflow::step::process: step started",
         "program=sh",
         "step ended",
         "state written",

@@ -577,7 +577,7 @@ mod tests {
     use super::super::test_support::{job, run, store};
     use crate::blocks::{BlockKind, BlockStore, BlockVersion, JobAttempt, NewBlock, hash_bytes};
     use crate::state::{JobState, RunId, RunState};
-    use crate::store::{Change, RunTransition, Store, Transition};
+    use crate::store::{Change, RunStore, RunTransition, Transition};
 
     fn block(name: &str, content: &str) -> NewBlock {
         NewBlock {
@@ -593,7 +593,7 @@ mod tests {
 
     /// A run with jobs `names`, each started once (attempt 1), so that its publications and
     /// consumptions count as the current attempt's.
-    fn started_run(store: &impl Store, names: &[&str]) -> (RunId, Vec<JobAttempt>) {
+    fn started_run(store: &impl RunStore, names: &[&str]) -> (RunId, Vec<JobAttempt>) {
         let jobs = names
             .iter()
             .map(|n| job(n, &[], JobState::Queued))

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
-use crate::store::store::{CancelOutcome, CancelRequests, REASON_CANCELLED, Transition};
+use crate::store::runs::{CancelOutcome, CancelRequests, REASON_CANCELLED, Transition};
 
 use super::read::{cancel_requests, parse_state};
 use super::write::{
@@ -70,7 +70,7 @@ pub(super) fn take_cancel_requests(tx: &Connection, run: RunId) -> Result<Cancel
 mod tests {
     use super::super::test_support::{job, run, store};
     use crate::state::{JobState, RunState};
-    use crate::store::store::{CancelOutcome, Store};
+    use crate::store::runs::{CancelOutcome, RunStore};
 
     #[test]
     fn cancel_requests_reach_the_owner_or_act_directly() {

@@ -1,4 +1,4 @@
-//! [`SqliteStore`]: the default [`Store`], one SQLite file per environment.
+//! [`SqliteStore`]: the default [`RunStore`], one SQLite file per environment.
 //!
 //! The environment is a folder (`--env DIR`, default `./.coreflow`) holding `coreflow.db` and
 //! `logs/`. Several `coreflow` processes may share it: the database runs in WAL mode (readers
@@ -37,12 +37,12 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::state::{JobId, RunId};
 
 use super::error::Error;
-use super::logs::{LogCursor, LogReader, LogWriter};
+use super::logs::{LogCursor, LogReader, LogStore, LogWriter};
 use super::owner::Owner;
 use super::private;
-use super::store::{
+use super::runs::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
-    NewDefinition, NewRun, Recovered, RunFilter, RunRecord, Store,
+    NewDefinition, NewRun, Recovered, RunFilter, RunRecord, RunStore,
 };
 
 /// The database file inside the environment folder.
@@ -288,7 +288,7 @@ fn to_sql_u64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl Store for SqliteStore {
+impl RunStore for SqliteStore {
     fn save_definition(&self, definition: &NewDefinition<'_>) -> Result<(), Error> {
         self.write(|tx| write::save_definition(tx, definition))
     }
@@ -399,7 +399,9 @@ impl Store for SqliteStore {
         }
         self.write(|tx| recover::recover_lost(tx, &dead, Utc::now()))
     }
+}
 
+impl LogStore for SqliteStore {
     fn log_writer(&self, run: RunId, job: JobId, attempt: u32) -> Result<LogWriter, Error> {
         LogWriter::create(&self.log_path(run, job, attempt))
     }
@@ -424,7 +426,7 @@ pub(crate) mod test_support {
 
     use crate::state::{JobState, RunState};
     use crate::store::owner::{Owner, host_name};
-    use crate::store::store::{NewJob, NewRun};
+    use crate::store::runs::{NewJob, NewRun};
 
     use super::SqliteStore;
 
@@ -494,7 +496,7 @@ mod tests {
     use super::{DATABASE_FILE, LOG_DIR, SqliteStore};
     use crate::state::{JobState, RunId};
     use crate::store::error::Error;
-    use crate::store::store::{Change, RunFilter, StepRecord, Store, Transition};
+    use crate::store::runs::{Change, RunFilter, RunStore, StepRecord, Transition};
 
     #[test]
     fn creates_the_environment_and_reopens_it() {

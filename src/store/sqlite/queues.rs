@@ -15,12 +15,12 @@ use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::owner::{Owner, host_name, owner_is_alive};
 use crate::store::queues::{
-    Advance, ClaimEnd, Claimed, Heartbeat, QueueRecord, QueueStore, RemoveOutcome, RunJob,
-    WORKER_RETENTION, WorkerId, WorkerRecord,
+    Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob,
 };
-use crate::store::store::{
+use crate::store::runs::{
     Change, LostJob, REASON_CANCELLED, REASON_LOST, RunTransition, Transition,
 };
+use crate::store::workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};
 
 use super::read::{self, Scope, parse_state};
 use super::write::{apply, run_status, transition_job, transition_run};
@@ -354,6 +354,129 @@ impl QueueStore for SqliteStore {
         })
     }
 
+    fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
+        self.read(|tx| {
+            let now = to_ms(Utc::now());
+            let loads = queue_loads(tx)?;
+            // The oldest fitting job of each group (each group is read oldest first, but
+            // for the top one), and the oldest of those.
+            let mut candidates = Candidates::new(tx, now, &loads);
+            let mut oldest: Option<i64> = None;
+            loop {
+                let group = candidates.group();
+                let rows = candidates.next_page()?;
+                if rows.is_empty() {
+                    return Ok(oldest.map(from_ms));
+                }
+                let mut found = false;
+                for row in &rows {
+                    if first_fitting(std::slice::from_ref(row), labels, &loads).is_some() {
+                        let at = row.queued_at.unwrap_or(now);
+                        oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                        found = true;
+                        // A priority group is read oldest first: its first fit is its oldest.
+                        if group != Group::Top {
+                            break;
+                        }
+                    }
+                }
+                if found && group != Group::Top && candidates.group() == group {
+                    candidates.skip_group()?;
+                }
+            }
+        })
+    }
+
+    fn claim_next(
+        &self,
+        worker: WorkerId,
+        labels: &[String],
+        lease: Duration,
+        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    ) -> Result<Option<Claimed>, Error> {
+        self.write(|tx| claim_next_tx(tx, worker, labels, lease, kill_token))
+    }
+
+    fn finish_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<ClaimEnd, Error> {
+        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at))
+    }
+
+    fn finish_and_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+        labels: &[String],
+        lease: Duration,
+        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
+        self.write(|tx| {
+            let end = finish_claim_tx(tx, worker, job, changes, retry_at)?;
+            let next = claim_next_tx(tx, worker, labels, lease, kill_token)?;
+            Ok((end, next))
+        })
+    }
+
+    fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error> {
+        self.read(|tx| {
+            let mut select = tx.prepare_cached(
+                "SELECT id, name, base_name, matrix, needs, status FROM jobs
+                 WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = select.query_map([run.0], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                ))
+            })?;
+            let mut jobs = Vec::new();
+            for row in rows {
+                let (id, name, base_name, matrix, needs, status) = row?;
+                jobs.push(RunJob {
+                    id: JobId(id),
+                    name,
+                    base_name,
+                    matrix: match matrix {
+                        Some(text) => serde_json::from_str(&text)?,
+                        None => serde_json::Value::Null,
+                    },
+                    needs: serde_json::from_str(&needs)?,
+                    status: parse_state(&status)?,
+                });
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error> {
+        self.write(|tx| {
+            for decision in decisions {
+                let status: Option<String> = tx
+                    .prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+                    .query_row([decision.transition.job.0], |row| row.get(0))
+                    .optional()?;
+                let Some(status) = status else { continue };
+                if parse_state::<JobState>(&status)? == decision.from {
+                    transition_job(tx, &decision.transition)?;
+                }
+            }
+            finish_if_done(tx, run)
+        })
+    }
+}
+
+impl WorkerStore for SqliteStore {
     fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error> {
         self.write(|tx| {
             let now = to_ms(Utc::now());
@@ -462,111 +585,6 @@ impl QueueStore for SqliteStore {
                 )?
                 .execute(params![id, worker, to])?
                 > 0)
-        })
-    }
-
-    fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
-        self.read(|tx| {
-            let now = to_ms(Utc::now());
-            let loads = queue_loads(tx)?;
-            // The oldest fitting job of each group (each group is read oldest first, but
-            // for the top one), and the oldest of those.
-            let mut candidates = Candidates::new(tx, now, &loads);
-            let mut oldest: Option<i64> = None;
-            loop {
-                let group = candidates.group();
-                let rows = candidates.next_page()?;
-                if rows.is_empty() {
-                    return Ok(oldest.map(from_ms));
-                }
-                let mut found = false;
-                for row in &rows {
-                    if first_fitting(std::slice::from_ref(row), labels, &loads).is_some() {
-                        let at = row.queued_at.unwrap_or(now);
-                        oldest = Some(oldest.map_or(at, |o| o.min(at)));
-                        found = true;
-                        // A priority group is read oldest first: its first fit is its oldest.
-                        if group != Group::Top {
-                            break;
-                        }
-                    }
-                }
-                if found && group != Group::Top && candidates.group() == group {
-                    candidates.skip_group()?;
-                }
-            }
-        })
-    }
-
-    fn claim_next(
-        &self,
-        worker: WorkerId,
-        labels: &[String],
-        lease: Duration,
-        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
-    ) -> Result<Option<Claimed>, Error> {
-        self.write(|tx| claim_next_tx(tx, worker, labels, lease, kill_token))
-    }
-
-    fn finish_claim(
-        &self,
-        worker: WorkerId,
-        job: JobId,
-        changes: &[Change],
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<ClaimEnd, Error> {
-        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at))
-    }
-
-    fn finish_and_claim(
-        &self,
-        worker: WorkerId,
-        job: JobId,
-        changes: &[Change],
-        retry_at: Option<DateTime<Utc>>,
-        labels: &[String],
-        lease: Duration,
-        kill_token: &dyn Fn(RunId, JobId, u32) -> String,
-    ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
-        self.write(|tx| {
-            let end = finish_claim_tx(tx, worker, job, changes, retry_at)?;
-            let next = claim_next_tx(tx, worker, labels, lease, kill_token)?;
-            Ok((end, next))
-        })
-    }
-
-    fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error> {
-        self.read(|tx| {
-            let mut select = tx.prepare_cached(
-                "SELECT id, name, base_name, matrix, needs, status FROM jobs
-                 WHERE run_id = ?1 ORDER BY id",
-            )?;
-            let rows = select.query_map([run.0], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })?;
-            let mut jobs = Vec::new();
-            for row in rows {
-                let (id, name, base_name, matrix, needs, status) = row?;
-                jobs.push(RunJob {
-                    id: JobId(id),
-                    name,
-                    base_name,
-                    matrix: match matrix {
-                        Some(text) => serde_json::from_str(&text)?,
-                        None => serde_json::Value::Null,
-                    },
-                    needs: serde_json::from_str(&needs)?,
-                    status: parse_state(&status)?,
-                });
-            }
-            Ok(jobs)
         })
     }
 
@@ -682,22 +700,6 @@ impl QueueStore for SqliteStore {
             )?
             .execute([to_ms(now - WORKER_RETENTION)])?;
             Ok(lost)
-        })
-    }
-
-    fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error> {
-        self.write(|tx| {
-            for decision in decisions {
-                let status: Option<String> = tx
-                    .prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
-                    .query_row([decision.transition.job.0], |row| row.get(0))
-                    .optional()?;
-                let Some(status) = status else { continue };
-                if parse_state::<JobState>(&status)? == decision.from {
-                    transition_job(tx, &decision.transition)?;
-                }
-            }
-            finish_if_done(tx, run)
         })
     }
 
@@ -923,8 +925,9 @@ mod tests {
     use super::super::SqliteStore;
     use super::super::test_support::{job, run, store};
     use crate::state::{JobState, RunState};
-    use crate::store::queues::{QueueStore, WorkerId};
-    use crate::store::store::{Change, NewJob, Store, Transition};
+    use crate::store::queues::QueueStore;
+    use crate::store::runs::{Change, NewJob, RunStore, Transition};
+    use crate::store::workers::{WorkerId, WorkerStore};
 
     fn queued(name: &str, queue: &str, priority: i64) -> NewJob {
         let mut job = job(name, &[], JobState::Queued);

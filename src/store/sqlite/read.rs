@@ -16,7 +16,7 @@ use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::logs::{LogSource, LogSummary};
 use crate::store::owner::Owner;
-use crate::store::store::{
+use crate::store::runs::{
     AttemptRecord, CancelRequests, Definition, JobFilter, JobRecord, RunFilter, RunRecord,
     StepRecord,
 };
@@ -557,8 +557,9 @@ mod tests {
     use super::super::test_support::{job, run, store};
     use crate::state::{JobId, JobState, RunId, RunState};
     use crate::store::error::Error;
+    use crate::store::logs::LogStore;
     use crate::store::logs::Stream;
-    use crate::store::store::{Change, JobFilter, RunFilter, RunTransition, Store, Transition};
+    use crate::store::runs::{Change, JobFilter, RunFilter, RunStore, RunTransition, Transition};
 
     #[test]
     fn resolves_run_and_job_references() {

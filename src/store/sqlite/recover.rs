@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::owner::Owner;
-use crate::store::store::{LostJob, REASON_LOST, REASON_OWNER_LOST, Recovered, Transition};
+use crate::store::runs::{LostJob, REASON_LOST, REASON_OWNER_LOST, Recovered, Transition};
 
 use super::to_sql_u64;
 use super::write::{cancel_waiting_jobs, finish_run, transition_job};
@@ -72,7 +72,7 @@ mod tests {
     use super::super::test_support::{dead_owner, job, run, store};
     use crate::state::{JobState, RunState};
     use crate::store::owner::{Owner, owner_is_alive};
-    use crate::store::store::{REASON_LOST, Store, Transition};
+    use crate::store::runs::{REASON_LOST, RunStore, Transition};
 
     #[test]
     fn recover_lost_fails_running_jobs_of_dead_owners_once() {

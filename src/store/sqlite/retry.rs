@@ -72,7 +72,7 @@ mod tests {
     use crate::state::{JobState, RunState};
     use crate::store::error::Error;
     use crate::store::owner::Owner;
-    use crate::store::store::{RunTransition, Store, Transition};
+    use crate::store::runs::{RunStore, RunTransition, Transition};
 
     #[test]
     fn reset_for_retry_reopens_the_run_and_keeps_history() {

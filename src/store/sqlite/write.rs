@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::owner::Owner;
-use crate::store::store::{Change, NewDefinition, NewRun, RunTransition, StepRecord, Transition};
+use crate::store::runs::{Change, NewDefinition, NewRun, RunTransition, StepRecord, Transition};
 
 use super::read::parse_state;
 use super::{log_relative_path, to_ms, to_sql_u64};
@@ -431,8 +431,8 @@ mod tests {
     use crate::state::{JobId, JobState, RunState};
     use crate::store::error::Error;
     use crate::store::owner::Owner;
-    use crate::store::store::{
-        Change, NewDefinition, RunTransition, StepRecord, Store, Transition,
+    use crate::store::runs::{
+        Change, NewDefinition, RunStore, RunTransition, StepRecord, Transition,
     };
 
     #[test]

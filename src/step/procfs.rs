@@ -363,7 +363,7 @@ mod tests {
         KILL_TOKEN_VAR, ProcStat, entry_matches, is_alive, parse_stat, read_stat, sample_tree,
         token_carriers, token_entry, tree_members,
     };
-    use crate::worker::kill::kill_token_processes;
+    use crate::step::kill::kill_token_processes;
 
     /// A token no other test uses.
     fn unique_token(name: &str) -> String {

@@ -59,18 +59,18 @@
 //!
 //! Linux only: the tree is found through `/proc`.
 
+mod capture;
 mod command;
 mod error;
 mod kill;
-mod output;
-mod outputs;
+mod output_file;
 mod process;
 mod procfs;
 
+pub use capture::MAX_LINE;
 pub use command::{DEFAULT_GRACE, Program, Shell, ShellError, StepCommand};
 pub use error::Error;
 pub use kill::kill_token_processes;
-pub use output::MAX_LINE;
-pub use outputs::{OutputsError, parse_outputs};
+pub use output_file::{OutputsError, parse_outputs};
 pub use process::{CancelMode, StepEnd, StepReport, Stream, run_step};
 pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};

@@ -10,8 +10,8 @@
 //! Timestamping and storing lines, step environment variables (`COREFLOW_*`), reading
 //! `$COREFLOW_OUTPUT` and turning a start failure into a failed step are the caller's.
 
+pub use crate::state::Stream;
 use std::collections::HashSet;
-use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
@@ -26,10 +26,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
+use super::capture::LineSplitter;
 use super::command::{Launch, StepCommand};
 use super::error::Error;
 use super::kill;
-use super::output::LineSplitter;
 use super::procfs::{KILL_TOKEN_VAR, Sampler, TreeSample};
 
 /// How long output is still read after the main process exited, for what is left in the
@@ -43,31 +43,6 @@ const GROUP_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Bytes read from a pipe at once: a full default pipe buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Which pipe a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl Stream {
-    /// `stdout` or `stderr`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-        }
-    }
-}
-
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How to stop a running step when asked to cancel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -647,10 +622,10 @@ mod tests {
     use tokio::sync::watch;
 
     use super::{CancelMode, StepEnd, StepReport, Stream, run_step};
-    use crate::worker::command::{Program, Shell, StepCommand};
-    use crate::worker::error::Error;
-    use crate::worker::kill::kill_token_processes;
-    use crate::worker::procfs::{all_pids, is_alive, read_stat, token_carriers, token_entry};
+    use crate::step::command::{Program, Shell, StepCommand};
+    use crate::step::error::Error;
+    use crate::step::kill::kill_token_processes;
+    use crate::step::procfs::{all_pids, is_alive, read_stat, token_carriers, token_entry};
 
     /// A generous bound for things that must finish, far above what they need; exceeding
     /// it means a hang, not slowness.

@@ -329,7 +329,7 @@ mod tests {
         Launch, Program, Shell, ShellError, StepCommand, resolve_program, simple_command,
         substitute,
     };
-    use crate::worker::error::Error;
+    use crate::step::error::Error;
 
     fn command(program: Program) -> StepCommand {
         StepCommand::new(program, "/", "token")

@@ -1,4 +1,5 @@
-//! The engine's two DataBlock hooks around one job attempt.
+//! The engine's two DataBlock hooks around one job attempt (the content store and the
+//! registry they use are [`crate::blocks`]).
 //!
 //! [`materialise_inputs`], before the first step: every `inputs: { x: job.block }` entry and
 //! every `datablock` parameter is resolved to a version, placed read-only at
@@ -26,14 +27,11 @@ use crate::engine::run::RunShared;
 use crate::spec::env_key;
 use crate::spec::params::ParamValue;
 use crate::state::JobState;
-use crate::store::Store;
 
-use super::cas::{Access, Cas, INPUTS_DIR, Stored, remove_tree};
-use super::error::Error;
-use super::registry::{
-    BlockKind, BlockRef, BlockVersion, JobAttempt, NewBlock, Published, is_valid_name,
+use crate::blocks::{
+    Access, BlockKind, BlockRef, BlockVersion, Cas, Error, INPUTS_DIR, JobAttempt, NewBlock,
+    Published, Stored, is_valid_name, remove_tree, resolve,
 };
-use super::resolve::resolve;
 
 /// The inputs materialised for one attempt: the variables its steps see, and the folder to
 /// remove when it ends.
@@ -164,7 +162,7 @@ pub async fn materialise_inputs(
 }
 
 fn place_inputs(
-    store: &dyn Store,
+    store: &dyn crate::store::Environment,
     attempt: &JobAttempt,
     wanted: &[Wanted],
     dir: &Path,
@@ -333,7 +331,7 @@ fn fail(outcome: &mut AttemptOutcome, reason: String) {
 
 /// Stores every declared path, then registers them all at once.
 fn publish_blocks(
-    store: &dyn Store,
+    store: &dyn crate::store::Environment,
     attempt: &JobAttempt,
     declared: &[(String, PathBuf)],
 ) -> Result<Vec<Published>, String> {

@@ -206,7 +206,7 @@ mod tests {
     use nix::sys::signal::Signal;
 
     use super::{group_exists, kill_token_processes, kill_tree, signal_group};
-    use crate::worker::procfs::{KILL_TOKEN_VAR, is_alive, token_carriers, token_entry};
+    use crate::step::procfs::{KILL_TOKEN_VAR, is_alive, token_carriers, token_entry};
 
     /// Far above what anything here needs: reaching it means a hang.
     const HANG: Duration = Duration::from_secs(20);

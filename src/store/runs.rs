@@ -1,4 +1,4 @@
-//! The [`Store`] trait and the records it reads and writes.
+//! The [`RunStore`] trait and the records it reads and writes.
 //!
 //! The trait speaks the engine's verbs (create a run, apply a batch of changes, recover lost
 //! work), never SQL, so that a PostgreSQL store can later sit beside [`super::SqliteStore`].
@@ -16,14 +16,14 @@ use serde_json::Value;
 use crate::state::{JobId, JobState, RunId, RunState};
 
 use super::error::Error;
-use super::logs::{LogCursor, LogReader, LogSummary, LogWriter};
+use super::logs::LogSummary;
 use super::owner::Owner;
 
 /// The environment's state store.
 ///
 /// Implementations are shared between threads (`Send + Sync`) and between processes: several
 /// `coreflow` commands may use one environment at once.
-pub trait Store: Send + Sync + crate::blocks::BlockStore {
+pub trait RunStore: Send + Sync {
     /// Records a workflow definition (`coreflow run` does, so `coreflow trigger NAME` can run it
     /// later). The same name and hash seen again only moves `last_seen`.
     fn save_definition(&self, definition: &NewDefinition<'_>) -> Result<(), Error>;
@@ -81,12 +81,12 @@ pub trait Store: Send + Sync + crate::blocks::BlockStore {
     fn outputs(&self, job: JobId) -> Result<BTreeMap<String, String>, Error>;
 
     /// Asks for a run to be cancelled. A run without an owner (queued for a daemon) is cancelled
-    /// at once; an owned run gets a flag its owner picks up with [`Store::take_cancel_requests`].
-    /// Call [`Store::recover_lost`] first, so that a run whose owner died is not left waiting
+    /// at once; an owned run gets a flag its owner picks up with [`RunStore::take_cancel_requests`].
+    /// Call [`RunStore::recover_lost`] first, so that a run whose owner died is not left waiting
     /// for it.
     fn request_cancel_run(&self, run: RunId) -> Result<CancelOutcome, Error>;
 
-    /// Asks for one job to be cancelled, as [`Store::request_cancel_run`] does for a run.
+    /// Asks for one job to be cancelled, as [`RunStore::request_cancel_run`] does for a run.
     fn request_cancel_job(&self, job: JobId) -> Result<CancelOutcome, Error>;
 
     /// The cancel requests for `run` made since the last call, clearing them. Cheap when there
@@ -108,19 +108,6 @@ pub trait Store: Send + Sync + crate::blocks::BlockStore {
     /// the run fails. Returns the runs and the lost jobs so the caller can kill leftover
     /// processes by kill token. Idempotent, and safe when several processes recover at once.
     fn recover_lost(&self, is_alive: &dyn Fn(&Owner) -> bool) -> Result<Recovered, Error>;
-
-    /// A writer for the output of one attempt. The attempt's log is indexed when the attempt
-    /// starts (the transition to `running`); [`Change::LogClosed`] records its size.
-    fn log_writer(&self, run: RunId, job: JobId, attempt: u32) -> Result<LogWriter, Error>;
-
-    /// A run's output (or one job's), merged across jobs in timestamp order, starting after
-    /// `cursor` when given (`logs --follow`).
-    fn read_logs(
-        &self,
-        run: RunId,
-        job: Option<JobId>,
-        cursor: Option<&LogCursor>,
-    ) -> Result<LogReader, Error>;
 }
 
 /// The reason of a job that was running when its owner died, and of that run.
@@ -200,7 +187,7 @@ pub struct NewJob {
     pub runs_on: Vec<String>,
 }
 
-/// One state change of a batch given to [`Store::apply`].
+/// One state change of a batch given to [`RunStore::apply`].
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A job changes state; attempts are recorded from it (see [`Transition`]).
@@ -308,7 +295,7 @@ impl From<Transition> for Change {
 }
 
 /// A run state change. Moving to `running` sets `started_at` (once); a finished state sets
-/// `finished_at`. A finished run only reopens through [`Store::reset_for_retry`].
+/// `finished_at`. A finished run only reopens through [`RunStore::reset_for_retry`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunTransition {
     pub run: RunId,
@@ -441,7 +428,7 @@ pub struct StepRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Which runs [`Store::runs`] lists.
+/// Which runs [`RunStore::runs`] lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
     pub workflow: Option<String>,
@@ -449,7 +436,7 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// Which jobs [`Store::list_jobs`] lists.
+/// Which jobs [`RunStore::list_jobs`] lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
     pub queue: Option<String>,
@@ -485,7 +472,7 @@ impl CancelRequests {
     }
 }
 
-/// What [`Store::recover_lost`] settled.
+/// What [`RunStore::recover_lost`] settled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// The runs failed because their owner is gone, with that owner. Every process an owner
@@ -504,7 +491,7 @@ pub fn owner_token_prefix(run: RunId, owner: &Owner) -> String {
     format!("cf-{run}-{}-{}-", owner.pid, owner.start_time)
 }
 
-/// A job that [`Store::recover_lost`] failed because its owner is gone.
+/// A job that [`RunStore::recover_lost`] failed because its owner is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostJob {
     pub job: JobId,

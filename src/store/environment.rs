@@ -1,0 +1,50 @@
+//! [`Environment`]: every store trait in one, the only door to an environment's state that
+//! code outside `store/` uses; [`open`] opens one from `--env` (a folder today; a
+//! `postgres://` URL when that store exists).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::store::error::Error;
+use crate::store::logs::LogStore;
+use crate::store::queues::QueueStore;
+use crate::store::runs::RunStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::triggers::TriggerStore;
+use crate::store::workers::WorkerStore;
+
+/// An environment's state, whatever holds it: runs and jobs ([`RunStore`]), step output ([`LogStore`]), queues and claims
+/// ([`QueueStore`]), workers and leases ([`WorkerStore`]), trigger state ([`TriggerStore`])
+/// and the DataBlock registry ([`crate::blocks::BlockStore`]).
+pub trait Environment:
+    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + crate::blocks::BlockStore
+{
+    /// The local folder for what is kept as files: scratch space of runs on this host, step
+    /// logs, DataBlock content.
+    fn dir(&self) -> &Path;
+}
+
+impl Environment for SqliteStore {
+    fn dir(&self) -> &Path {
+        SqliteStore::dir(self)
+    }
+}
+
+/// A shared handle on an environment.
+pub type Env = Arc<dyn Environment>;
+
+/// Opens the environment at `location`: a folder (created on first use), or a URL.
+///
+/// # Errors
+/// The environment cannot be opened, is not CoreFlow's, or needs a store that does not
+/// exist yet (`postgres://…`): [`Error::is_environment`] (exit 3).
+pub fn open(location: &Path) -> Result<Env, Error> {
+    let text = location.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Err(Error::Environment {
+            path: location.to_owned(),
+            detail: "PostgreSQL environments are not supported yet".to_owned(),
+        });
+    }
+    Ok(Arc::new(SqliteStore::open(location)?))
+}
