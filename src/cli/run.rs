@@ -14,7 +14,7 @@ use crate::cli::env;
 use crate::engine::admission::{Request, admit};
 use crate::engine::job::scratch_dir;
 use crate::engine::run::QueueLoadsFn;
-use crate::engine::setup::{prepare, runtime_jobs};
+use crate::engine::setup::{create_run, prepare, runtime_jobs};
 use crate::engine::{JobRt, RunShared, execute};
 use crate::error::Error;
 use crate::scheduler::QueueLoad;
@@ -22,7 +22,7 @@ use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{Loaded, load};
 use crate::state::{RunId, RunState};
 use crate::store::Env;
-use crate::store::{NewDefinition, NewRun, Owner};
+use crate::store::Owner;
 use crate::ui::{self, JUnitWriter, Multi, ProgressMode, Reporter, UiOptions};
 
 pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
@@ -53,35 +53,20 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let junit = junit_writer(args.junit.as_deref())?;
     let store = env::open(global)?;
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
-    let now = Utc::now();
-    store
-        .save_definition(&NewDefinition {
-            name: &loaded.name,
-            hash: &loaded.hash,
-            yaml: &loaded.source,
-            source_path: std::fs::canonicalize(&args.file)
-                .ok()
-                .as_deref()
-                .and_then(|p| p.to_str()),
-            seen_at: now,
-        })
-        .map_err(|e| env::store_error(&e))?;
+    let source = std::fs::canonicalize(&args.file).ok();
+    let (run_id, ids) = create_run(
+        &*store,
+        &loaded,
+        &values,
+        &overrides,
+        &prepared,
+        source.as_deref().and_then(|p| p.to_str()),
+        serde_json::json!({ "type": "manual" }),
+        Some(Owner::current()),
+    )
+    .map_err(|e| env::store_error(&e))?;
     let mut trigger = serde_json::json!({ "type": "manual" });
     crate::engine::queued::record_job_params(&mut trigger, &overrides);
-    let new_run = NewRun {
-        workflow: loaded.name.clone(),
-        def_hash: loaded.hash.clone(),
-        params: serde_json::to_value(&values).unwrap_or_default(),
-        trigger: trigger.clone(),
-        status: RunState::Queued,
-        reason: None,
-        owner: Some(Owner::current()),
-        created_at: now,
-        jobs: prepared.iter().map(|p| p.new.clone()).collect(),
-    };
-    let (run_id, ids) = store
-        .create_run(&new_run)
-        .map_err(|e| env::store_error(&e))?;
     tracing::debug!(run = run_id.0, workflow = %loaded.name, jobs = ids.len(), "run created");
     let jobs = runtime_jobs(&prepared, &ids);
     let foreground = Foreground {

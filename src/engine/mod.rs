@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod context;
 pub mod decide;
 pub mod job;
+pub mod policy;
 pub mod queued;
 pub mod run;
 pub mod setup;

@@ -15,13 +15,11 @@ use chrono::Utc;
 use indexmap::IndexMap;
 
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, decide};
-use crate::engine::setup::prepare;
+use crate::engine::setup::{create_run, prepare};
 use crate::spec::params::{self, Overrides, Values};
 use crate::spec::{LoadError, Loaded, parse_str};
 use crate::state::{JobState, RunId, RunState};
-use crate::store::{
-    Advance, Error, JobRecord, LostJob, NewDefinition, NewRun, RunJob, RunRecord, Transition,
-};
+use crate::store::{Advance, Error, JobRecord, LostJob, RunJob, RunRecord, Transition};
 use crate::store::{Env, Environment};
 
 /// A run's definition and parameters, ready for templates.
@@ -154,7 +152,7 @@ pub fn queue_run(
     values: &Values,
     overrides: &Overrides,
     source_path: Option<&str>,
-    mut trigger: serde_json::Value,
+    trigger: serde_json::Value,
 ) -> Result<RunId, String> {
     // DataBlock parameters are fixed to versions now, whoever queues the run (`trigger`, the
     // daemon, the API): a missing block is refused before anything is created.
@@ -167,30 +165,18 @@ pub fn queue_run(
     )
     .map_err(|e| e.to_string())?;
     let (values, overrides) = (&values, &overrides);
-    let now = Utc::now();
-    store
-        .save_definition(&NewDefinition {
-            name: &loaded.name,
-            hash: &loaded.hash,
-            yaml: &loaded.source,
-            source_path,
-            seen_at: now,
-        })
-        .map_err(|e| e.to_string())?;
     let prepared = prepare(loaded, values, &[], false)?;
-    record_job_params(&mut trigger, overrides);
-    let new_run = NewRun {
-        workflow: loaded.name.clone(),
-        def_hash: loaded.hash.clone(),
-        params: serde_json::to_value(values).unwrap_or_default(),
+    let (run_id, _) = create_run(
+        &**store,
+        loaded,
+        values,
+        overrides,
+        &prepared,
+        source_path,
         trigger,
-        status: RunState::Queued,
-        reason: None,
-        owner: None,
-        created_at: now,
-        jobs: prepared.iter().map(|p| p.new.clone()).collect(),
-    };
-    let (run_id, _) = store.create_run(&new_run).map_err(|e| e.to_string())?;
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     let run = store
         .run(run_id)
         .map_err(|e| e.to_string())?

@@ -18,12 +18,13 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::context::TemplateContext;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
+use crate::engine::policy::{self, Limits, RetryAfter};
 use crate::engine::writer::Writer;
 use crate::scheduler::QueueLoad;
-use crate::spec::model::{Retry, Workflow};
+use crate::spec::model::Workflow;
 use crate::spec::params::{Overrides, ParamValue, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
-use crate::step::{CancelMode, DEFAULT_GRACE};
+use crate::step::CancelMode;
 use crate::store::{Change, Owner, RunStore, RunTransition, Transition, owner_token_prefix};
 use crate::ui::{Event, JobSummary, Reporter};
 
@@ -527,17 +528,8 @@ impl Coordinator {
                 }
             };
             let job_def = &self.shared.workflow.jobs[self.jobs[i].base.as_str()];
-            let defaults = &self.shared.workflow.defaults;
-            let timeout = job_def
-                .timeout
-                .as_ref()
-                .or(defaults.timeout.as_ref())
-                .map(crate::spec::model::DurationSpec::get);
-            let grace = job_def
-                .cancel_grace
-                .as_ref()
-                .or(defaults.cancel_grace.as_ref())
-                .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
+            let Limits { timeout, grace } =
+                policy::limits(&self.shared.workflow, &self.jobs[i].base);
             // DataBlocks are looked up and recorded against the store's view of the run,
             // which must then hold every change so far when the job starts.
             let uses_blocks = !job_def.inputs.is_empty()
@@ -646,26 +638,17 @@ impl Coordinator {
         job.outputs = outcome.outputs.into_iter().collect();
         job.exit_code = outcome.exit_code;
         job.duration = job.first_started.map(|start| start.elapsed());
-        let retry = self.shared.workflow.jobs[job.base.as_str()]
-            .retry
-            .clone()
-            .or_else(|| self.shared.workflow.defaults.retry.clone());
-        let retryable = matches!(outcome.state, JobState::Failed | JobState::TimedOut)
-            && job.attempts < job.max_attempts
-            && !self.cancelled;
+        let again = policy::retry_after(
+            &self.shared.workflow,
+            &job.base,
+            outcome.state,
+            job.attempts,
+            job.max_attempts,
+            outcome.step.as_deref(),
+        )
+        .filter(|_| !self.cancelled);
         let now = Utc::now();
-        if retryable {
-            let delay = retry_delay(retry.as_ref(), job.attempts + 1);
-            let mut reason = format!(
-                "{} attempt {} of {}; retry in {}",
-                outcome.state.as_str(),
-                job.attempts,
-                job.max_attempts,
-                crate::ui::format::duration(delay)
-            );
-            if let Some(step) = &outcome.step {
-                reason.push_str(&format!(" (step \"{step}\")"));
-            }
+        if let Some(RetryAfter { delay, reason }) = again {
             let mut transition = Transition::new(job.id, JobState::Queued, now)
                 .usage(outcome.peak_rss_bytes, outcome.cpu_ms)
                 .reason(reason.clone());
@@ -819,21 +802,4 @@ impl Coordinator {
             &needs,
         )
     }
-}
-
-/// The delay before attempt `next`, with jitter when asked.
-pub(crate) fn retry_delay(retry: Option<&Retry>, next: u32) -> Duration {
-    let Some(retry) = retry else {
-        return Duration::from_secs(1);
-    };
-    let delay = retry.delay_before(next);
-    if retry.jitter {
-        // Up to 10% more, from the clock's low bits: enough to spread retries apart.
-        let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
-        let extra = delay.as_millis() as u64 / 10;
-        if extra > 0 {
-            return delay + Duration::from_millis(nanos % extra);
-        }
-    }
-    delay
 }

@@ -208,3 +208,46 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
         })
         .collect()
 }
+
+/// Records a new run: the workflow's definition (so `coreflow trigger` and workers can load
+/// it later), the job-level parameters in the trigger record, and the run with its prepared
+/// jobs, owned by `owner` (a foreground `coreflow run`) or by nobody (for workers). The one
+/// way every run is created.
+///
+/// # Errors
+/// The store failing.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of a new run, gathered once"
+)]
+pub fn create_run(
+    store: &dyn crate::store::Environment,
+    loaded: &Loaded,
+    values: &Values,
+    overrides: &crate::spec::params::Overrides,
+    prepared: &[PreparedJob],
+    source_path: Option<&str>,
+    mut trigger: serde_json::Value,
+    owner: Option<crate::store::Owner>,
+) -> Result<(crate::state::RunId, Vec<JobId>), crate::store::Error> {
+    let now = chrono::Utc::now();
+    store.save_definition(&crate::store::NewDefinition {
+        name: &loaded.name,
+        hash: &loaded.hash,
+        yaml: &loaded.source,
+        source_path,
+        seen_at: now,
+    })?;
+    crate::engine::queued::record_job_params(&mut trigger, overrides);
+    store.create_run(&crate::store::NewRun {
+        workflow: loaded.name.clone(),
+        def_hash: loaded.hash.clone(),
+        params: serde_json::to_value(values).unwrap_or_default(),
+        trigger,
+        status: crate::state::RunState::Queued,
+        reason: None,
+        owner,
+        created_at: now,
+        jobs: prepared.iter().map(|p| p.new.clone()).collect(),
+    })
+}

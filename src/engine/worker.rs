@@ -18,15 +18,15 @@ use tokio::sync::watch;
 
 use crate::engine::decide::{NeedInfo, context};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt, scratch_dir};
+use crate::engine::policy::{self, Limits, RetryAfter};
 use crate::engine::queued::{
     RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
     needed_jobs,
 };
+use crate::engine::run::RunShared;
 use crate::engine::run::recv_signal as recv;
-use crate::engine::run::{RunShared, retry_delay};
 use crate::state::{JobState, RunId, RunState};
 use crate::step::CancelMode;
-use crate::step::DEFAULT_GRACE;
 use crate::store::Env;
 use crate::store::{Change, ClaimEnd, Claimed, RunRecord, Transition, WorkerId};
 use crate::ui::{PlainReporter, Reporter, UiOptions};
@@ -376,7 +376,7 @@ async fn execute_claim(
         .collect();
     let matrix = matrix_of(job);
     let workflow = &definition.loaded.workflow;
-    let Some(job_def) = workflow.jobs.get(&job.base_name) else {
+    if !workflow.jobs.contains_key(&job.base_name) {
         fail_claim(
             env,
             &claimed,
@@ -384,7 +384,7 @@ async fn execute_claim(
             "the job is not in its workflow's definition",
         );
         return None;
-    };
+    }
     let context = match context(&inputs, &job.name, &job.base_name, &matrix, &needs) {
         Ok(context) => context,
         Err(reason) => {
@@ -392,17 +392,7 @@ async fn execute_claim(
             return None;
         }
     };
-    let defaults = &workflow.defaults;
-    let timeout = job_def
-        .timeout
-        .as_ref()
-        .or(defaults.timeout.as_ref())
-        .map(crate::spec::model::DurationSpec::get);
-    let grace = job_def
-        .cancel_grace
-        .as_ref()
-        .or(defaults.cancel_grace.as_ref())
-        .map_or(DEFAULT_GRACE, crate::spec::model::DurationSpec::get);
+    let Limits { timeout, grace } = policy::limits(workflow, &job.base_name);
     let shared = &cached.shared;
     // Another worker removes the folder when the run ends; a `coreflow retry` reopens it.
     if let Err(err) = crate::store::private::create_dir_all(&shared.tmp) {
@@ -495,21 +485,18 @@ async fn execute_claim(
     if requeue && outcome.state == JobState::Cancelled {
         transition.to = JobState::Queued;
         transition.reason = Some("worker stopped; re-queued".into());
-    } else if matches!(outcome.state, JobState::Failed | JobState::TimedOut)
-        && attempts < job.max_attempts
-    {
-        let retry = job_def.retry.as_ref().or(defaults.retry.as_ref());
-        let delay = retry_delay(retry, attempts + 1);
+    } else if let Some(RetryAfter { delay, reason }) = policy::retry_after(
+        workflow,
+        &job.base_name,
+        outcome.state,
+        attempts,
+        job.max_attempts,
+        outcome.step.as_deref(),
+    ) {
         retry_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
         transition.to = JobState::Queued;
         transition.attempt_end = Some(outcome.state);
-        transition.reason = Some(format!(
-            "{} attempt {} of {}; retry in {}",
-            outcome.state.as_str(),
-            attempts,
-            job.max_attempts,
-            crate::ui::format::duration(delay)
-        ));
+        transition.reason = Some(reason);
     }
     let final_state = transition.to;
     changes.push(transition.into());
