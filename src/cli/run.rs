@@ -13,8 +13,8 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::env;
 use crate::engine::admission::{Request, admit};
 use crate::engine::job::scratch_dir;
-use crate::engine::run::QueueLoadsFn;
 use crate::engine::setup::{create_run, prepare, runtime_jobs};
+use crate::engine::shared::QueueLoadsFn;
 use crate::engine::{JobRt, RunShared, execute};
 use crate::error::Error;
 use crate::scheduler::QueueLoad;
@@ -66,7 +66,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     )
     .map_err(|e| env::store_error(&e))?;
     let mut trigger = serde_json::json!({ "type": "manual" });
-    crate::engine::queued::record_job_params(&mut trigger, &overrides);
+    crate::engine::setup::record_job_params(&mut trigger, &overrides);
     tracing::debug!(run = run_id.0, workflow = %loaded.name, jobs = ids.len(), "run created");
     let jobs = runtime_jobs(&prepared, &ids);
     let foreground = Foreground {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::engine::job::{AttemptInput, AttemptOutcome};
-use crate::engine::run::RunShared;
+use crate::engine::attempt::{AttemptInput, AttemptOutcome};
+use crate::engine::shared::RunShared;
 use crate::spec::env_key;
 use crate::spec::params::ParamValue;
 use crate::state::JobState;

@@ -12,40 +12,14 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+pub use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::context::{LazyValue, TemplateContext};
-use crate::engine::run::RunShared;
+use crate::engine::shared::RunShared;
 use crate::spec::env_key;
 use crate::state::{JobId, JobState};
 use crate::step::{self, CancelMode, Program, Shell, StepCommand, StepEnd, Stream};
 use crate::store::{LogWriter, StepRecord};
 use crate::ui::Event;
-
-/// What the coordinator hands an attempt.
-pub struct AttemptInput {
-    pub job: JobId,
-    pub name: String,
-    pub base: String,
-    pub attempt: u32,
-    pub context: TemplateContext,
-    pub timeout: Option<Duration>,
-    pub grace: Duration,
-    pub kill_token: String,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    pub state: JobState,
-    pub exit_code: Option<i32>,
-    /// The step that failed, timed out or was cancelled.
-    pub step: Option<String>,
-    pub reason: Option<String>,
-    pub outputs: Vec<(String, String)>,
-    pub steps: Vec<StepRecord>,
-    pub peak_rss_bytes: u64,
-    pub cpu_ms: u64,
-    pub duration: Duration,
-}
 
 /// Runs every step of one attempt.
 pub async fn run_attempt(

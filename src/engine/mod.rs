@@ -4,6 +4,7 @@
 //! coordinator's changes, on a thread of its own, the writer's.
 
 pub mod admission;
+pub mod attempt;
 pub mod blocks;
 pub mod context;
 pub mod decide;
@@ -12,7 +13,9 @@ pub mod policy;
 pub mod queued;
 pub mod run;
 pub mod setup;
+pub mod shared;
 pub mod worker;
 mod writer;
 
-pub use run::{JobRt, RunEnd, RunShared, execute};
+pub use run::{JobRt, RunEnd, execute};
+pub use shared::RunShared;

@@ -129,19 +129,6 @@ pub fn run_overrides(run: &RunRecord) -> Result<Overrides, String> {
     Overrides::parse(&texts).map_err(|e| e.to_string())
 }
 
-/// Keeps a run's job-level `-p JOB.NAME=V` in its trigger record, where [`run_overrides`]
-/// finds them again (for workers, `retry`).
-pub fn record_job_params(trigger: &mut serde_json::Value, overrides: &Overrides) {
-    if !overrides.jobs.is_empty() {
-        let texts: Vec<String> = overrides
-            .jobs
-            .iter()
-            .map(|(job, name, value)| format!("{job}.{name}={value}"))
-            .collect();
-        trigger["job_params"] = serde_json::json!(texts);
-    }
-}
-
 /// Creates a run without an owner and queues its ready jobs, for workers to execute.
 ///
 /// # Errors

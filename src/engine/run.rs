@@ -6,8 +6,7 @@
 //! and signals arrive on the same loop, so no state is shared behind a lock.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -16,17 +15,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::context::TemplateContext;
-use crate::engine::decide::{Decision, NeedInfo, RunInputs, context, decide};
+use crate::engine::decide::{Decision, NeedInfo, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::{self, Limits, RetryAfter};
+use crate::engine::shared::RunShared;
 use crate::engine::writer::Writer;
 use crate::scheduler::QueueLoad;
-use crate::spec::model::Workflow;
-use crate::spec::params::{Overrides, ParamValue, Values};
-use crate::state::{JobId, JobState, RunId, RunState};
+use crate::spec::params::ParamValue;
+use crate::state::{JobId, JobState, RunState};
 use crate::step::CancelMode;
 use crate::store::{Change, Owner, RunStore, RunTransition, Transition, owner_token_prefix};
-use crate::ui::{Event, JobSummary, Reporter};
+use crate::ui::{Event, JobSummary};
 
 /// Transitions are written at most this often: a change made within this time of the last
 /// write waits for the next one, so that the changes of many short jobs share one
@@ -45,74 +44,6 @@ const FLUSH_AFTER: Duration = Duration::from_millis(20);
 const FLUSH_AFTER_VAR: &str = "COREFLOW_TEST_WRITE_DELAY_MS";
 /// Pending changes written at once, however young.
 const FLUSH_BATCH: usize = 1024;
-
-/// What every attempt of a run shares.
-pub struct RunShared {
-    pub run_id: RunId,
-    pub workflow: Workflow,
-    pub workflow_name: String,
-    /// The workflow file's folder: relative paths start here.
-    pub dir: PathBuf,
-    /// Scratch folder for `$COREFLOW_OUTPUT` files.
-    pub tmp: PathBuf,
-    pub store: crate::store::Env,
-    pub reporter: Mutex<Box<dyn Reporter>>,
-    pub params: Values,
-    pub overrides: Overrides,
-    pub trigger: serde_json::Value,
-    /// The process environment, read once, for `env.*` in templates.
-    pub process_env: BTreeMap<String, String>,
-    /// Reads queue limits and load (None: no queue limits apply).
-    pub queue_loads: Option<QueueLoadsFn>,
-    /// `dir` made absolute, once: see [`RunShared::default_workdir`].
-    pub dir_resolved: OnceLock<PathBuf>,
-}
-
-/// Reads every queue's limits and load from the environment.
-pub type QueueLoadsFn = Box<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
-
-impl RunShared {
-    /// The working directory of jobs without `workdir`: the workflow's folder, absolute.
-    pub fn default_workdir(&self) -> &Path {
-        self.dir_resolved
-            .get_or_init(|| std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone()))
-    }
-
-    /// What templates of this run share.
-    #[must_use]
-    pub fn inputs(&self) -> RunInputs<'_> {
-        RunInputs {
-            workflow: &self.workflow,
-            workflow_name: &self.workflow_name,
-            run_id: self.run_id.0,
-            params: &self.params,
-            overrides: &self.overrides,
-            trigger: &self.trigger,
-            process_env: &self.process_env,
-        }
-    }
-
-    /// Sends one line of step output to the reporter.
-    pub fn output(
-        &self,
-        ts: chrono::DateTime<Utc>,
-        job: &str,
-        step: &str,
-        stream: crate::ui::Stream,
-        line: &[u8],
-    ) {
-        if let Ok(mut reporter) = self.reporter.lock() {
-            reporter.output(ts, job, step, stream, line);
-        }
-    }
-
-    /// Sends an event to the reporter.
-    pub fn report(&self, event: &Event) {
-        if let Ok(mut reporter) = self.reporter.lock() {
-            reporter.event(event);
-        }
-    }
-}
 
 /// One job of the run as the coordinator tracks it.
 #[derive(Debug, Clone)]

@@ -209,6 +209,22 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
         .collect()
 }
 
+/// Keeps a run's job-level `-p JOB.NAME=V` in its trigger record, where [`run_overrides`](crate::engine::queued::run_overrides)
+/// finds them again (for workers, `retry`).
+pub fn record_job_params(
+    trigger: &mut serde_json::Value,
+    overrides: &crate::spec::params::Overrides,
+) {
+    if !overrides.jobs.is_empty() {
+        let texts: Vec<String> = overrides
+            .jobs
+            .iter()
+            .map(|(job, name, value)| format!("{job}.{name}={value}"))
+            .collect();
+        trigger["job_params"] = serde_json::json!(texts);
+    }
+}
+
 /// Records a new run: the workflow's definition (so `coreflow trigger` and workers can load
 /// it later), the job-level parameters in the trigger record, and the run with its prepared
 /// jobs, owned by `owner` (a foreground `coreflow run`) or by nobody (for workers). The one
@@ -238,7 +254,7 @@ pub fn create_run(
         source_path,
         seen_at: now,
     })?;
-    crate::engine::queued::record_job_params(&mut trigger, overrides);
+    record_job_params(&mut trigger, overrides);
     store.create_run(&crate::store::NewRun {
         workflow: loaded.name.clone(),
         def_hash: loaded.hash.clone(),

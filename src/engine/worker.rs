@@ -23,8 +23,8 @@ use crate::engine::queued::{
     RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
     needed_jobs,
 };
-use crate::engine::run::RunShared;
 use crate::engine::run::recv_signal as recv;
+use crate::engine::shared::RunShared;
 use crate::state::{JobState, RunId, RunState};
 use crate::step::CancelMode;
 use crate::store::Env;

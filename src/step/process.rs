@@ -43,7 +43,6 @@ const GROUP_CHECK_EVERY: Duration = Duration::from_millis(50);
 /// Bytes read from a pipe at once: a full default pipe buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
-
 /// How to stop a running step when asked to cancel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelMode {
