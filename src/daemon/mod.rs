@@ -15,7 +15,7 @@
 //!
 //! - `serve.rs`: the loop, signals, start-up and shutdown.
 //! - `firing.rs`: the daemon's state; reloading, due time triggers, file and `after` events.
-//! - `armed.rs`: one armed trigger, and arming it (catchup after downtime).
+//! - `armed.rs`: one armed trigger; `arming.rs`: arming it (catchup after downtime).
 //! - `overlap.rs`: a fire becoming a run under the workflow's `concurrency`.
 //! - `coalesce.rs`: concurrent reads of one run share one computation.
 //! - `guard.rs`, `http.rs`: the one middleware every API request passes (Host, same
@@ -24,6 +24,7 @@
 
 pub mod api;
 mod armed;
+mod arming;
 pub mod catalog;
 pub mod coalesce;
 mod config;
