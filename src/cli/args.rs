@@ -1,7 +1,9 @@
 //! clap types: the global options and one `Args` struct per command.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::graph::draw::Format;
@@ -67,7 +69,7 @@ pub enum Command {
     /// Queue a run of a workflow the environment knows, for workers or a daemon
     Trigger(TriggerArgs),
     /// Preview when a workflow's schedule, every and at triggers fire, across DST changes
-    Schedule(super::schedule::ScheduleArgs),
+    Schedule(ScheduleArgs),
     /// JobQueues: list, add, pause, resume, remove
     Queue(QueueArgs),
     /// Jobs across runs with their metadata; reprioritise, move to the top, cancel
@@ -77,9 +79,9 @@ pub enum Command {
     /// Workers with labels, environment, current job and heartbeat; move one
     Workers(WorkersArgs),
     /// Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
-    Daemon(super::daemon::DaemonArgs),
+    Daemon(DaemonArgs),
     /// DataBlocks: list them, show versions and lineage, get one, collect garbage
-    Blocks(super::blocks::BlocksArgs),
+    Blocks(BlocksArgs),
 }
 
 /// `coreflow trigger WORKFLOW`
@@ -214,7 +216,7 @@ pub enum WorkersAction {
     },
 }
 
-fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     crate::spec::model::parse_duration(text)
 }
 
@@ -328,4 +330,139 @@ pub struct GraphArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `coreflow blocks`
+#[derive(Debug, Args)]
+pub struct BlocksArgs {
+    #[command(subcommand)]
+    pub action: Option<BlocksAction>,
+}
+
+/// What `coreflow blocks` does; `list` when nothing is given.
+#[derive(Debug, Subcommand)]
+pub enum BlocksAction {
+    /// Every DataBlock with its newest version
+    List,
+    /// A DataBlock's versions, and the lineage of one version (default: the newest)
+    Show {
+        /// NAME or NAME@VERSION
+        #[arg(value_name = "NAME[@VERSION]")]
+        block: String,
+    },
+    /// Write a DataBlock's content at DEST (a file, or a folder for folder blocks)
+    Get {
+        /// NAME (the newest version) or NAME@VERSION
+        #[arg(value_name = "NAME[@VERSION]")]
+        block: String,
+        /// Where to write it
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+        /// Replace DEST if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove old versions and free the content nothing kept refers to
+    Gc {
+        /// Versions of each name to keep, newest first (blocks of queued or running runs,
+        /// and what kept versions were made from, are kept too)
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        keep: usize,
+    },
+}
+
+/// `coreflow schedule`
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: ScheduleCommand,
+}
+
+/// The `schedule` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Show when a workflow's schedule, every and at triggers fire next, in their zone and UTC
+    Preview(PreviewArgs),
+}
+
+/// `coreflow schedule preview FILE`
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The workflow file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How many fires to show for each trigger
+    #[arg(long, short = 'n', default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub next: u32,
+    /// Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
+    #[arg(long, value_name = "TIME", value_parser = parse_from)]
+    pub from: Option<DateTime<Utc>>,
+}
+
+/// Parses `--from`: RFC 3339, or a date meaning its midnight in UTC.
+pub(super) fn parse_from(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "`{text}` is not an RFC 3339 instant (2026-03-28T00:00:00Z) or a date (2026-03-28)"
+    ))
+}
+
+/// `coreflow daemon`
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The folder of workflow files (*.yaml, *.yml), reloaded when files change
+    #[arg(value_name = "WORKFLOW_DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// A fixed number of local workers (default: one per CPU; 0: only standalone workers)
+    #[arg(long, value_name = "N", conflicts_with_all = ["min_workers", "max_workers"])]
+    pub workers: Option<usize>,
+    /// The fewest local workers the Scaler keeps
+    #[arg(long, value_name = "A", requires = "max_workers")]
+    pub min_workers: Option<usize>,
+    /// The most local workers the Scaler starts while jobs wait
+    #[arg(long, value_name = "B")]
+    pub max_workers: Option<usize>,
+    /// Labels the local workers carry, besides OS, architecture and host name
+    #[arg(long, value_name = "L,…", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Serve the HTTP API on this IP:PORT (other than loopback only with a token:
+    /// COREFLOW_API_TOKEN or --token-file)
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// A host name the API answers to besides its address and loopback names (a reverse
+    /// proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
+    #[arg(long = "public-host", value_name = "NAME")]
+    pub public_hosts: Vec<String>,
+    /// Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// On SIGTERM, how long running jobs may take to finish before they are re-queued
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub grace: Duration,
+    /// How long a local worker's job stays leased without a heartbeat before another worker
+    /// may take it over (workers heartbeat every second; at least 2s)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_lease)]
+    pub lease: Duration,
+    /// How long an idle local worker lives above the minimum
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub idle_timeout: Duration,
+    /// The daemon's own log: text or json
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = parse_duration_arg(text)?;
+    if lease < Duration::from_secs(2) {
+        return Err(format!(
+            "a lease of {text} would expire between two heartbeats (every second): use at least 2s"
+        ));
+    }
+    Ok(lease)
 }

@@ -9,60 +9,20 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::blocks::{
     Access, BlockKind, BlockRef, BlockStore, BlockVersion, Cas, JobBlocks, LineageLink,
     collect_garbage, pin_params, remove_tree, resolve,
 };
-use crate::cli::args::GlobalArgs;
+use crate::cli::args::{BlocksAction, BlocksArgs, GlobalArgs};
 use crate::cli::env;
-use crate::cli::runs::table;
+use crate::cli::output::table;
 use crate::error::Error;
 use crate::spec::Loaded;
 use crate::spec::params::{Overrides, Values};
 use crate::state::RunId;
 use crate::store::JobRecord;
-
-/// `coreflow blocks`
-#[derive(Debug, Args)]
-pub struct BlocksArgs {
-    #[command(subcommand)]
-    pub action: Option<BlocksAction>,
-}
-
-/// What `coreflow blocks` does; `list` when nothing is given.
-#[derive(Debug, Subcommand)]
-pub enum BlocksAction {
-    /// Every DataBlock with its newest version
-    List,
-    /// A DataBlock's versions, and the lineage of one version (default: the newest)
-    Show {
-        /// NAME or NAME@VERSION
-        #[arg(value_name = "NAME[@VERSION]")]
-        block: String,
-    },
-    /// Write a DataBlock's content at DEST (a file, or a folder for folder blocks)
-    Get {
-        /// NAME (the newest version) or NAME@VERSION
-        #[arg(value_name = "NAME[@VERSION]")]
-        block: String,
-        /// Where to write it
-        #[arg(value_name = "DEST")]
-        dest: PathBuf,
-        /// Replace DEST if it exists
-        #[arg(long)]
-        force: bool,
-    },
-    /// Remove old versions and free the content nothing kept refers to
-    Gc {
-        /// Versions of each name to keep, newest first (blocks of queued or running runs,
-        /// and what kept versions were made from, are kept too)
-        #[arg(long, default_value_t = 5, value_name = "N")]
-        keep: usize,
-    },
-}
 
 pub(super) fn run(global: &GlobalArgs, args: &BlocksArgs) -> Result<(), Error> {
     let store = env::open(global)?;
@@ -103,10 +63,10 @@ pub(super) fn error(err: crate::blocks::Error) -> Error {
 fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
     let blocks = store.block_names().map_err(|e| env::store_error(&e))?;
     if global.json {
-        return super::print(&super::json_text(&blocks));
+        return super::output::print(&super::output::json_text(&blocks));
     }
     if blocks.is_empty() {
-        return super::print("no DataBlocks\n");
+        return super::output::print("no DataBlocks\n");
     }
     let mut rows = vec![
         [
@@ -135,7 +95,7 @@ fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
             producer(block),
         ]);
     }
-    super::print(&table(&rows))
+    super::output::print(&table(&rows))
 }
 
 fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), Error> {
@@ -163,7 +123,7 @@ fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), E
             "versions": versions,
             "selected": chosen,
         });
-        return super::print(&super::json_text(&value));
+        return super::output::print(&super::output::json_text(&value));
     }
     let live = versions.iter().filter(|v| !v.is_removed()).count();
     let mut out = String::new();
@@ -294,7 +254,7 @@ fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), E
             })
             .collect(),
     );
-    super::print(&out)
+    super::output::print(&out)
 }
 
 fn resolve_for_show(store: &dyn BlockStore, reference: &BlockRef) -> Result<BlockVersion, Error> {
@@ -367,12 +327,12 @@ fn get(
     if global.json {
         let mut value = serde_json::to_value(&version).unwrap_or_default();
         value["path"] = json!(dest.display().to_string());
-        return super::print(&super::json_text(&value));
+        return super::output::print(&super::output::json_text(&value));
     }
     if global.quiet {
         return Ok(());
     }
-    super::print(&format!(
+    super::output::print(&format!(
         "{} ({} {}) written to {}\n",
         version.label(),
         version.kind,
@@ -419,7 +379,7 @@ fn check_replaceable(dest: &Path, version: &BlockVersion, blocks_dir: &Path) -> 
 fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {
     let report = collect_garbage(store, keep).map_err(error)?;
     if global.json {
-        return super::print(&super::json_text(&report));
+        return super::output::print(&super::output::json_text(&report));
     }
     if global.quiet {
         return Ok(());
@@ -444,7 +404,7 @@ fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Er
         report.files,
         if report.files == 1 { "" } else { "s" }
     );
-    super::print(&out)
+    super::output::print(&out)
 }
 
 /// Adds `consumed_blocks` and `produced_blocks` to every job object of `show --json`.

@@ -37,7 +37,7 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
                 format!("{what}: already finished, nothing to cancel\n")
             }
         };
-        super::print(&message)?;
+        super::output::print(&message)?;
     }
     Ok(())
 }

@@ -9,5 +9,5 @@ use crate::spec::load;
 pub(super) fn run(_global: &GlobalArgs, args: &GraphArgs) -> Result<(), Error> {
     let loaded = load(&args.file).map_err(|e| Error::Invalid(Box::new(e)))?;
     let plan = expand(&loaded.workflow);
-    super::print(&draw(&loaded.name, &plan, args.format))
+    super::output::print(&draw(&loaded.name, &plan, args.format))
 }

@@ -7,6 +7,7 @@ mod cancel;
 mod daemon;
 mod env;
 mod graph;
+mod output;
 mod queue;
 mod retry;
 mod run;
@@ -81,19 +82,4 @@ fn report(err: &Error) -> i32 {
         }
     }
     err.exit_code()
-}
-
-/// Writes to stdout, turning a closed pipe into a quiet error the dispatcher ignores.
-pub(crate) fn print(text: &str) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
-}
-
-/// Pretty JSON with a final newline, as every `--json` listing prints it.
-pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
 }

@@ -11,7 +11,7 @@ use crate::cli::args::{
     WorkersAction, WorkersArgs,
 };
 use crate::cli::env;
-use crate::cli::runs::table;
+use crate::cli::output::table;
 use crate::engine::admission::{Admission, Request, admit};
 use crate::engine::queued::advance_unowned;
 use crate::engine::queued::load_definition;
@@ -30,7 +30,7 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
         QueueAction::List => {
             let queues = store.queues().map_err(fail)?;
             if global.json {
-                return super::print(&super::json_text(&queues));
+                return super::output::print(&super::output::json_text(&queues));
             }
             let mut rows = vec![
                 ["QUEUE", "DEPTH", "RUNNING", "CONCURRENCY", "PAUSED"]
@@ -46,7 +46,7 @@ pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> 
                     if q.paused { "yes".into() } else { "no".into() },
                 ]);
             }
-            super::print(&table(&rows))
+            super::output::print(&table(&rows))
         }
         QueueAction::Add { name, concurrency } => {
             let created = store.add_queue(name, *concurrency).map_err(fail)?;
@@ -117,10 +117,10 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             };
             let jobs = store.list_jobs(&filter).map_err(fail)?;
             if global.json {
-                return super::print(&super::json_text(&jobs));
+                return super::output::print(&super::output::json_text(&jobs));
             }
             if jobs.is_empty() {
-                return super::print("no jobs\n");
+                return super::output::print("no jobs\n");
             }
             let now = Utc::now();
             let mut rows = vec![
@@ -150,7 +150,7 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
                     metadata(job),
                 ]);
             }
-            super::print(&table(&rows))
+            super::output::print(&table(&rows))
         }
         Some(JobsAction::Priority { job, priority }) => {
             let record = waiting_job(&*store, job)?;
@@ -294,9 +294,9 @@ pub(super) fn print_admission(global: &GlobalArgs, admission: &Admission) -> Res
         eprintln!("coreflow: {note}");
     }
     if global.json {
-        super::print(&super::json_text(&value))
+        super::output::print(&super::output::json_text(&value))
     } else {
-        super::print(&text)
+        super::output::print(&text)
     }
 }
 
@@ -390,10 +390,10 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
                 value
             })
             .collect();
-        return super::print(&super::json_text(&values));
+        return super::output::print(&super::output::json_text(&values));
     }
     if all.is_empty() {
-        return super::print(if args.all {
+        return super::output::print(if args.all {
             "no workers\n"
         } else {
             "no live workers (`coreflow workers --all` lists stopped and lost ones)\n"
@@ -429,13 +429,13 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
             w.jobs_done.to_string(),
         ]);
     }
-    super::print(&table(&rows))
+    super::output::print(&table(&rows))
 }
 
 fn quiet_print(global: &GlobalArgs, text: &str) -> Result<(), Error> {
     if global.quiet {
         Ok(())
     } else {
-        super::print(text)
+        super::output::print(text)
     }
 }

@@ -96,7 +96,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         .collect();
     if ids.is_empty() {
         if !global.quiet {
-            super::print(&format!(
+            super::output::print(&format!(
                 "run {}: every job succeeded, nothing to retry\n",
                 run.id
             ))?;

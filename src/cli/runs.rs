@@ -27,10 +27,10 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
     };
     let runs = store.runs(&filter).map_err(|e| env::store_error(&e))?;
     if global.json {
-        return super::print(&super::json_text(&runs));
+        return super::output::print(&super::output::json_text(&runs));
     }
     if runs.is_empty() {
-        return super::print("no runs\n");
+        return super::output::print("no runs\n");
     }
     let mut rows = vec![
         ["ID", "WORKFLOW", "STATUS", "TRIGGER", "CREATED", "DURATION"]
@@ -50,7 +50,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
             run_duration(run),
         ]);
     }
-    super::print(&table(&rows))
+    super::output::print(&super::output::table(&rows))
 }
 
 pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
@@ -61,7 +61,7 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
         super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
-        return super::print(&super::json_text(&value));
+        return super::output::print(&super::output::json_text(&value));
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -104,9 +104,9 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
             note(job),
         ]);
     }
-    out.push_str(&table(&rows));
+    out.push_str(&super::output::table(&rows));
     out.push_str(&super::blocks::show_section(&*store, run.id, &jobs)?);
-    super::print(&out)
+    super::output::print(&out)
 }
 
 pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
@@ -156,10 +156,10 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
                 let _ = writeln!(out, "{}/{} | {}", line.job, line.step, line.line);
             }
             if out.len() > 64 * 1024 {
-                super::print(&std::mem::take(&mut out))?;
+                super::output::print(&std::mem::take(&mut out))?;
             }
         }
-        super::print(&out)?;
+        super::output::print(&out)?;
         if ended {
             return Ok(());
         }
@@ -219,31 +219,4 @@ fn bytes(n: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "a display figure")]
     let mib = n as f64 / (1024.0 * 1024.0);
     format!("{mib:.1} MiB")
-}
-
-/// Left-aligned columns separated by two spaces, without trailing blanks.
-pub(super) fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }

@@ -7,61 +7,17 @@
 //! chooses the starting instant and renders them.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, SubsecRound, TimeDelta, Utc};
 use chrono_tz::{OffsetName, Tz};
-use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::args::GlobalArgs;
+use crate::cli::args::{GlobalArgs, PreviewArgs, ScheduleArgs, ScheduleCommand};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::spec::load;
 use crate::spec::model::Workflow;
 use crate::triggers::{DstNote, Fire, TimeTrigger, Transition, transitions_between};
-
-/// `coreflow schedule`
-#[derive(Debug, Args)]
-pub struct ScheduleArgs {
-    #[command(subcommand)]
-    pub command: ScheduleCommand,
-}
-
-/// The `schedule` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ScheduleCommand {
-    /// Show when a workflow's schedule, every and at triggers fire next, in their zone and UTC
-    Preview(PreviewArgs),
-}
-
-/// `coreflow schedule preview FILE`
-#[derive(Debug, Args)]
-pub struct PreviewArgs {
-    /// The workflow file
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// How many fires to show for each trigger
-    #[arg(long, short = 'n', default_value_t = 5, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub next: u32,
-    /// Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
-    #[arg(long, value_name = "TIME", value_parser = parse_from)]
-    pub from: Option<DateTime<Utc>>,
-}
-
-/// Parses `--from`: RFC 3339, or a date meaning its midnight in UTC.
-fn parse_from(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
-    }
-    Err(format!(
-        "`{text}` is not an RFC 3339 instant (2026-03-28T00:00:00Z) or a date (2026-03-28)"
-    ))
-}
 
 pub(super) fn run(global: &GlobalArgs, args: &ScheduleArgs) -> Result<(), Error> {
     match &args.command {
@@ -78,9 +34,9 @@ fn run_preview(global: &GlobalArgs, args: &PreviewArgs, clock: &dyn Clock) -> Re
     if global.json {
         let json = serde_json::to_string_pretty(&to_json(&previews))
             .expect("the preview serialises to JSON");
-        super::print(&format!("{json}\n"))
+        super::output::print(&format!("{json}\n"))
     } else {
-        super::print(&render(&loaded.file, from, count, &previews))
+        super::output::print(&render(&loaded.file, from, count, &previews))
     }
 }
 
@@ -466,11 +422,17 @@ jobs:
     #[test]
     fn from_accepts_rfc3339_and_dates() {
         let midnight = Utc.with_ymd_and_hms(2026, 3, 28, 0, 0, 0).unwrap();
-        assert_eq!(parse_from("2026-03-28"), Ok(midnight));
-        assert_eq!(parse_from("2026-03-28T00:00:00Z"), Ok(midnight));
-        assert_eq!(parse_from("2026-03-28T01:00:00+01:00"), Ok(midnight));
-        assert!(parse_from("28.03.2026").is_err());
-        assert!(parse_from("2026-03-28 00:00").is_err());
+        assert_eq!(crate::cli::args::parse_from("2026-03-28"), Ok(midnight));
+        assert_eq!(
+            crate::cli::args::parse_from("2026-03-28T00:00:00Z"),
+            Ok(midnight)
+        );
+        assert_eq!(
+            crate::cli::args::parse_from("2026-03-28T01:00:00+01:00"),
+            Ok(midnight)
+        );
+        assert!(crate::cli::args::parse_from("28.03.2026").is_err());
+        assert!(crate::cli::args::parse_from("2026-03-28 00:00").is_err());
     }
 
     #[test]

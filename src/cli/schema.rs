@@ -12,5 +12,5 @@ pub(super) fn schema_text() -> String {
 }
 
 pub(super) fn run() -> Result<(), Error> {
-    super::print(&schema_text())
+    super::output::print(&schema_text())
 }

@@ -61,7 +61,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
                     stderr.write_all(loaded.render_warnings().as_bytes())?;
                 }
                 if !global.json && !global.quiet {
-                    super::print(&format!(
+                    super::output::print(&format!(
                         "{}: ok ({}, {} job{})\n",
                         file.display(),
                         loaded.name,
@@ -109,7 +109,7 @@ pub(super) fn run(global: &GlobalArgs, args: &ValidateArgs) -> Result<(), Error>
     if global.json {
         let mut text = serde_json::to_string_pretty(&verdicts).expect("verdicts serialize");
         text.push('\n');
-        super::print(&text)?;
+        super::output::print(&text)?;
     }
     if verdicts.iter().all(|v| v.valid) {
         Ok(())
