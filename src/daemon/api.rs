@@ -109,13 +109,7 @@ async fn create_run(
     }
     let texts: Vec<String> = match object.get("params") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(params)) => params
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect(),
+        Some(params @ Value::Object(_)) => admission::param_texts(params),
         Some(_) => return error(StatusCode::BAD_REQUEST, "`params` must be an object"),
     };
     blocking(move || {

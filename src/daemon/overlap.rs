@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
 use crate::daemon::firing::Daemon;
-use crate::engine::admission::{self, Admission, Request, active_runs, waiting_params};
+use crate::engine::admission::{self, Admission, Request, active_runs, param_texts};
 use crate::engine::queued::{load_definition, queue_run};
 use crate::spec::Loaded;
 use crate::store::WaitingFire;
@@ -130,7 +130,7 @@ impl Daemon {
 
     /// Creates the run of a request that waited.
     fn start(&self, loaded: &Loaded, fire: &WaitingFire) {
-        let texts = waiting_params(&fire.params);
+        let texts = param_texts(&fire.params);
         let source = std::fs::canonicalize(&loaded.file).ok();
         let request = Request {
             loaded,

@@ -208,9 +208,10 @@ fn record_skipped(
         .map_err(|e| e.to_string())
 }
 
-/// The texts (`NAME=V`) of a waiting request's parameters, as [`admit`] kept them.
+/// The texts (`NAME=V`) of parameters kept as a JSON object — a waiting request's, a run's,
+/// an API body's: strings as they are, other values as JSON writes them.
 #[must_use]
-pub fn waiting_params(params: &serde_json::Value) -> Vec<String> {
+pub fn param_texts(params: &serde_json::Value) -> Vec<String> {
     params
         .as_object()
         .map(|object| {

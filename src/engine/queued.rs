@@ -110,19 +110,7 @@ pub fn load_definition(definition: &crate::store::Definition) -> Result<Loaded, 
 /// # Errors
 /// A stored value that is not `NAME=VALUE`-shaped.
 pub fn run_overrides(run: &RunRecord) -> Result<Overrides, String> {
-    let mut texts: Vec<String> = run
-        .params
-        .as_object()
-        .map(|params| {
-            params
-                .iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut texts = crate::engine::admission::param_texts(&run.params);
     if let Some(jobs) = run.trigger.get("job_params").and_then(|j| j.as_array()) {
         texts.extend(jobs.iter().filter_map(|j| j.as_str().map(str::to_owned)));
     }
