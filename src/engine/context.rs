@@ -49,17 +49,20 @@ impl TemplateContext {
         Value::from(minijinja::value::Serde(self))
     }
 
-    /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step 2"). `value`
-    /// holds this context's minijinja value once a text needed it.
+    /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step `step-2`") and
+    /// the job. `value` holds this context's minijinja value once a text needed it.
     ///
     /// # Errors
-    /// A message for the job's failure reason.
+    /// A message for the job's failure reason. A reference that does not resolve is named
+    /// with what exists in its place: "cannot render `run` of step `step-1` in job `b`:
+    /// `needs.a.outputs.nosuch`: job `a` set no output `nosuch` (it set: path, rows)".
     pub fn render(&self, value: &LazyValue, text: &str, what: &str) -> Result<String, String> {
         if !template::has_template(text) {
             return Ok(text.to_owned());
         }
         let value = value.0.get_or_init(|| self.value());
-        template::render(text, value).map_err(|e| format!("cannot render {what}: {e}"))
+        template::render(text, value)
+            .map_err(|e| format!("cannot render {what} in job `{}`: {e}", self.job.name))
     }
 }
 

@@ -5,20 +5,26 @@
 //! all at once, each with a position — before serde builds the typed model. Only the subset
 //! of JSON Schema that schemars emits for our types is understood.
 
+use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::spec::diag::{Diagnostic, list_names, suggest};
+use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::model::{json_schema, parse_duration};
 use crate::spec::yaml::{Node, NodeKind, Scalar};
 
-/// One step of the path from the root to a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
+/// One step of the path from the root to a node, as messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seg<'a> {
+    Key(&'a str),
     Index(usize),
 }
+
+/// Where a node is: the index of the map entry or list item taken at each step from the
+/// root. Unlike a path of keys, it leads back to the node in constant time per step.
+pub type NodePath = Vec<usize>;
 
 /// The generated schema, built once.
 pub fn schema() -> &'static Value {
@@ -26,18 +32,18 @@ pub fn schema() -> &'static Value {
     SCHEMA.get_or_init(json_schema)
 }
 
-/// What the structural check found: diagnostics, and the paths of the offending nodes.
+/// What the structural check found: diagnostics, and where the offending nodes are.
 #[derive(Debug, Default)]
 pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
-    /// Paths of nodes that do not fit; pruning them lets the semantic checks still run.
-    pub bad: Vec<Vec<Seg>>,
+    /// The nodes that do not fit; pruning them lets the semantic checks still run.
+    pub bad: Vec<NodePath>,
 }
 
 impl Report {
-    fn push(&mut self, diagnostic: Diagnostic, path: &[Seg]) {
+    fn push(&mut self, diagnostic: Diagnostic, place: &Place<'_>) {
         self.diagnostics.push(diagnostic);
-        self.bad.push(path.to_vec());
+        self.bad.push(place.at.clone());
     }
 
     fn extend(&mut self, other: Report) {
@@ -50,63 +56,84 @@ impl Report {
     }
 }
 
+/// The walk's place in the tree: the path for messages and the indexes for pruning.
+#[derive(Default)]
+struct Place<'n> {
+    path: Vec<Seg<'n>>,
+    at: NodePath,
+}
+
+impl<'n> Place<'n> {
+    fn enter(&mut self, seg: Seg<'n>, index: usize) {
+        self.path.push(seg);
+        self.at.push(index);
+    }
+
+    fn leave(&mut self) {
+        self.path.pop();
+        self.at.pop();
+    }
+}
+
 /// Checks `root` against the workflow schema.
 #[must_use]
 pub fn check_workflow(root: &Node) -> Report {
     let schema = schema();
-    let walker = Walker { root: schema };
+    let walker = Walker {
+        root: schema,
+        suggester: Suggester::default(),
+    };
     let mut report = Report::default();
-    walker.check(root, schema, &mut Vec::new(), &mut report);
+    walker.check(root, schema, &mut Place::default(), &mut report);
     report
 }
 
-/// The positions of the maps or lists that hold the nodes at `bad` paths: semantic checks
-/// of a pruned tree say nothing there, since what they would miss was already reported.
-#[must_use]
-pub fn parents_of(root: &Node, bad: &[Vec<Seg>]) -> Vec<crate::spec::diag::Pos> {
-    let mut out = Vec::new();
-    for path in bad {
-        let Some((_, parent)) = path.split_last() else {
-            continue;
-        };
-        let mut node = root;
-        let mut found = true;
-        for seg in parent {
-            let next = match (&node.kind, seg) {
-                (NodeKind::Map(entries), Seg::Key(key)) => entries
-                    .iter()
-                    .find(|(k, _)| k.as_text() == Some(key.as_str()))
-                    .map(|(_, v)| v),
-                (NodeKind::Seq(items), Seg::Index(i)) => items.get(*i),
-                _ => None,
-            };
-            match next {
-                Some(next) => node = next,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
-        if found {
-            out.push(node.pos);
-        }
+/// The child of `node` at `index`: a map entry's value or a list item.
+fn child(node: &Node, index: usize) -> Option<&Node> {
+    match &node.kind {
+        NodeKind::Map(entries) => entries.get(index).map(|(_, value)| value),
+        NodeKind::Seq(items) => items.get(index),
+        NodeKind::Scalar { .. } => None,
     }
-    out
 }
 
-/// A copy of `root` without the nodes at `bad` paths (map entries and list items dropped).
+fn child_mut(node: &mut Node, index: usize) -> Option<&mut Node> {
+    match &mut node.kind {
+        NodeKind::Map(entries) => entries.get_mut(index).map(|(_, value)| value),
+        NodeKind::Seq(items) => items.get_mut(index),
+        NodeKind::Scalar { .. } => None,
+    }
+}
+
+/// The positions of the maps or lists that hold the `bad` nodes: semantic checks of a
+/// pruned tree say nothing there, since what they would miss was already reported.
 #[must_use]
-pub fn prune(root: &Node, bad: &[Vec<Seg>]) -> Node {
-    let mut pruned = root.clone();
-    for path in bad {
-        if let Some(node) = node_at_mut(&mut pruned, path) {
+pub fn parents_of(root: &Node, bad: &[NodePath]) -> HashSet<Pos> {
+    bad.iter()
+        .filter_map(|at| {
+            let (_, parent) = at.split_last()?;
+            parent
+                .iter()
+                .try_fold(root, |node, &index| child(node, index))
+                .map(|node| node.pos)
+        })
+        .collect()
+}
+
+/// `root` without the `bad` nodes (map entries and list items dropped).
+#[must_use]
+pub fn prune(mut pruned: Node, bad: &[NodePath]) -> Node {
+    for at in bad {
+        let found = at
+            .iter()
+            .try_fold(&mut pruned, |node, &index| child_mut(node, index));
+        if let Some(node) = found {
             *node = Node {
                 kind: NodeKind::Scalar {
                     text: PRUNED.to_owned(),
                     plain: false,
                 },
-                pos: node.pos,
+                ..*node
             };
         }
     }
@@ -115,21 +142,6 @@ pub fn prune(root: &Node, bad: &[Vec<Seg>]) -> Node {
 }
 
 const PRUNED: &str = "\0coreflow-pruned";
-
-fn node_at_mut<'a>(node: &'a mut Node, path: &[Seg]) -> Option<&'a mut Node> {
-    let Some((first, rest)) = path.split_first() else {
-        return Some(node);
-    };
-    let next = match (&mut node.kind, first) {
-        (NodeKind::Map(entries), Seg::Key(key)) => entries
-            .iter_mut()
-            .find(|(k, _)| k.as_text() == Some(key.as_str()))
-            .map(|(_, v)| v),
-        (NodeKind::Seq(items), Seg::Index(i)) => items.get_mut(*i),
-        _ => None,
-    }?;
-    node_at_mut(next, rest)
-}
 
 fn is_pruned(node: &Node) -> bool {
     matches!(&node.kind, NodeKind::Scalar { text, plain: false } if text == PRUNED)
@@ -154,33 +166,37 @@ fn drop_pruned(node: &mut Node) {
 }
 
 /// Describes the place a path names, for messages: "job `build`", "step 2 of job `build`".
+/// Names are cut to a bounded length ([`shown`]).
 #[must_use]
-pub fn describe(path: &[Seg]) -> String {
+pub fn describe(path: &[Seg<'_>]) -> String {
     use Seg::{Index, Key};
     match path {
         [] => "the workflow".to_owned(),
-        [Key(jobs), Key(job)] if jobs == "jobs" => format!("job `{job}`"),
-        [Key(jobs), Key(job), Key(steps), Index(i)] if jobs == "jobs" && steps == "steps" => {
-            format!("step {} of job `{job}`", i + 1)
+        [Key("jobs"), Key(job)] => format!("job `{}`", shown(job)),
+        [Key("jobs"), Key(job), Key("steps"), Index(i)] => {
+            format!("step {} of job `{}`", i + 1, shown(job))
         }
-        [Key(jobs), Key(job), Key(steps), Index(i), rest @ ..]
-            if jobs == "jobs" && steps == "steps" =>
-        {
-            format!("`{}` of step {} of job `{job}`", dotted(rest), i + 1)
+        [Key("jobs"), Key(job), Key("steps"), Index(i), rest @ ..] => {
+            format!(
+                "`{}` of step {} of job `{}`",
+                dotted(rest),
+                i + 1,
+                shown(job)
+            )
         }
-        [Key(params), Key(param)] if params == "params" => format!("parameter `{param}`"),
-        [Key(triggers), Index(i), rest @ ..] if triggers == "triggers" && !rest.is_empty() => {
+        [Key("params"), Key(param)] => format!("parameter `{}`", shown(param)),
+        [Key("triggers"), Index(i), rest @ ..] if !rest.is_empty() => {
             format!("`{}` of trigger {}", dotted(rest), i + 1)
         }
-        [Key(triggers), Index(i)] if triggers == "triggers" => format!("trigger {}", i + 1),
-        [Key(jobs), Key(job), rest @ ..] if jobs == "jobs" => {
-            format!("`{}` of job `{job}`", dotted(rest))
+        [Key("triggers"), Index(i)] => format!("trigger {}", i + 1),
+        [Key("jobs"), Key(job), rest @ ..] => {
+            format!("`{}` of job `{}`", dotted(rest), shown(job))
         }
         _ => format!("`{}`", dotted(path)),
     }
 }
 
-fn dotted(path: &[Seg]) -> String {
+fn dotted(path: &[Seg<'_>]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
@@ -188,9 +204,11 @@ fn dotted(path: &[Seg]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(k);
+                out.push_str(&shown(k));
             }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
         }
     }
     out
@@ -198,6 +216,7 @@ fn dotted(path: &[Seg]) -> String {
 
 struct Walker<'s> {
     root: &'s Value,
+    suggester: Suggester,
 }
 
 impl<'s> Walker<'s> {
@@ -219,39 +238,45 @@ impl<'s> Walker<'s> {
         schema
     }
 
-    fn check(&self, node: &Node, schema: &'s Value, path: &mut Vec<Seg>, out: &mut Report) {
+    fn check<'n>(
+        &self,
+        node: &'n Node,
+        schema: &'s Value,
+        place: &mut Place<'n>,
+        out: &mut Report,
+    ) {
         let schema = self.resolve(schema);
         if let Some(format) = schema.get("format").and_then(Value::as_str)
-            && self.check_format(node, format, path, out)
+            && self.check_format(node, format, place, out)
         {
             return;
         }
         if let Some(choices) = string_choices(self, schema) {
-            self.check_choice(node, &choices, path, out);
+            self.check_choice(node, &choices, place, out);
             return;
         }
         if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")) {
             self.check_branches(
                 node,
                 branches.as_array().map_or(&[][..], Vec::as_slice),
-                path,
+                place,
                 out,
             );
             return;
         }
         let types = types_of(schema);
         if !types.is_empty() && !types.iter().any(|t| node_is(node, t)) {
-            out.push(type_error(node, &types, path), path);
+            out.push(type_error(node, &types, &place.path), place);
             return;
         }
         match &node.kind {
-            NodeKind::Map(entries) => self.check_object(node, entries, schema, path, out),
+            NodeKind::Map(entries) => self.check_object(node, entries, schema, place, out),
             NodeKind::Seq(items) => {
                 if let Some(item_schema) = schema.get("items") {
                     for (i, item) in items.iter().enumerate() {
-                        path.push(Seg::Index(i));
-                        self.check(item, item_schema, path, out);
-                        path.pop();
+                        place.enter(Seg::Index(i), i);
+                        self.check(item, item_schema, place, out);
+                        place.leave();
                     }
                 }
             }
@@ -265,10 +290,10 @@ impl<'s> Walker<'s> {
                             node.pos,
                             format!(
                                 "{} must be at least {min}, found {value}",
-                                describe_leaf(path)
+                                describe_leaf(&place.path)
                             ),
                         ),
-                        path,
+                        place,
                     );
                 }
             }
@@ -276,7 +301,7 @@ impl<'s> Walker<'s> {
     }
 
     /// Checks a custom `format`; returns true when it decided the node.
-    fn check_format(&self, node: &Node, format: &str, path: &[Seg], out: &mut Report) -> bool {
+    fn check_format(&self, node: &Node, format: &str, place: &Place<'_>, out: &mut Report) -> bool {
         match format {
             "duration" => {
                 let text = match node.scalar() {
@@ -287,20 +312,20 @@ impl<'s> Walker<'s> {
                                 node.pos,
                                 format!(
                                     "{} expects a duration, found {}",
-                                    describe_leaf(path),
+                                    describe_leaf(&place.path),
                                     node.describe()
                                 ),
                             )
                             .with_label(
                                 "a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`",
                             ),
-                            path,
+                            place,
                         );
                         return true;
                     }
                 };
                 if let Err(message) = parse_duration(text) {
-                    out.push(Diagnostic::error(node.pos, message), path);
+                    out.push(Diagnostic::error(node.pos, message), place);
                 }
                 true
             }
@@ -316,11 +341,11 @@ impl<'s> Walker<'s> {
                             node.pos,
                             format!(
                                 "{} expects an integer or a `${{{{ … }}}}` template, found {}",
-                                describe_leaf(path),
+                                describe_leaf(&place.path),
                                 node.describe()
                             ),
                         ),
-                        path,
+                        place,
                     );
                 }
                 true
@@ -329,7 +354,7 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn check_choice(&self, node: &Node, choices: &[String], path: &[Seg], out: &mut Report) {
+    fn check_choice(&self, node: &Node, choices: &[String], place: &Place<'_>, out: &mut Report) {
         let names = || list_names(choices.iter().map(String::as_str), 8);
         match node.scalar() {
             Some(Scalar::Str(text)) if choices.iter().any(|c| c == text) => {}
@@ -338,33 +363,40 @@ impl<'s> Walker<'s> {
                     node.pos,
                     format!(
                         "{} expects one of {}, found {}",
-                        describe_leaf(path),
+                        describe_leaf(&place.path),
                         names(),
                         node.describe()
                     ),
                 ),
-                path,
+                place,
             ),
             Some(_) => {
                 let text = node.as_text().unwrap_or_default();
                 out.push(
                     Diagnostic::error(
                         node.pos,
-                        format!("`{text}` is not a valid value for {}", describe_leaf(path)),
+                        format!(
+                            "`{}` is not a valid value for {}",
+                            shown(text),
+                            describe_leaf(&place.path)
+                        ),
                     )
                     .with_label(format!("expected one of {}", names()))
-                    .with_help(suggest(text, choices.iter().map(String::as_str))),
-                    path,
+                    .with_help(
+                        self.suggester
+                            .suggest(text, choices.iter().map(String::as_str)),
+                    ),
+                    place,
                 );
             }
         }
     }
 
-    fn check_branches(
+    fn check_branches<'n>(
         &self,
-        node: &Node,
+        node: &'n Node,
         branches: &'s [Value],
-        path: &mut Vec<Seg>,
+        place: &mut Place<'n>,
         out: &mut Report,
     ) {
         let non_null: Vec<&Value> = branches
@@ -375,14 +407,14 @@ impl<'s> Walker<'s> {
             return;
         }
         if let [only] = non_null.as_slice() {
-            self.check(node, only, path, out);
+            self.check(node, only, place, out);
             return;
         }
         let mut best: Option<Report> = None;
         for branch in &non_null {
             let resolved = self.resolve(branch);
             let mut scratch = Report::default();
-            self.check(node, resolved, path, &mut scratch);
+            self.check(node, resolved, place, &mut scratch);
             if scratch.is_empty() {
                 return;
             }
@@ -398,51 +430,54 @@ impl<'s> Walker<'s> {
                 for branch in &non_null {
                     types.extend(types_of(self.resolve(branch)));
                 }
-                out.push(type_error(node, &types, path), path);
+                out.push(type_error(node, &types, &place.path), place);
             }
         }
     }
 
-    fn check_object(
+    fn check_object<'n>(
         &self,
-        node: &Node,
-        entries: &[(Node, Node)],
+        node: &'n Node,
+        entries: &'n [(Node, Node)],
         schema: &'s Value,
-        path: &mut Vec<Seg>,
+        place: &mut Place<'n>,
         out: &mut Report,
     ) {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
-        for (key, value) in entries {
+        for (index, (key, value)) in entries.iter().enumerate() {
             let name = key.as_text().unwrap_or_default();
             let property = properties.and_then(|p| p.get(name));
             let value_schema = match (property, additional) {
                 (Some(property), _) => Some(property),
                 (None, Some(additional)) if additional.is_object() => Some(additional),
                 (None, Some(Value::Bool(false))) => {
-                    let place = describe(path);
-                    path.push(Seg::Key(name.to_owned()));
+                    let within = describe(&place.path);
+                    place.enter(Seg::Key(name), index);
                     let known: Vec<&str> = properties
                         .map(|p| p.keys().map(String::as_str).collect())
                         .unwrap_or_default();
                     out.push(
-                        Diagnostic::error(key.pos, format!("unknown key `{name}` in {place}"))
-                            .with_label(format!(
-                                "expected one of {}",
-                                list_names(known.iter().copied(), 12)
-                            ))
-                            .with_help(suggest(name, known.iter().copied())),
-                        path,
+                        Diagnostic::error(
+                            key.pos,
+                            format!("unknown key `{}` in {within}", shown(name)),
+                        )
+                        .with_label(format!(
+                            "expected one of {}",
+                            list_names(known.iter().copied(), 12)
+                        ))
+                        .with_help(self.suggester.suggest(name, known.iter().copied())),
+                        place,
                     );
-                    path.pop();
+                    place.leave();
                     None
                 }
                 _ => None,
             };
             if let Some(value_schema) = value_schema {
-                path.push(Seg::Key(name.to_owned()));
-                self.check(value, value_schema, path, out);
-                path.pop();
+                place.enter(Seg::Key(name), index);
+                self.check(value, value_schema, place, out);
+                place.leave();
             }
         }
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
@@ -451,7 +486,7 @@ impl<'s> Walker<'s> {
                     // Nothing to prune: the model cannot be built without the key.
                     out.diagnostics.push(Diagnostic::error(
                         node.pos,
-                        format!("missing key `{name}` in {}", describe(path)),
+                        format!("missing key `{name}` in {}", describe(&place.path)),
                     ));
                 }
             }
@@ -521,7 +556,7 @@ fn type_name(json_type: &str) -> &'static str {
     }
 }
 
-fn type_error(node: &Node, types: &[&str], path: &[Seg]) -> Diagnostic {
+fn type_error(node: &Node, types: &[&str], path: &[Seg<'_>]) -> Diagnostic {
     let mut names: Vec<&str> = Vec::new();
     for t in types {
         let name = type_name(t);
@@ -545,7 +580,7 @@ fn type_error(node: &Node, types: &[&str], path: &[Seg]) -> Diagnostic {
 }
 
 /// Describes the value at `path` for a type message: "`timeout` of job `build`".
-fn describe_leaf(path: &[Seg]) -> String {
+fn describe_leaf(path: &[Seg<'_>]) -> String {
     describe(path)
 }
 

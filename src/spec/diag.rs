@@ -14,6 +14,8 @@
 //! A [`Severity::Warning`] renders the same way with `warning:`; it does not make a file
 //! invalid unless `validate --deny-warnings` asks for that.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 /// A place in a source file. Lines and columns count from 1 (columns in characters);
@@ -100,6 +102,15 @@ impl Diagnostic {
     /// Renders the diagnostic for a terminal, quoting the source line.
     #[must_use]
     pub fn render(&self, file: &str, source: &str) -> String {
+        let line = usize::try_from(self.pos.line)
+            .ok()
+            .and_then(|line| line.checked_sub(1))
+            .and_then(|index| source.split('\n').nth(index));
+        self.render_line(file, line)
+    }
+
+    /// Renders the diagnostic with `line`, the text of its source line (if there is one).
+    fn render_line(&self, file: &str, line: Option<&str>) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -109,19 +120,16 @@ impl Diagnostic {
             self.severity.as_str(),
             self.message
         );
-        if let Some(line_text) = source_line(source, self.pos.line) {
+        if let Some(line_text) = line {
+            let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
             let number = self.pos.line.to_string();
             let gutter = " ".repeat(number.len());
-            let line_text: String = line_text.chars().take(200).collect();
-            let shown = line_text.replace('\t', " ");
-            let col = usize::try_from(self.pos.col.max(1) - 1)
-                .unwrap_or(0)
-                .min(shown.chars().count());
-            let avail = shown.chars().count().saturating_sub(col).max(1);
-            let carets = "^".repeat(self.pos.len.clamp(1, avail));
+            let col = usize::try_from(self.pos.col.max(1) - 1).unwrap_or(0);
+            let shown = Excerpt::new(line_text, col, self.pos.len);
             let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{number} | {shown}");
-            let pad = " ".repeat(col);
+            let _ = writeln!(out, "{number} | {}", shown.text);
+            let pad = " ".repeat(shown.caret);
+            let carets = "^".repeat(shown.carets);
             match &self.label {
                 Some(label) => {
                     let _ = writeln!(out, "{gutter} | {pad}{carets} {label}");
@@ -145,13 +153,72 @@ impl Diagnostic {
     }
 }
 
-/// Renders `diagnostics` one after the other, then a count line such as
-/// `wf.yaml: 2 errors and 1 warning found`.
+/// Most characters of a source line a diagnostic quotes; a longer line is cut to a window
+/// around the caret, with `…` where it was cut.
+const EXCERPT: usize = 100;
+/// Characters the window shows before the caret, when the line goes on long enough after it.
+const EXCERPT_BEFORE: usize = 40;
+
+/// The part of a source line a diagnostic shows, and where its carets go.
+struct Excerpt {
+    /// The shown text, tabs as spaces, with `…` where the line was cut.
+    text: String,
+    /// Characters before the first caret.
+    caret: usize,
+    /// How many carets (at least one).
+    carets: usize,
+}
+
+impl Excerpt {
+    /// The window of `line` around character column `col` (0-based), underlining `len`
+    /// characters. Reads the line once, however long it is.
+    fn new(line: &str, col: usize, len: usize) -> Self {
+        let total = line.chars().count();
+        let col = col.min(total);
+        let (start, end) = if total <= EXCERPT {
+            (0, total)
+        } else {
+            let start = col.saturating_sub(EXCERPT_BEFORE).min(total - EXCERPT);
+            (start, start + EXCERPT)
+        };
+        let mut text = String::with_capacity(EXCERPT + 8);
+        if start > 0 {
+            text.push('…');
+        }
+        text.extend(
+            line.chars()
+                .skip(start)
+                .take(end - start)
+                .map(|c| if c == '\t' { ' ' } else { c }),
+        );
+        if end < total {
+            text.push('…');
+        }
+        let caret = col - start + usize::from(start > 0);
+        let room = end.saturating_sub(col).max(1);
+        Excerpt {
+            text,
+            caret,
+            carets: len.clamp(1, room),
+        }
+    }
+}
+
+/// Most diagnostics a report renders; the rest are counted (`… and 120 more`), so that a file
+/// with tens of thousands of problems is reported in about the time it takes to read it.
+pub const MAX_RENDERED: usize = 50;
+
+/// Renders the first [`MAX_RENDERED`] of `diagnostics` one after the other, says how many
+/// more there are, then a count line such as `wf.yaml: 2 errors and 1 warning found`.
 #[must_use]
 pub fn render_report(file: &str, source: &str, diagnostics: &[Diagnostic]) -> String {
     let mut out = String::new();
-    for diagnostic in diagnostics {
-        out.push_str(&diagnostic.render(file, source));
+    let lines = LineIndex::new(source);
+    for diagnostic in diagnostics.iter().take(MAX_RENDERED) {
+        out.push_str(&diagnostic.render_line(file, lines.line(source, diagnostic.pos.line)));
+    }
+    if diagnostics.len() > MAX_RENDERED {
+        let _ = writeln!(out, "… and {} more", diagnostics.len() - MAX_RENDERED);
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
@@ -169,35 +236,140 @@ pub fn render_report(file: &str, source: &str, diagnostics: &[Diagnostic]) -> St
     out
 }
 
-fn source_line(source: &str, line: u32) -> Option<&str> {
-    let index = usize::try_from(line.checked_sub(1)?).ok()?;
-    source
-        .split('\n')
-        .nth(index)
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+/// Where each line of a source starts, so that quoting many lines reads the source once.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The text of 1-based line `line`, without its line break.
+    fn line<'s>(&self, source: &'s str, line: u32) -> Option<&'s str> {
+        let index = usize::try_from(line.checked_sub(1)?).ok()?;
+        let start = *self.starts.get(index)?;
+        let end = self
+            .starts
+            .get(index + 1)
+            .map_or(source.len(), |next| next - 1);
+        source.get(start..end)
+    }
+}
+
+/// Longest name a message quotes in full; see [`shown`].
+const SHOWN_NAME: usize = 64;
+
+/// A name from the file as a message quotes it: cut to 64 characters and `…`. A name that
+/// many messages repeat (a job's, in each of its 50,000 bad `needs`) then costs each message
+/// a bounded size, not the name's.
+#[must_use]
+pub fn shown(name: &str) -> Cow<'_, str> {
+    match name.char_indices().nth(SHOWN_NAME) {
+        None => Cow::Borrowed(name),
+        Some((cut, _)) => Cow::Owned(format!("{}…", &name[..cut])),
+    }
 }
 
 /// The closest of `candidates` to `name`, when it is close enough to be a likely typo.
 #[must_use]
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let lower = name.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
-        .filter(|(distance, candidate)| {
-            let max = (candidate.chars().count() / 3).clamp(1, 2);
-            *distance <= max && *distance < lower.chars().count()
-        })
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+    Suggester::unbounded().suggest(name, candidates)
+}
+
+/// Typo suggestions ("did you mean") under a budget of work shared by every suggestion it
+/// makes. Each one compares a name against every candidate, so a file with 50,000 unknown
+/// names among 50,000 candidates would take quadratic time; once the budget (enough for
+/// any hand-written file) is spent, later problems get no suggestion.
+#[derive(Debug)]
+pub struct Suggester {
+    /// Candidate characters that may still be read.
+    budget: Cell<usize>,
+}
+
+/// The work a [`Suggester`] for one file may do, in characters read and distance-table
+/// cells computed: about a tenth of a second.
+const SUGGEST_BUDGET: usize = 20_000_000;
+/// Names longer than this get no suggestion: a typo is in a name someone typed.
+const SUGGEST_MAX_LEN: usize = 64;
+
+impl Default for Suggester {
+    fn default() -> Self {
+        Suggester {
+            budget: Cell::new(SUGGEST_BUDGET),
+        }
+    }
+}
+
+impl Suggester {
+    fn unbounded() -> Self {
+        Suggester {
+            budget: Cell::new(usize::MAX),
+        }
+    }
+
+    /// Takes `cost` from the budget; false (and nothing left) when it does not cover it.
+    fn spend(&self, cost: usize) -> bool {
+        match self.budget.get().checked_sub(cost) {
+            Some(left) => {
+                self.budget.set(left);
+                true
+            }
+            None => {
+                self.budget.set(0);
+                false
+            }
+        }
+    }
+
+    /// The closest of `candidates` to `name`, when it is close enough to be a likely typo
+    /// and the budget allows looking.
+    pub fn suggest<'a>(
+        &self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        if name.chars().nth(SUGGEST_MAX_LEN).is_some() {
+            return None;
+        }
+        let lower = name.to_lowercase();
+        let len = lower.chars().count();
+        let mut best: Option<(usize, &str)> = None;
+        for candidate in candidates {
+            if !self.spend(candidate.len() + 1) {
+                return None;
+            }
+            // The distance is at least the difference in length: most candidates end here.
+            let candidate_len = candidate.chars().count();
+            let max = (candidate_len / 3).clamp(1, 2);
+            if candidate_len.abs_diff(len) > max {
+                continue;
+            }
+            if !self.spend((len + 1) * (candidate_len + 1)) {
+                return None;
+            }
+            let distance = strsim::damerau_levenshtein(&lower, &candidate.to_lowercase());
+            if distance <= max && distance < len && best.is_none_or(|(d, _)| distance < d) {
+                best = Some((distance, candidate));
+            }
+        }
+        best.map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+    }
 }
 
 /// Formats names as "`a`, `b`, `c`", eliding after `max`.
 #[must_use]
 pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> String {
-    let names: Vec<&str> = names.into_iter().collect();
-    let mut out: Vec<String> = names.iter().take(max).map(|n| format!("`{n}`")).collect();
-    if names.len() > max {
+    let mut names = names.into_iter();
+    let mut out: Vec<String> = names
+        .by_ref()
+        .take(max)
+        .map(|n| format!("`{}`", shown(n)))
+        .collect();
+    if names.next().is_some() {
         out.push("…".to_owned());
     }
     out.join(", ")
@@ -263,5 +435,98 @@ mod tests {
         );
         let report = render_report("wf.yaml", source, &[warning]);
         assert!(report.ends_with("wf.yaml: 1 warning found\n"), "{report}");
+    }
+
+    fn at(line: u32, col: u32, len: usize) -> Pos {
+        Pos {
+            line,
+            col,
+            offset: 0,
+            len,
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_a_window_around_the_caret() {
+        let line = format!(
+            "run: {}${{{{ nosuch }}}}{}",
+            "a".repeat(5000),
+            "z".repeat(5000)
+        );
+        let source = format!("jobs:\n{line}\n");
+        let diag = Diagnostic::error(at(2, 5006, 13), "unknown".into()).with_label("here");
+        let rendered = diag.render("wf.yaml", &source);
+        let lines: Vec<&str> = rendered.lines().collect();
+        let shown = lines[2].strip_prefix("2 | ").unwrap();
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{rendered}");
+        assert_eq!(shown.chars().count(), 102, "{rendered}");
+        let caret = lines[3].strip_prefix("  | ").unwrap();
+        let column = caret.find('^').unwrap();
+        let under: String = shown.chars().skip(column).take(13).collect();
+        assert_eq!(under, "${{ nosuch }}", "{rendered}");
+        assert!(caret.ends_with("^^^^^^^^^^^^^ here"), "{rendered}");
+
+        // At the start and at the end of the line, the window keeps to one side.
+        let start = Diagnostic::error(at(2, 1, 4), "x".into()).render("wf.yaml", &source);
+        assert!(start.contains("\n2 | run: aaa"), "{start}");
+        assert!(start.contains("\n  | ^^^^\n"), "{start}");
+        let end = Diagnostic::error(at(2, 10_014, 1), "x".into()).render("wf.yaml", &source);
+        let shown_end = end.lines().nth(2).unwrap();
+        assert!(
+            shown_end.starts_with("2 | …") && shown_end.ends_with("zzz"),
+            "{end}"
+        );
+        // 10,018 characters, the last 100 shown: the caret is under the fifth from the end.
+        assert_eq!(
+            end.lines().nth(3).unwrap(),
+            format!("  | {}^", " ".repeat(96)),
+            "{end}"
+        );
+    }
+
+    #[test]
+    fn a_report_renders_fifty_diagnostics_and_counts_the_rest() {
+        let source: String = (1..=2000).map(|i| format!("k{i}: x\n")).collect();
+        let diagnostics: Vec<Diagnostic> = (1..=2000)
+            .map(|i| Diagnostic::error(at(i, 1, 2), format!("unknown key `k{i}`")))
+            .collect();
+        let report = render_report("wf.yaml", &source, &diagnostics);
+        assert_eq!(report.matches(": error: ").count(), MAX_RENDERED);
+        assert!(report.contains("wf.yaml:50:1: error: unknown key `k50`\n"));
+        assert!(!report.contains("`k51`"));
+        assert!(
+            report.ends_with("… and 1950 more\nwf.yaml: 2000 errors found\n"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn names_in_messages_are_cut_short() {
+        assert_eq!(shown("build"), "build");
+        let long = "é".repeat(100);
+        assert_eq!(shown(&long), format!("{}…", "é".repeat(64)));
+        assert_eq!(list_names(["a", "b", "c"], 2), "`a`, `b`, …");
+    }
+
+    #[test]
+    fn suggestions_stop_when_their_budget_is_spent() {
+        let names: Vec<String> = (0..50_000).map(|i| format!("job{i:05}")).collect();
+        let suggester = Suggester::default();
+        assert_eq!(
+            suggester.suggest("jbo00001", names.iter().map(String::as_str)),
+            Some("did you mean `job00001`?".into())
+        );
+        let mut made = 1;
+        while suggester
+            .suggest("jbo49999", names.iter().map(String::as_str))
+            .is_some()
+        {
+            made += 1;
+        }
+        assert!((2..100).contains(&made), "{made}");
+        assert_eq!(suggester.suggest("neeeds", ["needs"]), None);
+        // Without a budget, and for names no one typed by hand.
+        assert!(suggest("jbo49999", names.iter().map(String::as_str)).is_some());
+        assert_eq!(suggest(&"x".repeat(65), ["x".repeat(65).as_str()]), None);
     }
 }

@@ -3,7 +3,9 @@
 //! Every stage collects positioned diagnostics; a file is accepted only when none of them is an
 //! error. Warnings travel with the accepted file ([`Loaded::warnings`]) for the commands to
 //! show; a refused file reports its errors only.
-//! Nothing in here panics on any input: that is proven by a property test over arbitrary bytes.
+//! Nothing in here panics, overflows the stack or takes more than linear time on any input:
+//! property tests over arbitrary bytes check it here and in `tests/cli/robustness.rs`, and the
+//! fuzz target in `fuzz/` ([`parse_bytes`] is its entry) searches for counterexamples.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -117,7 +119,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     } else {
         dir
     };
-    let mut loaded = parse_bytes(&file, &bytes)?;
+    let mut loaded = parse_bytes(&file, bytes)?;
     loaded.dir = dir;
     if loaded.workflow.name.is_none() {
         loaded.name = path.file_stem().map_or_else(
@@ -133,19 +135,26 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 /// # Errors
 /// As [`load`].
 pub fn parse_str(file: &str, source: &str) -> Result<Loaded, LoadError> {
-    parse_bytes(file, source.as_bytes())
+    parse_bytes(file, source.as_bytes().to_vec())
 }
 
-fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
+/// Checks a workflow file's bytes (the fuzz target's entry), which become its
+/// [`Loaded::source`] without a copy.
+///
+/// # Errors
+/// As [`load`]; bytes that are not UTF-8 are refused at the first bad one.
+pub fn parse_bytes(file: &str, bytes: Vec<u8>) -> Result<Loaded, LoadError> {
     let fail = |source: String, diagnostics: Vec<Diagnostic>| LoadError {
         file: file.to_owned(),
         source,
         diagnostics,
         io: None,
     };
-    let source = match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
+    let source = match String::from_utf8(bytes) {
+        Ok(text) => text,
         Err(err) => {
+            let bytes = err.as_bytes();
+            let err = err.utf8_error();
             let valid = &bytes[..err.valid_up_to()];
             let text = String::from_utf8_lossy(bytes).into_owned();
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -192,11 +201,11 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
     if !diagnostics.is_empty() {
         // Drop what does not fit and check the rest too, so that one run of `validate`
         // reports every problem; when the model cannot be built even so, stop here.
-        let pruned = prune(&root, &report.bad);
+        let quiet = parents_of(&root, &report.bad);
+        let pruned = prune(root, &report.bad);
         if let Ok(workflow) = from_node::<Workflow>(&pruned) {
             let mut semantic = Vec::new();
             validate(&workflow, &pruned, &source, &mut semantic);
-            let quiet = parents_of(&root, &report.bad);
             diagnostics.extend(
                 semantic
                     .into_iter()
@@ -222,7 +231,7 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
     if !errors.is_empty() {
         return Err(fail(source, errors));
     }
-    let hash = Sha256::digest(bytes)
+    let hash = Sha256::digest(source.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -246,6 +255,8 @@ fn parse_bytes(file: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::{TestCaseError, prop_assert};
+
     use super::*;
 
     #[test]
@@ -265,7 +276,7 @@ mod tests {
 
     #[test]
     fn binary_garbage_points_at_the_bad_byte() {
-        let err = parse_bytes("wf.yaml", b"jobs:\n  a\xff: 1\n").unwrap_err();
+        let err = parse_bytes("wf.yaml", b"jobs:\n  a\xff: 1\n".to_vec()).unwrap_err();
         assert_eq!(
             (err.diagnostics[0].pos.line, err.diagnostics[0].pos.col),
             (2, 4)
@@ -283,18 +294,34 @@ mod tests {
         assert_eq!(loaded.hash.len(), 64);
     }
 
+    /// What every input must come to: accepted, or refused with diagnostics that each have a
+    /// position (line and column from 1).
+    fn positioned(result: &Result<Loaded, LoadError>) -> Result<(), TestCaseError> {
+        let Err(err) = result else {
+            return Ok(());
+        };
+        prop_assert!(!err.diagnostics.is_empty(), "refused without a diagnostic");
+        for diagnostic in &err.diagnostics {
+            prop_assert!(
+                diagnostic.pos.line >= 1 && diagnostic.pos.col >= 1,
+                "{diagnostic:?}"
+            );
+        }
+        Ok(())
+    }
+
     const VALID: &str = "name: demo\nparams:\n  n: { type: int, default: 3 }\njobs:\n  a:\n    steps:\n      - run: echo ${{ params.n }}\n  b:\n    needs: [a]\n    matrix: { x: [1, 2] }\n    retry: { max_attempts: 2, delay: 1s }\n    steps: [{ command: [echo, '${{ matrix.x }}'] }]\n";
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
 
-        /// No input makes the loader panic: arbitrary bytes.
+        /// Arbitrary bytes are accepted or refused with positions, never a panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = parse_bytes("fuzz.yaml", &bytes);
+            positioned(&parse_bytes("fuzz.yaml", bytes))?;
         }
 
-        /// No input makes the loader panic: a valid file with bytes replaced or cut.
+        /// A valid file with bytes replaced or cut is accepted or refused with positions.
         #[test]
         fn mutated_workflows_never_panic(
             edits in proptest::collection::vec((0..VALID.len(), proptest::prelude::any::<u8>()), 0..8),
@@ -306,10 +333,11 @@ mod tests {
                     bytes[at] = byte;
                 }
             }
-            let _ = parse_bytes("fuzz.yaml", &bytes);
+            positioned(&parse_bytes("fuzz.yaml", bytes))?;
         }
 
-        /// Random YAML-ish text built from the format's own tokens reaches the deeper checks.
+        /// Random YAML-ish text built from the format's own tokens reaches the deeper checks,
+        /// and is accepted or refused with positions.
         #[test]
         fn token_soup_never_panics(tokens in proptest::collection::vec(proptest::sample::select(vec![
             "jobs:", "\n", "  ", "a:", "b:", "steps:", "- ", "run: x", "needs: [a]", "needs: b",
@@ -318,7 +346,7 @@ mod tests {
             "if: '!a && b'", "'", "\"", "\t", "#", ":", "params: { x: { type: int, default: y } }",
         ]), 0..64)) {
             let text: String = tokens.concat();
-            let _ = parse_str("soup.yaml", &text);
+            positioned(&parse_str("soup.yaml", &text))?;
         }
     }
 

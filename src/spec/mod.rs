@@ -19,8 +19,13 @@ pub mod validate;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Pos, Severity};
-pub use load::{LoadError, Loaded, load, parse_str};
+pub use load::{LoadError, Loaded, load, parse_bytes, parse_str};
 pub use model::Workflow;
+
+/// How deep a workflow file may nest: YAML collections, and the brackets, operators and
+/// blocks of a template expression. Deeper input is refused with a positioned error rather
+/// than risking the stack (SPEC §7).
+pub const MAX_NESTING: usize = 64;
 
 /// `NAME` in the variables a step sees (`COREFLOW_PARAM_NAME`, `COREFLOW_MATRIX_NAME`,
 /// `COREFLOW_INPUT_NAME`): upper-cased, other characters as `_`.

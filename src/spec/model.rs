@@ -471,21 +471,33 @@ impl DurationSpec {
     }
 }
 
+/// The longest duration accepted: 100 years. Longer ones (up to 584 billion years parse)
+/// would overflow the clock arithmetic of timeouts, retries and triggers.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Parses `500ms`, `10s`, `5m`, `1h30m`, `2d` (units may be combined, largest first or not).
 ///
 /// # Errors
-/// A message naming what was expected.
+/// A message naming what was expected, or saying that the duration is longer than
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let shown = crate::spec::diag::shown(text);
     let expected = || {
         format!(
-            "`{text}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"
+            "`{shown}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"
         )
     };
+    let too_long = || format!("`{shown}` is too long: a duration is at most 100 years");
     let trimmed = text.trim();
     if trimmed.is_empty() || !trimmed.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
         return Err(expected());
     }
-    humantime::parse_duration(trimmed).map_err(|_| expected())
+    match humantime::parse_duration(trimmed) {
+        Ok(duration) if duration > MAX_DURATION => Err(too_long()),
+        Ok(duration) => Ok(duration),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
+        Err(_) => Err(expected()),
+    }
 }
 
 impl<'de> Deserialize<'de> for DurationSpec {
@@ -606,6 +618,13 @@ mod tests {
         }
         for bad in ["", "10", "ten seconds", "s", "-1s", "1x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
+        for huge in ["36501d", "18446744073709551615s", "99999999999999999999h"] {
+            assert_eq!(
+                parse_duration(huge).unwrap_err(),
+                format!("`{huge}` is too long: a duration is at most 100 years")
+            );
         }
     }
 

@@ -4,11 +4,13 @@
 //!
 //! Positions come from the YAML tree by path, so the typed model stays free of spans.
 
-use std::collections::HashSet;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
 
 use crate::blocks;
-use crate::graph::dag::find_cycles;
-use crate::spec::diag::{Diagnostic, Pos, list_names, suggest};
+use crate::graph::dag::{find_cycles, topological_order};
+use crate::spec::MAX_NESTING;
+use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
 use crate::spec::model::{Job, Step, Workflow};
 use crate::spec::params::check_value;
@@ -24,37 +26,90 @@ enum At<'a> {
     Index(usize),
 }
 
+/// Maps with more entries than this are looked up through an index ([`Ctx::entry`]).
+const INDEXED_MAP: usize = 16;
+
+/// The key and value node of an entry of a map.
+type Entry<'a> = (&'a Node, &'a Node);
+
+/// What [`Ctx::entry`] keeps of one map it looked in.
+#[derive(Default)]
+struct MapMemo<'a> {
+    /// Its entries by key, for a map with more than [`INDEXED_MAP`] of them.
+    index: Option<HashMap<&'a str, Entry<'a>>>,
+    /// The last key looked up, by address and length, and what it found: a job's paths all
+    /// hold its name, which may be long, and comparing it again for each of thousands of
+    /// problems would cost the name's length each time. Keys are borrowed for as long as
+    /// the checks run, so an address names one string.
+    last: Option<((*const u8, usize), Option<Entry<'a>>)>,
+}
+
 struct Ctx<'a> {
     wf: &'a Workflow,
     root: &'a Node,
     source: &'a str,
     out: &'a mut Vec<Diagnostic>,
-    /// The key and value node of each job, so that positions inside a job are found without
-    /// scanning every job (10,000 jobs must validate in well under a second).
-    jobs: std::collections::HashMap<&'a str, (&'a Node, &'a Node)>,
+    /// What was found in each map looked in, so that finding positions costs constant time
+    /// however many jobs (10,000 must validate in well under a second) or keys with problems
+    /// a map holds. Maps are known by address; the tree does not change while it is checked.
+    maps: RefCell<HashMap<*const Node, MapMemo<'a>>>,
+    /// "Did you mean" suggestions, under one budget for the file.
+    suggester: Suggester,
+    /// [`dependents_of_producers`], made when an input is first checked.
+    dependents: OnceCell<HashMap<usize, HashSet<usize>>>,
 }
 
-impl Ctx<'_> {
-    /// The position of the node at `path`, or of its closest existing ancestor.
-    fn pos(&self, path: &[At<'_>]) -> Pos {
-        let mut node = self.root;
-        let mut path = path;
-        if let [At::Key("jobs"), At::Key(name) | At::KeyOf(name), rest @ ..] = path
-            && let Some((key, value)) = self.jobs.get(name)
+impl<'a> Ctx<'a> {
+    /// The key and value nodes under `key` in the map `node`.
+    fn entry(&self, node: &'a Node, key: &'a str) -> Option<Entry<'a>> {
+        let entries = node.as_map()?;
+        let mut maps = self.maps.borrow_mut();
+        let memo = maps.entry(std::ptr::from_ref(node)).or_default();
+        let id = (key.as_ptr(), key.len());
+        if let Some((last, found)) = memo.last
+            && last == id
         {
-            if matches!(path[1], At::KeyOf(_)) {
-                return key.pos;
-            }
-            node = value;
-            path = rest;
+            return found;
         }
+        let found = if entries.len() <= INDEXED_MAP {
+            node.entry(key)
+        } else {
+            let index = memo.index.get_or_insert_with(|| {
+                let mut index = HashMap::with_capacity(entries.len());
+                for (k, v) in entries {
+                    // The first of equal keys, as a scan would find it.
+                    index
+                        .entry(k.as_text().unwrap_or_default())
+                        .or_insert((k, v));
+                }
+                index
+            });
+            index.get(key).copied()
+        };
+        memo.last = Some((id, found));
+        found
+    }
+
+    /// The node one `step` down from `node`.
+    fn step(&self, node: &'a Node, step: At<'a>) -> Option<&'a Node> {
+        match step {
+            At::Key(key) => self.entry(node, key).map(|(_, v)| v),
+            At::KeyOf(key) => self.entry(node, key).map(|(k, _)| k),
+            At::Index(i) => node.as_seq().and_then(|items| items.get(i)),
+        }
+    }
+
+    /// The node at `path`, if there is one.
+    fn node(&self, path: &[At<'a>]) -> Option<&'a Node> {
+        path.iter()
+            .try_fold(self.root, |node, step| self.step(node, *step))
+    }
+
+    /// The position of the node at `path`, or of its closest existing ancestor.
+    fn pos(&self, path: &[At<'a>]) -> Pos {
+        let mut node = self.root;
         for step in path {
-            let next = match *step {
-                At::Key(key) => node.get(key),
-                At::KeyOf(key) => node.entry(key).map(|(k, _)| k),
-                At::Index(i) => node.as_seq().and_then(|items| items.get(i)),
-            };
-            match next {
+            match self.step(node, *step) {
                 Some(next) => node = next,
                 None => break,
             }
@@ -62,26 +117,95 @@ impl Ctx<'_> {
         node.pos
     }
 
-    fn error(&mut self, path: &[At<'_>], message: String) -> &mut Diagnostic {
+    fn error(&mut self, path: &[At<'a>], message: String) -> &mut Diagnostic {
         let pos = self.pos(path);
         self.out.push(Diagnostic::error(pos, message));
         self.out.last_mut().expect("just pushed")
     }
 
-    /// Points a position inside a scalar at the first occurrence of `needle`, if found.
-    fn refine(&self, pos: Pos, needle: &str) -> Pos {
-        self.find(pos, needle).unwrap_or(pos)
+    /// Where the node at `path` (or its closest existing ancestor) starts, and the byte
+    /// offset where its text ends.
+    fn extent(&self, path: &[At<'a>]) -> (Pos, usize) {
+        match self.node(path) {
+            Some(node) => (node.pos, node.end),
+            None => {
+                let pos = self.pos(path);
+                (pos, pos.offset)
+            }
+        }
     }
 
-    /// The position of the first `needle` at or after `from`, looking no further than 64 KiB.
-    fn find(&self, from: Pos, needle: &str) -> Option<Pos> {
-        let rest = self.source.get(from.offset..)?;
-        let window = rest.get(..rest.len().min(64 * 1024)).unwrap_or(rest);
+    /// Points `pos`, the start of a node's text ending at byte `end`, at the first
+    /// occurrence of `needle` in that text, if there is one.
+    fn refine(&self, pos: Pos, end: usize, needle: &str) -> Pos {
+        self.find(pos, needle, end).unwrap_or(pos)
+    }
+
+    /// The position of the first `needle` at or after `from`, before byte `end`.
+    fn find(&self, from: Pos, needle: &str, end: usize) -> Option<Pos> {
+        let window = self.source.get(from.offset..end)?;
         let found = window.find(needle)?;
         Some(Pos {
             len: needle.chars().count(),
             ..self.advance(from, from.offset + found)
         })
+    }
+
+    /// The first place of each of `references` (dotted paths a template reads) in the text
+    /// from `start` to byte `end`, found in one pass over it: a reference is written as a
+    /// run of dotted names, or the start of one (`params.x` in `params.x.y`).
+    fn locate<'r>(
+        &self,
+        start: Pos,
+        end: usize,
+        references: impl IntoIterator<Item = &'r str>,
+    ) -> HashMap<&'r str, Pos> {
+        let mut wanted: HashSet<&str> = references.into_iter().collect();
+        let Some(text) = self.source.get(start.offset..end) else {
+            return HashMap::new();
+        };
+        let bytes = text.as_bytes();
+        let name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut found: Vec<(usize, &str)> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() && !wanted.is_empty() {
+            let starts_run = (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_')
+                && (i == 0 || !name(bytes[i - 1]) && bytes[i - 1] != b'.');
+            if !starts_run {
+                i += 1;
+                continue;
+            }
+            let run = i;
+            let mut prefixes = 0;
+            loop {
+                while i < bytes.len() && name(bytes[i]) {
+                    i += 1;
+                }
+                // Each name of the run ends a prefix that may be a reference; a reference
+                // has at most as many names as expressions nest.
+                if prefixes <= MAX_NESTING
+                    && let Some(reference) = wanted.take(&text[run..i])
+                {
+                    found.push((start.offset + run, reference));
+                }
+                prefixes += 1;
+                if i + 1 < bytes.len() && bytes[i] == b'.' && name(bytes[i + 1]) {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        found.sort_unstable();
+        let mut at = start;
+        found
+            .into_iter()
+            .map(|(offset, reference)| {
+                at = self.advance(at, offset);
+                let len = reference.chars().count();
+                (reference, Pos { len, ..at })
+            })
+            .collect()
     }
 
     /// The position of byte `to`, counted on from `from`: only the text between them is read,
@@ -111,22 +235,14 @@ impl Ctx<'_> {
 
 /// Appends every semantic problem of `wf` to `out`.
 pub fn validate(wf: &Workflow, root: &Node, source: &str, out: &mut Vec<Diagnostic>) {
-    let jobs = root
-        .get("jobs")
-        .and_then(Node::as_map)
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_text()?, (k, v))))
-                .collect()
-        })
-        .unwrap_or_default();
     let mut ctx = Ctx {
         wf,
         root,
         source,
         out,
-        jobs,
+        maps: RefCell::default(),
+        suggester: Suggester::default(),
+        dependents: OnceCell::new(),
     };
     check_params(&mut ctx);
     check_triggers(&mut ctx);
@@ -249,7 +365,9 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
                     "`timezone` applies to `schedule` triggers only".to_owned(),
                 );
             } else if zone.parse::<chrono_tz::Tz>().is_err() {
-                let help = suggest(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+                let help = ctx
+                    .suggester
+                    .suggest(zone, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
                 ctx.error(&at("timezone"), format!("unknown time zone `{zone}`"))
                     .with_label_mut("expected an IANA name such as `Europe/Berlin` or `UTC`")
                     .help = help;
@@ -288,7 +406,9 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
             ];
             match wf.params.get(name) {
                 None => {
-                    let help = suggest(name, wf.params.keys().map(String::as_str));
+                    let help = ctx
+                        .suggester
+                        .suggest(name, wf.params.keys().map(String::as_str));
                     ctx.error(
                         &path,
                         format!("unknown parameter `{name}` in trigger {}", i + 1),
@@ -367,16 +487,16 @@ fn step_path<'a>(name: &'a str, i: usize, rest: &[At<'a>]) -> Vec<At<'a>> {
     path
 }
 
-fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
+fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
     let wf = ctx.wf;
+    // Messages quote the name cut short: it is repeated in each message about the job.
+    let quoted = shown(name);
     if !is_job_name(name) {
         ctx.error(&[At::Key("jobs"), At::KeyOf(name)], format!("job name `{name}` may hold only letters, digits, `_`, `-` and `.`, and may not be a number"));
     }
     let mut seen = HashSet::new();
     let needs_is_list = ctx
-        .jobs
-        .get(name)
-        .and_then(|(_, job)| job.get("needs"))
+        .node(&job_path(name, &[At::Key("needs")]))
         .is_some_and(|n| n.as_seq().is_some());
     for (i, need) in job.needs.iter().enumerate() {
         let mut path = job_path(name, &[At::Key("needs")]);
@@ -384,25 +504,27 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
             path.push(At::Index(i));
         }
         if need == name {
-            ctx.error(&path, format!("job `{name}` needs itself"));
+            ctx.error(&path, format!("job `{quoted}` needs itself"));
         } else if !wf.jobs.contains_key(need) {
-            let help = suggest(need, wf.jobs.keys().map(String::as_str));
+            let help = ctx
+                .suggester
+                .suggest(need, wf.jobs.keys().map(String::as_str));
             ctx.error(
                 &path,
-                format!("job `{name}` needs `{need}`, which is not a job of this workflow"),
+                format!("job `{quoted}` needs `{need}`, which is not a job of this workflow"),
             )
             .help = help;
         } else if !seen.insert(need.as_str()) {
             ctx.error(
                 &path,
-                format!("job `{name}` lists `{need}` twice in `needs`"),
+                format!("job `{quoted}` lists `{need}` twice in `needs`"),
             );
         }
     }
     if job.steps.is_empty() {
         ctx.error(
             &job_path(name, &[At::Key("steps")]),
-            format!("job `{name}` has no steps"),
+            format!("job `{quoted}` has no steps"),
         );
     }
     for (i, step) in job.steps.iter().enumerate() {
@@ -452,9 +574,14 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
         let path = job_path(name, &[At::Key("params"), At::KeyOf(key)]);
         match wf.params.get(key) {
             None => {
-                let help = suggest(key, wf.params.keys().map(String::as_str));
-                ctx.error(&path, format!("unknown parameter `{key}` in job `{name}`"))
-                    .help = help;
+                let help = ctx
+                    .suggester
+                    .suggest(key, wf.params.keys().map(String::as_str));
+                ctx.error(
+                    &path,
+                    format!("unknown parameter `{key}` in job `{quoted}`"),
+                )
+                .help = help;
             }
             Some(param) if !template::has_template(value.as_str()) => {
                 if let Err(err) = check_value(key, param, value.as_str()) {
@@ -543,7 +670,8 @@ fn check_job(ctx: &mut Ctx<'_>, name: &str, job: &Job) {
     }
 }
 
-fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
+fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step: &'a Step) {
+    let quoted = shown(name);
     let scope = Scope {
         job: Some((name, job)),
     };
@@ -551,14 +679,14 @@ fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
         (None, None) => {
             ctx.error(
                 &step_path(name, i, &[]),
-                format!("step {} of job `{name}` needs `run` or `command`", i + 1),
+                format!("step {} of job `{quoted}` needs `run` or `command`", i + 1),
             );
         }
         (Some(_), Some(_)) => {
             ctx.error(
                 &step_path(name, i, &[At::KeyOf("command")]),
                 format!(
-                    "step {} of job `{name}` has both `run` and `command`; give one",
+                    "step {} of job `{quoted}` has both `run` and `command`; give one",
                     i + 1
                 ),
             );
@@ -608,7 +736,14 @@ fn check_step(ctx: &mut Ctx<'_>, name: &str, job: &Job, i: usize, step: &Step) {
     }
 }
 
-fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &str) {
+fn check_input<'a>(
+    ctx: &mut Ctx<'a>,
+    name: &'a str,
+    job: &'a Job,
+    input: &'a str,
+    source: &'a str,
+) {
+    let quoted = shown(name);
     let wf = ctx.wf;
     let path = [
         At::Key("jobs"),
@@ -627,14 +762,16 @@ fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &s
         return;
     };
     if !blocks::is_valid_name(block) {
-        let pos = ctx.pos(&path);
-        let pos = ctx.refine(pos, block);
+        let (pos, end) = ctx.extent(&path);
+        let pos = ctx.refine(pos, end, block);
         ctx.out
             .push(Diagnostic::error(pos, invalid_block_name(block)));
         return;
     }
     let Some(producer_job) = wf.jobs.get(producer) else {
-        let help = suggest(producer, wf.jobs.keys().map(String::as_str));
+        let help = ctx
+            .suggester
+            .suggest(producer, wf.jobs.keys().map(String::as_str));
         ctx.error(
             &path,
             format!(
@@ -645,27 +782,33 @@ fn check_input(ctx: &mut Ctx<'_>, name: &str, job: &Job, input: &str, source: &s
         return;
     };
     if !producer_job.datablocks.contains_key(block) {
-        let produced: Vec<&str> = producer_job.datablocks.keys().map(String::as_str).collect();
-        let message = if produced.is_empty() {
+        let produced = || producer_job.datablocks.keys().map(String::as_str);
+        let message = if producer_job.datablocks.is_empty() {
             format!(
                 "job `{producer}` produces no DataBlocks, so input `{input}` cannot read `{block}`"
             )
         } else {
             format!(
                 "job `{producer}` does not produce a DataBlock `{block}`; it produces {}",
-                list_names(produced.iter().copied(), 8)
+                list_names(produced(), 8)
             )
         };
-        let help = suggest(block, produced.iter().copied());
+        let help = ctx.suggester.suggest(block, produced());
         ctx.error(&path, message).help = help;
         return;
     }
-    if !is_upstream(wf, name, producer) {
+    let readers = ctx.dependents.get_or_init(|| dependents_of_producers(wf));
+    let upstream = wf
+        .jobs
+        .get_index_of(name)
+        .zip(wf.jobs.get_index_of(producer))
+        .is_some_and(|(job, producer)| readers.get(&producer).is_some_and(|r| r.contains(&job)));
+    if !upstream {
         ctx.error(
             &path,
-            format!("job `{name}` reads a DataBlock of `{producer}` but does not need it"),
+            format!("job `{quoted}` reads a DataBlock of `{producer}` but does not need it"),
         )
-        .help = Some(format!("add `{producer}` to the `needs` of `{name}`"));
+        .help = Some(format!("add `{producer}` to the `needs` of `{quoted}`"));
     }
     let _ = job;
 }
@@ -675,30 +818,74 @@ fn invalid_block_name(name: &str) -> String {
     blocks::Error::InvalidName(name.to_owned()).to_string()
 }
 
-/// Whether `ancestor` is reachable from `job` through `needs`.
-fn is_upstream(wf: &Workflow, job: &str, ancestor: &str) -> bool {
-    let mut stack = vec![job];
-    let mut seen = HashSet::new();
-    while let Some(current) = stack.pop() {
-        let Some(spec) = wf.jobs.get(current) else {
-            continue;
-        };
-        for need in spec.needs.iter() {
-            if need == ancestor {
-                return true;
+/// The index of each job that each job needs (unknown names left out).
+fn need_indexes(wf: &Workflow) -> Vec<Vec<usize>> {
+    wf.jobs
+        .values()
+        .map(|job| {
+            job.needs
+                .iter()
+                .filter_map(|n| wf.jobs.get_index_of(n.as_str()))
+                .collect()
+        })
+        .collect()
+}
+
+/// For each job whose DataBlocks a job reads (`inputs`), the jobs that need it, directly or
+/// through others, by index. Each such producer's dependents are searched once, and no
+/// further down a topological order than its last reader: 20,000 jobs in a chain each
+/// reading the first job's DataBlock, or each its neighbour's, take linear time, where a
+/// search for each input took quadratic time (40 s).
+fn dependents_of_producers(wf: &Workflow) -> HashMap<usize, HashSet<usize>> {
+    let needs = need_indexes(wf);
+    let mut dependents = vec![Vec::new(); needs.len()];
+    for (job, list) in needs.iter().enumerate() {
+        for &need in list {
+            dependents[need].push(job);
+        }
+    }
+    // A job's place in a topological order; with a cycle (an error of its own), no bound.
+    let rank: Vec<usize> = match topological_order(&needs) {
+        Some(order) => {
+            let mut rank = vec![0; order.len()];
+            for (place, &job) in order.iter().enumerate() {
+                rank[job] = place;
             }
-            if seen.insert(need.as_str()) {
-                stack.push(need);
+            rank
+        }
+        None => vec![0; needs.len()],
+    };
+    let mut last_reader: HashMap<usize, usize> = HashMap::new();
+    for (reader, job) in wf.jobs.values().enumerate() {
+        for source in job.inputs.values() {
+            let producer = source.split_once('.').map_or(source.as_str(), |(p, _)| p);
+            if let Some(producer) = wf.jobs.get_index_of(producer) {
+                let last = last_reader.entry(producer).or_insert(rank[reader]);
+                *last = (*last).max(rank[reader]);
             }
         }
     }
-    false
+    last_reader
+        .into_iter()
+        .map(|(producer, last)| {
+            let mut reached = HashSet::new();
+            let mut stack = vec![producer];
+            while let Some(job) = stack.pop() {
+                for &dependent in &dependents[job] {
+                    if rank[dependent] <= last && reached.insert(dependent) {
+                        stack.push(dependent);
+                    }
+                }
+            }
+            (producer, reached)
+        })
+        .collect()
 }
 
 /// Checks a template's syntax and that everything it reads can exist.
-fn check_template(
-    ctx: &mut Ctx<'_>,
-    path: &[At<'_>],
+fn check_template<'a>(
+    ctx: &mut Ctx<'a>,
+    path: &[At<'a>],
     text: &str,
     scope: Scope<'_>,
     condition: bool,
@@ -714,8 +901,8 @@ fn check_template(
     let refs = match refs {
         Ok(refs) => refs,
         Err(message) => {
-            let pos = ctx.pos(path);
-            let pos = ctx.refine(pos, template::OPEN);
+            let (pos, end) = ctx.extent(path);
+            let pos = ctx.refine(pos, end, template::OPEN);
             ctx.out.push(Diagnostic::error(
                 pos,
                 format!("invalid template: {message}"),
@@ -723,34 +910,44 @@ fn check_template(
             return;
         }
     };
-    for reference in refs {
-        if let Some(problem) = reference_problem(ctx.wf, &reference, scope) {
-            let pos = ctx.pos(path);
-            let pos = ctx.refine(pos, &reference);
-            ctx.out
-                .push(Diagnostic::error(pos, problem.0).with_help(problem.1));
-        }
+    let problems: Vec<(String, (String, Option<String>))> = refs
+        .into_iter()
+        .filter_map(|reference| {
+            let problem = reference_problem(ctx.wf, &ctx.suggester, &reference, scope)?;
+            Some((reference, problem))
+        })
+        .collect();
+    if problems.is_empty() {
+        return;
     }
+    let (pos, end) = ctx.extent(path);
+    let places = ctx.locate(pos, end, problems.iter().map(|(r, _)| r.as_str()));
+    let diagnostics: Vec<Diagnostic> = problems
+        .iter()
+        .map(|(reference, (message, help))| {
+            let at = places.get(reference.as_str()).copied().unwrap_or(pos);
+            Diagnostic::error(at, message.clone()).with_help(help.clone())
+        })
+        .collect();
+    ctx.out.extend(diagnostics);
 }
 
 /// Warns about every value the author does not control that a `run:` script pastes in,
 /// pointing at its `${{ … }}`. An expression quoted as a whole is safe in a POSIX shell.
-fn check_script(ctx: &mut Ctx<'_>, path: &[At<'_>], script: &str, shell: Option<&str>) {
+fn check_script<'a>(ctx: &mut Ctx<'a>, path: &[At<'a>], script: &str, shell: Option<&str>) {
     if !template::has_template(script) {
         return;
     }
     let language = Language::of(shell);
-    let node = ctx.pos(path);
-    let mut from = node;
+    let (node, end) = ctx.extent(path);
+    let mut from = Some(node);
     for expression in template::expressions(script) {
-        // The same text may appear twice: each search starts after the previous find.
-        let pos = match ctx.find(from, expression.text) {
-            Some(pos) => {
-                from = ctx.advance(pos, pos.offset + expression.text.len());
-                pos
-            }
-            None => node,
-        };
+        // The same text may appear twice: each search starts after the previous find. One
+        // not found is written differently in the source (escaped, folded): the rest point
+        // at the script, so that the script is read once however many expressions it has.
+        let found = from.and_then(|from| ctx.find(from, expression.text, end));
+        from = found.map(|pos| ctx.advance(pos, pos.offset + expression.text.len()));
+        let pos = found.unwrap_or(node);
         if language == Language::Shell && expression.is_quoted() {
             continue;
         }
@@ -772,6 +969,7 @@ fn check_script(ctx: &mut Ctx<'_>, path: &[At<'_>], script: &str, shell: Option<
 /// Why a dotted reference cannot resolve, with an optional hint; `None` when it can.
 fn reference_problem(
     wf: &Workflow,
+    suggester: &Suggester,
     reference: &str,
     scope: Scope<'_>,
 ) -> Option<(String, Option<String>)> {
@@ -787,7 +985,7 @@ fn reference_problem(
             } else {
                 Some((
                     format!("`{reference}` reads an unknown parameter `{name}`"),
-                    suggest(name, wf.params.keys().map(String::as_str)),
+                    suggester.suggest(name, wf.params.keys().map(String::as_str)),
                 ))
             }
         }
@@ -795,12 +993,13 @@ fn reference_problem(
             let Some((job_name, job)) = scope.job else {
                 return Some(("`needs` can only be read inside a job".to_owned(), None));
             };
+            let job_name = shown(job_name);
             let need = second?;
             if !job.needs.iter().any(|n| n == need) {
                 let hint = if wf.jobs.contains_key(need) {
                     Some(format!("add `{need}` to the `needs` of `{job_name}`"))
                 } else {
-                    suggest(need, job.needs.iter().map(String::as_str))
+                    suggester.suggest(need, job.needs.iter().map(String::as_str))
                 };
                 return Some((
                     format!("`{reference}` reads job `{need}`, which `{job_name}` does not need"),
@@ -811,7 +1010,7 @@ fn reference_problem(
                 None | Some("outputs" | "result") => None,
                 Some(other) => Some((
                     format!("`{reference}`: a need has `outputs` and `result`, not `{other}`"),
-                    suggest(other, ["outputs", "result"]),
+                    suggester.suggest(other, ["outputs", "result"]),
                 )),
             }
         }
@@ -819,6 +1018,7 @@ fn reference_problem(
             let Some((job_name, job)) = scope.job else {
                 return Some(("`matrix` can only be read inside a job".to_owned(), None));
             };
+            let job_name = shown(job_name);
             let key = second?;
             if job.matrix.contains_key(key) {
                 None
@@ -830,7 +1030,7 @@ fn reference_problem(
             } else {
                 Some((
                     format!("`{reference}` reads an unknown matrix key `{key}`"),
-                    suggest(key, job.matrix.keys().map(String::as_str)),
+                    suggester.suggest(key, job.matrix.keys().map(String::as_str)),
                 ))
             }
         }
@@ -838,7 +1038,7 @@ fn reference_problem(
             None | Some("id" | "workflow") => None,
             Some(other) => Some((
                 format!("`{reference}`: `run` has `id` and `workflow`, not `{other}`"),
-                suggest(other, ["id", "workflow"]),
+                suggester.suggest(other, ["id", "workflow"]),
             )),
         },
         "job" => match (second, scope.job) {
@@ -846,7 +1046,7 @@ fn reference_problem(
             (None | Some("name"), _) => None,
             (Some(other), _) => Some((
                 format!("`{reference}`: `job` has `name`, not `{other}`"),
-                suggest(other, ["name"]),
+                suggester.suggest(other, ["name"]),
             )),
         },
         "env" | "trigger" => None,
@@ -856,7 +1056,7 @@ fn reference_problem(
             format!(
                 "unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger`"
             ),
-            suggest(
+            suggester.suggest(
                 other,
                 ["params", "needs", "matrix", "env", "run", "job", "trigger"],
             ),
@@ -866,18 +1066,7 @@ fn reference_problem(
 
 fn check_cycles(ctx: &mut Ctx<'_>) {
     let names: Vec<&str> = ctx.wf.jobs.keys().map(String::as_str).collect();
-    let needs: Vec<Vec<usize>> = ctx
-        .wf
-        .jobs
-        .values()
-        .map(|job| {
-            job.needs
-                .iter()
-                .filter_map(|n| ctx.wf.jobs.get_index_of(n.as_str()))
-                .collect()
-        })
-        .collect();
-    for cycle in find_cycles(&needs) {
+    for cycle in find_cycles(&need_indexes(ctx.wf)) {
         let mut shown: Vec<&str> = cycle.iter().map(|&i| names[i]).collect();
         shown.push(names[cycle[0]]);
         let first = names[cycle[0]];

@@ -5,22 +5,24 @@
 //! alias expansion so that hostile input cannot exhaust the stack or memory. Typing the tree
 //! against the workflow model is left to [`crate::spec::check`] and [`crate::spec::de`].
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
 
+use crate::spec::MAX_NESTING;
 use crate::spec::diag::{Diagnostic, Pos};
-
-/// Deepest nesting accepted; deeper documents are refused rather than risking the stack.
-const MAX_DEPTH: usize = 128;
 /// Most nodes a document may expand to through aliases (a "billion laughs" guard).
-const MAX_NODES: usize = 2_000_000;
+const MAX_NODES: usize = 1_000_000;
 
 /// One YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub kind: NodeKind,
     pub pos: Pos,
+    /// The byte offset where the node's text ends in the source (for an alias, where the
+    /// alias ends), so that a search inside a scalar's text reads that text only.
+    pub end: usize,
 }
 
 /// What a node holds.
@@ -173,7 +175,7 @@ pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
         let (event, span) = event.map_err(|err| {
             let mark = err.marker();
             Diagnostic::error(
-                builder.pos_at(mark.index(), mark.line(), mark.col(), 1),
+                builder.pos_at(mark.line(), mark.col(), 1),
                 format!("invalid YAML: {}", err.info()),
             )
         })?;
@@ -205,6 +207,12 @@ struct Builder<'s> {
     source: &'s str,
     /// Byte offset of each line start, for turning character positions into byte spans.
     line_starts: Vec<usize>,
+    /// Whether the source is ASCII, where a character column is its byte offset too.
+    ascii: bool,
+    /// The last position turned into a byte offset, as (line, character column, byte
+    /// column): the next one on the same line is counted on from there, so that the
+    /// positions along a long line (a flow list of 50,000 names) cost linear time in all.
+    cursor: Cell<(usize, usize, usize)>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
@@ -219,6 +227,8 @@ impl<'s> Builder<'s> {
         Builder {
             source,
             line_starts,
+            ascii: source.is_ascii(),
+            cursor: Cell::new((0, 0, 0)),
             stack: Vec::new(),
             anchors: HashMap::new(),
             root: None,
@@ -228,25 +238,47 @@ impl<'s> Builder<'s> {
     }
 
     /// A position from the parser's 1-based line and 0-based character column.
-    fn pos_at(&self, _index: usize, line: usize, col: usize, len: usize) -> Pos {
+    fn pos_at(&self, line: usize, col: usize, len: usize) -> Pos {
         let line = line.max(1);
         let start = self
             .line_starts
             .get(line - 1)
             .copied()
             .unwrap_or(self.source.len());
-        let line_text = self.source[start..].split('\n').next().unwrap_or("");
-        // Columns count characters; convert to a byte offset within the line.
-        let byte_col = line_text
-            .char_indices()
-            .nth(col)
-            .map_or(line_text.len(), |(i, _)| i);
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.source.len(), |next| next - 1);
+        let line_text = &self.source[start..end.max(start)];
+        let byte_col = self.byte_col(line, line_text, col);
         Pos {
             line: u32::try_from(line).unwrap_or(u32::MAX),
             col: col_u32(col),
             offset: start + byte_col,
             len,
         }
+    }
+
+    /// The byte offset of character column `col` in `line_text`, the text of line `line`.
+    fn byte_col(&self, line: usize, line_text: &str, col: usize) -> usize {
+        if self.ascii {
+            return col.min(line_text.len());
+        }
+        let (from_col, from_byte) = match self.cursor.get() {
+            (at_line, at_col, at_byte) if at_line == line && at_col <= col => (at_col, at_byte),
+            _ => (0, 0),
+        };
+        let byte_col = line_text[from_byte..]
+            .char_indices()
+            .nth(col - from_col)
+            .map_or(line_text.len(), |(i, _)| from_byte + i);
+        self.cursor.set((line, col, byte_col));
+        byte_col
+    }
+
+    /// The byte offset where `span` ends.
+    fn end_of(&self, span: YamlSpan) -> usize {
+        self.pos_at(span.end.line(), span.end.col(), 1).offset
     }
 
     fn pos_of(&self, span: YamlSpan) -> Pos {
@@ -256,12 +288,13 @@ impl<'s> Builder<'s> {
         } else {
             1
         };
-        self.pos_at(start.index(), start.line(), start.col(), len)
+        self.pos_at(start.line(), start.col(), len)
     }
 
     /// Handles one event; returns true when the first document is complete.
     fn on_event(&mut self, event: Event<'_>, span: YamlSpan) -> Result<bool, Diagnostic> {
         let pos = self.pos_of(span);
+        let end = self.end_of(span).max(pos.offset);
         match event {
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => Ok(false),
             Event::StreamEnd => Ok(true),
@@ -290,7 +323,7 @@ impl<'s> Builder<'s> {
                     ));
                 }
                 // An alias keeps the position of its use, so messages point where it is read.
-                let node = Node { pos, ..node };
+                let node = Node { pos, end, ..node };
                 self.push_node(node)
             }
             Event::Scalar(text, style, anchor, _tag) => {
@@ -301,12 +334,13 @@ impl<'s> Builder<'s> {
                 } else {
                     pos.len
                 };
+                // The scanner's buffer may be far larger than the text: keep only the text.
+                let mut text = text.into_owned();
+                text.shrink_to_fit();
                 let node = Node {
-                    kind: NodeKind::Scalar {
-                        text: text.into_owned(),
-                        plain,
-                    },
+                    kind: NodeKind::Scalar { text, plain },
                     pos: Pos { len, ..pos },
+                    end,
                 };
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -335,10 +369,16 @@ impl<'s> Builder<'s> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Frame::Seq { items, pos, anchor }) => {
+                    Some(Frame::Seq {
+                        mut items,
+                        pos,
+                        anchor,
+                    }) => {
+                        items.shrink_to_fit();
                         let node = Node {
                             kind: NodeKind::Seq(items),
                             pos,
+                            end,
                         };
                         self.remember(anchor, &node);
                         node
@@ -349,9 +389,12 @@ impl<'s> Builder<'s> {
                         anchor,
                         ..
                     }) => {
+                        let mut entries = merge_keys(entries)?;
+                        entries.shrink_to_fit();
                         let node = Node {
-                            kind: NodeKind::Map(merge_keys(entries)?),
+                            kind: NodeKind::Map(entries),
                             pos,
+                            end,
                         };
                         self.remember(anchor, &node);
                         node
@@ -376,10 +419,10 @@ impl<'s> Builder<'s> {
 
     fn open(&mut self, pos: Pos) -> Result<(), Diagnostic> {
         self.bump_nodes(pos)?;
-        if self.stack.len() >= MAX_DEPTH {
+        if self.stack.len() >= MAX_NESTING {
             return Err(Diagnostic::error(
                 pos,
-                format!("nesting deeper than {MAX_DEPTH} levels is not supported"),
+                format!("nesting deeper than {MAX_NESTING} levels is not supported"),
             ));
         }
         Ok(())
@@ -441,12 +484,15 @@ fn col_u32(col: usize) -> u32 {
 }
 
 /// Applies YAML merge keys: `<<: *base` or `<<: [*a, *b]` add the entries the map lacks.
+/// Linear in the entries (a merge of two maps of 50,000 keys each is no slower than reading
+/// them).
 fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Diagnostic> {
     if !entries.iter().any(|(k, v)| is_merge_key(k, v)) {
         return Ok(entries);
     }
     let mut own = Vec::with_capacity(entries.len());
     let mut merged: Vec<(Node, Node)> = Vec::new();
+    let mut merged_keys: HashSet<String> = HashSet::new();
     for (key, value) in entries {
         if !is_merge_key(&key, &value) {
             own.push((key, value));
@@ -478,17 +524,21 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Diagnosti
         };
         for map in sources {
             for (k, v) in map {
-                if !merged.iter().any(|(m, _)| m.as_text() == k.as_text()) {
+                if merged_keys.insert(k.as_text().unwrap_or_default().to_owned()) {
                     merged.push((k, v));
                 }
             }
         }
     }
-    for (k, v) in merged {
-        if !own.iter().any(|(o, _)| o.as_text() == k.as_text()) {
-            own.push((k, v));
-        }
-    }
+    let own_keys: HashSet<String> = own
+        .iter()
+        .map(|(k, _)| k.as_text().unwrap_or_default().to_owned())
+        .collect();
+    own.extend(
+        merged
+            .into_iter()
+            .filter(|(k, _)| !own_keys.contains(k.as_text().unwrap_or_default())),
+    );
     Ok(own)
 }
 
@@ -561,7 +611,14 @@ mod tests {
     #[test]
     fn hostile_input_is_refused_not_fatal() {
         let deep = "[".repeat(100_000);
-        assert!(parse(&deep).is_err());
+        assert_eq!(parse(&deep).unwrap_err().pos.line, 1);
+        assert_eq!(parse(&"{a: ".repeat(100_000)).unwrap_err().pos.line, 1);
+        let blocks: String = (0..1000)
+            .map(|d| format!("{}k:\n", " ".repeat(d)))
+            .collect();
+        let err = parse(&blocks).unwrap_err();
+        assert_eq!(err.pos.line, 65, "{err:?}");
+        assert!(err.message.contains("deeper than 64"), "{err:?}");
         let laughs = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
                       c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n\
                       e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n\
@@ -570,5 +627,51 @@ mod tests {
         assert!(parse("a: 'unclosed\n").is_err());
         assert!(parse("a:\n\t- b\n").is_err());
         assert_eq!(parse("").unwrap(), None);
+    }
+
+    #[test]
+    fn positions_along_a_long_line_are_exact_and_linear() {
+        // 50,000 entries on one line with non-ASCII text: each position is counted on from
+        // the previous one, not from the line start.
+        let items: Vec<String> = (0..50_000).map(|i| format!("é{i}")).collect();
+        let src = format!("k: [{}]\n", items.join(", "));
+        let started = std::time::Instant::now();
+        let node = root(&src);
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        let items = node.get("k").unwrap().as_seq().unwrap();
+        let last = &items[49_999];
+        let col = src.chars().take_while(|&c| c != ']').count() - "é49999".chars().count();
+        assert_eq!(
+            (last.pos.line, last.pos.col),
+            (1, u32::try_from(col + 1).unwrap())
+        );
+        assert_eq!(&src[last.pos.offset..last.end], "é49999");
+    }
+
+    #[test]
+    fn a_node_knows_where_its_text_ends() {
+        let src = "a: |\n  echo ${{ x }}\n  done\nb: 'q'\n";
+        let node = root(src);
+        let a = node.get("a").unwrap();
+        assert!(
+            src[a.pos.offset..a.end].contains("done"),
+            "{:?}",
+            &src[a.pos.offset..a.end]
+        );
+        let b = node.get("b").unwrap();
+        assert_eq!(&src[b.pos.offset..b.end], "'q'");
+    }
+
+    #[test]
+    fn merging_large_maps_takes_linear_time() {
+        let keys: String = (0..50_000).map(|i| format!("  k{i}: {i}\n")).collect();
+        let src = format!(
+            "base: &b\n{keys}other:\n  <<: *b\n{}",
+            keys.replace('k', "q")
+        );
+        let started = std::time::Instant::now();
+        let node = root(&src);
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        assert_eq!(node.get("other").unwrap().as_map().unwrap().len(), 100_000);
     }
 }

@@ -356,3 +356,53 @@ jobs:
     // `collect` ran after all four.
     assert_eq!(ws.read("collected"), "4\n");
 }
+
+#[test]
+fn a_reference_that_does_not_resolve_at_run_time_fails_its_job_naming_it_and_what_exists() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  a:
+    steps:
+      - run: |
+          echo "rows=3" >> "$COREFLOW_OUTPUT"
+          echo "path=out.csv" >> "$COREFLOW_OUTPUT"
+  b:
+    needs: [a]
+    steps:
+      - run: echo ${{ needs.a.outputs.rows }}
+      - run: echo ${{ needs.a.outputs.nosuch | quote }}
+  c:
+    needs: [a]
+    if: ${{ needs.a.outputs.count != '0' }}
+    steps: [{ run: touch c-ran }]
+  d:
+    steps:
+      - command: [echo, "${{ trigger.file }}"]
+"#,
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).fails(1);
+    let show = ws.show("last");
+    assert_eq!(status(&show, "b"), "failed", "{show:#}");
+    assert_eq!(
+        job(&show, "b")["reason"],
+        "cannot render `run` of step `step-2` in job `b`: `needs.a.outputs.nosuch`: job `a` set \
+         no output `nosuch` (it set: path, rows)",
+        "{show:#}"
+    );
+    assert_eq!(
+        job(&show, "c")["reason"],
+        "cannot evaluate `if`: `needs.a.outputs.count`: job `a` set no output `count` (it set: \
+         path, rows)",
+        "{show:#}"
+    );
+    assert!(!ws.exists("c-ran"));
+    let reason = job(&show, "d")["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "cannot render `command` of step `step-1` in job `d`: `trigger.file`: the trigger \
+             has no `file` (it has: "
+        ),
+        "{show:#}"
+    );
+}

@@ -1,7 +1,11 @@
-//! No input makes `coreflow validate` panic: hostile and broken files end in exit 0 or 2
-//! with a message, never exit 101 or a signal (the harness fails on either, and on any
-//! "panicked at" text). The library has its own property test over the parser; this one
-//! drives the real binary, CLI and rendering included.
+//! No input makes `coreflow validate` panic, overflow the stack or take long: hostile and
+//! broken files end in exit 0, or in exit 2 with positioned errors, never exit 101 or a
+//! signal (the harness fails on either, and on any "panicked at" text). The library has its
+//! own property test over the parser, and `fuzz/` a fuzz target; this one drives the real
+//! binary, CLI and rendering included. Each input the fuzzer found slow or fatal has a
+//! test here.
+
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -19,6 +23,49 @@ fn validate_bytes(bytes: impl AsRef<[u8]>) -> Output {
         matches!(output.code(), Some(0 | 2)),
         "exit code is neither 0 nor 2\n{output}"
     );
+    output
+}
+
+/// Validates `bytes` and asserts what every input must come to: accepted (exit 0), or
+/// refused (exit 2) with at least one error, each at a line and column counted from 1.
+#[track_caller]
+fn accepted_or_positioned(bytes: impl AsRef<[u8]>) -> Output {
+    let output = validate_bytes(bytes);
+    if output.code() == Some(2) {
+        let places: Vec<(u32, u32)> = output
+            .stderr()
+            .lines()
+            .filter_map(|line| line.split_once(": error: "))
+            .filter_map(|(at, _)| {
+                let mut parts = at.strip_prefix("wf.yaml:")?.split(':');
+                Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+            })
+            .collect();
+        assert!(
+            !places.is_empty(),
+            "refused without a positioned error\n{output}"
+        );
+        assert!(
+            places.iter().all(|&(line, col)| line >= 1 && col >= 1),
+            "{places:?}\n{output}"
+        );
+    }
+    output
+}
+
+/// Validates `bytes` as [`refused_at`] does, and asserts it took less than `limit` (a debug
+/// build; what was quadratic took minutes).
+#[track_caller]
+fn refused_within(
+    bytes: impl AsRef<[u8]>,
+    limit: Duration,
+    location: &str,
+    fragment: &str,
+) -> Output {
+    let started = Instant::now();
+    let output = refused_at(bytes, location, fragment);
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}, more than {limit:?}");
     output
 }
 
@@ -83,9 +130,13 @@ fn an_unclosed_quote_is_refused_with_a_position() {
 
 #[test]
 fn unbalanced_brackets_are_refused() {
-    validate_bytes("jobs: { a: { steps: [{ run: x }] }\n");
-    validate_bytes("jobs: ]]]\n");
-    validate_bytes("{{{{\n");
+    refused_at(
+        "jobs: { a: { steps: [{ run: x }] }\n",
+        "2:1",
+        "did not find expected ',' or '}'",
+    );
+    refused_at("jobs: ]]]\n", "1:7", "misplaced bracket");
+    refused_at("{{{{\n", "2:1", "invalid YAML");
 }
 
 #[test]
@@ -128,7 +179,57 @@ fn ten_thousand_nested_brackets_are_refused_without_overflowing_the_stack() {
     let maps = format!("{}{}", "{a: ".repeat(10_000), "}".repeat(10_000));
     refused_at(&maps, "1:", "");
     let dashes = format!("{}x\n", "- ".repeat(10_000));
-    refused_at(&dashes, "1:", "nesting");
+    refused_at(&dashes, "1:129", "nesting deeper than 64 levels");
+}
+
+#[test]
+fn a_deep_collection_inside_a_value_is_refused_at_its_line() {
+    let list = format!(
+        "jobs:\n  a:\n    steps: [{{ run: x }}]\n    env: {{ A: {}{} }}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    refused_at(&list, "4:", "");
+    let maps = format!(
+        "jobs:\n  a:\n    steps: [{{ run: x }}]\n    env: {}1{}\n",
+        "{a: ".repeat(100_000),
+        "}".repeat(100_000)
+    );
+    refused_at(&maps, "4:", "");
+}
+
+#[test]
+fn template_expressions_nested_100000_deep_are_refused_at_their_line() {
+    let n = 100_000;
+    for inner in [
+        format!("{}true", "!".repeat(n)),
+        format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+        format!("{}{}", "[".repeat(n), "]".repeat(n)),
+        format!("{}1{}", "{'a': ".repeat(n), "}".repeat(n)),
+        format!("{}1", "-".repeat(n)),
+        format!("1{}", " + 1".repeat(n)),
+        format!("params.x{}", " | upper".repeat(n)),
+        format!("params{}", ".x".repeat(n)),
+    ] {
+        let yaml = format!(
+            "params:\n  x: {{ default: a }}\njobs:\n  a:\n    steps:\n      - run: |\n          \
+             echo ${{{{ {inner} }}}}\n  b:\n    if: |\n      ${{{{ {inner} }}}}\n    steps: [{{ run: x }}]\n"
+        );
+        let output = refused_at(&yaml, "7:16", "the template nests deeper than 64 levels");
+        assert!(
+            output
+                .stderr()
+                .contains("wf.yaml:10:7: error: invalid template: the template nests"),
+            "{output}"
+        );
+    }
+    // 60 levels are fine.
+    let yaml = format!(
+        "jobs:\n  a:\n    steps: [{{ run: 'echo ${{{{ {}1{} }}}}' }}]\n",
+        "(".repeat(60),
+        ")".repeat(60)
+    );
+    assert_eq!(validate_bytes(yaml).code(), Some(0));
 }
 
 #[test]
@@ -136,7 +237,7 @@ fn deep_block_indentation_is_refused() {
     let yaml: String = (0..1000)
         .map(|depth| format!("{}k:\n", "  ".repeat(depth)))
         .collect();
-    refused_at(&yaml, "129:", "nesting");
+    refused_at(&yaml, "65:129", "nesting deeper than 64 levels");
 }
 
 #[test]
@@ -226,7 +327,7 @@ fn a_billion_laughs_alias_bomb_is_refused_quickly() {
         yaml.push_str(&format!("x{level}: &l{level} [{refs}]\n"));
     }
     yaml.push_str("jobs:\n  x:\n    steps: [{ run: x }]\n    env: { A: *l8 }\n");
-    validate_bytes(&yaml);
+    refused_at(&yaml, "", "aliases expand");
 }
 
 #[test]
@@ -260,29 +361,53 @@ fn out_of_range_numbers_are_refused_without_overflow() {
         "1:",
         "max_attempts",
     );
-    validate_bytes("jobs: { a: { steps: [{ run: x }], timeout: 99999999999999999999h } }\n");
-    validate_bytes("jobs: { a: { steps: [{ run: x }], timeout: 18446744073709551615s } }\n");
-    validate_bytes("jobs: { a: { steps: [{ run: x }], matrix: { n: [.nan, .inf, -.inf] } } }\n");
+    // Durations beyond 100 years would overflow a deadline's clock arithmetic at run time.
+    refused_at(
+        "jobs: { a: { steps: [{ run: x }], timeout: 99999999999999999999h } }\n",
+        "1:44",
+        "`99999999999999999999h` is too long: a duration is at most 100 years",
+    );
+    refused_at(
+        "jobs: { a: { steps: [{ run: x }], timeout: 18446744073709551615s } }\n",
+        "1:44",
+        "is too long",
+    );
+    refused_at(
+        "triggers: [{ every: 36501d }]\njobs: { a: { steps: [{ run: x }] } }\n",
+        "1:21",
+        "is too long",
+    );
+    let longest = "jobs: { a: { steps: [{ run: x }], timeout: 36500d } }\n";
+    assert_eq!(validate_bytes(longest).code(), Some(0));
+}
+
+#[test]
+fn non_finite_floats_in_a_matrix_are_text() {
+    let yaml = "jobs: { a: { steps: [{ run: x }], matrix: { n: [.nan, .inf, -.inf] } } }\n";
+    assert_eq!(validate_bytes(yaml).code(), Some(0));
 }
 
 #[test]
 fn hostile_templates_are_refused_or_accepted_without_panicking() {
-    for template in [
-        "${{",
-        "${{ }}",
-        "}} ${{",
-        "${{ ${{ params.x }} }}",
-        "${{ params. }}",
-        "${{ params.x.y.z }}",
-        "${{ needs..outputs }}",
-        "${{ (((((((((((((((((((((((((((((((( }}",
-        "${{ 'unterminated }}",
-        "${{ params['x'] }}",
-        "${{ params.x | upper | lower | default('y') }}",
-        "{% for x in range(999999999) %}{{ x }}{% endfor %}",
-        "${{ range(999999999999) }}",
-        "${{ needs.a.outputs[0] }}",
-        "${{ 1 / 0 }}",
+    // (template, the error each place gets, or `None` when the file is valid)
+    for (template, error) in [
+        ("${{", Some("unexpected end of input")),
+        ("${{ }}", Some("syntax error")),
+        ("}} ${{", Some("unexpected end of input")),
+        ("${{ ${{ params.x }} }}", Some("unexpected character")),
+        ("${{ params. }}", Some("expected identifier or integer")),
+        ("${{ params.x.y.z }}", None),
+        ("${{ needs..outputs }}", Some("unexpected `.`")),
+        (
+            "${{ (((((((((((((((((((((((((((((((( }}",
+            Some("syntax error"),
+        ),
+        ("${{ 'unterminated }}", Some("unexpected end of string")),
+        ("${{ params['x'] }}", None),
+        ("${{ params.x | upper | lower | default('y') }}", None),
+        ("${{ range(999999999999) }}", None),
+        ("${{ needs.a.outputs[0] }}", Some("which `a` does not need")),
+        ("${{ 1 / 0 }}", None),
     ] {
         // Block scalars, so that the text reaches the template checks as written.
         let yaml = format!(
@@ -290,8 +415,165 @@ fn hostile_templates_are_refused_or_accepted_without_panicking() {
              env:\n      E: |\n        {template}\n    steps:\n      - run: |\n          \
              {template}\n"
         );
-        validate_bytes(yaml);
+        match error {
+            None => assert_eq!(validate_bytes(&yaml).code(), Some(0), "{template}"),
+            Some(fragment) => {
+                for line in ["6:", "9:", "12:"] {
+                    refused_at(&yaml, line, fragment);
+                }
+            }
+        }
     }
+    // Only `${{ }}` is active: Jinja's own block syntax is a syntax error in an `if:`.
+    let yaml = "jobs:\n  a:\n    if: '{% for x in range(999999999) %}{{ x }}{% endfor %}'\n    \
+                steps: [{ run: x }]\n";
+    refused_at(yaml, "3:9", "unexpected `%`");
+}
+
+/// A file of about 5 MB with 80,000 unknown keys: what was quadratic (a search from the
+/// file's start for each quoted line, a scan of the map for each pruned key) took minutes.
+#[test]
+fn eighty_thousand_unknown_keys_are_reported_fifty_at_a_time_in_linear_time() {
+    let mut yaml = String::from("jobs:\n  a:\n    steps: [{ run: x }]\n");
+    let mut keys = 0;
+    while yaml.len() < 5 * 1024 * 1024 {
+        yaml.push_str(&format!(
+            "    unknown_key_{keys:06}: value_{keys:06}_{}\n",
+            "x".repeat(28)
+        ));
+        keys += 1;
+    }
+    let output = refused_within(
+        &yaml,
+        Duration::from_secs(20),
+        "4:5",
+        "unknown key `unknown_key_000000` in job `a`",
+    );
+    let stderr = output.stderr();
+    assert_eq!(stderr.matches(": error: ").count(), 50, "{output}");
+    assert!(stderr.contains("wf.yaml:53:5: error: unknown key `unknown_key_000049`"));
+    assert!(
+        stderr.ends_with(&format!(
+            "… and {} more\nwf.yaml: {keys} errors found\n",
+            keys - 50
+        )),
+        "{}",
+        &stderr[stderr.len() - 200..]
+    );
+}
+
+#[test]
+fn fifty_thousand_missing_needs_on_one_line_take_linear_time() {
+    let names: Vec<String> = (0..50_000).map(|i| format!("missing{i}")).collect();
+    let yaml = format!(
+        "jobs:\n  a:\n    steps: [{{ run: x }}]\n    needs: [{}]\n",
+        names.join(", ")
+    );
+    let output = refused_within(
+        &yaml,
+        Duration::from_secs(20),
+        "4:13",
+        "job `a` needs `missing0`, which is not a job of this workflow",
+    );
+    let stderr = output.stderr();
+    assert!(
+        stderr.contains("\nwf.yaml:4:23: error: job `a` needs `missing1`"),
+        "{output}"
+    );
+    assert!(
+        stderr.ends_with("… and 49950 more\nwf.yaml: 50000 errors found\n"),
+        "{output}"
+    );
+    // The 600 KB line is quoted as a window around each caret.
+    let long = stderr
+        .lines()
+        .find(|l| l.starts_with("4 | "))
+        .unwrap_or_default();
+    assert!(long.chars().count() < 120, "{long}");
+}
+
+/// A job named by 1,000,000 characters (an explicit `?` key) with 50,000 bad `needs`: each
+/// message quotes the name cut short, and finding each position does not compare it again.
+#[test]
+fn a_long_job_name_in_many_messages_is_cut_short_and_costs_nothing_more() {
+    let name = "j".repeat(1_000_000);
+    let needs: Vec<String> = (0..50_000).map(|i| format!("m{i}")).collect();
+    let yaml = format!(
+        "jobs:\n  ? {name}\n  : steps: [{{ run: x }}]\n    needs: [{}]\n",
+        needs.join(", ")
+    );
+    let shown = format!("job `{}…` needs `m0`", "j".repeat(64));
+    let output = refused_within(&yaml, Duration::from_secs(20), "4:13", &shown);
+    assert!(
+        output.stderr().len() < 100_000,
+        "{} bytes",
+        output.stderr().len()
+    );
+}
+
+/// 20,000 jobs in a chain, each reading a DataBlock of the first job, or of the job two
+/// before it: whether the producer is upstream was a search per input (40 s).
+#[test]
+fn a_long_chain_of_jobs_reading_datablocks_validates_in_linear_time() {
+    for far in [false, true] {
+        let mut yaml = String::from(
+            "jobs:\n  j0:\n    steps: [{ run: x }]\n    datablocks: { o: { path: o.csv } }\n",
+        );
+        for i in 1..20_000_usize {
+            let producer = if far { 0 } else { i.saturating_sub(2) };
+            yaml.push_str(&format!(
+                "  j{i}: {{ needs: j{}, inputs: {{ o: j{producer}.o }}, steps: [{{ run: x }}], \
+                 datablocks: {{ o: {{ path: o.csv }} }} }}\n",
+                i - 1
+            ));
+        }
+        let started = Instant::now();
+        let output = validate_bytes(&yaml);
+        assert_eq!(output.code(), Some(0), "{output}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // A producer that is not upstream is still found.
+    let yaml = "jobs:\n  p: { steps: [{ run: x }], datablocks: { o: { path: o } } }\n  \
+                q: { steps: [{ run: x }] }\n  r: { needs: q, inputs: { o: p.o }, steps: [{ run: x }] }\n";
+    refused_at(
+        yaml,
+        "4:31",
+        "job `r` reads a DataBlock of `p` but does not need it",
+    );
+}
+
+/// Many problems in one large scalar or map: each is placed by one pass over its text.
+#[test]
+fn many_problems_in_one_script_or_map_take_linear_time() {
+    let refs: String = (0..40_000)
+        .map(|i| format!("echo ${{{{ params.nosuch{i} }}}}; "))
+        .collect();
+    let yaml = format!("params: {{ p: {{}} }}\njobs:\n  a:\n    steps:\n      - run: \"{refs}\"\n");
+    let output = refused_within(
+        &yaml,
+        Duration::from_secs(20),
+        "5:24",
+        "`params.nosuch0` reads an unknown parameter `nosuch0`",
+    );
+    assert!(
+        output.stderr().contains("wf.yaml: 40000 errors found"),
+        "{output}"
+    );
+    let env: String = (0..40_000)
+        .map(|i| format!("      E{i}: '${{{{ params.q{i} }}}}'\n"))
+        .collect();
+    let yaml =
+        format!("params: {{ p: {{}} }}\njobs:\n  a:\n    steps: [{{ run: x }}]\n    env:\n{env}");
+    refused_within(
+        &yaml,
+        Duration::from_secs(20),
+        "6:16",
+        "`params.q0` reads an unknown parameter",
+    );
 }
 
 /// A valid workflow touching most of the format, for the mutation property.
@@ -467,12 +749,12 @@ proptest! {
     fn arbitrary_bytes_never_make_validate_panic(
         bytes in proptest::collection::vec(any::<u8>(), 0..2048),
     ) {
-        validate_bytes(bytes);
+        accepted_or_positioned(bytes);
     }
 
     #[test]
     fn arbitrary_text_never_makes_validate_panic(text in "\\PC{0,600}") {
-        validate_bytes(text);
+        accepted_or_positioned(text);
     }
 
     #[test]
@@ -480,6 +762,6 @@ proptest! {
         edits in proptest::collection::vec(edit_strategy(), 1..8),
     ) {
         let bytes = edits.iter().fold(SEED.as_bytes().to_vec(), apply);
-        validate_bytes(bytes);
+        accepted_or_positioned(bytes);
     }
 }

@@ -630,7 +630,7 @@ jobs:
     wf.yaml:11:5: error: unknown key `neeeds` in job `transform`
        |
     11 |     neeeds: [extract]
-       |     ^^^^^^ expected one of `cancel_grace`, `datablocks`, `env`, `if`, `inputs`, `matrix`, `metadata`, `needs`, `params`, `priority`, `queue`, `retry`, …
+       |     ^^^^^^ expected one of `needs`, `queue`, `priority`, `runs_on`, `metadata`, `params`, `env`, `workdir`, `steps`, `datablocks`, `inputs`, `if`, …
        = help: did you mean `needs`?
     wf.yaml:13:23: error: `params.regoin` reads an unknown parameter `regoin`
        |
