@@ -36,7 +36,7 @@ pub enum Error {
     InvalidReference(String),
 
     /// A block name a job declares that `NAME@VERSION` could not name.
-    #[error("invalid DataBlock name `{0}`: use letters, digits, `_`, `-` and `.`")]
+    #[error("invalid DataBlock name `{0}`: {rule}", rule = crate::spec::params::BLOCK_NAME_RULE)]
     InvalidName(String),
 
     /// `blocks get` would overwrite something.

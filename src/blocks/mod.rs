@@ -32,6 +32,6 @@ pub use gc::{GcReport, collect_garbage};
 pub use hash::{ContentHash, hash_bytes, hash_reader};
 pub use registry::{
     BlockKey, BlockKind, BlockRef, BlockStore, BlockSummary, BlockVersion, BlockVersionId,
-    JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind, is_valid_name,
+    JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
 };
 pub use resolve::{pin_params, resolve};

@@ -318,15 +318,10 @@ impl fmt::Display for BlockRef {
     }
 }
 
-/// Whether `name` can name a block (`NAME@VERSION` must parse back to it).
-#[must_use]
-pub fn is_valid_name(name: &str) -> bool {
-    BlockRef::parse(name).is_ok_and(|r| r.version.is_none() && r.name == name)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{BlockRef, is_valid_name};
+    use super::BlockRef;
+    use crate::spec::params::is_valid_block_name as is_valid_name;
 
     #[test]
     fn references_parse_like_datablock_parameters() {

@@ -30,7 +30,7 @@ use crate::state::JobState;
 
 use crate::blocks::{
     Access, BlockKind, BlockRef, BlockVersion, Cas, Error, INPUTS_DIR, JobAttempt, NewBlock,
-    Published, Stored, is_valid_name, remove_tree, resolve,
+    Published, Stored, remove_tree, resolve,
 };
 
 /// The inputs materialised for one attempt: the variables its steps see, and the folder to
@@ -344,7 +344,7 @@ fn publish_blocks(
     for (name, path) in declared {
         let fail =
             |error: &dyn std::fmt::Display| format!("cannot publish DataBlock `{name}`: {error}");
-        if !is_valid_name(name) {
+        if !crate::spec::params::is_valid_block_name(name) {
             return Err(fail(&Error::InvalidName(name.clone())));
         }
         // The newest version, if any: unchanged content is then recognised by hashing alone.

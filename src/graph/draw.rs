@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::graph::dag::{levels, topological_order};
 use crate::graph::plan::PlannedJob;
+use crate::spec::dag::{levels, topological_order};
 
 /// The output formats of `coreflow graph`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

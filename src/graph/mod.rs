@@ -1,6 +1,6 @@
-//! The job graph: cycle detection and ordering ([`dag`]), matrix fan-out into the jobs a run
-//! executes ([`plan`]), and drawing it ([`draw`]).
+//! The job graph of a run: matrix fan-out into the jobs a run executes ([`plan`]), and
+//! drawing it ([`draw`]). Cycle finding and ordering, which validation needs, are
+//! [`crate::spec::dag`].
 
-pub mod dag;
 pub mod draw;
 pub mod plan;

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod cron;
+pub mod dag;
 pub mod de;
 pub mod diag;
 pub mod injection;

@@ -98,6 +98,19 @@ fn hint(suggestion: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// What a DataBlock name may hold, as error messages say it.
+pub const BLOCK_NAME_RULE: &str = "use letters, digits, `_`, `-` and `.`";
+
+/// Whether `name` can name a DataBlock: what a `datablock` parameter reads as a name without
+/// a version (so `NAME@VERSION` parses back to it).
+#[must_use]
+pub fn is_valid_block_name(name: &str) -> bool {
+    matches!(
+        parse_value(ParamType::Datablock, name),
+        Ok(ParamValue::DataBlock { name: ref parsed, version: None }) if parsed == name
+    )
+}
+
 /// Parses `text` as a value of `kind`.
 ///
 /// # Errors

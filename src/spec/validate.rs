@@ -7,13 +7,12 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 
-use crate::blocks;
-use crate::graph::dag::{find_cycles, topological_order};
 use crate::spec::MAX_NESTING;
+use crate::spec::dag::{find_cycles, topological_order};
 use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
 use crate::spec::model::{Job, Step, Workflow};
-use crate::spec::params::check_value;
+use crate::spec::params::{BLOCK_NAME_RULE, check_value, is_valid_block_name};
 use crate::spec::template;
 use crate::spec::yaml::Node;
 
@@ -385,7 +384,7 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
                 .label = Some("expected e.g. `2026-12-24T18:00:00+01:00`".into());
         }
         if let Some(block) = &trigger.datablock
-            && !blocks::is_valid_name(block)
+            && !is_valid_block_name(block)
         {
             ctx.error(&at("datablock"), invalid_block_name(block));
         }
@@ -648,7 +647,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
         }
     }
     for (block, decl) in &job.datablocks {
-        if !blocks::is_valid_name(block) {
+        if !is_valid_block_name(block) {
             ctx.error(
                 &job_path(name, &[At::Key("datablocks"), At::KeyOf(block)]),
                 invalid_block_name(block),
@@ -761,7 +760,7 @@ fn check_input<'a>(
         );
         return;
     };
-    if !blocks::is_valid_name(block) {
+    if !is_valid_block_name(block) {
         let (pos, end) = ctx.extent(&path);
         let pos = ctx.refine(pos, end, block);
         ctx.out
@@ -813,9 +812,10 @@ fn check_input<'a>(
     let _ = job;
 }
 
-/// The message for a DataBlock name that publishing would refuse.
+/// The message for a DataBlock name that publishing would refuse (the same words as
+/// `blocks::Error::InvalidName`).
 fn invalid_block_name(name: &str) -> String {
-    blocks::Error::InvalidName(name.to_owned()).to_string()
+    format!("invalid DataBlock name `{name}`: {BLOCK_NAME_RULE}")
 }
 
 /// The index of each job that each job needs (unknown names left out).
