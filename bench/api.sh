@@ -6,8 +6,7 @@
 #   the whole measurement) while --clients keep-alive clients GET /api/v1/runs/{id} of that
 #   run (the run with all its jobs) for --seconds. Reported: requests served, p50, p99 and
 #   max latency, and how many jobs ran meanwhile. Target: p99 < 100 ms. The load comes from
-#   `wrk` when it is installed (Debian's `wrk`), else from bench/api_load.py, which costs
-#   the machine much more CPU (on 2 cores, it competes with what it measures).
+#   `wrk` (Debian's `wrk`), light enough not to compete with what it measures on 2 cores.
 #
 # Usage (from any directory):
 #   bench/api.sh [--jobs N] [--clients N] [--seconds S] [--strict]
@@ -31,7 +30,8 @@ while (($#)); do
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
-command -v python3 > /dev/null || die "python3 is needed for the load"
+command -v python3 > /dev/null || die "python3 is needed to read the figures"
+command -v wrk > /dev/null || die "wrk is needed for the load (Debian: apt-get install wrk)"
 build_coreflow
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/coreflow-bench-api.XXXXXX")
@@ -67,10 +67,7 @@ request = urllib.request.Request(
 print(json.load(urllib.request.urlopen(request))["run_id"])
 PY
 )
-if command -v wrk > /dev/null; then
-    # wrk (Debian's `wrk`) costs the machine far less than the Python client.
-    LOAD=wrk
-    RESULT=$(wrk -t2 -c"$CLIENTS" -d"${SECONDS_}s" --latency "http://$ADDR/api/v1/runs/$RUN" | python3 -c '
+RESULT=$(wrk -t2 -c"$CLIENTS" -d"${SECONDS_}s" --latency "http://$ADDR/api/v1/runs/$RUN" | python3 -c '
 import json, re, sys
 text = sys.stdin.read()
 def ms(value):
@@ -83,20 +80,16 @@ errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(json.dumps({"requests": requests, "errors": int(errors.group(1)) if errors else 0,
                   "p50_ms": p["50"], "p99_ms": p["99"], "max_ms": ms(latency)}))
 ')
-else
-    LOAD=python
-    RESULT=$(python3 bench/api_load.py "$ADDR" "/api/v1/runs/$RUN" "$CLIENTS" "$SECONDS_")
-fi
 DONE=$("$BIN" --env "$WORK/env" show "$RUN" --json | python3 -c \
     'import json, sys; print(sum(j["status"] == "succeeded" for j in json.load(sys.stdin)["jobs"]))')
-python3 - "$RESULT" "$JOBS" "$CLIENTS" "$SECONDS_" "$DONE" "$STRICT" "$LOAD" << 'PY'
+python3 - "$RESULT" "$JOBS" "$CLIENTS" "$SECONDS_" "$DONE" "$STRICT" << 'PY'
 import json, sys
 r = json.loads(sys.argv[1])
-jobs, clients, seconds, done, strict, load = sys.argv[2:8]
+jobs, clients, seconds, done, strict = sys.argv[2:7]
 ok = r["p99_ms"] < 100 and r["errors"] == 0
 print("| workload | requests | errors | p50 | p99 | max | jobs done meanwhile | target |")
 print("|---|---|---|---|---|---|---|---|")
-print(f"| GET /api/v1/runs/{{id}} of a {jobs}-job run, {clients} clients ({load}), {seconds} s "
+print(f"| GET /api/v1/runs/{{id}} of a {jobs}-job run, {clients} clients (wrk), {seconds} s "
       f"| {r['requests']} | {r['errors']} | {r['p50_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms "
       f"| {done} | p99 < 100 ms: {'met' if ok else 'MISSED'} |")
 sys.exit(1 if strict == "1" and not ok else 0)

@@ -812,7 +812,7 @@ mod tests {
                 .arg(&file)
                 .output()
                 .unwrap_or_else(|err| {
-                    panic!("xmllint must be installed (scripts/test.sh installs it): {err}")
+                    panic!("xmllint must be installed (scripts/test-deps.sh installs it): {err}")
                 });
             assert!(
                 result.status.success(),

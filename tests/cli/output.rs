@@ -149,7 +149,9 @@ jobs:
         .arg(&schema)
         .arg(ws.path().join("report.xml"))
         .output()
-        .unwrap_or_else(|err| panic!("xmllint must be installed (scripts/test.sh does it): {err}"));
+        .unwrap_or_else(|err| {
+            panic!("xmllint must be installed (scripts/test-deps.sh installs it): {err}")
+        });
     assert!(
         result.status.success(),
         "{}\n{xml}",

@@ -263,7 +263,7 @@ fn a_paused_queue_holds_its_jobs_until_it_is_resumed() {
 #[test]
 fn a_foreground_run_whose_jobs_wait_in_a_paused_queue_is_queued_until_one_starts() {
     let ws = Workspace::with_workflow(
-        "jobs:\n  held:\n    queue: held\n    steps:\n      - run: touch held-ran\n",
+        "jobs:\n  held:\n    queue: held\n    steps:\n      - run: touch held-ran\n  after:\n    needs: [held]\n    steps:\n      - run: \"true\"\n",
     );
     ws.coreflow().args(["queue", "add", "held"]).succeeds();
     ws.coreflow().args(["queue", "pause", "held"]).succeeds();
@@ -275,6 +275,15 @@ fn a_foreground_run_whose_jobs_wait_in_a_paused_queue_is_queued_until_one_starts
             .any(|j| j["status"] == "queued")
     });
     assert_eq!(run_status(&ws, "1"), "queued");
+    // A pending job ages from its creation, with its run (SPEC §7), not from a queueing
+    // that has not happened.
+    let pending = jobs(&ws, &["--status", "pending"]);
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(
+        pending[0]["created_at"],
+        ws.show("1")["created_at"],
+        "{pending:#?}"
+    );
     ws.coreflow().args(["queue", "resume", "held"]).succeeds();
     let output = running.wait();
     assert_eq!(output.code(), Some(0), "{output}");

@@ -157,6 +157,46 @@ fn a_host_that_does_not_name_the_daemon_is_misdirected() {
 }
 
 #[test]
+fn slow_clients_time_out() {
+    let site = Site::new();
+    let (daemon, addr) = daemon(&site, &[]);
+    // Headers that never end: the daemon closes the connection (after its 10 s header
+    // timeout; the read timeout here only guards against a hang).
+    let headers = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("the daemon listens");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("a timeout can be set");
+        stream
+            .write_all(format!("GET /api/v1/health HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+            .expect("the request starts");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).map(|_| answer)
+    });
+    // A body that never comes in full: 408.
+    let mut stream = TcpStream::connect(addr).expect("the daemon listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a timeout can be set");
+    let head = format!(
+        "POST {CREATE} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"params\""
+    );
+    stream
+        .write_all(head.as_bytes())
+        .expect("the request starts");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let closed = headers.join().expect("the thread ends");
+    assert!(
+        closed.is_ok(),
+        "the connection with unfinished headers was not closed: {closed:?}"
+    );
+    assert!(site.runs("hello").is_empty());
+    daemon.stop();
+}
+
+#[test]
 fn the_token_can_come_from_a_file_and_is_never_logged() {
     let site = Site::new();
     site.write("token", "f1le-t0ken\n");
@@ -362,7 +402,9 @@ fn a_page_from_another_site_in_a_real_browser_cannot_start_or_cancel_runs() {
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("http://{page}/"))
         .output()
-        .unwrap_or_else(|e| panic!("{chromium} must be installed (.ci/run installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{chromium} must be installed (scripts/test-deps.sh installs it): {e}")
+        });
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(
         dom.contains("<title>done</title>"),
