@@ -1,29 +1,10 @@
-//! The top-level error of a command and the only mapping to exit codes (SPEC §4):
-//!
-//! | Code | Constant | Meaning |
-//! |---|---|---|
-//! | 0 | [`exit::SUCCESS`] | success |
-//! | 1 | [`exit::FAILED`] | the run failed or was cancelled (also: output could not be written) |
-//! | 2 | [`exit::USAGE`] | bad usage, an invalid workflow or parameter, something not found |
-//! | 3 | [`exit::ENVIRONMENT`] | the environment could not be opened or is corrupt |
-//! | 130 | [`exit::INTERRUPTED`] | interrupted (Ctrl-C) |
+//! The top-level error of a command, and the one place a command's failure becomes an exit
+//! code ([`Error::exit_code`], the codes in [`exit`]). Lower layers return their own typed
+//! errors, each knowing its class; they enter here through `?`.
 
+pub use crate::exit;
 use crate::spec::LoadError;
 use crate::spec::params::ParamError;
-
-/// The process exit codes, one per class of outcome.
-pub mod exit {
-    /// The command did what it was asked.
-    pub const SUCCESS: i32 = 0;
-    /// The run failed or was cancelled.
-    pub const FAILED: i32 = 1;
-    /// Bad usage, an invalid workflow or parameter, or something named that does not exist.
-    pub const USAGE: i32 = 2;
-    /// The environment could not be opened or is corrupt.
-    pub const ENVIRONMENT: i32 = 3;
-    /// Interrupted by a signal (128 + SIGINT).
-    pub const INTERRUPTED: i32 = 130;
-}
 
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +33,15 @@ pub enum Error {
     /// Writing output or another I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A run could not be set up, admitted or moved on.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The environment's store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// A DataBlock could not be found, stored or placed.
+    #[error(transparent)]
+    Blocks(#[from] crate::blocks::Error),
 }
 
 fn render_params(errors: &[ParamError]) -> String {
@@ -73,6 +63,9 @@ impl Error {
             Error::Environment(_) => exit::ENVIRONMENT,
             Error::RunFailed { .. } | Error::Io(_) => exit::FAILED,
             Error::Interrupted => exit::INTERRUPTED,
+            Error::Engine(err) => err.exit_code(),
+            Error::Store(err) => err.exit_code(),
+            Error::Blocks(err) => err.exit_code(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod exit;
 pub mod graph;
 pub mod scheduler;
 pub mod spec;

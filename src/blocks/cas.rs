@@ -27,11 +27,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::Error;
-use super::hash::{CHUNK, ContentHash, hash_bytes, hash_reader};
+use super::hash::{CHUNK, hash_bytes, hash_reader};
 use super::ingest::{Failure, Ingested, ingest};
-use super::registry::BlockKind;
 use super::tree::{self, Entry, EntryKind};
 use crate::store::private;
+use crate::store::{BlockKind, ContentHash};
 
 /// Folder names inside the store.
 const OBJECTS: &str = "objects";

@@ -106,6 +106,19 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The exit class: a broken environment (the store reports one, or content the
+    /// registry names is missing) is 3; a name or version not found, a bad reference, a file
+    /// that cannot be placed are 2.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Store(store) => store.exit_code(),
+            Error::Param { source, .. } => source.exit_code(),
+            Error::MissingContent { .. } => crate::exit::ENVIRONMENT,
+            _ => crate::exit::USAGE,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::cas::Cas;
 use super::error::Error;
-use super::registry::{BlockKind, BlockStore, BlockVersion};
+use crate::store::{BlockKind, BlockStore, BlockVersion};
 
 /// What `blocks gc` did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

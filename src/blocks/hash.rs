@@ -3,69 +3,15 @@
 //! A file block's hash is the SHA-256 of its bytes, so it equals what `sha256sum` prints for
 //! the file. A folder block's hash is the SHA-256 of its canonical listing ([`super::tree`]).
 
-use std::fmt;
 use std::io::{self, Read};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::store::ContentHash;
 
 /// How much is read at a time when hashing or copying content: large enough that a system
 /// call per chunk costs nothing next to hashing it, small enough to keep memory flat.
 pub(crate) const CHUNK: usize = 1 << 20;
-
-/// A SHA-256 content hash, as 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct ContentHash(String);
-
-impl ContentHash {
-    /// The hash of a finished digest.
-    #[must_use]
-    pub fn from_digest(digest: &[u8]) -> ContentHash {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(digest.len() * 2);
-        for byte in digest {
-            text.push(char::from(HEX[usize::from(byte >> 4)]));
-            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-        ContentHash(text)
-    }
-
-    /// Parses 64 lowercase hex digits; anything else is `None`.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<ContentHash> {
-        let valid = text.len() == 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        valid.then(|| ContentHash(text.to_owned()))
-    }
-
-    /// The hex digits.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The first 12 digits, for tables.
-    #[must_use]
-    pub fn short(&self) -> &str {
-        &self.0[..12]
-    }
-
-    /// The first two digits: the folder an object is stored in, so that no folder of the
-    /// content store grows past a few thousand entries.
-    #[must_use]
-    pub fn shard(&self) -> &str {
-        &self.0[..2]
-    }
-}
-
-impl fmt::Display for ContentHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The hash of bytes already in memory.
 #[must_use]

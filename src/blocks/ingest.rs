@@ -18,7 +18,8 @@ use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
-use super::hash::{CHUNK, ContentHash, read_full};
+use super::hash::{CHUNK, read_full};
+use crate::store::ContentHash;
 
 /// Chunk buffers in flight between the hashing and the writing thread.
 const BUFFERS: usize = 4;

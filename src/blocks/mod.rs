@@ -5,7 +5,7 @@
 //!   distinct file content is kept once, read-only, under its SHA-256; a folder is a listing
 //!   of its files' hashes and modes ([`tree`](self) format in `tree.rs`). Content is hashed
 //!   while it is copied in, in one streaming pass with bounded memory.
-//! - [`BlockStore`] is the registry, beside [`crate::store::RunStore`]: names, versions (from 1
+//! - [`BlockStore`] is the registry, one of the store's traits (`store/blocks.rs`): names, versions (from 1
 //!   per name, a new one only when the content changed), who published each version, what
 //!   each job attempt read — lineage both ways — and the publish sequence the daemon's
 //!   `datablock:` trigger polls ([`BlockStore::block_versions_since`]).
@@ -22,16 +22,19 @@ mod error;
 mod gc;
 mod hash;
 mod ingest;
-mod registry;
+mod reference;
 mod resolve;
 mod tree;
 
 pub use cas::{Access, Cas, INPUTS_DIR, Lock, Stored, Sweep, remove_tree};
 pub use error::Error;
 pub use gc::{GcReport, collect_garbage};
-pub use hash::{ContentHash, hash_bytes, hash_reader};
-pub use registry::{
-    BlockKey, BlockKind, BlockRef, BlockStore, BlockSummary, BlockVersion, BlockVersionId,
+pub use hash::{hash_bytes, hash_reader};
+pub use reference::BlockRef;
+// The registry's trait and records are the store's (`store/blocks.rs`); named here too, as
+// the vocabulary of this module.
+pub use crate::store::{
+    BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
     JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
 };
 pub use resolve::{pin_params, resolve};

@@ -10,7 +10,8 @@ use crate::spec::model::{ParamType, Workflow};
 use crate::spec::params::{Overrides, ParamValue, Values};
 
 use super::error::Error;
-use super::registry::{BlockRef, BlockStore, BlockVersion};
+use super::reference::BlockRef;
+use crate::store::{BlockStore, BlockVersion};
 
 /// The version `reference` names: its number, or the newest not removed.
 ///

@@ -19,7 +19,7 @@
 
 use std::io::{self, BufRead};
 
-use super::hash::ContentHash;
+use crate::store::ContentHash;
 
 /// The first line of every listing.
 pub(crate) const HEADER: &[u8] = b"coreflow-tree 1\n";

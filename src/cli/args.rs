@@ -217,7 +217,7 @@ pub enum WorkersAction {
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    crate::spec::model::parse_duration(text)
+    crate::spec::model::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `coreflow runs`

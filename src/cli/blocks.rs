@@ -43,25 +43,11 @@ pub(super) fn pin(
     values: &mut Values,
     overrides: &mut Overrides,
 ) -> Result<(), Error> {
-    pin_params(store, &loaded.workflow, values, overrides).map_err(error)
-}
-
-/// Maps a DataBlock error to the command's: not found and bad references are exit 2, a
-/// broken environment 3.
-pub(super) fn error(err: crate::blocks::Error) -> Error {
-    use crate::blocks::Error as E;
-    match &err {
-        E::Store(store) => env::store_error(store),
-        E::Param { source, .. } if matches!(&**source, E::Store(s) if s.is_environment()) => {
-            Error::Environment(err.to_string())
-        }
-        E::MissingContent { .. } => Error::Environment(err.to_string()),
-        _ => Error::Usage(err.to_string()),
-    }
+    pin_params(store, &loaded.workflow, values, overrides).map_err(Error::Blocks)
 }
 
 fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
-    let blocks = store.block_names().map_err(|e| env::store_error(&e))?;
+    let blocks = store.block_names().map_err(Error::Store)?;
     if global.json {
         return super::output::print(&super::output::json_text(&blocks));
     }
@@ -99,10 +85,10 @@ fn list(global: &GlobalArgs, store: &dyn BlockStore) -> Result<(), Error> {
 }
 
 fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), Error> {
-    let reference = BlockRef::parse(text).map_err(error)?;
+    let reference = BlockRef::parse(text).map_err(Error::Blocks)?;
     let versions = store
         .block_versions(&reference.name)
-        .map_err(|e| env::store_error(&e))?;
+        .map_err(Error::Store)?;
     // The version to walk the lineage of: the one asked for, else the newest not removed
     // (else the newest, when all were removed).
     let selected = match reference.version {
@@ -112,9 +98,7 @@ fn show(global: &GlobalArgs, store: &dyn BlockStore, text: &str) -> Result<(), E
             None => resolve_for_show(store, &reference)?,
         },
     };
-    let lineage = store
-        .block_lineage(selected.id)
-        .map_err(|e| env::store_error(&e))?;
+    let lineage = store.block_lineage(selected.id).map_err(Error::Store)?;
     if global.json {
         let mut chosen = serde_json::to_value(&selected).unwrap_or_default();
         chosen["lineage"] = serde_json::to_value(&lineage).unwrap_or_default();
@@ -263,9 +247,9 @@ fn resolve_for_show(store: &dyn BlockStore, reference: &BlockRef) -> Result<Bloc
         // `show` still describes a removed version: its lineage is kept.
         Err(crate::blocks::Error::Removed { name, version }) => store
             .block_version(&name, Some(version))
-            .map_err(|e| env::store_error(&e))?
+            .map_err(Error::Store)?
             .ok_or_else(|| Error::Usage(format!("no DataBlock `{name}@{version}`"))),
-        Err(other) => Err(error(other)),
+        Err(other) => Err(Error::Blocks(other)),
     }
 }
 
@@ -276,20 +260,20 @@ fn get(
     dest: &Path,
     force: bool,
 ) -> Result<(), Error> {
-    let reference = BlockRef::parse(text).map_err(error)?;
-    let version = resolve(store, &reference).map_err(error)?;
+    let reference = BlockRef::parse(text).map_err(Error::Blocks)?;
+    let version = resolve(store, &reference).map_err(Error::Blocks)?;
     let exists = fs::symlink_metadata(dest).is_ok();
     if exists && !force {
-        return Err(error(crate::blocks::Error::Exists(dest.to_owned())));
+        return Err(Error::Blocks(crate::blocks::Error::Exists(dest.to_owned())));
     }
     if exists {
         check_replaceable(dest, &version, &store.blocks_dir())?;
     }
     let cas = Cas::new(store.blocks_dir());
-    let _hold = cas.lock_shared().map_err(error)?;
+    let _hold = cas.lock_shared().map_err(Error::Blocks)?;
     let content = cas.content_path(&version.hash, version.kind);
     if !content.exists() {
-        return Err(error(crate::blocks::Error::MissingContent {
+        return Err(Error::Blocks(crate::blocks::Error::MissingContent {
             name: version.name,
             version: version.version,
             path: content,
@@ -313,7 +297,7 @@ fn get(
         &staged,
         Access::Writable,
     )
-    .map_err(error)?;
+    .map_err(Error::Blocks)?;
     if exists {
         let replaced = match fs::symlink_metadata(dest) {
             Ok(meta) if meta.is_dir() => remove_tree(dest),
@@ -377,7 +361,7 @@ fn check_replaceable(dest: &Path, version: &BlockVersion, blocks_dir: &Path) -> 
 }
 
 fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {
-    let report = collect_garbage(store, keep).map_err(error)?;
+    let report = collect_garbage(store, keep).map_err(Error::Blocks)?;
     if global.json {
         return super::output::print(&super::output::json_text(&report));
     }
@@ -413,7 +397,7 @@ pub(super) fn add_to_show_json(
     run: RunId,
     jobs: &mut Value,
 ) -> Result<(), Error> {
-    let blocks = store.run_blocks(run).map_err(|e| env::store_error(&e))?;
+    let blocks = store.run_blocks(run).map_err(Error::Store)?;
     let Some(jobs) = jobs.as_array_mut() else {
         return Ok(());
     };
@@ -455,7 +439,7 @@ pub(super) fn show_section(
     run: RunId,
     jobs: &[JobRecord],
 ) -> Result<String, Error> {
-    let blocks: Vec<JobBlocks> = store.run_blocks(run).map_err(|e| env::store_error(&e))?;
+    let blocks: Vec<JobBlocks> = store.run_blocks(run).map_err(Error::Store)?;
     if blocks.is_empty() {
         return Ok(String::new());
     }

@@ -12,11 +12,9 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
     let (what, outcome) = if target.contains('/') {
         let job = store
             .resolve_job(target)
-            .map_err(|e| env::store_error(&e))?
+            .map_err(Error::Store)?
             .ok_or_else(|| Error::Usage(format!("no job `{target}` in this environment")))?;
-        let outcome = store
-            .request_cancel_job(job.id)
-            .map_err(|e| env::store_error(&e))?;
+        let outcome = store.request_cancel_job(job.id).map_err(Error::Store)?;
         if outcome == CancelOutcome::Cancelled {
             // A queued job of a detached run: what needs it, and the run, move on.
             crate::engine::queued::advance_unowned(&*store, job.run_id);
@@ -24,9 +22,7 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
         (format!("job {}/{}", job.run_id, job.name), outcome)
     } else {
         let run = super::runs::find_run(&*store, target)?;
-        let outcome = store
-            .request_cancel_run(run.id)
-            .map_err(|e| env::store_error(&e))?;
+        let outcome = store.request_cancel_run(run.id).map_err(Error::Store)?;
         (format!("run {}", run.id), outcome)
     };
     if !global.quiet {

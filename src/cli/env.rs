@@ -32,13 +32,7 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Env, Error> {
     let dir = dir.to_path_buf();
     let store = crate::store::open(&dir).map_err(|e| Error::Environment(e.to_string()))?;
     tracing::debug!(env = %dir.display(), "environment opened");
-    let lost = store.recover_lost(&owner_is_alive).map_err(|e| {
-        if e.is_environment() {
-            Error::Environment(e.to_string())
-        } else {
-            Error::Usage(e.to_string())
-        }
-    })?;
+    let lost = store.recover_lost(&owner_is_alive)?;
     // One scan per dead run finds every process its owner started, also those of jobs it
     // had not recorded as running yet; a job's own token only matters outside that pattern.
     let prefixes: Vec<String> = lost
@@ -70,13 +64,4 @@ pub(super) fn open_dir(dir: &std::path::Path) -> Result<Env, Error> {
         }
     }
     Ok(store)
-}
-
-/// Maps a store error met while working to the command's error.
-pub(super) fn store_error(err: &crate::store::Error) -> Error {
-    if err.is_environment() {
-        Error::Environment(err.to_string())
-    } else {
-        Error::Usage(err.to_string())
-    }
 }

@@ -25,7 +25,7 @@ use crate::store::{CancelOutcome, JobFilter, JobRecord, RemoveOutcome};
 
 pub(super) fn queue(global: &GlobalArgs, args: &QueueArgs) -> Result<(), Error> {
     let store = env::open(global)?;
-    let fail = |e: crate::store::Error| env::store_error(&e);
+    let fail = Error::Store;
     match &args.action {
         QueueAction::List => {
             let queues = store.queues().map_err(fail)?;
@@ -100,7 +100,7 @@ fn no_queue(store: &dyn Environment, name: &str) -> Error {
 
 pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
     let store = env::open(global)?;
-    let fail = |e: crate::store::Error| env::store_error(&e);
+    let fail = Error::Store;
     match &args.action {
         None => {
             let status = match &args.status {
@@ -215,7 +215,7 @@ fn metadata(job: &JobRecord) -> String {
 fn find_job(store: &dyn Environment, reference: &str) -> Result<JobRecord, Error> {
     store
         .resolve_job(reference)
-        .map_err(|e| env::store_error(&e))?
+        .map_err(Error::Store)?
         .ok_or_else(|| Error::Usage(format!("no job `{reference}` in this environment")))
 }
 
@@ -235,7 +235,7 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
     let store = env::open(global)?;
     let definition = store
         .definition(&args.workflow)
-        .map_err(|e| env::store_error(&e))?
+        .map_err(Error::Store)?
         .ok_or_else(|| {
             let names: Vec<String> = store
                 .definitions()
@@ -260,7 +260,7 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
         source: definition.source_path.as_deref(),
         now: Utc::now(),
     };
-    let admission = admit(&store, &request).map_err(Error::Usage)?;
+    let admission = admit(&store, &request)?;
     print_admission(global, &admission)
 }
 
@@ -329,9 +329,7 @@ pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error
         .enable_all()
         .build()?;
     runtime
-        .block_on(serve(config, |dir| {
-            env::open_dir(dir).map_err(|e| e.to_string())
-        }))
+        .block_on(serve(config, |dir| env::open_dir(dir)))
         .map_err(|e| Error::Environment(e.to_string()))
 }
 
@@ -351,10 +349,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         let to = &to;
         for dir in &dirs {
             let store = env::open_dir(dir)?;
-            if store
-                .request_move(worker, to)
-                .map_err(|e| env::store_error(&e))?
-            {
+            if store.request_move(worker, to).map_err(Error::Store)? {
                 return quiet_print(global, &format!("worker {worker}: moving to {to}\n"));
             }
         }
@@ -365,7 +360,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         let store = env::open_dir(dir)?;
         // Settle vanished workers first: with every worker gone, nobody else would.
         crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&*store));
-        for worker in store.workers().map_err(|e| env::store_error(&e))? {
+        for worker in store.workers().map_err(Error::Store)? {
             if !args.all && !worker.is_live() {
                 continue;
             }

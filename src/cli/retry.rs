@@ -28,13 +28,13 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         loaded,
         mut values,
         mut overrides,
-    } = load_run_definition(&*store, &run).map_err(Error::Usage)?;
+    } = load_run_definition(&*store, &run)?;
     // The run's DataBlock parameters name fixed versions: they must still exist.
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
 
-    let records = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
+    let records = store.jobs(run.id).map_err(Error::Store)?;
     let present: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
-    let prepared = prepare(&loaded, &values, &[], false).map_err(Error::Usage)?;
+    let prepared = prepare(&loaded, &values, &[], false)?;
     // The run's jobs in plan order (a run made with `--only` holds a subset).
     let keep: Vec<usize> = (0..prepared.len())
         .filter(|&i| present.contains(&prepared[i].plan.name))
@@ -108,20 +108,20 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         // jobs whose needs already succeeded are queued now.
         store
             .reset_for_retry(run.id, &ids, None)
-            .map_err(|e| env::store_error(&e))?;
+            .map_err(Error::Store)?;
         let definition = RunDefinition {
             loaded,
             values,
             overrides,
         };
-        advance_run(&*store, &run, &definition).map_err(|e| env::store_error(&e))?;
+        advance_run(&*store, &run, &definition).map_err(Error::Store)?;
         let reopened = crate::engine::admission::Admission::Created(run.id);
         return super::queue::print_admission(global, &reopened);
     }
     let junit = super::run::junit_writer(args.junit.as_deref())?;
     store
         .reset_for_retry(run.id, &ids, Some(&Owner::current()))
-        .map_err(|e| env::store_error(&e))?;
+        .map_err(Error::Store)?;
     for (job, again) in jobs.iter_mut().zip(&rerun) {
         if *again {
             job.state = JobState::Pending;

@@ -44,10 +44,10 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
             source: source.as_deref().and_then(|p| p.to_str()),
             now: Utc::now(),
         };
-        let admission = admit(&store, &request).map_err(Error::Usage)?;
+        let admission = admit(&store, &request)?;
         return super::queue::print_admission(global, &admission);
     }
-    let prepared = prepare(&loaded, &values, &args.only, true).map_err(Error::Usage)?;
+    let prepared = prepare(&loaded, &values, &args.only, true)?;
     // A report that cannot be written (a folder, no permission) stops the run before it is
     // created: a CI job must not pass green without its report.
     let junit = junit_writer(args.junit.as_deref())?;
@@ -64,7 +64,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         serde_json::json!({ "type": "manual" }),
         Some(Owner::current()),
     )
-    .map_err(|e| env::store_error(&e))?;
+    .map_err(Error::Store)?;
     let mut trigger = serde_json::json!({ "type": "manual" });
     crate::engine::setup::record_job_params(&mut trigger, &overrides);
     tracing::debug!(run = run_id.0, workflow = %loaded.name, jobs = ids.len(), "run created");

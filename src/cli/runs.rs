@@ -25,7 +25,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
         status,
         limit: Some(args.limit),
     };
-    let runs = store.runs(&filter).map_err(|e| env::store_error(&e))?;
+    let runs = store.runs(&filter).map_err(Error::Store)?;
     if global.json {
         return super::output::print(&super::output::json_text(&runs));
     }
@@ -56,7 +56,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
 pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     let store = env::open(global)?;
     let run = find_run(&*store, &args.run)?;
-    let jobs = store.jobs(run.id).map_err(|e| env::store_error(&e))?;
+    let jobs = store.jobs(run.id).map_err(Error::Store)?;
     if global.json {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
@@ -124,9 +124,7 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
             } else {
                 format!("{}/{name}", run.id)
             };
-            let job = store
-                .resolve_job(&reference)
-                .map_err(|e| env::store_error(&e))?;
+            let job = store.resolve_job(&reference).map_err(Error::Store)?;
             match job {
                 Some(job) if job.run_id == run.id => Some(job.id),
                 _ => return Err(Error::Usage(format!("run {} has no job `{name}`", run.id))),
@@ -141,14 +139,14 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
         let ended = !args.follow
             || store
                 .run(run.id)
-                .map_err(|e| env::store_error(&e))?
+                .map_err(Error::Store)?
                 .is_none_or(|r| r.status.is_terminal());
         let mut reader = store
             .read_logs(run.id, job, cursor.as_ref())
-            .map_err(|e| env::store_error(&e))?;
+            .map_err(Error::Store)?;
         let mut out = String::new();
         for line in reader.by_ref() {
-            let line = line.map_err(|e| env::store_error(&e))?;
+            let line = line.map_err(Error::Store)?;
             if global.json {
                 out.push_str(&serde_json::to_string(&line).unwrap_or_default());
                 out.push('\n');
@@ -172,7 +170,7 @@ pub(super) fn logs(global: &GlobalArgs, args: &LogsArgs) -> Result<(), Error> {
 pub(super) fn find_run(store: &dyn Environment, reference: &str) -> Result<RunRecord, Error> {
     store
         .resolve_run(reference)
-        .map_err(|e| env::store_error(&e))?
+        .map_err(Error::Store)?
         .ok_or_else(|| Error::Usage(format!("no run `{reference}` in this environment")))
 }
 

@@ -109,7 +109,7 @@ async fn create_run(
     }
     let texts: Vec<String> = match object.get("params") {
         None | Some(Value::Null) => Vec::new(),
-        Some(params @ Value::Object(_)) => admission::param_texts(params),
+        Some(params @ Value::Object(_)) => crate::spec::params::param_texts(params),
         Some(_) => return error(StatusCode::BAD_REQUEST, "`params` must be an object"),
     };
     blocking(move || {
@@ -144,7 +144,14 @@ async fn create_run(
                 let body = json!({ "status": "waiting", "ahead": ahead });
                 (StatusCode::ACCEPTED, Json(body)).into_response()
             }
-            Err(err) => error(StatusCode::BAD_REQUEST, err),
+            Err(err) => {
+                let status = if err.exit_code() == crate::exit::USAGE {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                error(status, err.to_string())
+            }
         }
     })
     .await

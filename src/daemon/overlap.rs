@@ -16,9 +16,10 @@ use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
 use crate::daemon::firing::Daemon;
-use crate::engine::admission::{self, Admission, Request, active_runs, param_texts};
+use crate::engine::admission::{self, Admission, Request, active_runs};
 use crate::engine::queued::{load_definition, queue_run};
 use crate::spec::Loaded;
+use crate::spec::params::param_texts;
 use crate::store::WaitingFire;
 
 impl Daemon {

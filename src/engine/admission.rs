@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
+use crate::engine::EngineError;
 use crate::engine::queued::queue_run;
 use crate::spec::Loaded;
 use crate::spec::model::OnOverlap;
@@ -51,18 +52,11 @@ impl Request<'_> {
     /// The parameter values, checked against the workflow.
     ///
     /// # Errors
-    /// A parameter that does not parse or fit, as messages.
-    pub fn resolve(&self) -> Result<(Values, Overrides), String> {
-        let overrides = Overrides::parse(self.params).map_err(|e| e.to_string())?;
-        let values = params::resolve(&self.loaded.workflow, &IndexMap::new(), &overrides).map_err(
-            |errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            },
-        )?;
+    /// A parameter that does not parse or fit.
+    pub fn resolve(&self) -> Result<(Values, Overrides), EngineError> {
+        let overrides = Overrides::parse(self.params)?;
+        let values = params::resolve(&self.loaded.workflow, &IndexMap::new(), &overrides)
+            .map_err(EngineError::Params)?;
         Ok((values, overrides))
     }
 }
@@ -70,9 +64,8 @@ impl Request<'_> {
 /// Admits `request` under its workflow's concurrency.
 ///
 /// # Errors
-/// Bad parameters, a missing DataBlock, or the store failing, as a message; nothing was
-/// created.
-pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
+/// Bad parameters, a missing DataBlock, or the store failing; nothing was created.
+pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, EngineError> {
     let (values, overrides) = request.resolve()?;
     let loaded = request.loaded;
     let create = || {
@@ -110,6 +103,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
             request.now,
         )
         .map(|run| Admission::Skipped { run, reason })
+        .map_err(EngineError::from)
     };
     match concurrency.on_overlap {
         OnOverlap::Skip => skip(format!(
@@ -127,14 +121,12 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
                 .filter_map(|text| text.split_once('='))
                 .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
                 .collect();
-            store
-                .push_waiting(
-                    &loaded.name,
-                    &request.trigger,
-                    &serde_json::Value::Object(params),
-                    request.now,
-                )
-                .map_err(|e| e.to_string())?;
+            store.push_waiting(
+                &loaded.name,
+                &request.trigger,
+                &serde_json::Value::Object(params),
+                request.now,
+            )?;
             Ok(Admission::Waiting { ahead: in_line })
         }
         OnOverlap::CancelRunning => {
@@ -146,7 +138,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
                     run = run.0,
                     "cancelling an active run (on_overlap cancel_running)"
                 );
-                store.request_cancel_run(*run).map_err(|e| e.to_string())?;
+                store.request_cancel_run(*run)?;
             }
             create()
         }
@@ -157,7 +149,10 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, String> {
 ///
 /// # Errors
 /// The store failing.
-pub fn active_runs(store: &dyn Environment, workflow: &str) -> Result<Vec<RunId>, String> {
+pub fn active_runs(
+    store: &dyn Environment,
+    workflow: &str,
+) -> Result<Vec<RunId>, crate::store::Error> {
     let mut active = Vec::new();
     for status in [RunState::Queued, RunState::Running] {
         let filter = RunFilter {
@@ -165,7 +160,7 @@ pub fn active_runs(store: &dyn Environment, workflow: &str) -> Result<Vec<RunId>
             status: Some(status),
             limit: Some(100_000),
         };
-        let runs = store.runs(&filter).map_err(|e| e.to_string())?;
+        let runs = store.runs(&filter)?;
         active.extend(runs.into_iter().map(|r| r.id));
     }
     active.sort_unstable();
@@ -173,10 +168,9 @@ pub fn active_runs(store: &dyn Environment, workflow: &str) -> Result<Vec<RunId>
 }
 
 /// How many requests for the workflow wait in line.
-fn waiting(store: &dyn Environment, workflow: &str) -> Result<usize, String> {
+fn waiting(store: &dyn Environment, workflow: &str) -> Result<usize, crate::store::Error> {
     Ok(store
-        .waiting_fires()
-        .map_err(|e| e.to_string())?
+        .waiting_fires()?
         .iter()
         .filter(|fire| fire.workflow == workflow)
         .count())
@@ -190,7 +184,7 @@ fn record_skipped(
     values: &Values,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<RunId, String> {
+) -> Result<RunId, crate::store::Error> {
     let run = NewRun {
         workflow: loaded.name.clone(),
         def_hash: loaded.hash.clone(),
@@ -202,26 +196,5 @@ fn record_skipped(
         created_at: now,
         jobs: Vec::new(),
     };
-    store
-        .create_run(&run)
-        .map(|(id, _)| id)
-        .map_err(|e| e.to_string())
-}
-
-/// The texts (`NAME=V`) of parameters kept as a JSON object — a waiting request's, a run's,
-/// an API body's: strings as they are, other values as JSON writes them.
-#[must_use]
-pub fn param_texts(params: &serde_json::Value) -> Vec<String> {
-    params
-        .as_object()
-        .map(|object| {
-            object
-                .iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    store.create_run(&run).map(|(id, _)| id)
 }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use crate::engine::JobFailure;
 use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::shared::RunShared;
 use crate::spec::env_key;
@@ -108,7 +109,7 @@ pub async fn materialise_inputs(
     shared: &Arc<RunShared>,
     input: &AttemptInput,
     workdir: &Path,
-) -> Result<Inputs, String> {
+) -> Result<Inputs, JobFailure> {
     let job_def = &shared.workflow.jobs[input.base.as_str()];
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut texts = None;
@@ -130,9 +131,9 @@ pub async fn materialise_inputs(
     }
     for (name, source) in &job_def.inputs {
         let Some((producer, block)) = source.split_once('.') else {
-            return Err(format!(
+            return Err(JobFailure(format!(
                 "input `{name}` must name `job.block`, found `{source}`"
-            ));
+            )));
         };
         // An input of the same name as a parameter wins: it is the job's own choice.
         wanted.retain(|w| w.name != *name);
@@ -150,7 +151,7 @@ pub async fn materialise_inputs(
     let store = Arc::clone(&shared.store);
     let attempt = attempt_of(shared, input);
     let dir = workdir.join(INPUTS_DIR).join(input.job.to_string());
-    tokio::task::spawn_blocking(move || {
+    let placed = tokio::task::spawn_blocking(move || {
         let result = place_inputs(&*store, &attempt, &wanted, &dir);
         if result.is_err() {
             remove_inputs(&dir);
@@ -158,7 +159,8 @@ pub async fn materialise_inputs(
         result
     })
     .await
-    .map_err(|error| format!("cannot materialise the job's inputs: {error}"))?
+    .map_err(|error| format!("cannot materialise the job's inputs: {error}"))?;
+    Ok(placed?)
 }
 
 fn place_inputs(
@@ -324,9 +326,9 @@ pub async fn finish_attempt(
     }
 }
 
-fn fail(outcome: &mut AttemptOutcome, reason: String) {
+fn fail(outcome: &mut AttemptOutcome, reason: impl Into<String>) {
     outcome.state = JobState::Failed;
-    outcome.reason = Some(reason);
+    outcome.reason = Some(reason.into());
 }
 
 /// Stores every declared path, then registers them all at once.

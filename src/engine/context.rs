@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 use serde::Serialize;
 
+use crate::engine::JobFailure;
 use crate::spec::params::Values;
 use crate::spec::template;
 
@@ -56,13 +57,17 @@ impl TemplateContext {
     /// A message for the job's failure reason. A reference that does not resolve is named
     /// with what exists in its place: "cannot render `run` of step `step-1` in job `b`:
     /// `needs.a.outputs.nosuch`: job `a` set no output `nosuch` (it set: path, rows)".
-    pub fn render(&self, value: &LazyValue, text: &str, what: &str) -> Result<String, String> {
+    pub fn render(&self, value: &LazyValue, text: &str, what: &str) -> Result<String, JobFailure> {
         if !template::has_template(text) {
             return Ok(text.to_owned());
         }
         let value = value.0.get_or_init(|| self.value());
-        template::render(text, value)
-            .map_err(|e| format!("cannot render {what} in job `{}`: {e}", self.job.name))
+        template::render(text, value).map_err(|e| {
+            JobFailure(format!(
+                "cannot render {what} in job `{}`: {e}",
+                self.job.name
+            ))
+        })
     }
 }
 

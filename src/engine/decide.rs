@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
 
+use crate::engine::JobFailure;
 use crate::engine::context::{JobView, LazyValue, NeedView, RunView, TemplateContext};
 use crate::spec::model::{RunIf, Workflow};
 use crate::spec::params::{self, Overrides, Values};
@@ -80,7 +81,7 @@ pub fn decide(
     };
     let context = match context(inputs, job_name, base, matrix, needs) {
         Ok(context) => context,
-        Err(reason) => return Decision::Fail(reason),
+        Err(reason) => return Decision::Fail(reason.0),
     };
     match template::eval_condition(condition.as_str(), &context.value()) {
         Ok(true) => Decision::Queue,
@@ -99,7 +100,7 @@ pub fn context(
     base: &str,
     matrix: &IndexMap<String, String>,
     needs: &[NeedInfo<'_>],
-) -> Result<TemplateContext, String> {
+) -> Result<TemplateContext, JobFailure> {
     let job_def = &inputs.workflow.jobs[base];
     let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
     for need in needs {
@@ -140,7 +141,7 @@ pub fn context(
         }
         context.params =
             params::for_job(inputs.workflow, base, inputs.params, &own, inputs.overrides)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| JobFailure(e.to_string()))?;
     }
     Ok(context)
 }

@@ -12,6 +12,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::engine::JobFailure;
 pub use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::context::{LazyValue, TemplateContext};
 use crate::engine::shared::RunShared;
@@ -41,9 +42,9 @@ pub async fn run_attempt(
     };
     let job_def = &shared.workflow.jobs[input.base.as_str()];
     let value = LazyValue::default();
-    let fail = |outcome: &mut AttemptOutcome, reason: String| {
+    let fail = |outcome: &mut AttemptOutcome, reason: JobFailure| {
         outcome.state = JobState::Failed;
-        outcome.reason = Some(reason);
+        outcome.reason = Some(reason.0);
     };
 
     // The working directory: the job's, else the defaults', relative to the workflow file.
@@ -58,10 +59,10 @@ pub async fn run_attempt(
                 if let Err(err) = std::fs::create_dir_all(&workdir) {
                     fail(
                         &mut outcome,
-                        format!(
+                        JobFailure(format!(
                             "cannot create the working directory {}: {err}",
                             workdir.display()
-                        ),
+                        )),
                     );
                     return finish(outcome, started);
                 }
@@ -355,11 +356,13 @@ fn build_program(
     value: &LazyValue,
     step: &crate::spec::model::Step,
     what: &str,
-) -> Result<Program, String> {
+) -> Result<Program, JobFailure> {
     if let Some(run) = &step.run {
         let script = context.render(value, run.as_str(), &format!("`run` of {what}"))?;
         let shell = match &step.shell {
-            Some(text) => text.parse::<Shell>().map_err(|e| format!("{what}: {e}"))?,
+            Some(text) => text
+                .parse::<Shell>()
+                .map_err(|e| JobFailure(format!("{what}: {e}")))?,
             None => Shell::Sh,
         };
         return Ok(Program::Script { shell, script });
@@ -367,7 +370,7 @@ fn build_program(
     let command = step
         .command
         .as_ref()
-        .ok_or_else(|| format!("{what} has no `run` or `command`"))?;
+        .ok_or_else(|| JobFailure(format!("{what} has no `run` or `command`")))?;
     let mut argv = Vec::with_capacity(command.len());
     for item in command {
         argv.push(context.render(value, item.as_str(), &format!("`command` of {what}"))?);

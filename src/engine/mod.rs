@@ -8,6 +8,7 @@ pub mod attempt;
 pub mod blocks;
 pub mod context;
 pub mod decide;
+mod error;
 pub mod job;
 pub mod policy;
 pub mod queued;
@@ -17,5 +18,6 @@ pub mod shared;
 pub mod worker;
 mod writer;
 
+pub use error::{EngineError, JobFailure};
 pub use run::{JobRt, RunEnd, execute};
 pub use shared::RunShared;

@@ -14,9 +14,10 @@ use std::time::Duration;
 use chrono::Utc;
 use indexmap::IndexMap;
 
+use crate::engine::EngineError;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, decide};
 use crate::engine::setup::{create_run, prepare};
-use crate::spec::params::{self, Overrides, Values};
+use crate::spec::params::{self, Overrides, ParamError, Values};
 use crate::spec::{LoadError, Loaded, parse_str};
 use crate::state::{JobState, RunId, RunState};
 use crate::store::{Advance, Error, JobRecord, LostJob, RunJob, RunRecord, Transition};
@@ -56,26 +57,19 @@ impl RunDefinition {
 pub fn load_run_definition(
     store: &dyn Environment,
     run: &RunRecord,
-) -> Result<RunDefinition, String> {
+) -> Result<RunDefinition, EngineError> {
     let definition = store
-        .definition_version(&run.workflow, &run.def_hash)
-        .map_err(|e| e.to_string())?
+        .definition_version(&run.workflow, &run.def_hash)?
         .ok_or_else(|| {
-            format!(
+            EngineError::Definition(format!(
                 "the definition of run {} is not in this environment",
                 run.id
-            )
+            ))
         })?;
-    let loaded = load_definition(&definition).map_err(|e| e.render())?;
+    let loaded = load_definition(&definition).map_err(|e| EngineError::Definition(e.render()))?;
     let overrides = run_overrides(run)?;
-    let values =
-        params::resolve(&loaded.workflow, &IndexMap::new(), &overrides).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+    let values = params::resolve(&loaded.workflow, &IndexMap::new(), &overrides)
+        .map_err(EngineError::Params)?;
     Ok(RunDefinition {
         loaded,
         values,
@@ -109,12 +103,12 @@ pub fn load_definition(definition: &crate::store::Definition) -> Result<Loaded, 
 ///
 /// # Errors
 /// A stored value that is not `NAME=VALUE`-shaped.
-pub fn run_overrides(run: &RunRecord) -> Result<Overrides, String> {
-    let mut texts = crate::engine::admission::param_texts(&run.params);
+pub fn run_overrides(run: &RunRecord) -> Result<Overrides, ParamError> {
+    let mut texts = params::param_texts(&run.params);
     if let Some(jobs) = run.trigger.get("job_params").and_then(|j| j.as_array()) {
         texts.extend(jobs.iter().filter_map(|j| j.as_str().map(str::to_owned)));
     }
-    Overrides::parse(&texts).map_err(|e| e.to_string())
+    Overrides::parse(&texts)
 }
 
 /// Creates a run without an owner and queues its ready jobs, for workers to execute.
@@ -128,7 +122,7 @@ pub fn queue_run(
     overrides: &Overrides,
     source_path: Option<&str>,
     trigger: serde_json::Value,
-) -> Result<RunId, String> {
+) -> Result<RunId, EngineError> {
     // DataBlock parameters are fixed to versions now, whoever queues the run (`trigger`, the
     // daemon, the API): a missing block is refused before anything is created.
     let (mut values, mut overrides) = (values.clone(), overrides.clone());
@@ -137,8 +131,7 @@ pub fn queue_run(
         &loaded.workflow,
         &mut values,
         &mut overrides,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let (values, overrides) = (&values, &overrides);
     let prepared = prepare(loaded, values, &[], false)?;
     let (run_id, _) = create_run(
@@ -150,18 +143,16 @@ pub fn queue_run(
         source_path,
         trigger,
         None,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let run = store
-        .run(run_id)
-        .map_err(|e| e.to_string())?
-        .ok_or("the new run vanished")?;
+        .run(run_id)?
+        .ok_or(crate::store::Error::RunNotFound(run_id))?;
     let definition = RunDefinition {
         loaded: loaded.clone(),
         values: values.clone(),
         overrides: overrides.clone(),
     };
-    advance_run(&**store, &run, &definition).map_err(|e| e.to_string())?;
+    advance_run(&**store, &run, &definition)?;
     Ok(run_id)
 }
 
@@ -195,7 +186,7 @@ pub fn advance_unowned(store: &dyn Environment, run: RunId) {
         return;
     }
     let moved = load_run_definition(store, &record)
-        .and_then(|definition| advance_run(store, &record, &definition).map_err(|e| e.to_string()));
+        .and_then(|definition| Ok(advance_run(store, &record, &definition)?));
     if let Err(err) = moved {
         eprintln!("coreflow: cannot move run {run} on: {err}");
     }

@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use crate::engine::JobFailure;
 use crate::engine::context::TemplateContext;
 use crate::engine::decide::{Decision, NeedInfo, context, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
@@ -453,7 +454,7 @@ impl Coordinator {
                 Ok(context) => context,
                 Err(reason) => {
                     self.jobs[i].attempts += 1;
-                    self.transition(i, JobState::Failed, Some(reason));
+                    self.transition(i, JobState::Failed, Some(reason.0));
                     self.settle(i);
                     continue;
                 }
@@ -722,7 +723,7 @@ impl Coordinator {
     }
 
     /// The template context of job `i`, with its effective parameters.
-    fn context(&self, i: usize) -> Result<TemplateContext, String> {
+    fn context(&self, i: usize) -> Result<TemplateContext, JobFailure> {
         let job = &self.jobs[i];
         let needs = self.need_infos(i);
         context(

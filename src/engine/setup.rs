@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use indexmap::IndexMap;
 
+use crate::engine::EngineError;
 use crate::engine::context::{JobView, RunView, TemplateContext};
 use crate::engine::run::JobRt;
 use crate::graph::plan::{PlannedJob, expand};
@@ -35,7 +36,7 @@ pub fn local_labels() -> Vec<String> {
 ///
 /// # Errors
 /// An unknown job name, with a suggestion.
-pub fn select(plan: &[PlannedJob], only: &[String]) -> Result<Vec<bool>, String> {
+pub fn select(plan: &[PlannedJob], only: &[String]) -> Result<Vec<bool>, EngineError> {
     if only.is_empty() {
         return Ok(vec![true; plan.len()]);
     }
@@ -58,9 +59,10 @@ pub fn select(plan: &[PlannedJob], only: &[String]) -> Result<Vec<bool>, String>
             let hint = suggest(name, bases.iter().copied())
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            return Err(format!(
-                "`--only {name}` names no job of this workflow{hint}"
-            ));
+            return Err(EngineError::UnknownJob {
+                name: name.clone(),
+                hint,
+            });
         }
         stack.extend(matches);
     }
@@ -82,7 +84,7 @@ pub fn prepare(
     params: &Values,
     only: &[String],
     check_labels: bool,
-) -> Result<Vec<PreparedJob>, String> {
+) -> Result<Vec<PreparedJob>, EngineError> {
     let workflow = &loaded.workflow;
     let plan = expand(workflow);
     let selected = select(&plan, only)?;
@@ -149,7 +151,7 @@ pub fn prepare(
             .map(|labels| labels.iter().map(|l| render(l.as_str())).collect())
             .unwrap_or_default();
         if check_labels && let Some(label) = runs_on.iter().find(|l| !labels.contains(l)) {
-            return Err(format!(
+            return Err(EngineError::Labels(format!(
                 "job `{}` runs on workers labelled `{label}`, and the local workers carry only {}",
                 job.name,
                 labels
@@ -157,7 +159,7 @@ pub fn prepare(
                     .map(|l| format!("`{l}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ));
+            )));
         }
         let retry = def.retry.as_ref().or(defaults.retry.as_ref());
         let new = NewJob {

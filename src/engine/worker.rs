@@ -63,24 +63,29 @@ struct Served {
 /// Why the worker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("{0}")]
-    Environment(String),
+    /// An environment to serve could not be opened.
+    #[error("cannot serve `{}`: {reason}", dir.display())]
+    Open { dir: PathBuf, reason: String },
+    /// The worker could not register in an environment.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
 }
 
 /// Runs the worker until SIGTERM or SIGINT.
 ///
 /// # Errors
 /// An environment that cannot be opened.
-pub async fn serve(
+pub async fn serve<E: std::fmt::Display>(
     config: WorkerConfig,
-    open: impl Fn(&PathBuf) -> Result<Env, String>,
+    open: impl Fn(&PathBuf) -> Result<Env, E>,
 ) -> Result<(), WorkerError> {
     let mut served = Vec::new();
     for dir in &config.envs {
-        let store = open(dir).map_err(WorkerError::Environment)?;
-        let id = store
-            .register_worker(&config.name, &config.labels)
-            .map_err(|e| WorkerError::Environment(e.to_string()))?;
+        let store = open(dir).map_err(|e| WorkerError::Open {
+            dir: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let id = store.register_worker(&config.name, &config.labels)?;
         served.push(Served {
             dir: dir.clone(),
             store,
@@ -203,7 +208,8 @@ impl Definitions {
         if let Some(cached) = self.by_run.get(&key) {
             return Ok(Arc::clone(cached));
         }
-        let definition = Arc::new(load_run_definition(&*env.store, run)?);
+        let definition =
+            Arc::new(load_run_definition(&*env.store, run).map_err(|e| e.to_string())?);
         let tmp = scratch_dir(env.store.dir(), run.id)
             .map_err(|err| format!("cannot create a scratch folder: {err}"))?;
         let options = UiOptions::from_env(
@@ -290,10 +296,10 @@ impl Served {
 }
 
 /// Heartbeats every environment, expires other workers' leases, and follows moves.
-fn housekeeping(
+fn housekeeping<E: std::fmt::Display>(
     served: &mut [Served],
     config: &WorkerConfig,
-    open: &impl Fn(&PathBuf) -> Result<Env, String>,
+    open: &impl Fn(&PathBuf) -> Result<Env, E>,
 ) {
     let mut moves = Vec::new();
     for (i, env) in served.iter().enumerate() {
@@ -388,7 +394,7 @@ async fn execute_claim(
     let context = match context(&inputs, &job.name, &job.base_name, &matrix, &needs) {
         Ok(context) => context,
         Err(reason) => {
-            fail_claim(env, &claimed, Some(cached), &reason);
+            fail_claim(env, &claimed, Some(cached), &reason.0);
             return None;
         }
     };

@@ -325,7 +325,7 @@ impl<'s> Walker<'s> {
                     }
                 };
                 if let Err(message) = parse_duration(text) {
-                    out.push(Diagnostic::error(node.pos, message), place);
+                    out.push(Diagnostic::error(node.pos, message.to_string()), place);
                 }
                 true
             }

@@ -76,12 +76,23 @@ const MACROS: &str = "@yearly (or @annually), @monthly, @weekly, @daily (or @mid
 /// What an expression is, for messages.
 const SHAPE: &str = "5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first)";
 
+/// A cron expression that does not parse, with what is wrong and what is supported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cron expression `{expression}`: {why}")]
+pub struct CronError {
+    pub expression: String,
+    pub why: String,
+}
+
 /// Parses a 5- or 6-field cron expression, or a macro such as `@daily`.
 ///
 /// # Errors
-/// A message saying what is wrong and what is supported, for a diagnostic.
-pub fn parse_schedule(expression: &str) -> Result<CronExpr, String> {
-    let invalid = |why: &str| format!("invalid cron expression `{expression}`: {why}");
+/// What is wrong and what is supported, for a diagnostic.
+pub fn parse_schedule(expression: &str) -> Result<CronExpr, CronError> {
+    let invalid = |why: &str| CronError {
+        expression: expression.to_owned(),
+        why: why.to_owned(),
+    };
     let trimmed = expression.trim();
     let expanded;
     let text = if let Some(name) = trimmed.strip_prefix('@') {
@@ -695,7 +706,7 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong_and_what_is_supported() {
-        let error = |expr| parse_schedule(expr).unwrap_err();
+        let error = |expr| parse_schedule(expr).unwrap_err().to_string();
         let reboot = error("@reboot");
         assert!(
             reboot.starts_with("invalid cron expression `@reboot`: `@reboot` is not supported")

@@ -457,8 +457,8 @@ impl DurationSpec {
     /// Parses a duration as the workflow format writes it.
     ///
     /// # Errors
-    /// A message saying what was expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// What was expected.
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         parse_duration(text).map(|value| DurationSpec {
             value,
             text: text.to_owned(),
@@ -475,19 +475,25 @@ impl DurationSpec {
 /// would overflow the clock arithmetic of timeouts, retries and triggers.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// A duration that does not parse; the text is shown shortened when long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error(
+        "`{0}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"
+    )]
+    NotADuration(String),
+    #[error("`{0}` is too long: a duration is at most 100 years")]
+    TooLong(String),
+}
+
 /// Parses `500ms`, `10s`, `5m`, `1h30m`, `2d` (units may be combined, largest first or not).
 ///
 /// # Errors
-/// A message naming what was expected, or saying that the duration is longer than
-/// [`MAX_DURATION`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// What was expected, or that the duration is longer than [`MAX_DURATION`].
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let shown = crate::spec::diag::shown(text);
-    let expected = || {
-        format!(
-            "`{shown}` is not a duration: expected a number and a unit, like `500ms`, `10s`, `5m` or `1h30m`"
-        )
-    };
-    let too_long = || format!("`{shown}` is too long: a duration is at most 100 years");
+    let expected = || DurationError::NotADuration(shown.to_string());
+    let too_long = || DurationError::TooLong(shown.to_string());
     let trimmed = text.trim();
     if trimmed.is_empty() || !trimmed.bytes().next().is_some_and(|b| b.is_ascii_digit()) {
         return Err(expected());
@@ -622,7 +628,7 @@ mod tests {
         assert_eq!(parse_duration("36500d").unwrap(), MAX_DURATION);
         for huge in ["36501d", "18446744073709551615s", "99999999999999999999h"] {
             assert_eq!(
-                parse_duration(huge).unwrap_err(),
+                parse_duration(huge).unwrap_err().to_string(),
                 format!("`{huge}` is too long: a duration is at most 100 years")
             );
         }

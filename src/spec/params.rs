@@ -331,6 +331,24 @@ pub fn for_job(
     Ok(values)
 }
 
+/// The texts (`NAME=V`) of parameters kept as a JSON object — a waiting request's, a run's,
+/// an API body's: strings as they are, other values as JSON writes them.
+#[must_use]
+pub fn param_texts(params: &serde_json::Value) -> Vec<String> {
+    params
+        .as_object()
+        .map(|object| {
+            object
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

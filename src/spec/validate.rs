@@ -355,7 +355,7 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
         if let Some(schedule) = &trigger.schedule
             && let Err(message) = crate::spec::cron::parse_schedule(schedule)
         {
-            ctx.error(&at("schedule"), message);
+            ctx.error(&at("schedule"), message.to_string());
         }
         if let Some(zone) = &trigger.timezone {
             if trigger.schedule.is_none() {

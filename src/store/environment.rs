@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::store::blocks::BlockStore;
 use crate::store::error::Error;
 use crate::store::logs::LogStore;
 use crate::store::queues::QueueStore;
@@ -15,9 +16,9 @@ use crate::store::workers::WorkerStore;
 
 /// An environment's state, whatever holds it: runs and jobs ([`RunStore`]), step output ([`LogStore`]), queues and claims
 /// ([`QueueStore`]), workers and leases ([`WorkerStore`]), trigger state ([`TriggerStore`])
-/// and the DataBlock registry ([`crate::blocks::BlockStore`]).
+/// and the DataBlock registry ([`BlockStore`]).
 pub trait Environment:
-    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + crate::blocks::BlockStore
+    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore
 {
     /// The local folder for what is kept as files: scratch space of runs on this host, step
     /// logs, DataBlock content.

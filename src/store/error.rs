@@ -87,6 +87,17 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The exit class: a broken environment is 3, anything else (a name not found, a
+    /// refused change) 2.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        if self.is_environment() {
+            crate::exit::ENVIRONMENT
+        } else {
+            crate::exit::USAGE
+        }
+    }
 }
 
 /// Whether SQLite reports a broken or unreachable database file, or the database holds a value

@@ -15,6 +15,7 @@
 //! Exit code 3 ("environment could not be opened or is corrupt") is
 //! [`Error::is_environment`].
 
+mod blocks;
 mod environment;
 mod error;
 mod logs;
@@ -28,6 +29,10 @@ pub(crate) use sqlite::test_support;
 mod triggers;
 mod workers;
 
+pub use blocks::{
+    BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
+    JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
+};
 pub use environment::{Env, Environment, open};
 pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};

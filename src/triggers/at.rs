@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::triggers::TriggerError;
 use crate::triggers::fire::Fire;
 
 /// A one-off trigger.
@@ -23,11 +24,11 @@ impl At {
     /// Parses an RFC 3339 instant as the workflow format writes it.
     ///
     /// # Errors
-    /// A message naming what was expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Not an RFC 3339 instant.
+    pub fn parse(text: &str) -> Result<Self, TriggerError> {
         DateTime::parse_from_rfc3339(text.trim())
             .map(At::new)
-            .map_err(|_| format!("`{text}` is not an RFC 3339 instant"))
+            .map_err(|_| TriggerError::NotAnInstant(text.to_owned()))
     }
 
     /// The instant, with its written offset.

@@ -36,6 +36,7 @@ use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, 
 use chrono_tz::Tz;
 
 use crate::spec::cron::CronExpr;
+use crate::triggers::TriggerError;
 use crate::triggers::fire::{DstNote, Fire};
 use crate::triggers::transition::{gap_end, offset_at};
 
@@ -60,8 +61,8 @@ impl CronSchedule {
     /// [`parse_schedule`](crate::spec::cron::parse_schedule)) in `zone`.
     ///
     /// # Errors
-    /// The expression's problem, as a message.
-    pub fn new(expression: &str, zone: Tz) -> Result<Self, String> {
+    /// The expression's problem.
+    pub fn new(expression: &str, zone: Tz) -> Result<Self, TriggerError> {
         let schedule = crate::spec::cron::parse_schedule(expression)?;
         let real_time = schedule.every_hour();
         Ok(CronSchedule {
@@ -76,13 +77,13 @@ impl CronSchedule {
     /// absent).
     ///
     /// # Errors
-    /// The expression's or the zone's problem, as a message.
-    pub fn from_spec(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
+    /// The expression's or the zone's problem.
+    pub fn from_spec(expression: &str, timezone: Option<&str>) -> Result<Self, TriggerError> {
         let zone = match timezone {
             None => Tz::UTC,
             Some(name) => name
                 .parse::<Tz>()
-                .map_err(|_| format!("unknown time zone `{name}`"))?,
+                .map_err(|_| TriggerError::UnknownZone(name.to_owned()))?,
         };
         Self::new(expression, zone)
     }

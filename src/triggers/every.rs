@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 
+use crate::triggers::TriggerError;
 use crate::triggers::fire::Fire;
 
 /// An interval trigger on a grid from its anchor.
@@ -31,11 +32,11 @@ impl Every {
     ///
     /// # Errors
     /// When the interval is zero or too long to add to an instant.
-    pub fn new(interval: Duration, anchor: DateTime<Utc>) -> Result<Self, String> {
+    pub fn new(interval: Duration, anchor: DateTime<Utc>) -> Result<Self, TriggerError> {
         let interval = TimeDelta::from_std(interval)
             .ok()
             .filter(|d| *d > TimeDelta::zero() && anchor.checked_add_signed(*d).is_some())
-            .ok_or_else(|| format!("`every` interval {interval:?} must be positive and finite"))?;
+            .ok_or(TriggerError::Interval(interval))?;
         Ok(Every { interval, anchor })
     }
 

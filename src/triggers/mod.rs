@@ -26,3 +26,17 @@ pub use every::Every;
 pub use fire::{DstNote, Fire};
 pub use time_trigger::TimeTrigger;
 pub use transition::{Transition, transitions_between};
+
+/// A time-based trigger that cannot be built (the loader's validation reports these with
+/// positions first, so a loaded workflow does not produce them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    #[error(transparent)]
+    Cron(#[from] crate::spec::cron::CronError),
+    #[error("unknown time zone `{0}`")]
+    UnknownZone(String),
+    #[error("`{0}` is not an RFC 3339 instant")]
+    NotAnInstant(String),
+    #[error("`every` interval {0:?} must be positive and finite")]
+    Interval(std::time::Duration),
+}

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::spec::model::Trigger;
+use crate::triggers::TriggerError;
 use crate::triggers::at::At;
 use crate::triggers::cron::CronSchedule;
 use crate::triggers::every::Every;
@@ -26,9 +27,12 @@ impl TimeTrigger {
     /// [`every`](crate::triggers::every)); the other kinds ignore it.
     ///
     /// # Errors
-    /// A message when the trigger is malformed (the loader's validation reports these with
-    /// positions first, so a loaded workflow does not produce them).
-    pub fn from_spec(trigger: &Trigger, anchor: DateTime<Utc>) -> Result<Option<Self>, String> {
+    /// A malformed trigger (the loader's validation reports these with positions first, so
+    /// a loaded workflow does not produce them).
+    pub fn from_spec(
+        trigger: &Trigger,
+        anchor: DateTime<Utc>,
+    ) -> Result<Option<Self>, TriggerError> {
         if let Some(expression) = &trigger.schedule {
             return CronSchedule::from_spec(expression, trigger.timezone.as_deref())
                 .map(|s| Some(TimeTrigger::Cron(Box::new(s))));

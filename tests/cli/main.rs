@@ -16,6 +16,7 @@ mod graph;
 mod harness;
 mod help;
 mod inspect;
+mod layers;
 mod output;
 mod queue_support;
 mod queues;

@@ -12,12 +12,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::blocks::{
-    BlockKey, BlockKind, BlockRef, BlockStore, BlockSummary, BlockVersion, BlockVersionId,
-    ContentHash, JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published,
-};
+use crate::spec::model::ParamType;
+use crate::spec::params::{ParamValue, parse_value};
 use crate::state::{JobId, RunId};
 use crate::store::error::Error;
+use crate::store::{
+    BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
+    JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published,
+};
 
 use super::{SqliteStore, to_ms, to_sql_u64};
 
@@ -538,12 +540,15 @@ fn versions_to_keep(tx: &Connection, keep: usize) -> Result<HashSet<i64>, Error>
             continue;
         };
         for value in values.values() {
-            let Some(reference) = value.as_str().and_then(|v| BlockRef::parse(v).ok()) else {
+            let Some(Ok(ParamValue::DataBlock { name, version })) = value
+                .as_str()
+                .map(|text| parse_value(ParamType::Datablock, text))
+            else {
                 continue;
             };
-            let version = reference.version.map(to_sql_u64);
+            let version = version.map(to_sql_u64);
             if let Some(id) = find
-                .query_row(params![reference.name, version], |row| row.get::<_, i64>(0))
+                .query_row(params![name, version], |row| row.get::<_, i64>(0))
                 .optional()?
             {
                 kept.insert(id);
@@ -575,7 +580,13 @@ mod tests {
     use chrono::{Duration, Utc};
 
     use super::super::test_support::{job, run, store};
-    use crate::blocks::{BlockKind, BlockStore, BlockVersion, JobAttempt, NewBlock, hash_bytes};
+    use crate::store::{BlockKind, BlockStore, BlockVersion, ContentHash, JobAttempt, NewBlock};
+
+    /// A content hash for test content (the hashing itself is `crate::blocks`'s).
+    fn hash_bytes(bytes: &[u8]) -> ContentHash {
+        use sha2::Digest;
+        ContentHash::from_digest(&sha2::Sha256::digest(bytes))
+    }
     use crate::state::{JobState, RunId, RunState};
     use crate::store::{Change, RunStore, RunTransition, Transition};
 

@@ -1,7 +1,8 @@
-//! The DataBlock registry: the [`BlockStore`] trait and the records it reads and writes.
+//! The DataBlock registry: the [`BlockStore`] trait, the records it reads and writes, and the
+//! content hash they name (the bytes and the hashing are `crate::blocks`'s).
 //!
 //! The registry knows names, versions, content hashes, who published what and which blocks
-//! each job attempt read; the bytes live in the content store ([`super::Cas`]). Like
+//! each job attempt read; the bytes live in the content store (`crate::blocks::Cas`). Like
 //! [`crate::store::RunStore`] the trait speaks in verbs (publish, record what was consumed,
 //! resolve a reference), so that a PostgreSQL registry can later sit beside SQLite's.
 //!
@@ -10,7 +11,6 @@
 //! Every version row also carries a sequence number that only grows across all names —
 //! the hook the daemon's `datablock:` trigger polls ([`BlockStore::block_versions_since`]).
 
-use crate::store::rfc3339;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -18,13 +18,63 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::spec::model::ParamType;
-use crate::spec::params::{ParamValue, parse_value};
 use crate::state::{JobId, RunId};
 use crate::store::Error as StoreError;
+use crate::store::rfc3339;
 
-use super::error::Error;
-use super::hash::ContentHash;
+/// A SHA-256 content hash, as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ContentHash(String);
+
+impl ContentHash {
+    /// The hash of a finished digest.
+    #[must_use]
+    pub fn from_digest(digest: &[u8]) -> ContentHash {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(digest.len() * 2);
+        for byte in digest {
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        ContentHash(text)
+    }
+
+    /// Parses 64 lowercase hex digits; anything else is `None`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<ContentHash> {
+        let valid = text.len() == 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| ContentHash(text.to_owned()))
+    }
+
+    /// The hex digits.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 digits, for tables.
+    #[must_use]
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+
+    /// The first two digits: the folder an object is stored in, so that no folder of the
+    /// content store grows past a few thousand entries.
+    #[must_use]
+    pub fn shard(&self) -> &str {
+        &self.0[..2]
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// The registry of DataBlocks in one environment.
 pub trait BlockStore: Send + Sync {
@@ -287,58 +337,4 @@ pub struct JobBlocks {
     pub job_id: JobId,
     pub consumed: Vec<LineageLink>,
     pub produced: Vec<LineageLink>,
-}
-
-/// `NAME` or `NAME@VERSION`, as `-p`, `blocks show` and `blocks get` take it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockRef {
-    pub name: String,
-    pub version: Option<u64>,
-}
-
-impl BlockRef {
-    /// Parses `NAME` or `NAME@VERSION` (the same rule as a `datablock` parameter).
-    ///
-    /// # Errors
-    /// [`Error::InvalidReference`].
-    pub fn parse(text: &str) -> Result<BlockRef, Error> {
-        match parse_value(ParamType::Datablock, text) {
-            Ok(ParamValue::DataBlock { name, version }) => Ok(BlockRef { name, version }),
-            _ => Err(Error::InvalidReference(text.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for BlockRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.version {
-            Some(version) => write!(f, "{}@{version}", self.name),
-            None => f.write_str(&self.name),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::BlockRef;
-    use crate::spec::params::is_valid_block_name as is_valid_name;
-
-    #[test]
-    fn references_parse_like_datablock_parameters() {
-        assert_eq!(
-            BlockRef::parse("orders@3").unwrap(),
-            BlockRef {
-                name: "orders".into(),
-                version: Some(3)
-            }
-        );
-        assert_eq!(BlockRef::parse("raw-orders").unwrap().version, None);
-        assert_eq!(BlockRef::parse("orders@3").unwrap().to_string(), "orders@3");
-        for bad in ["", "orders@0", "orders@x", "a b", "@1", "orders@"] {
-            assert!(BlockRef::parse(bad).is_err(), "{bad}");
-        }
-        assert!(is_valid_name("daily_summary.v2"));
-        assert!(!is_valid_name("a@1"));
-        assert!(!is_valid_name("a/b"));
-    }
 }
