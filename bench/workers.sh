@@ -11,12 +11,17 @@
 #       as a whole process.
 #   (b) an idle worker's CPU over 10 s, from utime+stime in /proc/PID/stat.
 #       Target: < 1% of a core.
+#   (c) a DAG of 20 layers × 50 jobs, each needing the whole layer before it:
+#       `coreflow run --workers 2` against `run --detach` + 2 workers. No target: it shows
+#       what a run driven through the store (a claim and an advance per job, by whichever
+#       worker ends a job) costs next to the in-process coordinator, which keeps the run's
+#       states in memory and writes them behind in batches.
 #
 # Each figure of (a) is the median of --reps runs (default 3), the two modes alternating,
 # each run with a fresh `--env`. The result is a Markdown table on stdout.
 #
 # Usage (from any directory):
-#   bench/workers.sh [--reps N] [--jobs N] [--idle SECONDS] [--only a,b] [--strict]
+#   bench/workers.sh [--reps N] [--jobs N] [--idle SECONDS] [--only a,b,c] [--strict]
 #     --reps N        repetitions for (a) (default 3)
 #     --jobs N        independent jobs in (a) (default 2000)
 #     --idle SECONDS  how long (b) watches the idle worker (default 10)
@@ -114,15 +119,16 @@ stop_workers() {
     WORKER_PIDS=()
 }
 
-# in_process OUTFILE WORKFLOW — one measured `coreflow run --workers 4`; writes the wall time.
+# in_process OUTFILE WORKFLOW [N] — one measured `coreflow run --workers N` (default 4);
+# writes the wall time.
 in_process() {
-    local out=$1 workflow=$2 env rc=0
+    local out=$1 workflow=$2 n=${3:-4} env rc=0
     env=$(mktemp -d "$WORK/env.XXXXXX")
-    measure "$WORK/m" "$BIN" run "$workflow" --workers 4 --progress plain --env "$env" \
+    measure "$WORK/m" "$BIN" run "$workflow" --workers "$n" --progress plain --env "$env" \
         > "$WORK/cf.out" 2> "$WORK/cf.err" || rc=$?
     rm -rf "$env"
     if ((rc != 0)); then
-        echo "bench: coreflow run --workers 4 exited $rc:" >&2
+        echo "bench: coreflow run --workers $n exited $rc:" >&2
         tail -n 5 "$WORK/cf.out" "$WORK/cf.err" >&2
         FAILURES=$((FAILURES + 1))
         return "$rc"
@@ -130,12 +136,13 @@ in_process() {
     wall_of "$WORK/m" > "$out"
 }
 
-# with_workers OUTFILE WORKFLOW — `run --detach`, then 4 workers drain it; writes the time
-# from the detach to the run's end.
+# with_workers OUTFILE WORKFLOW [N [JOBS]] — `run --detach`, then N workers (default 4) drain
+# it; writes the time from the detach to the run's end. JOBS (default --jobs) is how many
+# jobs must succeed at their first attempt.
 with_workers() {
-    local out=$1 workflow=$2 env run status start end
+    local out=$1 workflow=$2 n=${3:-4} expected=${4:-$JOBS} env run status start end
     env=$(mktemp -d "$WORK/env.XXXXXX")
-    start_workers "$env" 4
+    start_workers "$env" "$n"
     start=$(now)
     if ! run=$("$BIN" run "$workflow" --detach --env "$env" 2> "$WORK/detach.err"); then
         cat "$WORK/detach.err" >&2
@@ -166,8 +173,8 @@ with_workers() {
     local attempts
     attempts=$("$BIN" jobs --status succeeded --limit 100000 --json --env "$env" |
         grep -c '"attempts": 1,' || true)
-    if ((attempts != JOBS)); then
-        echo "bench: $attempts of $JOBS jobs succeeded at their first attempt" >&2
+    if ((attempts != expected)); then
+        echo "bench: $attempts of $expected jobs succeeded at their first attempt" >&2
         FAILURES=$((FAILURES + 1))
     fi
     rm -rf "$env"
@@ -224,14 +231,37 @@ idle() {
         "$(awk -v p="$pct" 'BEGIN { printf "%.2f%% of a core", p }')" "< 1%" "$(verdict "$pct < 1")"
 }
 
+# (c) a layered DAG, one process against two workers.
+layered() {
+    local yaml="$WORK/layers.yaml"
+    python3 bench/gen_dag.py --layers 20 --width 50 > "$yaml"
+    echo "bench: 20 × 50 layered DAG, run --workers 2 vs 2 worker processes …" >&2
+    local run_wall=() worker_wall=() rep failed=0
+    for ((rep = 1; rep <= REPS; rep++)); do
+        if in_process "$WORK/t" "$yaml" 2; then run_wall+=("$(cat "$WORK/t")"); else failed=1; fi
+        if with_workers "$WORK/t" "$yaml" 2 1000; then worker_wall+=("$(cat "$WORK/t")"); else failed=1; fi
+        echo "bench:   rep $rep: run ${run_wall[*]: -1} s, workers ${worker_wall[*]: -1} s" >&2
+    done
+    if ((failed)) || ((${#run_wall[@]} == 0)) || ((${#worker_wall[@]} == 0)); then
+        row "(c) 20 × 50 layers, 2 workers" "failed" "" "" "" "" "failed"
+        return
+    fi
+    local rw ww
+    rw=$(median "${run_wall[@]}") ww=$(median "${worker_wall[@]}")
+    row "(c) 20 × 50 layers (all-to-all), 2 of each" "$(fmt_s "$rw")" "$(fmt_s "$ww")" \
+        "$(fmt_x "$(calc "$ww / $rw")")" \
+        "$(awk -v t="$ww" 'BEGIN { printf "%.0f jobs/s", 1000 / t }')" "(no target)" ""
+}
+
 wanted a && drain
 wanted b && idle
+wanted c && layered
 
-((${#ROWS[@]})) || die "no workload selected (--only takes a and b)"
+((${#ROWS[@]})) || die "no workload selected (--only takes a, b and c)"
 
-echo "### coreflow worker processes vs run --workers 4 (median of $REPS, $(nproc) CPUs)"
+echo "### coreflow worker processes vs run --workers N (median of $REPS, $(nproc) CPUs)"
 echo
-echo "| workload | run --workers 4 | 4 workers | ratio | workers | target | |"
+echo "| workload | run --workers N | N workers | ratio | workers | target | |"
 echo "|---|---:|---:|---:|---:|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo

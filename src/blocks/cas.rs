@@ -656,7 +656,7 @@ mod tests {
 
     use super::{Access, Cas, INPUTS_DIR, remove_tree};
     use crate::blocks::hash::{CHUNK, hash_bytes};
-    use crate::blocks::registry::BlockKind;
+    use crate::store::BlockKind;
 
     fn write(path: &Path, content: &[u8]) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();

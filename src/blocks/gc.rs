@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::cas::Cas;
@@ -31,10 +31,14 @@ pub struct GcReport {
 ///
 /// # Errors
 /// The store fails, or a kept folder's listing is unreadable — then nothing is deleted.
-pub fn collect_garbage(store: &dyn BlockStore, keep: usize) -> Result<GcReport, Error> {
+pub fn collect_garbage(
+    store: &dyn BlockStore,
+    keep: usize,
+    now: DateTime<Utc>,
+) -> Result<GcReport, Error> {
     let cas = Cas::new(store.blocks_dir());
     let _hold = cas.lock_exclusive()?;
-    let removed = store.remove_block_versions(keep, Utc::now())?;
+    let removed = store.remove_block_versions(keep, now)?;
     let mut objects = HashSet::new();
     let mut trees = HashSet::new();
     for (hash, kind) in store.live_block_content()? {

@@ -25,13 +25,14 @@ use crate::state::RunId;
 use crate::store::JobRecord;
 
 pub(super) fn run(global: &GlobalArgs, args: &BlocksArgs) -> Result<(), Error> {
-    let store = env::open(global)?;
-    let store: &dyn BlockStore = &*store;
+    let env = env::open(global)?;
+    let now = env.clock().now();
+    let store: &dyn BlockStore = &*env;
     match &args.action {
         None | Some(BlocksAction::List) => list(global, store),
         Some(BlocksAction::Show { block }) => show(global, store, block),
         Some(BlocksAction::Get { block, dest, force }) => get(global, store, block, dest, *force),
-        Some(BlocksAction::Gc { keep }) => gc(global, store, *keep),
+        Some(BlocksAction::Gc { keep }) => gc(global, store, *keep, now),
     }
 }
 
@@ -360,8 +361,13 @@ fn check_replaceable(dest: &Path, version: &BlockVersion, blocks_dir: &Path) -> 
     }
 }
 
-fn gc(global: &GlobalArgs, store: &dyn BlockStore, keep: usize) -> Result<(), Error> {
-    let report = collect_garbage(store, keep).map_err(Error::Blocks)?;
+fn gc(
+    global: &GlobalArgs,
+    store: &dyn BlockStore,
+    keep: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    let report = collect_garbage(store, keep, now).map_err(Error::Blocks)?;
     if global.json {
         return super::output::print(&super::output::json_text(&report));
     }

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use indexmap::IndexMap;
 
 use crate::cli::args::{
@@ -122,7 +121,7 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             if jobs.is_empty() {
                 return super::output::print("no jobs\n");
             }
-            let now = Utc::now();
+            let now = store.clock().now();
             let mut rows = vec![
                 [
                     "ID", "JOB", "QUEUE", "PRIORITY", "STATUS", "AGE", "PEAK RSS", "CPU",
@@ -258,7 +257,7 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
         params: &args.params,
         trigger: serde_json::json!({ "type": "api" }),
         source: definition.source_path.as_deref(),
-        now: Utc::now(),
+        now: store.clock().now(),
     };
     let admission = admit(&store, &request)?;
     print_admission(global, &admission)
@@ -394,7 +393,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
             "no live workers (`coreflow workers --all` lists stopped and lost ones)\n"
         });
     }
-    let now = Utc::now();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let mut rows = vec![
         [
             "ID",

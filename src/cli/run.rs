@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
 use indexmap::IndexMap;
 
 use crate::cli::args::{GlobalArgs, RunArgs};
@@ -42,7 +41,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
             params: &args.params,
             trigger: serde_json::json!({ "type": "manual" }),
             source: source.as_deref().and_then(|p| p.to_str()),
-            now: Utc::now(),
+            now: store.clock().now(),
         };
         let admission = admit(&store, &request)?;
         return super::queue::print_admission(global, &admission);

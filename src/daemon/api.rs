@@ -126,7 +126,7 @@ async fn create_run(
             params: &texts,
             trigger: json!({ "type": "api" }),
             source: source.as_deref().and_then(std::path::Path::to_str),
-            now: chrono::Utc::now(),
+            now: state.store.clock().now(),
         };
         match admission::admit(&state.store, &request) {
             Ok(Admission::Created(run)) => {

@@ -122,7 +122,7 @@ impl Daemon {
                         break;
                     }
                 }
-                info!(workflow = %name, waited_ms = (Utc::now() - fire.queued_at).num_milliseconds(), "a run slot freed: starting a waiting request");
+                info!(workflow = %name, waited_ms = (self.store.clock().now() - fire.queued_at).num_milliseconds(), "a run slot freed: starting a waiting request");
                 self.start(&loaded, &fire);
                 active += 1;
             }
@@ -138,7 +138,7 @@ impl Daemon {
             params: &texts,
             trigger: fire.trigger.clone(),
             source: source.as_deref().and_then(Path::to_str),
-            now: Utc::now(),
+            now: self.store.clock().now(),
         };
         let created = request.resolve().and_then(|(values, overrides)| {
             queue_run(

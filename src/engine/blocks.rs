@@ -20,8 +20,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use crate::engine::JobFailure;
 use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::shared::RunShared;
@@ -211,7 +209,7 @@ fn place_inputs(
         consumed.push((want.name.clone(), version.id));
     }
     store
-        .record_consumption(attempt, &consumed, Utc::now())
+        .record_consumption(attempt, &consumed, store.clock().now())
         .map_err(|e| format!("cannot record the job's inputs: {e}"))?;
     Ok(Inputs {
         dir: Some(dir.to_owned()),
@@ -377,6 +375,6 @@ fn publish_blocks(
         });
     }
     store
-        .publish_blocks(attempt, &blocks, Utc::now())
+        .publish_blocks(attempt, &blocks, store.clock().now())
         .map_err(|e| format!("cannot register the job's DataBlocks: {e}"))
 }

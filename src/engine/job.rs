@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -127,7 +126,7 @@ pub async fn run_attempt(
             .name
             .clone()
             .unwrap_or_else(|| format!("step-{}", index + 1));
-        let step_started = Utc::now();
+        let step_started = shared.now();
         shared.report(&Event::StepStarted {
             ts: step_started,
             job: input.name.clone(),
@@ -149,7 +148,7 @@ pub async fn run_attempt(
             Ok(program) => program,
             Err(reason) => {
                 record.status = JobState::Failed;
-                record.finished_at = Some(Utc::now());
+                record.finished_at = Some(shared.now());
                 outcome.steps.push(record);
                 outcome.step = Some(step_name);
                 fail(&mut outcome, reason);
@@ -215,7 +214,7 @@ pub async fn run_attempt(
         let result = step::run_step(&command, cancel.clone(), &mut sink)
             .instrument(span)
             .await;
-        record.finished_at = Some(Utc::now());
+        record.finished_at = Some(shared.now());
         collect_outputs(&output_file, &mut outputs, &mut outcome);
         let end = match result {
             Ok(report) => {
@@ -408,7 +407,7 @@ struct SinkState<'a> {
 
 impl SinkState<'_> {
     fn line(&mut self, stream: Stream, line: &[u8]) {
-        let ts = Utc::now();
+        let ts = self.shared.now();
         if self.log.is_none() {
             *self.log = self
                 .shared

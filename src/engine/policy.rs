@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use crate::spec::model::{DurationSpec, Retry, Workflow};
 use crate::state::JobState;
 use crate::step::DEFAULT_GRACE;
@@ -85,11 +83,15 @@ fn retry_delay(retry: Option<&Retry>, next: u32) -> Duration {
     };
     let delay = retry.delay_before(next);
     if retry.jitter {
-        // Up to 10% more, from the clock's low bits: enough to spread retries apart.
-        let nanos = u64::from(Utc::now().timestamp_subsec_nanos());
+        // Up to 10% more, from the standard library's per-process random hash keys: enough
+        // to spread retries apart, without a random-number crate.
+        use std::hash::{BuildHasher, Hasher};
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
         let extra = u64::try_from(delay.as_millis() / 10).unwrap_or(u64::MAX);
         if extra > 0 {
-            return delay + Duration::from_millis(nanos % extra);
+            return delay + Duration::from_millis(random % extra);
         }
     }
     delay

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
 use indexmap::IndexMap;
 
 use crate::engine::EngineError;
@@ -210,7 +209,7 @@ pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
 /// remain) and moves their runs on. Returns them, for [`kill_leftovers`].
 #[must_use]
 pub fn expire_leases(store: &dyn Environment) -> Vec<LostJob> {
-    let lost = match store.expire_leases(Utc::now()) {
+    let lost = match store.expire_leases(store.clock().now()) {
         Ok(lost) => lost,
         Err(err) => {
             eprintln!("coreflow: cannot expire leases: {err}");
@@ -258,7 +257,7 @@ fn decisions(
     // Outputs are read only for the needs of jobs being decided.
     let mut outputs: HashMap<usize, BTreeMap<String, String>> = HashMap::new();
     let mut out = Vec::new();
-    let now = Utc::now();
+    let now = store.clock().now();
     loop {
         let mut changed = false;
         for (i, job) in jobs.iter().enumerate() {

@@ -9,16 +9,15 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::JobFailure;
-use crate::engine::context::TemplateContext;
-use crate::engine::decide::{Decision, NeedInfo, context, decide};
+use crate::engine::attempt;
+use crate::engine::decide::{Decision, NeedInfo, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
-use crate::engine::policy::{self, Limits, RetryAfter};
+use crate::engine::policy::RetryAfter;
 use crate::engine::shared::RunShared;
 use crate::engine::writer::Writer;
 use crate::scheduler::QueueLoad;
@@ -181,7 +180,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
     };
     c.refresh_queues();
     shared.report(&Event::RunStarted {
-        ts: Utc::now(),
+        ts: shared.now(),
         run_id: shared.run_id,
         workflow: shared.workflow_name.clone(),
         jobs: n,
@@ -264,7 +263,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         RunTransition {
             run: shared.run_id,
             to: state,
-            at: Utc::now(),
+            at: shared.now(),
             reason: None,
         }
         .into(),
@@ -284,7 +283,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         })
         .collect();
     shared.report(&Event::RunFinished {
-        ts: Utc::now(),
+        ts: shared.now(),
         run_id: shared.run_id,
         state,
         duration: run_started.elapsed(),
@@ -340,11 +339,16 @@ impl Coordinator {
         let job = &mut self.jobs[i];
         job.state = to;
         job.reason.clone_from(&reason);
-        let mut transition = Transition::new(job.id, to, Utc::now());
+        let mut transition = Transition::new(job.id, to, self.shared.now());
         transition.reason.clone_from(&reason);
         let event = Event::JobState(crate::ui::JobChange {
             reason,
-            ..crate::ui::JobChange::new(Utc::now(), job.name.clone(), to, job.attempts.max(1))
+            ..crate::ui::JobChange::new(
+                self.shared.now(),
+                job.name.clone(),
+                to,
+                job.attempts.max(1),
+            )
         });
         self.change(transition.into());
         self.shared.report(&event);
@@ -450,8 +454,14 @@ impl Coordinator {
                 // Other processes read the queue's load from the store.
                 self.flush_now |= load.concurrency.is_some();
             }
-            let context = match self.context(i) {
-                Ok(context) => context,
+            let kill_token = format!(
+                "{}{}-{}",
+                self.token_prefix,
+                self.jobs[i].id,
+                self.jobs[i].attempts + 1
+            );
+            let input = match self.prepare(i, kill_token) {
+                Ok(input) => input,
                 Err(reason) => {
                     self.jobs[i].attempts += 1;
                     self.transition(i, JobState::Failed, Some(reason.0));
@@ -460,13 +470,12 @@ impl Coordinator {
                 }
             };
             let job_def = &self.shared.workflow.jobs[self.jobs[i].base.as_str()];
-            let Limits { timeout, grace } =
-                policy::limits(&self.shared.workflow, &self.jobs[i].base);
             // DataBlocks are looked up and recorded against the store's view of the run,
             // which must then hold every change so far when the job starts.
             let uses_blocks = !job_def.inputs.is_empty()
                 || !job_def.datablocks.is_empty()
-                || context
+                || input
+                    .context
                     .params
                     .values()
                     .any(|value| matches!(value, ParamValue::DataBlock { .. }));
@@ -475,8 +484,7 @@ impl Coordinator {
             job.first_started.get_or_insert_with(Instant::now);
             job.state = JobState::Running;
             job.reason = None;
-            let kill_token = format!("{}{}-{}", self.token_prefix, job.id, job.attempts);
-            let now = Utc::now();
+            let now = self.shared.now();
             if !self.run_started {
                 self.run_started = true;
                 self.changes.push(
@@ -491,7 +499,7 @@ impl Coordinator {
             }
             self.changes.push(
                 Transition::new(job.id, JobState::Running, now)
-                    .kill_token(kill_token.clone())
+                    .kill_token(input.kill_token.clone())
                     .into(),
             );
             self.shared
@@ -504,16 +512,6 @@ impl Coordinator {
             let (cancel_tx, cancel_rx) = watch::channel(None);
             self.cancels[i] = Some(cancel_tx);
             self.started[i] = Some(Instant::now());
-            let input = AttemptInput {
-                job: job.id,
-                name: job.name.clone(),
-                base: job.base.clone(),
-                attempt: job.attempts,
-                context,
-                timeout,
-                grace,
-                kill_token,
-            };
             if uses_blocks {
                 self.flush();
                 self.writer.sync();
@@ -555,49 +553,34 @@ impl Coordinator {
             load.running = load.running.saturating_sub(1);
         }
         self.cancels[i] = None;
-        let job_id = self.jobs[i].id;
-        for step in outcome.steps {
-            self.changes.push(Change::Step(step));
-        }
-        for (key, value) in &outcome.outputs {
-            self.changes.push(Change::Output {
-                job: job_id,
-                key: key.clone(),
-                value: value.clone(),
-            });
-        }
         let job = &mut self.jobs[i];
+        let conclusion = attempt::conclude(
+            &self.shared.workflow,
+            job.id,
+            &job.base,
+            (job.attempts, job.max_attempts),
+            &outcome,
+            self.cancelled,
+            self.shared.now(),
+        );
+        self.changes.extend(conclusion.changes);
         job.outputs = outcome.outputs.into_iter().collect();
         job.exit_code = outcome.exit_code;
         job.duration = job.first_started.map(|start| start.elapsed());
-        let again = policy::retry_after(
-            &self.shared.workflow,
-            &job.base,
-            outcome.state,
-            job.attempts,
-            job.max_attempts,
-            outcome.step.as_deref(),
-        )
-        .filter(|_| !self.cancelled);
-        let now = Utc::now();
-        if let Some(RetryAfter { delay, reason }) = again {
-            let mut transition = Transition::new(job.id, JobState::Queued, now)
-                .usage(outcome.peak_rss_bytes, outcome.cpu_ms)
-                .reason(reason.clone());
-            transition.exit_code = outcome.exit_code;
-            transition.attempt_end = Some(outcome.state);
-            self.changes.push(transition.into());
-            job.state = JobState::Queued;
-            self.shared.report(&Event::JobState(crate::ui::JobChange {
-                ts: now,
-                job: job.name.clone(),
-                state: outcome.state,
-                attempt: job.attempts,
-                reason: outcome.reason.clone(),
-                exit_code: outcome.exit_code,
-                duration: Some(outcome.duration),
-                step: outcome.step.clone(),
-            }));
+        let now = self.shared.now();
+        let ended = crate::ui::JobChange {
+            ts: now,
+            job: job.name.clone(),
+            state: outcome.state,
+            attempt: job.attempts,
+            reason: outcome.reason.clone(),
+            exit_code: outcome.exit_code,
+            duration: Some(outcome.duration),
+            step: outcome.step,
+        };
+        self.shared.report(&Event::JobState(ended));
+        job.state = conclusion.to;
+        if let Some(RetryAfter { delay, .. }) = conclusion.retry {
             self.shared.report(&Event::JobState(crate::ui::JobChange {
                 reason: Some(format!("retry in {}", crate::ui::format::duration(delay))),
                 ..crate::ui::JobChange::new(
@@ -616,24 +599,7 @@ impl Coordinator {
             });
             return;
         }
-        let reason = outcome.reason.clone();
-        let mut transition = Transition::new(job.id, outcome.state, now)
-            .usage(outcome.peak_rss_bytes, outcome.cpu_ms);
-        transition.exit_code = outcome.exit_code;
-        transition.reason.clone_from(&reason);
-        self.changes.push(transition.into());
-        job.state = outcome.state;
-        job.reason.clone_from(&reason);
-        self.shared.report(&Event::JobState(crate::ui::JobChange {
-            ts: now,
-            job: job.name.clone(),
-            state: outcome.state,
-            attempt: job.attempts,
-            reason: outcome.reason,
-            exit_code: outcome.exit_code,
-            duration: Some(outcome.duration),
-            step: outcome.step,
-        }));
+        job.reason = outcome.reason;
         self.settle(i);
     }
 
@@ -722,16 +688,17 @@ impl Coordinator {
         }
     }
 
-    /// The template context of job `i`, with its effective parameters.
-    fn context(&self, i: usize) -> Result<TemplateContext, JobFailure> {
+    /// The next attempt of job `i` (see [`attempt::prepare`]).
+    fn prepare(&self, i: usize, kill_token: String) -> Result<AttemptInput, JobFailure> {
         let job = &self.jobs[i];
         let needs = self.need_infos(i);
-        context(
-            &self.shared.inputs(),
-            &job.name,
-            &job.base,
-            &job.matrix,
-            &needs,
-        )
+        let job_ref = attempt::JobRef {
+            id: job.id,
+            name: &job.name,
+            base: &job.base,
+            matrix: &job.matrix,
+            attempt: job.attempts + 1,
+        };
+        attempt::prepare(&self.shared.inputs(), &job_ref, &needs, kill_token)
     }
 }

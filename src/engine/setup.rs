@@ -248,7 +248,7 @@ pub fn create_run(
     mut trigger: serde_json::Value,
     owner: Option<crate::store::Owner>,
 ) -> Result<(crate::state::RunId, Vec<JobId>), crate::store::Error> {
-    let now = chrono::Utc::now();
+    let now = store.clock().now();
     store.save_definition(&crate::store::NewDefinition {
         name: &loaded.name,
         hash: &loaded.hash,

@@ -40,6 +40,12 @@ pub struct RunShared {
 pub type QueueLoadsFn = Box<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
 
 impl RunShared {
+    /// The current instant by the environment's clock.
+    #[must_use]
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.store.clock().now()
+    }
+
     /// The working directory of jobs without `workdir`: the workflow's folder, absolute.
     pub fn default_workdir(&self) -> &Path {
         self.dir_resolved

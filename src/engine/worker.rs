@@ -16,9 +16,9 @@ use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::engine::decide::{NeedInfo, context};
-use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt, scratch_dir};
-use crate::engine::policy::{self, Limits, RetryAfter};
+use crate::engine::attempt::{self, AttemptOutcome};
+use crate::engine::decide::NeedInfo;
+use crate::engine::job::{run_attempt, scratch_dir};
 use crate::engine::queued::{
     RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
     needed_jobs,
@@ -332,8 +332,9 @@ fn housekeeping<E: std::fmt::Display>(
 /// Gives up a claimed job that cannot even start, and moves its run on when its definition
 /// is known (a job that needs it is then skipped, not left pending).
 fn fail_claim(env: &Served, claimed: &Claimed, cached: Option<&RunCache>, reason: &str) {
-    let change =
-        Change::Job(Transition::new(claimed.job.id, JobState::Failed, Utc::now()).reason(reason));
+    let change = Change::Job(
+        Transition::new(claimed.job.id, JobState::Failed, env.store.clock().now()).reason(reason),
+    );
     match env
         .store
         .finish_claim(env.id, claimed.job.id, &[change], None)
@@ -391,14 +392,21 @@ async fn execute_claim(
         );
         return None;
     }
-    let context = match context(&inputs, &job.name, &job.base_name, &matrix, &needs) {
-        Ok(context) => context,
+    let job_ref = attempt::JobRef {
+        id: job.id,
+        name: &job.name,
+        base: &job.base_name,
+        matrix: &matrix,
+        attempt: job.attempts,
+    };
+    let kill_token = job.kill_token.clone().unwrap_or_default();
+    let input = match attempt::prepare(&inputs, &job_ref, &needs, kill_token) {
+        Ok(input) => input,
         Err(reason) => {
             fail_claim(env, &claimed, Some(cached), &reason.0);
             return None;
         }
     };
-    let Limits { timeout, grace } = policy::limits(workflow, &job.base_name);
     let shared = &cached.shared;
     // Another worker removes the folder when the run ends; a `coreflow retry` reopens it.
     if let Err(err) = crate::store::private::create_dir_all(&shared.tmp) {
@@ -411,21 +419,11 @@ async fn execute_claim(
         return None;
     }
     shared.report(&crate::ui::Event::JobState(crate::ui::JobChange::new(
-        Utc::now(),
+        env.store.clock().now(),
         format!("{}/{}", run.id, job.name),
         JobState::Running,
         job.attempts,
     )));
-    let input = AttemptInput {
-        job: job.id,
-        name: job.name.clone(),
-        base: job.base_name.clone(),
-        attempt: job.attempts,
-        context,
-        timeout,
-        grace,
-        kill_token: job.kill_token.clone().unwrap_or_default(),
-    };
     let (cancel_tx, cancel_rx) = watch::channel(None);
     let attempt = tokio::spawn(run_attempt(Arc::clone(shared), input, cancel_rx));
     tokio::pin!(attempt);
@@ -472,40 +470,27 @@ async fn execute_claim(
             }
         }
     };
-    let now = Utc::now();
-    let mut changes: Vec<Change> = outcome.steps.iter().cloned().map(Change::Step).collect();
-    for (key, value) in &outcome.outputs {
-        changes.push(Change::Output {
-            job: job.id,
-            key: key.clone(),
-            value: value.clone(),
-        });
-    }
-    let mut retry_at = None;
-    let mut transition =
-        Transition::new(job.id, outcome.state, now).usage(outcome.peak_rss_bytes, outcome.cpu_ms);
-    transition.exit_code = outcome.exit_code;
-    transition.reason.clone_from(&outcome.reason);
+    let now = env.store.clock().now();
     // Attempts count from the last `coreflow retry` of the run.
     let attempts = job.attempts.saturating_sub(job.attempts_before_retry);
-    if requeue && outcome.state == JobState::Cancelled {
-        transition.to = JobState::Queued;
-        transition.reason = Some("worker stopped; re-queued".into());
-    } else if let Some(RetryAfter { delay, reason }) = policy::retry_after(
+    let mut conclusion = attempt::conclude(
         workflow,
+        job.id,
         &job.base_name,
-        outcome.state,
-        attempts,
-        job.max_attempts,
-        outcome.step.as_deref(),
-    ) {
-        retry_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
-        transition.to = JobState::Queued;
-        transition.attempt_end = Some(outcome.state);
-        transition.reason = Some(reason);
+        (attempts, job.max_attempts),
+        &outcome,
+        false,
+        now,
+    );
+    if requeue && outcome.state == JobState::Cancelled {
+        conclusion.requeue("worker stopped; re-queued");
     }
-    let final_state = transition.to;
-    changes.push(transition.into());
+    let retry_at = conclusion
+        .retry
+        .as_ref()
+        .map(|again| now + chrono::Duration::from_std(again.delay).unwrap_or_default());
+    let final_state = conclusion.to;
+    let changes = conclusion.changes;
     let take_next = take_next && stopping_since.is_none() && !*stop_tx.borrow();
     let recorded = if take_next {
         env.store.finish_and_claim(
@@ -531,7 +516,7 @@ async fn execute_claim(
     };
     let mut ended = end.run_ended;
     shared.report(&crate::ui::Event::JobState(crate::ui::JobChange {
-        ts: Utc::now(),
+        ts: env.store.clock().now(),
         job: format!("{}/{}", run.id, job.name),
         state: final_state,
         attempt: job.attempts,

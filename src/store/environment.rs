@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::store::blocks::BlockStore;
 use crate::store::error::Error;
 use crate::store::logs::LogStore;
@@ -23,11 +24,20 @@ pub trait Environment:
     /// The local folder for what is kept as files: scratch space of runs on this host, step
     /// logs, DataBlock content.
     fn dir(&self) -> &Path;
+
+    /// Where "now" comes from, for this environment's records and for every decision made
+    /// against it (timestamps, leases, retry delays): one clock per opened environment, so
+    /// that tests drive time by hand ([`crate::clock::ManualClock`]) instead of sleeping.
+    fn clock(&self) -> &dyn Clock;
 }
 
 impl Environment for SqliteStore {
     fn dir(&self) -> &Path {
         SqliteStore::dir(self)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        SqliteStore::clock(self)
     }
 }
 
@@ -40,6 +50,14 @@ pub type Env = Arc<dyn Environment>;
 /// The environment cannot be opened, is not CoreFlow's, or needs a store that does not
 /// exist yet (`postgres://…`): [`Error::is_environment`] (exit 3).
 pub fn open(location: &Path) -> Result<Env, Error> {
+    open_with_clock(location, Arc::new(SystemClock))
+}
+
+/// [`open`], reading "now" from `clock`.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with_clock(location: &Path, clock: Arc<dyn Clock>) -> Result<Env, Error> {
     let text = location.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
         return Err(Error::Environment {
@@ -47,5 +65,5 @@ pub fn open(location: &Path) -> Result<Env, Error> {
             detail: "PostgreSQL environments are not supported yet".to_owned(),
         });
     }
-    Ok(Arc::new(SqliteStore::open(location)?))
+    Ok(Arc::new(SqliteStore::open(location)?.with_clock(clock)))
 }

@@ -33,7 +33,7 @@ pub use blocks::{
     BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
     JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
 };
-pub use environment::{Env, Environment, open};
+pub use environment::{Env, Environment, open, open_with_clock};
 pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};

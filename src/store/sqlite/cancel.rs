@@ -1,7 +1,7 @@
 //! Cancel requests between processes: `coreflow cancel` flags work for the process that owns
 //! it, which polls the flags cheaply; work nobody owns is cancelled on the spot.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::state::{JobId, JobState, RunId, RunState};
@@ -13,7 +13,11 @@ use super::write::{
     cancel_waiting_jobs, finish_run, has_owner, jobs_in, run_status, transition_job,
 };
 
-pub(super) fn request_cancel_run(tx: &Connection, run: RunId) -> Result<CancelOutcome, Error> {
+pub(super) fn request_cancel_run(
+    tx: &Connection,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<CancelOutcome, Error> {
     if run_status(tx, run)?.is_terminal() {
         return Ok(CancelOutcome::AlreadyFinished);
     }
@@ -23,13 +27,16 @@ pub(super) fn request_cancel_run(tx: &Connection, run: RunId) -> Result<CancelOu
             .execute([run.0])?;
         return Ok(CancelOutcome::Requested);
     }
-    let now = Utc::now();
     cancel_waiting_jobs(tx, run, REASON_CANCELLED, now)?;
     finish_run(tx, run, RunState::Cancelled, REASON_CANCELLED, now)?;
     Ok(CancelOutcome::Cancelled)
 }
 
-pub(super) fn request_cancel_job(tx: &Connection, job: JobId) -> Result<CancelOutcome, Error> {
+pub(super) fn request_cancel_job(
+    tx: &Connection,
+    job: JobId,
+    now: DateTime<Utc>,
+) -> Result<CancelOutcome, Error> {
     let (run, status): (i64, String) = tx
         .prepare_cached("SELECT run_id, status FROM jobs WHERE id = ?1")?
         .query_row([job.0], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -46,7 +53,7 @@ pub(super) fn request_cancel_job(tx: &Connection, job: JobId) -> Result<CancelOu
     }
     transition_job(
         tx,
-        &Transition::new(job, JobState::Cancelled, Utc::now()).reason(REASON_CANCELLED),
+        &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
     )?;
     Ok(CancelOutcome::Cancelled)
 }

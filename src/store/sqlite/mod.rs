@@ -28,12 +28,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::clock::{Clock, SystemClock};
 use crate::state::{JobId, RunId};
 
 use super::error::Error;
@@ -79,6 +80,9 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 pub struct SqliteStore {
     dir: PathBuf,
     conn: Mutex<Connection>,
+    /// Where "now" comes from for what the store decides itself (leases, retry delays,
+    /// cancel and recovery times).
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -142,7 +146,27 @@ impl SqliteStore {
         Ok(SqliteStore {
             dir: dir.to_owned(),
             conn: Mutex::new(conn),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store reading "now" from `clock` (tests drive time by hand with a
+    /// [`crate::clock::ManualClock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SqliteStore {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the store reads "now" from.
+    #[must_use]
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The current instant by the store's clock.
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The environment folder.
@@ -361,11 +385,13 @@ impl RunStore for SqliteStore {
     }
 
     fn request_cancel_run(&self, run: RunId) -> Result<CancelOutcome, Error> {
-        self.write(|tx| cancel::request_cancel_run(tx, run))
+        let now = self.now();
+        self.write(|tx| cancel::request_cancel_run(tx, run, now))
     }
 
     fn request_cancel_job(&self, job: JobId) -> Result<CancelOutcome, Error> {
-        self.write(|tx| cancel::request_cancel_job(tx, job))
+        let now = self.now();
+        self.write(|tx| cancel::request_cancel_job(tx, job, now))
     }
 
     fn take_cancel_requests(&self, run: RunId) -> Result<CancelRequests, Error> {
@@ -397,7 +423,8 @@ impl RunStore for SqliteStore {
         if dead.is_empty() {
             return Ok(Recovered::default());
         }
-        self.write(|tx| recover::recover_lost(tx, &dead, Utc::now()))
+        let now = self.now();
+        self.write(|tx| recover::recover_lost(tx, &dead, now))
     }
 }
 

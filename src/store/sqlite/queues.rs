@@ -266,13 +266,14 @@ impl QueueStore for SqliteStore {
     }
 
     fn add_queue(&self, name: &str, concurrency: Option<u32>) -> Result<bool, Error> {
+        let now = self.now();
         self.write(|tx| {
             let created = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO queues (name, concurrency, paused, created_at)
                      VALUES (?1, ?2, 0, ?3)",
                 )?
-                .execute(params![name, concurrency, to_ms(Utc::now())])?
+                .execute(params![name, concurrency, to_ms(now)])?
                 > 0;
             if !created {
                 tx.prepare_cached("UPDATE queues SET concurrency = ?2 WHERE name = ?1")?
@@ -292,6 +293,7 @@ impl QueueStore for SqliteStore {
     }
 
     fn remove_queue(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error> {
+        let now = self.now();
         self.write(|tx| {
             let exists = tx
                 .prepare_cached("SELECT 1 FROM queues WHERE name = ?1")?
@@ -313,7 +315,6 @@ impl QueueStore for SqliteStore {
                     u32::try_from(held.len()).unwrap_or(u32::MAX),
                 ));
             }
-            let now = Utc::now();
             let mut runs: Vec<RunId> = Vec::new();
             for (id, status) in held {
                 let run = RunId(
@@ -355,8 +356,8 @@ impl QueueStore for SqliteStore {
     }
 
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
+        let now = to_ms(self.now());
         self.read(|tx| {
-            let now = to_ms(Utc::now());
             let loads = queue_loads(tx)?;
             // The oldest fitting job of each group (each group is read oldest first, but
             // for the top one), and the oldest of those.
@@ -394,7 +395,8 @@ impl QueueStore for SqliteStore {
         lease: Duration,
         kill_token: &dyn Fn(RunId, JobId, u32) -> String,
     ) -> Result<Option<Claimed>, Error> {
-        self.write(|tx| claim_next_tx(tx, worker, labels, lease, kill_token))
+        let now = self.now();
+        self.write(|tx| claim_next_tx(tx, worker, labels, lease, kill_token, now))
     }
 
     fn finish_claim(
@@ -404,7 +406,8 @@ impl QueueStore for SqliteStore {
         changes: &[Change],
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<ClaimEnd, Error> {
-        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at))
+        let now = self.now();
+        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at, now))
     }
 
     fn finish_and_claim(
@@ -417,9 +420,10 @@ impl QueueStore for SqliteStore {
         lease: Duration,
         kill_token: &dyn Fn(RunId, JobId, u32) -> String,
     ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
+        let now = self.now();
         self.write(|tx| {
-            let end = finish_claim_tx(tx, worker, job, changes, retry_at)?;
-            let next = claim_next_tx(tx, worker, labels, lease, kill_token)?;
+            let end = finish_claim_tx(tx, worker, job, changes, retry_at, now)?;
+            let next = claim_next_tx(tx, worker, labels, lease, kill_token, now)?;
             Ok((end, next))
         })
     }
@@ -460,6 +464,7 @@ impl QueueStore for SqliteStore {
     }
 
     fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error> {
+        let now = self.now();
         self.write(|tx| {
             for decision in decisions {
                 let status: Option<String> = tx
@@ -471,15 +476,15 @@ impl QueueStore for SqliteStore {
                     transition_job(tx, &decision.transition)?;
                 }
             }
-            finish_if_done(tx, run)
+            finish_if_done(tx, run, now)
         })
     }
 }
 
 impl WorkerStore for SqliteStore {
     fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error> {
+        let now = to_ms(self.now());
         self.write(|tx| {
-            let now = to_ms(Utc::now());
             tx.prepare_cached(
                 "INSERT INTO workers (name, labels, pid, host, started_at, heartbeat_at, state,
                                       start_time)
@@ -504,8 +509,8 @@ impl WorkerStore for SqliteStore {
         job: Option<JobId>,
         lease: Duration,
     ) -> Result<Heartbeat, Error> {
+        let now = self.now();
         self.write(|tx| {
-            let now = Utc::now();
             tx.prepare_cached(
                 "UPDATE workers SET heartbeat_at = ?2, state = ?3, current_job = ?4 WHERE id = ?1",
             )?
@@ -734,7 +739,11 @@ const SILENT_WORKER_MS: i64 = 30_000;
 const ACTIVE_JOB_OF_RUN: &str =
     "SELECT 1 FROM jobs WHERE run_id = ?1 AND status IN ('pending', 'queued', 'running') LIMIT 1";
 
-fn finish_if_done(tx: &rusqlite::Connection, run: RunId) -> Result<Option<RunState>, Error> {
+fn finish_if_done(
+    tx: &rusqlite::Connection,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<Option<RunState>, Error> {
     let current = run_status(tx, run)?;
     if current.is_terminal() {
         return Ok(None);
@@ -764,7 +773,6 @@ fn finish_if_done(tx: &rusqlite::Connection, run: RunId) -> Result<Option<RunSta
     };
     let reason =
         (to == RunState::Cancelled && cancel_requested).then(|| REASON_CANCELLED.to_owned());
-    let now = Utc::now();
     if current == RunState::Queued {
         transition_run(
             tx,
@@ -795,8 +803,8 @@ fn claim_next_tx(
     labels: &[String],
     lease: Duration,
     kill_token: &dyn Fn(RunId, JobId, u32) -> String,
+    now: DateTime<Utc>,
 ) -> Result<Option<Claimed>, Error> {
-    let now = Utc::now();
     let now_ms = to_ms(now);
     let loads = queue_loads(tx)?;
     let mut candidates = Candidates::new(tx, now_ms, &loads);
@@ -860,6 +868,7 @@ fn finish_claim_tx(
     job: JobId,
     changes: &[Change],
     retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) -> Result<ClaimEnd, Error> {
     // The job may have been taken from this worker (lease expired, cancelled): then the
     // attempt's end is no longer this worker's to record.
@@ -883,7 +892,7 @@ fn finish_claim_tx(
              heartbeat_at = ?2
          WHERE id = ?1",
     )?
-    .execute(params![worker.0, to_ms(Utc::now())])?;
+    .execute(params![worker.0, to_ms(now)])?;
     if !still_ours {
         return Ok(ClaimEnd::default());
     }
@@ -892,7 +901,7 @@ fn finish_claim_tx(
             .query_row([job.0], |row| row.get(0))?,
     );
     Ok(ClaimEnd {
-        run_ended: finish_if_done(tx, run)?,
+        run_ended: finish_if_done(tx, run, now)?,
         cancelling: run_cancel_requested(tx, run)?,
     })
 }
@@ -964,6 +973,49 @@ mod tests {
             names.push(claimed.job.name);
         }
         names
+    }
+
+    #[test]
+    fn a_retry_delay_and_a_lease_follow_the_store_clock_without_sleeping() {
+        use crate::clock::Clock;
+        let (_dir, store) = store();
+        let start = Utc::now();
+        let clock = crate::clock::ManualClock::new(start);
+        let store = store.with_clock(std::sync::Arc::new(clock.clone()));
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(&store, vec![queued("flaky", "default", 0)]);
+        let token = |_, _, attempt| format!("t{attempt}");
+        let lease = Duration::from_secs(30);
+        let claimed = store
+            .claim_next(worker, &[], lease, &token)
+            .expect("claim")
+            .expect("a job");
+        // The attempt failed; the job waits a minute before its next attempt.
+        let mut again = Transition::new(ids[0], JobState::Queued, clock.now()).reason("retry");
+        again.attempt_end = Some(JobState::Failed);
+        let retry_at = clock.now() + chrono::Duration::seconds(60);
+        store
+            .finish_claim(worker, claimed.job.id, &[again.into()], Some(retry_at))
+            .expect("finish");
+        clock.advance(chrono::Duration::seconds(59));
+        assert!(
+            store
+                .claim_next(worker, &[], lease, &token)
+                .expect("claim")
+                .is_none(),
+            "claimed before its retry delay ended"
+        );
+        clock.advance(chrono::Duration::seconds(2));
+        let second = store
+            .claim_next(worker, &[], lease, &token)
+            .expect("claim")
+            .expect("claimable once the delay is over");
+        assert_eq!(second.job.attempts, 2);
+        // The worker goes silent: its lease ends 30 s after the claim, by the same clock.
+        assert!(store.expire_leases(clock.now()).expect("expire").is_empty());
+        clock.advance(chrono::Duration::seconds(31));
+        let lost = store.expire_leases(clock.now()).expect("expire");
+        assert_eq!(lost.len(), 1, "{lost:?}");
     }
 
     #[test]
