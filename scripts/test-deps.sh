@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests drive that a fresh machine lacks: Chromium (the browser tests of
-# the HTTP API) and xmllint (JUnit reports checked against their schema), from Debian's
-# packages. Does nothing when both are there; fails when they cannot be installed, because
-# the tests need them (a test never skips for a missing tool).
+# the HTTP API), xmllint (JUnit reports checked against their schema) and PostgreSQL (the
+# PostgreSQL store), from Debian's packages, and starts the PostgreSQL server the tests use
+# (scripts/test-postgres.sh). Installs nothing that is there; fails when something cannot be
+# installed or started, because the tests need it (a test never skips for a missing tool).
 set -euo pipefail
+"$(dirname "$0")/test-postgres.sh" > /dev/null
 need=()
 command -v chromium > /dev/null 2>&1 || need+=(chromium)
 command -v xmllint > /dev/null 2>&1 || need+=(libxml2-utils)

@@ -74,6 +74,10 @@ pub enum Error {
     /// Any other SQLite failure.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+
+    /// Any other PostgreSQL failure.
+    #[error("state database: {0}")]
+    Postgres(#[from] postgres::Error),
 }
 
 impl Error {
@@ -84,6 +88,8 @@ impl Error {
         match self {
             Error::Environment { .. } => true,
             Error::Sqlite(error) => is_environment_code(error),
+            // The server went away, refused us, or holds what this version cannot read.
+            Error::Postgres(error) => error.is_closed() || error.code().is_none(),
             _ => false,
         }
     }

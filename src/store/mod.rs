@@ -20,6 +20,7 @@ mod environment;
 mod error;
 mod logs;
 mod owner;
+mod postgres;
 pub mod private;
 mod queues;
 mod runs;
@@ -37,6 +38,7 @@ pub use environment::{Env, Environment, open, open_with_clock};
 pub use error::Error;
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};
+pub use postgres::PgStore;
 pub use queues::{Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob};
 pub(crate) use runs::rfc3339;
 pub use runs::{

@@ -1,0 +1,369 @@
+//! The PostgreSQL store: an environment that workers and daemons on several hosts share
+//! (`--env postgres://…`).
+//!
+//! It holds the same records as the SQLite store, in the same shapes (times as milliseconds,
+//! JSON as text; `migrations/`), behind the same traits. Differences a caller can see:
+//!
+//! - **Connections.** The `postgres` crate's client runs its own small runtime and must not
+//!   be driven from inside another one; the engine calls the store from async tasks, so a
+//!   call made inside a tokio runtime runs on a short-lived scoped thread ([`PgStore::call`]).
+//! - **Writes are serialised** per environment by a transaction-level advisory lock
+//!   ([`WRITE_LOCK`]), the equivalent of SQLite's `BEGIN IMMEDIATE`: every rule the SQLite
+//!   store keeps by running one writer at a time holds here too, across hosts.
+//! - **Files.** What the SQLite store keeps beside its database lives in tables here (step
+//!   output in `log_chunks`); [`PgStore::dir`] is this host's private folder for scratch
+//!   space only.
+//!
+//! Schema versions are recorded in `coreflow_schema`; a database whose schema is newer than
+//! this binary knows is refused (exit 3), as a SQLite environment is.
+//!
+//! Not yet selectable by `--env`: `store::open` refuses `postgres://` until every store trait
+//! is filled in here.
+#![allow(
+    dead_code,
+    reason = "the store traits are being filled in; `store::open` selects this store then"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, NoTls, Transaction};
+
+use crate::clock::{Clock, SystemClock};
+
+use super::error::Error;
+use super::private;
+
+/// The key of the advisory lock every write transaction takes first.
+pub(crate) const WRITE_LOCK: i64 = 0x436f_7265_466c_6f77; // "CoreFlow"
+
+/// The migrations, in order; the schema version is the number of those applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// An environment in a PostgreSQL database.
+pub struct PgStore {
+    /// The URL with its password hidden, for messages.
+    shown: String,
+    /// Shared with what streams into the database beside the store's own calls (log writers).
+    client: Arc<Mutex<Client>>,
+    clock: Arc<dyn Clock>,
+    /// This host's private folder for the environment's scratch files.
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &self.shown)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`), creating the
+    /// schema on first use and migrating an older one.
+    ///
+    /// # Errors
+    /// [`Error::Environment`] when the server cannot be reached, refuses the login, or
+    /// holds a schema newer than this binary knows.
+    pub fn open(url: &str) -> Result<PgStore, Error> {
+        let shown = hide_password(url);
+        let environment = |detail: String| Error::Environment {
+            path: PathBuf::from(&shown),
+            detail,
+        };
+        let mut client = outside_runtime(|| Client::connect(url, NoTls))
+            .map_err(|error| environment(error.to_string()))?;
+        outside_runtime(|| migrate(&mut client)).map_err(|error| match error {
+            Error::Environment { detail, .. } => environment(detail),
+            other => environment(other.to_string()),
+        })?;
+        let dir = host_dir(url).map_err(|error| {
+            environment(format!("cannot create this host's folder for it: {error}"))
+        })?;
+        Ok(PgStore {
+            shown,
+            client: Arc::new(Mutex::new(client)),
+            clock: Arc::new(SystemClock),
+            dir,
+        })
+    }
+
+    /// The same store reading "now" from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> PgStore {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the store reads "now" from.
+    #[must_use]
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The current instant by the store's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// This host's private folder for the environment's scratch files.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The URL, password hidden.
+    #[must_use]
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        lock(&self.client)
+    }
+
+    /// The connection, for what streams into the database on its own (a log writer): lock
+    /// it with [`lock`] and drive it with [`outside_runtime`], as [`PgStore::call`] does.
+    pub(crate) fn shared_client(&self) -> Arc<Mutex<Client>> {
+        Arc::clone(&self.client)
+    }
+
+    /// Runs `work` with the connection, outside any tokio runtime (see the module docs).
+    pub(crate) fn call<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, Error> + Send,
+    ) -> Result<T, Error> {
+        let mut guard = self.client();
+        let client: &mut Client = &mut guard;
+        outside_runtime(move || work(client))
+    }
+
+    /// Runs `work` in a write transaction, after every other writer of the environment.
+    pub(crate) fn write<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error> + Send,
+    ) -> Result<T, Error> {
+        self.call(|client| {
+            let mut tx = client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            let value = work(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `work` in a read-only transaction with one snapshot.
+    pub(crate) fn read<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error> + Send,
+    ) -> Result<T, Error> {
+        self.call(|client| {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let value = work(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+}
+
+/// Locks the connection. A panic while it was held dropped its transaction, which rolled
+/// back: the connection is usable.
+pub(crate) fn lock(client: &Mutex<Client>) -> MutexGuard<'_, Client> {
+    client.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` on this thread when it is not driving a tokio runtime, else on a scoped
+/// thread of its own (the `postgres` client blocks on its own runtime, which tokio refuses
+/// to start inside another).
+pub(crate) fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(work)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Applies the migrations this database lacks, in one transaction under the write lock.
+fn migrate(client: &mut Client) -> Result<(), Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS coreflow_schema (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )?;
+    let current: i64 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM coreflow_schema", &[])?
+        .get(0);
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(Error::Environment {
+            path: PathBuf::new(),
+            detail: format!(
+                "the database has CoreFlow schema version {current}, newer than this coreflow \
+                 knows ({known}); use a newer coreflow"
+            ),
+        });
+    }
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.batch_execute(sql)?;
+        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO coreflow_schema (version) VALUES ($1)",
+            &[&version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// This host's private folder for an environment at `url`: under `$XDG_STATE_HOME` (else
+/// `~/.local/state`, else the temporary folder) in `coreflow/pg-<hash of the URL>`.
+fn host_dir(url: &str) -> std::io::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(hide_password(url).as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join("coreflow").join(format!("pg-{name}"));
+    private::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A database of its own for each test, in the test server (`scripts/test-postgres.sh`).
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::PgStore;
+
+    /// The test server's URL: `COREFLOW_TEST_POSTGRES`, else the one `scripts/test-postgres.sh`
+    /// starts.
+    pub(crate) fn server_url() -> String {
+        std::env::var("COREFLOW_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned())
+    }
+
+    /// The URL of a new, empty database. Fails (never skips) without a server: start it with
+    /// `scripts/test-postgres.sh` (`scripts/test-deps.sh` does).
+    pub(crate) fn fresh_url() -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = server_url();
+        let name = format!(
+            "cf_unit_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_micros()
+        );
+        let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("no test PostgreSQL at {server} ({e}): run scripts/test-postgres.sh")
+        });
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create a test database");
+        let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+        format!("{base}/{name}")
+    }
+
+    /// A store in a new database.
+    pub(crate) fn store() -> PgStore {
+        std::thread::spawn(|| PgStore::open(&fresh_url()).expect("open the test database"))
+            .join()
+            .expect("open")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_created_once_and_a_newer_one_is_refused() {
+        let url = test_support::fresh_url();
+        let store = PgStore::open(&url).expect("first open creates the schema");
+        let version: i64 = store
+            .call(|client| {
+                Ok(client
+                    .query_one("SELECT MAX(version) FROM coreflow_schema", &[])?
+                    .get(0))
+            })
+            .expect("version");
+        assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
+        drop(store);
+        // Opening again applies nothing and keeps the data.
+        let store = PgStore::open(&url).expect("second open");
+        store
+            .write(|tx| {
+                tx.execute("INSERT INTO coreflow_schema (version) VALUES (999)", &[])?;
+                Ok(())
+            })
+            .expect("pretend a newer binary migrated");
+        drop(store);
+        let error = PgStore::open(&url).expect_err("a newer schema is refused");
+        assert!(error.is_environment(), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("schema version 999, newer than this coreflow"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn calls_work_from_inside_a_tokio_runtime() {
+        let store = test_support::store();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let one: i64 = runtime.block_on(async {
+            store
+                .read(|tx| Ok(tx.query_one("SELECT 1::BIGINT", &[])?.get(0)))
+                .expect("a read inside the runtime")
+        });
+        assert_eq!(one, 1);
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        assert_eq!(
+            hide_password("postgres://cf:s3cret@db.example:5432/flows"),
+            "postgres://cf:***@db.example:5432/flows"
+        );
+        assert_eq!(
+            hide_password("postgres://cf@db/flows"),
+            "postgres://cf@db/flows"
+        );
+        assert_eq!(hide_password("postgres:///flows"), "postgres:///flows");
+    }
+}
