@@ -84,7 +84,9 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
     };
     let dir = env::env_dir(global);
     let store = env::open(global)?;
-    let _lock = lock(&dir).map_err(|e| match e {
+    // One daemon per environment folder on a host (for PostgreSQL, this host's folder of
+    // it): several hosts' daemons share a PostgreSQL environment through its leadership.
+    let _lock = lock(store.dir()).map_err(|e| match e {
         DaemonError::Locked(_) => Error::Usage(e.to_string()),
         DaemonError::Start(message) => Error::Environment(message),
     })?;

@@ -3,6 +3,11 @@
 //! workflows' runs, start fires waiting for a run slot and scale the worker pool; every
 //! second, reload the folder and expire leases. SIGTERM (or SIGINT) ends the loop: no more
 //! fires, the workers finish or re-queue their jobs within the grace, exit 0.
+//!
+//! Only the daemon that leads the environment ([`crate::store::LeaderStore`]) fires, serves
+//! the waiting line and expires leases; the others serve the API, scale their own host's
+//! pool, and take over when the leader's lease ends. A SQLite environment has one daemon
+//! (its lock file), which always leads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,8 +105,25 @@ pub async fn serve(
     let labels = scaler_labels(&config);
     let mut last_reload = Instant::now();
     let mut last_watch: Option<Instant> = None;
+    let mut leading = Leading::new(config.lease);
     loop {
         let now = clock.now();
+        if !leading.check(&*store) {
+            // Another daemon leads: this one serves the API and stands by.
+            if last_reload.elapsed() >= RELOAD_EVERY {
+                last_reload = Instant::now();
+                daemon.reload(now);
+            }
+            // Each daemon scales the pool of its own host from the shared backlog.
+            let backlog = store.oldest_runnable(&labels).is_ok_and(|o| o.is_some());
+            scaler.tick(&*store, backlog);
+            tokio::select! {
+                () = tokio::time::sleep(leading.renew_every()) => {}
+                Some(()) = recv(&mut terms) => break,
+                Some(()) = recv(&mut ints) => break,
+            }
+            continue;
+        }
         daemon.fire_due(now);
         if last_reload.elapsed() >= RELOAD_EVERY {
             last_reload = Instant::now();
@@ -122,7 +144,7 @@ pub async fn serve(
             scaler.tick(&*store, backlog);
         }
         // Sleep until the next due fire, or the next look around.
-        let mut wait = WATCH_EVERY;
+        let mut wait = WATCH_EVERY.min(leading.renew_every());
         if let Some(due) = daemon.next_due() {
             wait = wait.min((due - clock.now()).to_std().unwrap_or_default());
         }
@@ -137,6 +159,7 @@ pub async fn serve(
         workers = scaler.size(),
         "daemon stopping: no more fires; workers finish or re-queue their jobs"
     );
+    leading.resign(&*store);
     let deadline = config.grace + Duration::from_secs(5);
     let _ = tokio::task::spawn_blocking(move || scaler.shutdown(deadline)).await;
     if let Some(server) = server {
@@ -144,6 +167,83 @@ pub async fn serve(
     }
     info!("daemon stopped");
     Ok(())
+}
+
+/// This daemon's hold on the environment's leadership ([`crate::store::LeaderStore`]): taken
+/// or renewed every third of the lease, so that a live leader never loses it and a dead
+/// one's successor takes over within twice the lease.
+struct Leading {
+    identity: String,
+    lease: Duration,
+    last_check: Option<Instant>,
+    leads: bool,
+}
+
+impl Leading {
+    fn new(lease: Duration) -> Leading {
+        Leading {
+            identity: crate::store::daemon_identity(),
+            lease,
+            last_check: None,
+            leads: false,
+        }
+    }
+
+    fn renew_every(&self) -> Duration {
+        (self.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    /// Whether this daemon leads, renewing or taking the lease when due.
+    fn check(&mut self, store: &dyn crate::store::Environment) -> bool {
+        if self
+            .last_check
+            .is_some_and(|at| at.elapsed() < self.renew_every())
+        {
+            return self.leads;
+        }
+        self.last_check = Some(Instant::now());
+        let leads = match store.lead(&self.identity, self.lease) {
+            Ok(false) => self.take_from_the_dead(store),
+            Ok(leads) => leads,
+            Err(err) => {
+                // Without the store nothing can be fired anyway; keep trying.
+                error!(error = %err, "cannot take or renew the leadership");
+                false
+            }
+        };
+        if leads != self.leads {
+            if leads {
+                info!(daemon = %self.identity, "leading: firing triggers, expiring leases, scaling");
+            } else {
+                info!(daemon = %self.identity, "another daemon leads: standing by");
+            }
+        }
+        self.leads = leads;
+        leads
+    }
+
+    /// Takes the leadership from a leader of this host whose process is gone (a daemon
+    /// killed and restarted), without waiting out its lease.
+    fn take_from_the_dead(&self, store: &dyn crate::store::Environment) -> bool {
+        let Ok(Some(held)) = store.leadership() else {
+            return false;
+        };
+        if !crate::store::holder_is_dead_here(&held.holder) {
+            return false;
+        }
+        info!(previous = %held.holder, "the leading daemon of this host is gone: taking over");
+        store.resign(&held.holder).is_ok()
+            && store.lead(&self.identity, self.lease).unwrap_or(false)
+    }
+
+    /// Gives the leadership up, so that a standing-by daemon takes over at once.
+    fn resign(&self, store: &dyn crate::store::Environment) {
+        if self.leads
+            && let Err(err) = store.resign(&self.identity)
+        {
+            error!(error = %err, "cannot give the leadership up; it ends with the lease");
+        }
+    }
 }
 
 /// The labels the local workers carry, to tell whether a queued job is runnable by them.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::store::blocks::BlockStore;
 use crate::store::error::Error;
+use crate::store::leader::LeaderStore;
 use crate::store::logs::LogStore;
 use crate::store::queues::QueueStore;
 use crate::store::runs::RunStore;
@@ -17,9 +18,9 @@ use crate::store::workers::WorkerStore;
 
 /// An environment's state, whatever holds it: runs and jobs ([`RunStore`]), step output ([`LogStore`]), queues and claims
 /// ([`QueueStore`]), workers and leases ([`WorkerStore`]), trigger state ([`TriggerStore`])
-/// and the DataBlock registry ([`BlockStore`]).
+/// the DataBlock registry ([`BlockStore`]) and the daemons' leadership ([`LeaderStore`]).
 pub trait Environment:
-    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore
+    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore + LeaderStore
 {
     /// The local folder for what is kept as files: scratch space of runs on this host, step
     /// logs, DataBlock content.

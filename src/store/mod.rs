@@ -18,6 +18,7 @@
 mod blocks;
 mod environment;
 mod error;
+mod leader;
 mod logs;
 mod owner;
 mod postgres;
@@ -36,6 +37,7 @@ pub use blocks::{
 };
 pub use environment::{Env, Environment, open, open_with_clock};
 pub use error::Error;
+pub use leader::{LeaderStore, Leadership, daemon_identity, holder_is_dead_here};
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_name, owner_is_alive};
 pub use postgres::PgStore;

@@ -78,7 +78,7 @@ impl Workspace {
     pub(crate) fn coreflow(&self) -> Coreflow {
         Coreflow::new()
             .current_dir(self.path())
-            .env("COREFLOW_ENV", self.env_dir())
+            .env("COREFLOW_ENV", crate::support::env_location(&self.path()))
     }
 
     /// `coreflow show RUN --json`, which must succeed.

@@ -31,6 +31,45 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where `COREFLOW_ENV` points, relative to the temporary directory.
 pub(crate) const ENV_DIR: &str = ".coreflow-env";
 
+/// Whether this pass of the suite runs against PostgreSQL (`COREFLOW_TEST_STORE=postgres`):
+/// then every environment the harness hands out is a database of its own in the test server
+/// (`COREFLOW_TEST_POSTGRES`, else the one `scripts/test-postgres.sh` starts).
+pub(crate) fn on_postgres() -> bool {
+    std::env::var("COREFLOW_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// The environment of the folder `dir`: `dir/.coreflow-env` for SQLite, or, on the
+/// PostgreSQL pass, the URL of a database named after `dir`, created on first use.
+pub(crate) fn env_location(dir: &Path) -> OsString {
+    if !on_postgres() {
+        return dir.join(ENV_DIR).into_os_string();
+    }
+    let server = std::env::var("COREFLOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned());
+    let name = database_name(dir);
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
+        panic!("no test PostgreSQL at {server} ({e}): run scripts/test-postgres.sh")
+    });
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .expect("look the database up")
+        .is_some();
+    if !exists {
+        // Another thread may create it at the same moment: that is fine.
+        let _ = client.batch_execute(&format!("CREATE DATABASE {name}"));
+    }
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+    OsString::from(format!("{base}/{name}"))
+}
+
+/// A database name for a folder: `cf_` and 16 hex digits of a hash of its path.
+fn database_name(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    format!("cf_{:016x}", hasher.finish())
+}
+
 /// Inherited variables that would change CoreFlow's behaviour and so are removed.
 const SCRUBBED_VARS: &[&str] = &[
     "GITHUB_ACTIONS",
@@ -195,7 +234,7 @@ impl Coreflow {
             }
         }
         command
-            .env("COREFLOW_ENV", self.dir.path().join(ENV_DIR))
+            .env("COREFLOW_ENV", env_location(self.dir.path()))
             .env("NO_COLOR", "1")
             .env("CI", "1");
         for (key, value) in &self.env {

@@ -35,6 +35,28 @@ use crate::clock::{Clock, SystemClock};
 use super::error::Error;
 use super::private;
 
+mod blocks;
+mod cancel;
+mod leader;
+mod logs;
+mod queues;
+mod read;
+mod recover;
+mod retry;
+mod runs;
+mod triggers;
+mod write;
+
+/// Milliseconds since the epoch, as stored.
+pub(crate) fn to_ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// An unsigned figure as stored (bigint).
+pub(crate) fn to_sql_u64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// The key of the advisory lock every write transaction takes first.
 pub(crate) const WRITE_LOCK: i64 = 0x436f_7265_466c_6f77; // "CoreFlow"
 

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_trigger_waiting.sql")),
     (6, include_str!("migrations/0006_jobs_by_run_status.sql")),
     (7, include_str!("migrations/0007_worker_start_time.sql")),
+    (8, include_str!("migrations/0008_leader.sql")),
 ];
 
 /// Why migrating failed.

@@ -16,6 +16,7 @@
 
 mod blocks;
 mod cancel;
+mod leader;
 mod migrate;
 mod queues;
 mod read;

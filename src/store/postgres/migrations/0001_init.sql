@@ -221,3 +221,11 @@ CREATE TABLE trigger_waiting (
     params    TEXT   NOT NULL,
     queued_at BIGINT NOT NULL
 );
+
+-- The environment's leadership lease (which daemon fires triggers, expires leases and
+-- scales). At most one row.
+CREATE TABLE leader (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    holder     TEXT   NOT NULL,
+    expires_at BIGINT NOT NULL
+);
