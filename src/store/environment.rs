@@ -1,6 +1,6 @@
 //! [`Environment`]: every store trait in one, the only door to an environment's state that
-//! code outside `store/` uses; [`open`] opens one from `--env` (a folder today; a
-//! `postgres://` URL when that store exists).
+//! code outside `store/` uses; [`open`] opens one from `--env`: a folder (SQLite) or a
+//! `postgres://` URL (PostgreSQL).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use crate::store::blocks::BlockStore;
 use crate::store::error::Error;
 use crate::store::leader::LeaderStore;
 use crate::store::logs::LogStore;
+use crate::store::postgres::PgStore;
 use crate::store::queues::QueueStore;
 use crate::store::runs::RunStore;
 use crate::store::sqlite::SqliteStore;
@@ -42,14 +43,26 @@ impl Environment for SqliteStore {
     }
 }
 
+impl Environment for PgStore {
+    fn dir(&self) -> &Path {
+        PgStore::dir(self)
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        PgStore::clock(self)
+    }
+}
+
 /// A shared handle on an environment.
 pub type Env = Arc<dyn Environment>;
 
-/// Opens the environment at `location`: a folder (created on first use), or a URL.
+/// Opens the environment at `location`: a folder (created on first use, SQLite), or a
+/// PostgreSQL URL (`postgres://user@host/db`; the database must exist, its schema is
+/// created on first use).
 ///
 /// # Errors
-/// The environment cannot be opened, is not CoreFlow's, or needs a store that does not
-/// exist yet (`postgres://…`): [`Error::is_environment`] (exit 3).
+/// The environment cannot be opened or reached, or is not CoreFlow's:
+/// [`Error::is_environment`] (exit 3).
 pub fn open(location: &Path) -> Result<Env, Error> {
     open_with_clock(location, Arc::new(SystemClock))
 }
@@ -61,10 +74,7 @@ pub fn open(location: &Path) -> Result<Env, Error> {
 pub fn open_with_clock(location: &Path, clock: Arc<dyn Clock>) -> Result<Env, Error> {
     let text = location.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Err(Error::Environment {
-            path: location.to_owned(),
-            detail: "PostgreSQL environments are not supported yet".to_owned(),
-        });
+        return Ok(Arc::new(PgStore::open(&text)?.with_clock(clock)));
     }
     Ok(Arc::new(SqliteStore::open(location)?.with_clock(clock)))
 }

@@ -1,4 +1,4 @@
-//! Captured step output: one append-only file per job attempt, merged on reading.
+//! Captured step output: one append-only log per job attempt, merged on reading.
 //!
 //! A row per line in SQLite tops out near 230,000 lines/s (PERFORMANCE.md), so each attempt's
 //! output goes to `logs/<run_id>/<job_id>-<attempt>.log` through a buffered [`LogWriter`] and
@@ -7,6 +7,16 @@
 //! file is opened only once the merge reaches its attempt's start, so a run of thousands of jobs
 //! keeps about as many files open as ran at once. A [`LogCursor`] remembers how far each file
 //! was read, for `logs --follow`.
+//!
+//! # Logs kept in a database
+//!
+//! A store shared by several hosts (PostgreSQL) keeps the same bytes in its database instead:
+//! a writer made with [`LogWriter::to_chunks`] hands each flush of its buffer to a
+//! [`ChunkSink`] as one chunk, and a reader made with [`LogReader::from_chunks`] reads an
+//! attempt's chunks from a [`ChunkSource`] one at a time, in order, as if they were its file.
+//! Offsets (and so cursors) are byte offsets in the concatenated chunks, exactly as in a file.
+//! Either side holds one chunk of an attempt's log at a time: at most a writer's buffer, or
+//! one record when a record is longer.
 //!
 //! # File format
 //!
@@ -23,9 +33,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,7 +48,7 @@ use crate::state::{JobId, RunId};
 
 use super::error::Error;
 
-/// Step output: one file per attempt, indexed by the store.
+/// Step output: one log per attempt (a file, or chunks in the database), indexed by the store.
 pub trait LogStore {
     /// A writer for the output of one attempt. The attempt's log is indexed when the attempt
     /// starts (the transition to `running`); [`Change::LogClosed`](super::Change::LogClosed)
@@ -78,10 +90,11 @@ pub struct LogSummary {
     pub lines: u64,
 }
 
-/// Appends one attempt's output lines to its log file.
+/// Appends one attempt's output lines to its log.
 #[derive(Debug)]
 pub struct LogWriter {
-    out: BufWriter<File>,
+    out: BufWriter<Sink>,
+    /// The file, or the name of a log kept in chunks (for messages).
     path: PathBuf,
     summary: LogSummary,
     last_flush: Instant,
@@ -104,16 +117,30 @@ impl LogWriter {
             .open(path)
             .map_err(error)?;
         let bytes = file.metadata().map_err(error)?.len();
-        Ok(LogWriter {
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
-            path: path.to_owned(),
+        Ok(LogWriter::with_sink(
+            Sink::File(file),
+            path.to_owned(),
+            bytes,
+        ))
+    }
+
+    /// A writer that hands each flush to `sink` as one chunk, continuing a log that already
+    /// holds `written` bytes (0 for a new one). `name` stands for the log in messages.
+    pub(crate) fn to_chunks(sink: Box<dyn ChunkSink>, name: PathBuf, written: u64) -> LogWriter {
+        LogWriter::with_sink(Sink::Chunks { sink, written }, name, written)
+    }
+
+    fn with_sink(sink: Sink, path: PathBuf, bytes: u64) -> LogWriter {
+        LogWriter {
+            out: BufWriter::with_capacity(WRITE_BUFFER, sink),
+            path,
             summary: LogSummary { bytes, lines: 0 },
             last_flush: Instant::now(),
             scratch: Vec::with_capacity(256),
-        })
+        }
     }
 
-    /// The file written.
+    /// The file written, or the name of a log kept in chunks.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -142,10 +169,7 @@ impl LogWriter {
         escape_into(record, line, false);
         record.push(b'\n');
         let result = self.out.write_all(record);
-        result.map_err(|source| Error::Log {
-            path: self.path.clone(),
-            source,
-        })?;
+        result.map_err(|source| log_error(&self.path, source))?;
         self.summary.bytes += record.len() as u64;
         self.summary.lines += 1;
         if self.last_flush.elapsed() >= FLUSH_INTERVAL {
@@ -154,23 +178,79 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Hands buffered lines to the file, so `logs --follow` sees them.
+    /// Hands buffered lines to the file (or the sink, as one chunk), so `logs --follow` sees
+    /// them.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.last_flush = Instant::now();
-        self.out.flush().map_err(|source| Error::Log {
-            path: self.path.clone(),
-            source,
-        })
+        self.out
+            .flush()
+            .map_err(|source| log_error(&self.path, source))
     }
 
-    /// Flushes and closes the file, returning its size for [`super::Change::LogClosed`].
+    /// Flushes and closes the log, returning its size for [`super::Change::LogClosed`].
     pub fn finish(mut self) -> Result<LogSummary, Error> {
         self.flush()?;
         Ok(self.summary)
     }
 }
 
-/// Appends `bytes` escaped: `\` → `\\`, newline → `\n`, and for a field, space → `\s`.
+/// Where a log kept in a database takes its chunks (the PostgreSQL store's `log_chunks`).
+pub(crate) trait ChunkSink: Send + fmt::Debug {
+    /// Stores `bytes` (never empty), which start at byte `offset` of the attempt's log: each
+    /// call continues where the previous successful one ended. On an error nothing may be
+    /// stored: the writer keeps the bytes and hands them again, at the same offset and perhaps
+    /// followed by newer ones, with its next flush.
+    fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error>;
+}
+
+/// Where a [`LogWriter`]'s buffer goes when it is flushed.
+#[derive(Debug)]
+enum Sink {
+    /// Appended to the attempt's file.
+    File(File),
+    /// One chunk per flush; `written` is the log's length so far.
+    Chunks {
+        sink: Box<dyn ChunkSink>,
+        written: u64,
+    },
+}
+
+impl Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(file) => file.write(bytes),
+            Sink::Chunks { sink, written } => {
+                if bytes.is_empty() {
+                    return Ok(0);
+                }
+                sink.append(*written, bytes).map_err(io::Error::other)?;
+                *written += bytes.len() as u64;
+                Ok(bytes.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(file) => file.flush(),
+            Sink::Chunks { .. } => Ok(()),
+        }
+    }
+}
+
+/// An I/O error on the log at `path`; the store error of a chunk sink, which crossed
+/// [`Write`] wrapped in an `io::Error`, comes back as itself (a lost database connection stays
+/// an environment error).
+fn log_error(path: &Path, source: io::Error) -> Error {
+    match source.downcast::<Error>() {
+        Ok(error) => error,
+        Err(source) => Error::Log {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
 /// Appends `n` in decimal without going through `fmt` (this runs once per output line).
 fn push_decimal(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
@@ -190,6 +270,7 @@ fn push_decimal(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[at..]);
 }
 
+/// Appends `bytes` escaped: `\` → `\\`, newline → `\n`, and for a field, space → `\s`.
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8], field: bool) {
     let special = |byte: u8| byte == b'\\' || byte == b'\n' || (field && byte == b' ');
     // Most lines need no escaping: a vectorisable scan first, then one copy.
@@ -255,20 +336,22 @@ fn micros_rfc3339<S: Serializer>(ts: &DateTime<Utc>, serializer: S) -> Result<S:
     serializer.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-/// One attempt's log file, as the store indexes it.
+/// One attempt's log, as the store indexes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSource {
     pub job_id: JobId,
     /// The job's full name.
     pub job: String,
     pub attempt: u32,
+    /// The log file; for a log kept in chunks, the name its attempt row records (for
+    /// messages only).
     pub path: PathBuf,
-    /// No line of the file is older than this (the attempt's start); the merge opens the file
+    /// No line of the log is older than this (the attempt's start); the merge opens the log
     /// only when it gets there.
     pub not_before: DateTime<Utc>,
 }
 
-/// How far each log file of a run has been read.
+/// How far each log of a run has been read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogCursor {
     offsets: HashMap<(JobId, u32), u64>,
@@ -282,12 +365,90 @@ impl LogCursor {
     }
 }
 
+/// A piece of a log kept in a database, as one flush of its writer stored it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    /// Where its first byte is in the attempt's log.
+    pub(crate) offset: u64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Where a [`LogReader`] finds logs kept in a database (the PostgreSQL store's `log_chunks`).
+pub(crate) trait ChunkSource: Send + Sync + fmt::Debug {
+    /// The chunk of the log of `attempt` of `job` that holds byte `offset`, or `None` when
+    /// the log (so far) ends at or before that byte.
+    fn chunk_at(&self, job: JobId, attempt: u32, offset: u64) -> Result<Option<Chunk>, Error>;
+}
+
+/// An open log during the merge.
+#[derive(Debug)]
+enum Body {
+    File(BufReader<File>),
+    /// A log kept in chunks: the chunk being read and the position in it.
+    Chunks {
+        source: Arc<dyn ChunkSource>,
+        chunk: Chunk,
+        at: usize,
+    },
+}
+
+impl Body {
+    /// A log kept in chunks, read from byte `offset` on (nothing is fetched yet).
+    fn chunks(source: Arc<dyn ChunkSource>, offset: u64) -> Body {
+        let chunk = Chunk {
+            offset,
+            bytes: Vec::new(),
+        };
+        Body::Chunks {
+            source,
+            chunk,
+            at: 0,
+        }
+    }
+
+    /// Appends the next record of the log of `info`, up to and including its newline, to
+    /// `out` and returns its length: 0 at the end of the log, and no newline at the end when
+    /// the log ends inside a record (still being written).
+    fn read_record(&mut self, info: &LogSource, out: &mut Vec<u8>) -> Result<usize, Error> {
+        let (source, chunk, at) = match self {
+            Body::File(file) => {
+                return file
+                    .read_until(b'\n', out)
+                    .map_err(|error| log_error(&info.path, error));
+            }
+            Body::Chunks { source, chunk, at } => (source, chunk, at),
+        };
+        let start = out.len();
+        loop {
+            let rest = &chunk.bytes[*at..];
+            if let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+                out.extend_from_slice(&rest[..=newline]);
+                *at += newline + 1;
+                return Ok(out.len() - start);
+            }
+            out.extend_from_slice(rest);
+            *at = chunk.bytes.len();
+            // The record goes on in the next chunk, if there is one yet.
+            let end = chunk.offset + chunk.bytes.len() as u64;
+            let next = source.chunk_at(info.job_id, info.attempt, end)?;
+            let Some(next) = next.filter(|next| next.offset + next.bytes.len() as u64 > end) else {
+                return Ok(out.len() - start);
+            };
+            // `end` is inside the chunk (at its start unless a cursor points into it).
+            let skip = usize::try_from(end.saturating_sub(next.offset)).unwrap_or(usize::MAX);
+            *at = skip.min(next.bytes.len());
+            *chunk = next;
+        }
+    }
+}
+
 /// A source during the merge.
 #[derive(Debug)]
 struct OpenSource {
     info: LogSource,
-    file: Option<BufReader<File>>,
-    /// Offset after the last record read from the file.
+    /// The open log, until it ends.
+    body: Option<Body>,
+    /// Offset after the last record read from the log.
     read_offset: u64,
     /// Offset after the last record handed out.
     consumed_offset: u64,
@@ -297,11 +458,13 @@ struct OpenSource {
     last_ts: DateTime<Utc>,
 }
 
-/// A streaming, timestamp-ordered merge of log files; see the module documentation.
+/// A streaming, timestamp-ordered merge of logs; see the module documentation.
 #[derive(Debug)]
 pub struct LogReader {
     /// Sorted by `not_before`.
     sources: Vec<OpenSource>,
+    /// Where the logs are kept when they are not files.
+    chunks: Option<Arc<dyn ChunkSource>>,
     /// Sources before this index have been opened.
     next_to_open: usize,
     /// Pending lines by (timestamp in micros, source index).
@@ -311,10 +474,28 @@ pub struct LogReader {
 }
 
 impl LogReader {
-    /// A reader over `sources`, each starting at `cursor`'s offset (the beginning without one).
-    /// Missing files are read as empty.
+    /// A reader over the log files of `sources`, each starting at `cursor`'s offset (the
+    /// beginning without one). Missing files are read as empty.
     #[must_use]
-    pub fn new(mut sources: Vec<LogSource>, cursor: Option<&LogCursor>) -> LogReader {
+    pub fn new(sources: Vec<LogSource>, cursor: Option<&LogCursor>) -> LogReader {
+        LogReader::with_logs(sources, None, cursor)
+    }
+
+    /// A reader over the logs of `sources` kept in chunks by `chunks`, each starting at
+    /// `cursor`'s offset (the beginning without one). A log without chunks is read as empty.
+    pub(crate) fn from_chunks(
+        sources: Vec<LogSource>,
+        chunks: Arc<dyn ChunkSource>,
+        cursor: Option<&LogCursor>,
+    ) -> LogReader {
+        LogReader::with_logs(sources, Some(chunks), cursor)
+    }
+
+    fn with_logs(
+        mut sources: Vec<LogSource>,
+        chunks: Option<Arc<dyn ChunkSource>>,
+        cursor: Option<&LogCursor>,
+    ) -> LogReader {
         sources.sort_by_key(|source| (source.not_before, source.job_id, source.attempt));
         let sources = sources
             .into_iter()
@@ -323,7 +504,7 @@ impl LogReader {
                 OpenSource {
                     last_ts: info.not_before,
                     info,
-                    file: None,
+                    body: None,
                     read_offset: offset,
                     consumed_offset: offset,
                     pending: None,
@@ -332,6 +513,7 @@ impl LogReader {
             .collect();
         LogReader {
             sources,
+            chunks,
             next_to_open: 0,
             heap: BinaryHeap::new(),
             buffer: Vec::with_capacity(256),
@@ -357,44 +539,24 @@ impl LogReader {
     /// Opens source `index` at its offset and reads its first line.
     fn open(&mut self, index: usize) -> Result<(), Error> {
         let source = &mut self.sources[index];
-        let path = &source.info.path;
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(Error::Log {
-                    path: path.clone(),
-                    source,
-                });
-            }
+        source.body = match &self.chunks {
+            Some(chunks) => Some(Body::chunks(Arc::clone(chunks), source.read_offset)),
+            None => open_file(&source.info.path, source.read_offset)?,
         };
-        if source.read_offset > 0 {
-            file.seek(SeekFrom::Start(source.read_offset))
-                .map_err(|error| Error::Log {
-                    path: path.clone(),
-                    source: error,
-                })?;
-        }
-        source.file = Some(BufReader::with_capacity(READ_BUFFER, file));
         self.advance(index)
     }
 
     /// Reads the next complete record of source `index` into its pending slot.
     fn advance(&mut self, index: usize) -> Result<(), Error> {
         let source = &mut self.sources[index];
-        let Some(file) = source.file.as_mut() else {
+        let Some(body) = source.body.as_mut() else {
             return Ok(());
         };
         self.buffer.clear();
-        let read = file
-            .read_until(b'\n', &mut self.buffer)
-            .map_err(|error| Error::Log {
-                path: source.info.path.clone(),
-                source: error,
-            })?;
+        let read = body.read_record(&source.info, &mut self.buffer)?;
         if read == 0 || self.buffer.last() != Some(&b'\n') {
-            // End of file, or a record still being written: leave it for the next reader.
-            source.file = None;
+            // End of the log, or a record still being written: leave it for the next reader.
+            source.body = None;
             return Ok(());
         }
         source.read_offset += read as u64;
@@ -406,7 +568,7 @@ impl LogReader {
     }
 
     fn next_line(&mut self) -> Result<Option<LogLine>, Error> {
-        // Open every file that may hold a line older than the oldest pending one.
+        // Open every log that may hold a line older than the oldest pending one.
         while let Some(next) = self.sources.get(self.next_to_open) {
             let not_before = next.info.not_before.timestamp_micros();
             match self.heap.peek() {
@@ -429,6 +591,26 @@ impl LogReader {
         self.advance(index)?;
         Ok(Some(line))
     }
+}
+
+/// Opens the log file at `path` at `offset`; a missing file is an empty log.
+fn open_file(path: &Path, offset: u64) -> Result<Option<Body>, Error> {
+    let error = |source| Error::Log {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(error(source)),
+    };
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset)).map_err(error)?;
+    }
+    Ok(Some(Body::File(BufReader::with_capacity(
+        READ_BUFFER,
+        file,
+    ))))
 }
 
 impl Iterator for LogReader {
@@ -488,12 +670,17 @@ fn parse_record(record: &[u8], source: &LogSource, last_ts: DateTime<Utc>) -> Lo
 mod tests {
     use std::fs;
     use std::io::Write;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
 
     use chrono::{DateTime, Duration, Utc};
 
-    use super::{LogReader, LogSource, LogWriter, Stream, escape_into, unescape};
+    use super::{
+        Chunk, ChunkSink, ChunkSource, LogReader, LogSource, LogWriter, Stream, escape_into,
+        unescape,
+    };
     use crate::state::JobId;
+    use crate::store::error::Error;
 
     fn source(dir: &Path, job: i64, name: &str, start: DateTime<Utc>) -> LogSource {
         LogSource {
@@ -617,5 +804,143 @@ mod tests {
             .map(|l| l.unwrap().line)
             .collect();
         assert_eq!(lines, ["garbage line", "fine", "\u{fffd}\u{fffd}"]);
+    }
+
+    /// Logs kept in chunks in memory, as a database keeps them: (job, attempt, chunk).
+    #[derive(Debug, Default)]
+    struct MemoryChunks(Mutex<Vec<(JobId, u32, Chunk)>>);
+
+    impl ChunkSource for MemoryChunks {
+        fn chunk_at(&self, job: JobId, attempt: u32, offset: u64) -> Result<Option<Chunk>, Error> {
+            let chunks = self.0.lock().unwrap();
+            Ok(chunks
+                .iter()
+                .filter(|(j, a, c)| *j == job && *a == attempt && c.offset <= offset)
+                .map(|(_, _, chunk)| chunk)
+                .max_by_key(|chunk| chunk.offset)
+                .filter(|chunk| chunk.offset + chunk.bytes.len() as u64 > offset)
+                .cloned())
+        }
+    }
+
+    /// Appends to a [`MemoryChunks`]; fails the calls `fail` counts down.
+    #[derive(Debug)]
+    struct MemorySink {
+        chunks: Arc<MemoryChunks>,
+        job: JobId,
+        fail: usize,
+    }
+
+    impl ChunkSink for MemorySink {
+        fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+            if self.fail > 0 {
+                self.fail -= 1;
+                return Err(Error::JobNotFound(self.job));
+            }
+            let mut chunks = self.chunks.0.lock().unwrap();
+            let end = chunks
+                .iter()
+                .filter(|(job, _, _)| *job == self.job)
+                .map(|(_, _, c)| c.offset + c.bytes.len() as u64)
+                .max();
+            assert_eq!(end.unwrap_or(0), offset, "chunks follow on");
+            let chunk = Chunk {
+                offset,
+                bytes: bytes.to_vec(),
+            };
+            chunks.push((self.job, 1, chunk));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn logs_in_chunks_read_like_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Arc::new(MemoryChunks::default());
+        let t0 = Utc::now();
+        let file_source = source(dir.path(), 1, "a", t0);
+        let chunk_source = LogSource {
+            path: PathBuf::from("chunks/1-1"),
+            ..file_source.clone()
+        };
+        let mut file = LogWriter::create(&file_source.path).unwrap();
+        let sink = MemorySink {
+            chunks: Arc::clone(&memory),
+            job: JobId(1),
+            fail: 0,
+        };
+        let mut chunked = LogWriter::to_chunks(Box::new(sink), chunk_source.path.clone(), 0);
+        assert_eq!(chunked.path(), Path::new("chunks/1-1"));
+        // Lines short and long (past the 64 KiB buffer), flushed at uneven points.
+        let lines: Vec<Vec<u8>> = (0..400_usize)
+            .map(|n| {
+                let len = if n % 97 == 5 { 70_000 } else { n * 37 % 300 };
+                let mut line = format!("{n} ").into_bytes();
+                line.extend(std::iter::repeat_n(b"ab\\ \n"[n % 5], len));
+                line
+            })
+            .collect();
+        for (n, line) in lines.iter().enumerate() {
+            let at = t0 + Duration::microseconds(i64::try_from(n).unwrap());
+            for writer in [&mut file, &mut chunked] {
+                writer.write_line(at, Stream::Stdout, 0, "s", line).unwrap();
+                if n % 13 == 0 {
+                    writer.flush().unwrap();
+                }
+            }
+        }
+        assert_eq!(file.finish().unwrap(), chunked.finish().unwrap());
+        assert!(memory.0.lock().unwrap().len() > 20);
+
+        // Read one line at a time, each by a new reader from the last one's cursor.
+        let (mut file_cursor, mut chunk_cursor) = (None, None);
+        for line in &lines {
+            let mut from_file = LogReader::new(vec![file_source.clone()], file_cursor.as_ref());
+            let source: Arc<dyn ChunkSource> = memory.clone();
+            let mut from_chunks =
+                LogReader::from_chunks(vec![chunk_source.clone()], source, chunk_cursor.as_ref());
+            let expected = String::from_utf8_lossy(line);
+            assert_eq!(from_file.next().unwrap().unwrap().line, expected);
+            assert_eq!(from_chunks.next().unwrap().unwrap().line, expected);
+            assert_eq!(from_file.cursor(), from_chunks.cursor());
+            (file_cursor, chunk_cursor) = (Some(from_file.cursor()), Some(from_chunks.cursor()));
+        }
+        let source: Arc<dyn ChunkSource> = memory;
+        assert_eq!(
+            LogReader::from_chunks(vec![chunk_source], source, chunk_cursor.as_ref()).count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_failed_chunk_is_stored_with_the_next_flush_and_its_error_kept() {
+        let memory = Arc::new(MemoryChunks::default());
+        let sink = MemorySink {
+            chunks: Arc::clone(&memory),
+            job: JobId(1),
+            fail: 1,
+        };
+        let mut writer = LogWriter::to_chunks(Box::new(sink), PathBuf::from("chunks/1-1"), 0);
+        let t0 = Utc::now();
+        writer
+            .write_line(t0, Stream::Stdout, 0, "s", b"one")
+            .unwrap();
+        // The store's own error, not an I/O error on a file.
+        assert!(matches!(writer.flush(), Err(Error::JobNotFound(JobId(1)))));
+        writer
+            .write_line(t0, Stream::Stdout, 0, "s", b"two")
+            .unwrap();
+        writer.finish().unwrap();
+        let source = LogSource {
+            job_id: JobId(1),
+            job: "a".to_owned(),
+            attempt: 1,
+            path: PathBuf::from("chunks/1-1"),
+            not_before: t0,
+        };
+        let lines: Vec<_> = LogReader::from_chunks(vec![source], memory, None)
+            .map(|line| line.unwrap().line)
+            .collect();
+        assert_eq!(lines, ["one", "two"]);
     }
 }

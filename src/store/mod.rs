@@ -3,14 +3,16 @@
 //!
 //! [`RunStore`] speaks the engine's verbs — create a run with its jobs, apply a batch of state
 //! changes, answer queries, carry cancel requests between processes, reset jobs for a retry,
-//! recover runs whose process died — so a PostgreSQL store can later sit beside
-//! [`SqliteStore`], the default. Deciding transitions is the engine's job; the store records
-//! them, rejecting any move [`crate::state::JobState::can_become`] forbids, and keeps
-//! everything one call is given in one transaction.
+//! recover runs whose process died — and so do the other traits, split by concern and joined
+//! in [`Environment`]. Two stores implement them: [`SqliteStore`], the default (a folder), and
+//! [`PgStore`] (a PostgreSQL database several hosts share). Deciding transitions is the
+//! engine's job; the store records them, rejecting any move
+//! [`crate::state::JobState::can_become`] forbids, and keeps everything one call is given in
+//! one transaction.
 //!
-//! Step output does not go through the database row by row: each job attempt writes a file
-//! ([`LogWriter`]) that the database indexes, and [`LogReader`] merges a run's files in
-//! timestamp order.
+//! Step output does not go through the database row by row: each job attempt's
+//! [`LogWriter`] writes buffered chunks — to a file the SQLite database indexes, or as rows
+//! of PostgreSQL's `log_chunks` — and [`LogReader`] merges a run's logs in timestamp order.
 //!
 //! Exit code 3 ("environment could not be opened or is corrupt") is
 //! [`Error::is_environment`].

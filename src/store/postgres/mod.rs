@@ -16,13 +16,6 @@
 //!
 //! Schema versions are recorded in `coreflow_schema`; a database whose schema is newer than
 //! this binary knows is refused (exit 3), as a SQLite environment is.
-//!
-//! Not yet selectable by `--env`: `store::open` refuses `postgres://` until every store trait
-//! is filled in here.
-#![allow(
-    dead_code,
-    reason = "the store traits are being filled in; `store::open` selects this store then"
-)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -1,1 +1,1337 @@
-//! (being written)
+//! [`QueueStore`] and [`WorkerStore`] for PostgreSQL: queues, workers, atomic claims and
+//! leases, with the rules and ordering of the SQLite store.
+//!
+//! A claim is one write transaction, after the environment's write lock: it reads the best
+//! candidates in scheduler order, lets [`crate::scheduler::pick`] choose, and moves the chosen
+//! job to `running` under the worker's lease before committing — so two workers, on any
+//! hosts, never take the same job. A worker handing back one job and taking the next does
+//! both in one transaction.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::Transaction;
+
+use crate::scheduler::{Candidate, QueueLoad, pick};
+use crate::state::{JobId, JobState, RunId, RunState};
+use crate::store::error::Error;
+use crate::store::owner::{Owner, host_name, owner_is_alive};
+use crate::store::queues::{
+    Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob,
+};
+use crate::store::runs::{
+    Change, LostJob, REASON_CANCELLED, REASON_LOST, RunTransition, Transition,
+};
+use crate::store::workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};
+
+use super::read::{self, Scope, get_fit, get_flag, get_opt_fit, get_state};
+use super::write::{apply, run_status, transition_job, transition_run};
+use super::{PgStore, WRITE_LOCK, to_ms};
+
+/// How many candidates a claim reads first; each further page doubles, up to
+/// [`MAX_PAGE`]. Most claims take the first candidate, and each row read costs a lookup.
+const FIRST_PAGE: i64 = 8;
+
+/// The largest page of candidates read at once.
+const MAX_PAGE: i64 = 256;
+
+/// How a claim names the processes of the attempt it starts: run, job, attempt number.
+type KillToken<'a> = &'a dyn Fn(RunId, JobId, u32) -> String;
+
+/// A waiting job as a claim reads it.
+struct Row {
+    id: i64,
+    run: i64,
+    queue: String,
+    runs_on: Vec<String>,
+    attempts: u32,
+    queued_at: Option<i64>,
+}
+
+/// Which group of waiting jobs a [`Candidates`] reads: the jobs put on top (newest `top`
+/// first), then each priority from the highest, each oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Top,
+    Priority(i64),
+    Done,
+}
+
+/// Waiting jobs in scheduler order, a page at a time, each page read through the
+/// `jobs_claimable` index (status, top_seq, priority, queued_at). Left out: jobs that must
+/// wait for a retry delay, jobs of queues that cannot start anything now (paused, full), and
+/// jobs of runs that have an owner — a foreground `coreflow run` queues its ready jobs in the
+/// store too, and executes them itself.
+///
+/// It reads through the transaction it is handed at each call, so that the claim may write
+/// between pages.
+struct Candidates {
+    now_ms: i64,
+    /// The queues that admit nothing now.
+    blocked: Vec<String>,
+    group: Group,
+    offset: i64,
+    page: i64,
+}
+
+impl Candidates {
+    fn new(now_ms: i64, loads: &HashMap<String, QueueLoad>) -> Self {
+        let blocked = loads
+            .iter()
+            .filter(|(_, load)| !load.admits())
+            .map(|(name, _)| name.clone())
+            .collect();
+        Candidates {
+            now_ms,
+            blocked,
+            group: Group::Top,
+            offset: 0,
+            page: FIRST_PAGE,
+        }
+    }
+
+    /// The group being read.
+    fn group(&self) -> Group {
+        self.group
+    }
+
+    /// Leaves the rest of the current group unread.
+    fn skip_group(&mut self, tx: &mut Transaction<'_>) -> Result<(), Error> {
+        self.group = match self.group {
+            Group::Top => next_priority(tx, None)?,
+            Group::Priority(p) => next_priority(tx, Some(p))?,
+            Group::Done => Group::Done,
+        };
+        self.offset = 0;
+        self.page = FIRST_PAGE;
+        Ok(())
+    }
+
+    /// The next page; empty when every group has been read.
+    fn next_page(&mut self, tx: &mut Transaction<'_>) -> Result<Vec<Row>, Error> {
+        loop {
+            let rows = match self.group {
+                Group::Done => return Ok(Vec::new()),
+                Group::Top => self.read(
+                    tx,
+                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
+                     WHERE status = 'queued' AND top_seq IS NOT NULL
+                       AND (not_before IS NULL OR not_before <= $1)
+                       AND NOT (queue = ANY($4))
+                       AND NOT EXISTS (SELECT 1 FROM runs AS r
+                                       WHERE r.id = jobs.run_id AND r.owner_pid IS NOT NULL)
+                     ORDER BY top_seq DESC LIMIT $2 OFFSET $3",
+                    None,
+                )?,
+                Group::Priority(p) => self.read(
+                    tx,
+                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
+                     WHERE status = 'queued' AND top_seq IS NULL AND priority = $5
+                       AND (not_before IS NULL OR not_before <= $1)
+                       AND NOT (queue = ANY($4))
+                       AND NOT EXISTS (SELECT 1 FROM runs AS r
+                                       WHERE r.id = jobs.run_id AND r.owner_pid IS NOT NULL)
+                     ORDER BY queued_at, id LIMIT $2 OFFSET $3",
+                    Some(p),
+                )?,
+            };
+            if usize::try_from(self.page).is_ok_and(|page| rows.len() < page) {
+                self.skip_group(tx)?;
+            } else {
+                self.offset += self.page;
+                self.page = (self.page * 2).min(MAX_PAGE);
+            }
+            if !rows.is_empty() {
+                return Ok(rows);
+            }
+        }
+    }
+
+    fn read(
+        &self,
+        tx: &mut Transaction<'_>,
+        sql: &str,
+        priority: Option<i64>,
+    ) -> Result<Vec<Row>, Error> {
+        let rows = match priority {
+            None => tx.query(
+                sql,
+                &[&self.now_ms, &self.page, &self.offset, &self.blocked],
+            )?,
+            Some(p) => tx.query(
+                sql,
+                &[&self.now_ms, &self.page, &self.offset, &self.blocked, &p],
+            )?,
+        };
+        rows.iter()
+            .map(|row| {
+                let runs_on: String = row.try_get(3)?;
+                Ok(Row {
+                    id: row.try_get(0)?,
+                    run: row.try_get(1)?,
+                    queue: row.try_get(2)?,
+                    runs_on: serde_json::from_str(&runs_on).unwrap_or_default(),
+                    attempts: get_fit(row, 4)?,
+                    queued_at: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(Error::from)
+    }
+}
+
+/// The highest priority of the waiting jobs not on top, below `below` if given.
+fn next_priority(tx: &mut Transaction<'_>, below: Option<i64>) -> Result<Group, Error> {
+    // `max()` over an index prefix is a single seek.
+    let max: Option<i64> = match below {
+        None => tx
+            .query_one(
+                "SELECT max(priority) FROM jobs WHERE status = 'queued' AND top_seq IS NULL",
+                &[],
+            )?
+            .try_get(0)?,
+        Some(below) => tx
+            .query_one(
+                "SELECT max(priority) FROM jobs
+                 WHERE status = 'queued' AND top_seq IS NULL AND priority < $1",
+                &[&below],
+            )?
+            .try_get(0)?,
+    };
+    Ok(max.map_or(Group::Done, Group::Priority))
+}
+
+/// The first of `rows` a worker with `labels` may take.
+fn first_fitting(
+    rows: &[Row],
+    labels: &[String],
+    loads: &HashMap<String, QueueLoad>,
+) -> Option<usize> {
+    let candidates: Vec<Candidate<'_>> = rows
+        .iter()
+        .map(|row| Candidate {
+            queue: &row.queue,
+            runs_on: &row.runs_on,
+        })
+        .collect();
+    pick(&candidates, labels, loads)
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A count as a `u32`.
+fn count(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// A lease's length in milliseconds.
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+fn queue_loads(tx: &mut Transaction<'_>) -> Result<HashMap<String, QueueLoad>, Error> {
+    let rows = tx.query(
+        "SELECT q.name, q.concurrency, q.paused,
+                (SELECT count(*) FROM jobs AS j WHERE j.queue = q.name AND j.status = 'running')
+         FROM queues AS q",
+        &[],
+    )?;
+    let mut loads = HashMap::new();
+    for row in rows {
+        loads.insert(
+            row.try_get::<_, String>(0)?,
+            QueueLoad {
+                concurrency: get_opt_fit(&row, 1)?,
+                paused: get_flag(&row, 2)?,
+                running: count(row.try_get(3)?),
+            },
+        );
+    }
+    Ok(loads)
+}
+
+impl PgStore {
+    /// [`PgStore::write`] on this thread, for work that cannot be sent to another one (it
+    /// calls a claim's `kill_token`). The caller makes sure no tokio runtime drives this
+    /// thread (see [`super::outside_runtime`]).
+    fn write_here<T>(
+        &self,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut client = self.client();
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        let value = work(&mut tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `work` in a write transaction with a claim's `kill_token`, which may be neither
+    /// sent nor shared between threads. Outside a tokio runtime all runs on this thread;
+    /// inside one the transaction runs on a scoped thread of its own, as every call of the
+    /// store does, and asks this thread for each token it needs.
+    fn write_claiming<T: Send>(
+        &self,
+        kill_token: KillToken<'_>,
+        work: impl FnOnce(&mut Transaction<'_>, KillToken<'_>) -> Result<T, Error> + Send,
+    ) -> Result<T, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.write_here(|tx| work(tx, kill_token));
+        }
+        let (ask, asked) = mpsc::channel::<(RunId, JobId, u32)>();
+        let (answer, answered) = mpsc::channel::<String>();
+        let answered = Mutex::new(answered);
+        std::thread::scope(|scope| {
+            let transaction = scope.spawn(move || {
+                // Set when this thread got no answer: the other one is unwinding from a
+                // panic of `kill_token`, and nothing of this transaction may be kept.
+                let unanswered = Cell::new(false);
+                let token = |run, job, attempt| {
+                    let answer = ask.send((run, job, attempt)).ok().and_then(|()| {
+                        answered
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .recv()
+                            .ok()
+                    });
+                    answer.unwrap_or_else(|| {
+                        unanswered.set(true);
+                        String::new()
+                    })
+                };
+                let result = self.write_here(|tx| {
+                    let value = work(tx, &token)?;
+                    if unanswered.get() {
+                        // Dropping the transaction rolls it back.
+                        return Err(Error::Environment {
+                            path: self.dir().to_owned(),
+                            detail: "a claim's kill token could not be made".to_owned(),
+                        });
+                    }
+                    Ok(value)
+                });
+                drop(ask);
+                result
+            });
+            // Ends when the transaction's thread is done and drops its sender.
+            for (run, job, attempt) in asked {
+                if answer.send(kill_token(run, job, attempt)).is_err() {
+                    break;
+                }
+            }
+            transaction
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}
+
+impl QueueStore for PgStore {
+    fn queues(&self) -> Result<Vec<QueueRecord>, Error> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT q.name, q.concurrency, q.paused,
+                        (SELECT count(*) FROM jobs AS j WHERE j.queue = q.name AND j.status = 'queued'),
+                        (SELECT count(*) FROM jobs AS j WHERE j.queue = q.name AND j.status = 'running')
+                 FROM queues AS q ORDER BY q.name COLLATE \"C\"",
+                &[],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    Ok(QueueRecord {
+                        name: row.try_get(0)?,
+                        concurrency: get_opt_fit(row, 1)?,
+                        paused: get_flag(row, 2)?,
+                        depth: count(row.try_get(3)?),
+                        running: count(row.try_get(4)?),
+                    })
+                })
+                .collect::<Result<_, postgres::Error>>()
+                .map_err(Error::from)
+        })
+    }
+
+    fn add_queue(&self, name: &str, concurrency: Option<u32>) -> Result<bool, Error> {
+        let now = self.now();
+        let concurrency = concurrency.map(i64::from);
+        self.write(|tx| {
+            let created = tx.execute(
+                "INSERT INTO queues (name, concurrency, paused, created_at)
+                 VALUES ($1, $2, 0, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name, &concurrency, &to_ms(now)],
+            )? > 0;
+            if !created {
+                tx.execute(
+                    "UPDATE queues SET concurrency = $2 WHERE name = $1",
+                    &[&name, &concurrency],
+                )?;
+            }
+            Ok(created)
+        })
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> Result<bool, Error> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE queues SET paused = $2 WHERE name = $1",
+                &[&name, &i64::from(paused)],
+            )? > 0)
+        })
+    }
+
+    fn remove_queue(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error> {
+        let now = self.now();
+        self.write(|tx| {
+            let exists = tx
+                .query_opt("SELECT 1 FROM queues WHERE name = $1", &[&name])?
+                .is_some();
+            if !exists {
+                return Ok(RemoveOutcome::NotFound);
+            }
+            let held: Vec<(i64, i64, String)> = tx
+                .query(
+                    "SELECT id, run_id, status FROM jobs
+                     WHERE queue = $1 AND status IN ('pending', 'queued', 'running')
+                     ORDER BY id",
+                    &[&name],
+                )?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                .collect::<Result<_, postgres::Error>>()?;
+            if !held.is_empty() && !force {
+                return Ok(RemoveOutcome::Busy(
+                    u32::try_from(held.len()).unwrap_or(u32::MAX),
+                ));
+            }
+            let mut runs: Vec<RunId> = Vec::new();
+            for (id, run, status) in held {
+                let run = RunId(run);
+                if !runs.contains(&run) {
+                    runs.push(run);
+                }
+                if status == "running" {
+                    tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = $1", &[&id])?;
+                } else {
+                    transition_job(
+                        tx,
+                        &Transition::new(JobId(id), JobState::Cancelled, now)
+                            .reason("its queue was removed"),
+                    )?;
+                }
+            }
+            if name != "default" {
+                // `default` always exists: removing it only empties it.
+                tx.execute("DELETE FROM queues WHERE name = $1", &[&name])?;
+            }
+            Ok(RemoveOutcome::Removed(runs))
+        })
+    }
+
+    fn set_top(&self, job: JobId) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET top_seq = (SELECT coalesce(max(top_seq), 0) + 1 FROM jobs)
+                 WHERE id = $1",
+                &[&job.0],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
+        let now = to_ms(self.now());
+        self.read(|tx| {
+            let loads = queue_loads(tx)?;
+            // The oldest fitting job of each group (each group is read oldest first, but
+            // for the top one), and the oldest of those.
+            let mut candidates = Candidates::new(now, &loads);
+            let mut oldest: Option<i64> = None;
+            loop {
+                let group = candidates.group();
+                let rows = candidates.next_page(tx)?;
+                if rows.is_empty() {
+                    return Ok(oldest.map(from_ms));
+                }
+                let mut found = false;
+                for row in &rows {
+                    if first_fitting(std::slice::from_ref(row), labels, &loads).is_some() {
+                        let at = row.queued_at.unwrap_or(now);
+                        oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                        found = true;
+                        // A priority group is read oldest first: its first fit is its oldest.
+                        if group != Group::Top {
+                            break;
+                        }
+                    }
+                }
+                if found && group != Group::Top && candidates.group() == group {
+                    candidates.skip_group(tx)?;
+                }
+            }
+        })
+    }
+
+    fn claim_next(
+        &self,
+        worker: WorkerId,
+        labels: &[String],
+        lease: Duration,
+        kill_token: KillToken<'_>,
+    ) -> Result<Option<Claimed>, Error> {
+        let now = self.now();
+        self.write_claiming(kill_token, |tx, kill_token| {
+            claim_next_tx(tx, worker, labels, lease, kill_token, now)
+        })
+    }
+
+    fn finish_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<ClaimEnd, Error> {
+        let now = self.now();
+        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at, now))
+    }
+
+    fn finish_and_claim(
+        &self,
+        worker: WorkerId,
+        job: JobId,
+        changes: &[Change],
+        retry_at: Option<DateTime<Utc>>,
+        labels: &[String],
+        lease: Duration,
+        kill_token: KillToken<'_>,
+    ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
+        let now = self.now();
+        self.write_claiming(kill_token, |tx, kill_token| {
+            let end = finish_claim_tx(tx, worker, job, changes, retry_at, now)?;
+            let next = claim_next_tx(tx, worker, labels, lease, kill_token, now)?;
+            Ok((end, next))
+        })
+    }
+
+    fn run_jobs(&self, run: RunId) -> Result<Vec<RunJob>, Error> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT id, name, base_name, matrix, needs, status FROM jobs
+                 WHERE run_id = $1 ORDER BY id",
+                &[&run.0],
+            )?;
+            let mut jobs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let matrix: Option<String> = row.try_get(3)?;
+                let needs: String = row.try_get(4)?;
+                jobs.push(RunJob {
+                    id: JobId(row.try_get(0)?),
+                    name: row.try_get(1)?,
+                    base_name: row.try_get(2)?,
+                    matrix: match matrix {
+                        Some(text) => serde_json::from_str(&text)?,
+                        None => serde_json::Value::Null,
+                    },
+                    needs: serde_json::from_str(&needs)?,
+                    status: get_state(&row, 5)?,
+                });
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn advance(&self, run: RunId, decisions: &[Advance]) -> Result<Option<RunState>, Error> {
+        let now = self.now();
+        self.write(|tx| {
+            for decision in decisions {
+                let Some(row) = tx.query_opt(
+                    "SELECT status FROM jobs WHERE id = $1",
+                    &[&decision.transition.job.0],
+                )?
+                else {
+                    continue;
+                };
+                if get_state::<JobState>(&row, 0)? == decision.from {
+                    transition_job(tx, &decision.transition)?;
+                }
+            }
+            finish_if_done(tx, run, now)
+        })
+    }
+}
+
+impl WorkerStore for PgStore {
+    fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error> {
+        let now = to_ms(self.now());
+        let labels = serde_json::to_string(labels)?;
+        let start_time = i64::try_from(Owner::current().start_time).unwrap_or(0);
+        self.write(|tx| {
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO workers (name, labels, pid, host, started_at, heartbeat_at,
+                                          state, start_time)
+                     VALUES ($1, $2, $3, $4, $5, $5, 'idle', $6)
+                     RETURNING id",
+                    &[
+                        &name,
+                        &labels,
+                        &i64::from(std::process::id()),
+                        &host_name(),
+                        &now,
+                        &start_time,
+                    ],
+                )?
+                .try_get(0)?;
+            Ok(WorkerId(id))
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        worker: WorkerId,
+        state: &str,
+        job: Option<JobId>,
+        lease: Duration,
+    ) -> Result<Heartbeat, Error> {
+        let now = to_ms(self.now());
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE workers SET heartbeat_at = $2, state = $3, current_job = $4 WHERE id = $1",
+                &[&worker.0, &now, &state, &job.map(|j| j.0)],
+            )?;
+            let move_to: Option<String> = tx
+                .query_opt("SELECT move_to FROM workers WHERE id = $1", &[&worker.0])?
+                .map(|row| row.try_get(0))
+                .transpose()?
+                .flatten();
+            let mut cancel_current = false;
+            if let Some(job) = job {
+                let expires = now + lease_ms(lease);
+                tx.execute(
+                    "UPDATE jobs SET lease_expires = $3 WHERE id = $1 AND worker_id = $2",
+                    &[&job.0, &worker.0, &expires],
+                )?;
+                let row = tx.query_opt(
+                    "SELECT j.status, j.cancel_requested, r.cancel_requested, j.worker_id
+                     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id WHERE j.id = $1",
+                    &[&job.0],
+                )?;
+                cancel_current = match row {
+                    Some(row) => {
+                        let status: String = row.try_get(0)?;
+                        let job_flag: i64 = row.try_get(1)?;
+                        let run_flag: i64 = row.try_get(2)?;
+                        let holder: Option<i64> = row.try_get(3)?;
+                        status != "running"
+                            || job_flag != 0
+                            || run_flag != 0
+                            || holder != Some(worker.0)
+                    }
+                    None => true,
+                };
+            }
+            Ok(Heartbeat {
+                move_to,
+                cancel_current,
+            })
+        })
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerRecord>, Error> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT id, name, labels, pid, host, state, current_job, jobs_done, started_at,
+                        heartbeat_at, move_to
+                 FROM workers ORDER BY id DESC",
+                &[],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    let labels: String = row.try_get(2)?;
+                    Ok(WorkerRecord {
+                        id: WorkerId(row.try_get(0)?),
+                        name: row.try_get(1)?,
+                        labels: serde_json::from_str(&labels).unwrap_or_default(),
+                        pid: get_fit(row, 3)?,
+                        host: row.try_get(4)?,
+                        state: row.try_get(5)?,
+                        current_job: row.try_get::<_, Option<i64>>(6)?.map(JobId),
+                        jobs_done: u64::try_from(row.try_get::<_, i64>(7)?).unwrap_or(0),
+                        started_at: from_ms(row.try_get(8)?),
+                        heartbeat_at: from_ms(row.try_get(9)?),
+                        move_to: row.try_get(10)?,
+                    })
+                })
+                .collect::<Result<_, postgres::Error>>()
+                .map_err(Error::from)
+        })
+    }
+
+    fn request_move(&self, worker: &str, to: &str) -> Result<bool, Error> {
+        let id: i64 = worker.parse().unwrap_or(-1);
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE workers SET move_to = $3
+                 WHERE (id = $1 OR name = $2) AND state NOT IN ('stopped', 'moved')",
+                &[&id, &worker, &to],
+            )? > 0)
+        })
+    }
+
+    fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<LostJob>, Error> {
+        self.write(|tx| {
+            // A worker of this host whose process is gone holds its jobs no longer: their
+            // leases end now, not when they run out (SPEC §7: a restart takes them back at
+            // once).
+            let holders: Vec<(i64, u32, i64)> = tx
+                .query(
+                    "SELECT DISTINCT w.id, w.pid, w.start_time
+                     FROM jobs j JOIN workers w ON w.id = j.worker_id
+                     WHERE j.status = 'running' AND w.host = $1 AND w.start_time <> 0",
+                    &[&host_name()],
+                )?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, get_fit(row, 1)?, row.try_get(2)?)))
+                .collect::<Result<_, postgres::Error>>()?;
+            for (worker, pid, start_time) in holders {
+                let owner = Owner {
+                    pid,
+                    start_time: u64::try_from(start_time).unwrap_or(0),
+                    host: host_name().to_owned(),
+                };
+                if !owner_is_alive(&owner) {
+                    tx.execute(
+                        "UPDATE jobs SET lease_expires = 0
+                         WHERE worker_id = $1 AND status = 'running'",
+                        &[&worker],
+                    )?;
+                }
+            }
+            /// A running job whose lease expired.
+            struct Expired {
+                id: i64,
+                run: i64,
+                name: String,
+                kill_token: Option<String>,
+                attempts: u32,
+                max_attempts: u32,
+                worker: i64,
+            }
+            let expired: Vec<Expired> = tx
+                .query(
+                    "SELECT id, run_id, name, kill_token, attempts - attempts_before_retry,
+                            max_attempts, worker_id
+                     FROM jobs
+                     WHERE status = 'running' AND worker_id IS NOT NULL AND lease_expires < $1",
+                    &[&to_ms(now)],
+                )?
+                .iter()
+                .map(|row| {
+                    Ok(Expired {
+                        id: row.try_get(0)?,
+                        run: row.try_get(1)?,
+                        name: row.try_get(2)?,
+                        kill_token: row.try_get(3)?,
+                        attempts: get_fit(row, 4)?,
+                        max_attempts: get_fit(row, 5)?,
+                        worker: row.try_get(6)?,
+                    })
+                })
+                .collect::<Result<_, postgres::Error>>()?;
+            let mut lost = Vec::new();
+            for Expired {
+                id,
+                run,
+                name,
+                kill_token,
+                attempts,
+                max_attempts,
+                worker,
+            } in expired
+            {
+                let job = JobId(id);
+                // SPEC §7: a lost attempt counts; re-queue while attempts remain.
+                let to = if attempts < max_attempts {
+                    JobState::Queued
+                } else {
+                    JobState::Failed
+                };
+                transition_job(tx, &Transition::new(job, to, now).reason(REASON_LOST))?;
+                tx.execute(
+                    "UPDATE jobs SET worker_id = NULL, lease_expires = NULL WHERE id = $1",
+                    &[&id],
+                )?;
+                // Its worker stopped heartbeating: `coreflow workers` shows it `lost` (a
+                // worker that was only slow sets its state again with its next heartbeat).
+                tx.execute(
+                    "UPDATE workers SET state = 'lost', current_job = NULL
+                     WHERE id = $1 AND state NOT IN ('stopped', 'moved')",
+                    &[&worker],
+                )?;
+                lost.push(LostJob {
+                    job,
+                    run: RunId(run),
+                    name,
+                    kill_token,
+                });
+            }
+            // A worker that holds no job has no lease to expire: one silent for longer than
+            // any lease's worth of heartbeats (they come every second at most) is gone too.
+            tx.execute(
+                "UPDATE workers SET state = 'lost'
+                 WHERE state IN ('idle', 'busy', 'stopping') AND current_job IS NULL
+                   AND heartbeat_at < $1",
+                &[&(to_ms(now) - SILENT_WORKER_MS)],
+            )?;
+            // Workers that ended long ago are forgotten: the table stays as small as the pool.
+            tx.execute(
+                "DELETE FROM workers
+                 WHERE state IN ('stopped', 'moved', 'lost') AND heartbeat_at < $1
+                   AND id NOT IN (SELECT worker_id FROM jobs
+                                  WHERE status = 'running' AND worker_id IS NOT NULL)",
+                &[&to_ms(now - WORKER_RETENTION)],
+            )?;
+            Ok(lost)
+        })
+    }
+
+    fn stop_worker(&self, worker: WorkerId) -> Result<(), Error> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE workers SET state = 'stopped', current_job = NULL WHERE id = $1",
+                &[&worker.0],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// Whether `run` was asked to cancel.
+fn run_cancel_requested(tx: &mut Transaction<'_>, run: RunId) -> Result<bool, Error> {
+    let row = tx
+        .query_opt("SELECT cancel_requested FROM runs WHERE id = $1", &[&run.0])?
+        .ok_or(Error::RunNotFound(run))?;
+    Ok(get_flag(&row, 0)?)
+}
+
+/// How long a worker without a job may go without a heartbeat before `coreflow workers`
+/// shows it `lost`: it heartbeats every second at most; 30 s is the default lease.
+const SILENT_WORKER_MS: i64 = 30_000;
+
+/// Whether run `$1` has a job left to end: asked after every job a worker finishes, so it
+/// must be answered from the `(run_id, status)` index, not by reading the run's every job.
+const ACTIVE_JOB_OF_RUN: &str =
+    "SELECT 1 FROM jobs WHERE run_id = $1 AND status IN ('pending', 'queued', 'running') LIMIT 1";
+
+/// Gives `run` its final state once every job of it has ended: cancelled when it was asked
+/// to cancel or a job was cancelled, failed when a job failed or timed out, else succeeded.
+/// Cheap while jobs remain (it stops at the first one), as it runs after every job.
+fn finish_if_done(
+    tx: &mut Transaction<'_>,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<Option<RunState>, Error> {
+    let current = run_status(tx, run)?;
+    if current.is_terminal() {
+        return Ok(None);
+    }
+    if tx.query_opt(ACTIVE_JOB_OF_RUN, &[&run.0])?.is_some() {
+        return Ok(None);
+    }
+    let row = tx.query_one(
+        "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')),
+                count(*) FILTER (WHERE status = 'cancelled')
+         FROM jobs WHERE run_id = $1",
+        &[&run.0],
+    )?;
+    let (failed, cancelled): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let cancel_requested = run_cancel_requested(tx, run)?;
+    let to = if cancel_requested || cancelled > 0 {
+        RunState::Cancelled
+    } else if failed > 0 {
+        RunState::Failed
+    } else {
+        RunState::Succeeded
+    };
+    let reason =
+        (to == RunState::Cancelled && cancel_requested).then(|| REASON_CANCELLED.to_owned());
+    if current == RunState::Queued {
+        transition_run(
+            tx,
+            &RunTransition {
+                run,
+                to: RunState::Running,
+                at: now,
+                reason: None,
+            },
+        )?;
+    }
+    transition_run(
+        tx,
+        &RunTransition {
+            run,
+            to,
+            at: now,
+            reason,
+        },
+    )?;
+    Ok(Some(to))
+}
+
+/// Takes the best queued job this worker may run, in the caller's write transaction.
+fn claim_next_tx(
+    tx: &mut Transaction<'_>,
+    worker: WorkerId,
+    labels: &[String],
+    lease: Duration,
+    kill_token: KillToken<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, Error> {
+    let now_ms = to_ms(now);
+    let loads = queue_loads(tx)?;
+    let mut candidates = Candidates::new(now_ms, &loads);
+    loop {
+        let page = candidates.next_page(tx)?;
+        if page.is_empty() {
+            return Ok(None);
+        }
+        let Some(index) = first_fitting(&page, labels, &loads) else {
+            continue;
+        };
+        let (job, run) = (JobId(page[index].id), RunId(page[index].run));
+        if run_cancel_requested(tx, run)? {
+            // SPEC §3: a cancelled run's queued jobs are dropped, not started. The
+            // worker still running a job of it finishes the run. Read again from the
+            // start: the page is stale.
+            transition_job(
+                tx,
+                &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
+            )?;
+            candidates = Candidates::new(now_ms, &loads);
+            continue;
+        }
+        let token = kill_token(run, job, page[index].attempts + 1);
+        transition_job(
+            tx,
+            &Transition::new(job, JobState::Running, now).kill_token(token),
+        )?;
+        let expires = now_ms + lease_ms(lease);
+        tx.execute(
+            "UPDATE jobs SET worker_id = $2, lease_expires = $3, not_before = NULL
+             WHERE id = $1",
+            &[&job.0, &worker.0, &expires],
+        )?;
+        tx.execute(
+            "UPDATE workers SET state = 'busy', current_job = $2, heartbeat_at = $3
+             WHERE id = $1",
+            &[&worker.0, &job.0, &now_ms],
+        )?;
+        if run_status(tx, run)? == RunState::Queued {
+            transition_run(
+                tx,
+                &RunTransition {
+                    run,
+                    to: RunState::Running,
+                    at: now,
+                    reason: None,
+                },
+            )?;
+        }
+        // The job and its needs, read under the same lock: the needs have ended and cannot
+        // change any more.
+        return claimed_job(tx, job, run).map(Some);
+    }
+}
+
+/// Records the end of a claimed attempt, in the caller's write transaction.
+fn finish_claim_tx(
+    tx: &mut Transaction<'_>,
+    worker: WorkerId,
+    job: JobId,
+    changes: &[Change],
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<ClaimEnd, Error> {
+    // The job may have been taken from this worker (lease expired, cancelled): then the
+    // attempt's end is no longer this worker's to record.
+    let still_ours = tx
+        .query_opt(
+            "SELECT 1 FROM jobs WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+            &[&job.0, &worker.0],
+        )?
+        .is_some();
+    if still_ours {
+        apply(tx, changes)?;
+        tx.execute(
+            "UPDATE jobs SET worker_id = NULL, lease_expires = NULL, not_before = $2
+             WHERE id = $1",
+            &[&job.0, &retry_at.map(to_ms)],
+        )?;
+    }
+    tx.execute(
+        "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + 1,
+             heartbeat_at = $2
+         WHERE id = $1",
+        &[&worker.0, &to_ms(now)],
+    )?;
+    if !still_ours {
+        return Ok(ClaimEnd::default());
+    }
+    let run = RunId(
+        tx.query_one("SELECT run_id FROM jobs WHERE id = $1", &[&job.0])?
+            .try_get(0)?,
+    );
+    Ok(ClaimEnd {
+        run_ended: finish_if_done(tx, run, now)?,
+        cancelling: run_cancel_requested(tx, run)?,
+    })
+}
+
+/// A claimed job with its run and its needs (their outputs, not their attempts).
+fn claimed_job(tx: &mut Transaction<'_>, job: JobId, run: RunId) -> Result<Claimed, Error> {
+    let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
+    let job = read::jobs_without_history(tx, Scope::Job(job))?
+        .pop()
+        .ok_or(Error::JobNotFound(job))?;
+    let mut needs = Vec::with_capacity(job.needs.len());
+    for name in &job.needs {
+        let id: Option<i64> = tx
+            .query_opt(
+                "SELECT id FROM jobs WHERE run_id = $1 AND name = $2",
+                &[&run.id.0, name],
+            )?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if let Some(id) = id {
+            needs.extend(read::jobs_without_history(tx, Scope::Job(JobId(id)))?);
+        }
+    }
+    Ok(Claimed { job, run, needs })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::super::PgStore;
+    use super::super::test_support::store;
+    use crate::state::{JobState, RunState};
+    use crate::store::queues::QueueStore;
+    use crate::store::runs::{Change, NewJob, RunStore, Transition};
+    use crate::store::test_support::{job, run};
+    use crate::store::workers::{WorkerId, WorkerStore};
+
+    fn queued(name: &str, queue: &str, priority: i64) -> NewJob {
+        let mut job = job(name, &[], JobState::Queued);
+        job.queue = queue.to_owned();
+        job.priority = priority;
+        job
+    }
+
+    /// A run nobody owns (`run --detach`), as workers take them.
+    fn detached(store: &PgStore, jobs: Vec<NewJob>) -> Vec<crate::state::JobId> {
+        let mut new = run("wf", jobs);
+        new.owner = None;
+        new.status = RunState::Queued;
+        store.create_run(&new).expect("create run").1
+    }
+
+    /// Names of the jobs a worker claims, one after the other, until nothing is left.
+    fn drain(store: &PgStore, worker: WorkerId, labels: &[String]) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Some(claimed) = store
+            .claim_next(worker, labels, Duration::from_secs(30), &|_, _, _| {
+                "t".into()
+            })
+            .expect("claim")
+        {
+            let change = Change::Job(Transition::new(
+                claimed.job.id,
+                JobState::Succeeded,
+                Utc::now(),
+            ));
+            store
+                .finish_claim(worker, claimed.job.id, &[change], None)
+                .expect("finish");
+            names.push(claimed.job.name);
+        }
+        names
+    }
+
+    #[test]
+    fn a_retry_delay_and_a_lease_follow_the_store_clock_without_sleeping() {
+        use crate::clock::Clock;
+        let store = store();
+        let start = Utc::now();
+        let clock = crate::clock::ManualClock::new(start);
+        let store = store.with_clock(std::sync::Arc::new(clock.clone()));
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(&store, vec![queued("flaky", "default", 0)]);
+        let token = |_, _, attempt| format!("t{attempt}");
+        let lease = Duration::from_secs(30);
+        let claimed = store
+            .claim_next(worker, &[], lease, &token)
+            .expect("claim")
+            .expect("a job");
+        // The attempt failed; the job waits a minute before its next attempt.
+        let mut again = Transition::new(ids[0], JobState::Queued, clock.now()).reason("retry");
+        again.attempt_end = Some(JobState::Failed);
+        let retry_at = clock.now() + chrono::Duration::seconds(60);
+        store
+            .finish_claim(worker, claimed.job.id, &[again.into()], Some(retry_at))
+            .expect("finish");
+        clock.advance(chrono::Duration::seconds(59));
+        assert!(
+            store
+                .claim_next(worker, &[], lease, &token)
+                .expect("claim")
+                .is_none(),
+            "claimed before its retry delay ended"
+        );
+        clock.advance(chrono::Duration::seconds(2));
+        let second = store
+            .claim_next(worker, &[], lease, &token)
+            .expect("claim")
+            .expect("claimable once the delay is over");
+        assert_eq!(second.job.attempts, 2);
+        // The worker goes silent: its lease ends 30 s after the claim, by the same clock.
+        assert!(store.expire_leases(clock.now()).expect("expire").is_empty());
+        clock.advance(chrono::Duration::seconds(31));
+        let lost = store.expire_leases(clock.now()).expect("expire");
+        assert_eq!(lost.len(), 1, "{lost:?}");
+    }
+
+    #[test]
+    fn claims_follow_top_then_priority_then_age_across_pages() {
+        let store = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        // More jobs of one priority than the first pages hold, in two runs.
+        let mut first: Vec<NewJob> = (0..40)
+            .map(|i| queued(&format!("p0-{i:02}"), "default", 0))
+            .collect();
+        first.push(queued("p5", "default", 5));
+        first.push(queued("topped", "default", -3));
+        let ids = detached(&store, first);
+        detached(&store, vec![queued("later-p5", "default", 5)]);
+        store.set_top(ids[41]).expect("top");
+        let order = drain(&store, worker, &[]);
+        assert_eq!(order.len(), 43);
+        assert_eq!(order[..3], ["topped", "p5", "later-p5"]);
+        let rest: Vec<String> = (0..40).map(|i| format!("p0-{i:02}")).collect();
+        assert_eq!(order[3..], rest[..]);
+    }
+
+    #[test]
+    fn claims_skip_owned_runs_paused_queues_and_missing_labels() {
+        let store = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        // A foreground run (owned) queues its jobs in the store too: never a worker's.
+        store
+            .create_run(&run("wf", vec![queued("owned", "default", 9)]))
+            .expect("create run");
+        store.add_queue("held", None).expect("add queue");
+        store.set_paused("held", true).expect("pause");
+        let mut held: Vec<NewJob> = (0..100)
+            .map(|i| queued(&format!("held-{i}"), "held", 9))
+            .collect();
+        let mut gpu = queued("gpu", "default", 9);
+        gpu.runs_on = vec!["gpu".into()];
+        held.push(gpu);
+        held.push(queued("free", "default", 0));
+        detached(&store, held);
+
+        let plain = vec!["linux".to_owned()];
+        assert!(store.oldest_runnable(&plain).expect("oldest").is_some());
+        assert_eq!(drain(&store, worker, &plain), ["free"]);
+        assert!(store.oldest_runnable(&plain).expect("oldest").is_none());
+        let gpu = vec!["linux".to_owned(), "gpu".to_owned()];
+        assert_eq!(drain(&store, worker, &gpu), ["gpu"]);
+        store.set_paused("held", false).expect("resume");
+        assert_eq!(drain(&store, worker, &gpu).len(), 100);
+    }
+
+    #[test]
+    fn the_last_finished_job_finishes_its_run() {
+        let store = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(
+            &store,
+            vec![queued("a", "default", 0), queued("b", "default", 0)],
+        );
+        let run = store.job(ids[0]).expect("job").expect("exists").run_id;
+        let claim = |store: &PgStore| {
+            store
+                .claim_next(worker, &[], Duration::from_secs(30), &|_, _, _| "t".into())
+                .expect("claim")
+                .expect("a job")
+        };
+        let a = claim(&store);
+        assert_eq!(
+            store.run(run).expect("run").expect("exists").status,
+            RunState::Running
+        );
+        let failed = Change::Job(Transition::new(a.job.id, JobState::Failed, Utc::now()));
+        let end = store
+            .finish_claim(worker, a.job.id, &[failed], None)
+            .expect("finish");
+        assert_eq!(end.run_ended, None);
+        let b = claim(&store);
+        let done = Change::Job(Transition::new(b.job.id, JobState::Succeeded, Utc::now()));
+        let end = store
+            .finish_claim(worker, b.job.id, &[done], None)
+            .expect("finish");
+        assert_eq!(end.run_ended, Some(RunState::Failed));
+        assert!(!end.cancelling);
+    }
+
+    #[test]
+    fn finishing_and_claiming_in_one_go_takes_the_next_job_in_order() {
+        let store = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(
+            &store,
+            vec![
+                queued("low", "default", 0),
+                queued("high", "default", 5),
+                queued("mid", "default", 1),
+            ],
+        );
+        let run = store.job(ids[0]).expect("job").expect("exists").run_id;
+        let token = |_, _, attempt| format!("t{attempt}");
+        let mut current = store
+            .claim_next(worker, &[], Duration::from_secs(30), &token)
+            .expect("claim")
+            .expect("a job");
+        let mut order = vec![current.job.name.clone()];
+        loop {
+            let done = Change::Job(Transition::new(
+                current.job.id,
+                JobState::Succeeded,
+                Utc::now(),
+            ));
+            let (end, next) = store
+                .finish_and_claim(
+                    worker,
+                    current.job.id,
+                    &[done],
+                    None,
+                    &[],
+                    Duration::from_secs(30),
+                    &token,
+                )
+                .expect("finish and claim");
+            let Some(next) = next else {
+                assert_eq!(end.run_ended, Some(RunState::Succeeded));
+                break;
+            };
+            assert_eq!(end.run_ended, None);
+            assert_eq!(next.job.status, JobState::Running);
+            assert_eq!(next.job.kill_token.as_deref(), Some("t1"));
+            order.push(next.job.name.clone());
+            current = next;
+        }
+        assert_eq!(order, ["high", "mid", "low"]);
+        let jobs = store.jobs(run).expect("jobs");
+        assert!(jobs.iter().all(|job| job.status == JobState::Succeeded));
+    }
+
+    #[test]
+    fn whether_a_run_has_jobs_left_is_answered_from_an_index() {
+        let store = store();
+        let plan: Vec<String> = store
+            .read(|tx| {
+                // Whatever the table's size: the question is whether the index serves it.
+                tx.batch_execute("SET LOCAL enable_seqscan = off")?;
+                let rows = tx.query(&format!("EXPLAIN {}", super::ACTIVE_JOB_OF_RUN), &[&1_i64])?;
+                Ok(rows.iter().map(|row| row.get(0)).collect())
+            })
+            .expect("a plan");
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("Index Only Scan using jobs_by_run_status")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_worker_silent_without_a_job_becomes_lost_until_it_beats_again() {
+        let store = store();
+        let silent = store.register_worker("silent", &[]).expect("register");
+        let alive = store.register_worker("alive", &[]).expect("register");
+        let state = |store: &PgStore, id: WorkerId| {
+            store
+                .workers()
+                .expect("workers")
+                .into_iter()
+                .find(|w| w.id == id)
+                .expect("listed")
+                .state
+        };
+        // Just registered: nothing happens.
+        store.expire_leases(Utc::now()).expect("expire");
+        assert_eq!(state(&store, silent), "idle");
+        // 31 s later only `alive` has beaten meanwhile.
+        let later = Utc::now() + chrono::Duration::seconds(31);
+        store
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE workers SET heartbeat_at = $2 WHERE id = $1",
+                    &[&alive.0, &later.timestamp_millis()],
+                )?;
+                Ok(())
+            })
+            .expect("beat");
+        store.expire_leases(later).expect("expire");
+        assert_eq!(state(&store, silent), "lost");
+        assert_eq!(state(&store, alive), "idle");
+        // A worker that was only stopped (SIGSTOP) says so with its next heartbeat.
+        store
+            .heartbeat(silent, "idle", None, Duration::from_secs(30))
+            .expect("heartbeat");
+        assert_eq!(state(&store, silent), "idle");
+    }
+
+    #[test]
+    fn claims_work_inside_a_tokio_runtime_with_a_token_bound_to_this_thread() {
+        let store = store();
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(
+            &store,
+            vec![queued("a", "default", 1), queued("b", "default", 0)],
+        );
+        // A kill token function that may not leave this thread.
+        let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let token = |run, job, attempt| {
+            asked.borrow_mut().push(job);
+            format!("cf-{run}-{job}-{attempt}")
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let lease = Duration::from_secs(30);
+        runtime.block_on(async {
+            let first = store
+                .claim_next(worker, &[], lease, &token)
+                .expect("claim")
+                .expect("a job");
+            assert_eq!(first.job.id, ids[0]);
+            let done = Change::Job(Transition::new(ids[0], JobState::Succeeded, Utc::now()));
+            let (end, next) = store
+                .finish_and_claim(worker, ids[0], &[done], None, &[], lease, &token)
+                .expect("finish and claim");
+            assert_eq!(end.run_ended, None);
+            let next = next.expect("the second job");
+            let run = next.run.id;
+            assert_eq!(next.job.kill_token, Some(format!("cf-{run}-{}-1", ids[1])));
+        });
+        assert_eq!(*asked.borrow(), ids);
+    }
+}
