@@ -36,6 +36,12 @@ pub(super) struct Daemon {
     pub(super) armed: Vec<Armed>,
     /// Whether the folder has been loaded once.
     loaded: bool,
+    /// Whether this daemon leads the environment and so arms and fires triggers; a daemon
+    /// standing by loads the folder for the API only.
+    leading: bool,
+    /// Whether every trigger is to be armed again from what the environment remembers (this
+    /// daemon just became the leader: another one fired meanwhile).
+    rearm: bool,
 }
 
 impl Daemon {
@@ -47,7 +53,26 @@ impl Daemon {
             workflows: Arc::new(RwLock::new(BTreeMap::new())),
             armed: Vec::new(),
             loaded: false,
+            leading: true,
+            rearm: false,
         }
+    }
+
+    /// Arms (leading) or disarms (standing by) this daemon's triggers. Becoming the leader
+    /// re-arms every trigger at the next [`Daemon::reload`] from the state the previous
+    /// leader left in the environment, and reloads the waiting line.
+    pub(super) fn set_leading(&mut self, leading: bool) {
+        if leading == self.leading {
+            return;
+        }
+        self.leading = leading;
+        self.armed.clear();
+        self.rearm = leading;
+    }
+
+    /// Whether the triggers wait to be armed again (see [`Daemon::set_leading`]).
+    pub(super) fn rearming(&self) -> bool {
+        self.rearm
     }
 
     /// The workflow called `name`, if the folder holds a valid one.
@@ -61,10 +86,11 @@ impl Daemon {
     /// Rescans the folder; re-arms the triggers of workflows that changed.
     pub(super) fn reload(&mut self, now: DateTime<Utc>) {
         let changes = self.catalog.rescan();
-        if changes.is_empty() && self.loaded {
+        if changes.is_empty() && self.loaded && !self.rearm {
             return;
         }
-        let first = !self.loaded;
+        let first = !self.loaded || self.rearm;
+        let rearm = std::mem::take(&mut self.rearm);
         self.loaded = true;
         for path in changes.added.iter().chain(&changes.changed) {
             match self.catalog.entries.get(path).map(|e| &e.loaded) {
@@ -101,13 +127,18 @@ impl Daemon {
             .collect();
         let unchanged: HashSet<&String> = workflows
             .iter()
-            .filter(|(name, loaded)| old.get(*name).is_some_and(|o| Arc::ptr_eq(o, loaded)))
+            .filter(|(name, loaded)| {
+                !rearm && old.get(*name).is_some_and(|o| Arc::ptr_eq(o, loaded))
+            })
             .map(|(name, _)| name)
             .collect();
         self.armed.retain(|a| unchanged.contains(&a.workflow));
         // Publish before arming: catchup fires look their workflow up.
         if let Ok(mut shared) = self.workflows.write() {
             shared.clone_from(&workflows);
+        }
+        if !self.leading {
+            return;
         }
         if first {
             // Before arming, so that catchup fires queue behind those already waiting.

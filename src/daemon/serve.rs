@@ -68,9 +68,14 @@ pub async fn serve(
         "daemon started"
     );
     let mut daemon = Daemon::new(Arc::clone(&store), &config.workflows);
+    let mut leading = Leading::new(config.lease);
+    daemon.set_leading(leading.check(&*store));
     daemon.reload(clock.now());
-    // Jobs held by workers of this host that died with a previous daemon run again at once.
-    daemon.housekeeping(clock.now());
+    if leading.leads {
+        // Jobs held by workers of this host that died with a previous daemon run again at
+        // once.
+        daemon.housekeeping(clock.now());
+    }
     // The API starts once the folder is loaded: no request sees an empty daemon.
     let server = listener.map(|listener| {
         // Its own connection, so that a long read never waits on (or holds up) the loop's.
@@ -105,10 +110,11 @@ pub async fn serve(
     let labels = scaler_labels(&config);
     let mut last_reload = Instant::now();
     let mut last_watch: Option<Instant> = None;
-    let mut leading = Leading::new(config.lease);
     loop {
         let now = clock.now();
-        if !leading.check(&*store) {
+        let leads = leading.check(&*store);
+        daemon.set_leading(leads);
+        if !leads {
             // Another daemon leads: this one serves the API and stands by.
             if last_reload.elapsed() >= RELOAD_EVERY {
                 last_reload = Instant::now();
@@ -124,12 +130,12 @@ pub async fn serve(
             }
             continue;
         }
-        daemon.fire_due(now);
-        if last_reload.elapsed() >= RELOAD_EVERY {
+        if daemon.rearming() || last_reload.elapsed() >= RELOAD_EVERY {
             last_reload = Instant::now();
             daemon.reload(now);
             daemon.housekeeping(now);
         }
+        daemon.fire_due(now);
         if last_watch.is_none_or(|t| t.elapsed() >= WATCH_EVERY) {
             last_watch = Some(Instant::now());
             daemon.watch_events(now);

@@ -66,7 +66,7 @@ jobs:
 ";
 
 #[test]
-fn a_job_publishes_its_file_and_blocks_list_shows_it() {
+fn sqlite_only_a_job_publishes_its_file_and_blocks_list_shows_it() {
     let ws = Workspace::with_workflow(PRODUCER);
     let empty = ws.coreflow().args(["blocks", "list"]).succeeds();
     assert_eq!(empty.stdout(), "no DataBlocks\n");
@@ -569,7 +569,7 @@ jobs:
 }
 
 #[test]
-fn gc_keeps_the_newest_versions_and_what_they_were_made_from() {
+fn sqlite_only_gc_keeps_the_newest_versions_and_what_they_were_made_from() {
     let ws = Workspace::with_workflow(PRODUCER);
     ws.file(
         "report.yaml",
@@ -843,7 +843,7 @@ fn run_measuring_memory(ws: &Workspace, args: &[&str]) -> (i32, i64) {
 /// Issue 6 "Must hold": a 1 GB block is stored with peak RSS under 64 MB. The file is sparse
 /// (little disk), but every byte is still read and hashed.
 #[test]
-fn a_one_gigabyte_block_is_stored_with_bounded_memory() {
+fn sqlite_only_a_one_gigabyte_block_is_stored_with_bounded_memory() {
     const GIB: u64 = 1 << 30;
     let ws = Workspace::with_workflow(
         "\

@@ -976,3 +976,65 @@ fn daemon_help() {
       -V, --version                  Print version
     ");
 }
+
+/// Several daemons on one (PostgreSQL) environment: one leads and fires; when it stops,
+/// another takes over at once; when it is killed, the one left takes over; no instant of a
+/// trigger is fired twice across the handovers. The daemons keep separate host folders
+/// (`XDG_STATE_HOME`), as on separate hosts.
+#[test]
+fn a_standing_by_daemon_takes_over_when_the_leader_stops_or_dies() {
+    let site = Site::on_postgres();
+    site.workflow("tick.yaml", TICK);
+    let daemon_in = |home: &str| {
+        site.daemon_command(&["--workers", "0", "--lease", "2s"])
+            .env("XDG_STATE_HOME", site.path().join(home))
+            .spawn()
+    };
+    let ticks = || site.runs("tick").len();
+    let first = crate::daemon_support::Daemon::from(daemon_in("a"));
+    wait_for("the first daemon to fire twice", || {
+        (ticks() >= 2).then_some(())
+    });
+    let second = crate::daemon_support::Daemon::from(daemon_in("b"));
+    // The second stands by while the first leads: the ticks go on at the same pace, each
+    // instant once.
+    let before = ticks();
+    wait_for("two more ticks with two daemons", || {
+        (ticks() >= before + 2).then_some(())
+    });
+    assert_no_instant_fired_twice(&site, "tick");
+
+    // The leader stops: it gives the leadership up, and the second fires from then on.
+    let stopped = first.stop();
+    assert!(
+        stopped.stderr().contains("leading"),
+        "the first daemon led\n{stopped}"
+    );
+    let before = ticks();
+    wait_for("ticks after the leader stopped", || {
+        (ticks() >= before + 2).then_some(())
+    });
+    assert_no_instant_fired_twice(&site, "tick");
+
+    // A third daemon stands by; the leader is killed; the third takes over.
+    let third = crate::daemon_support::Daemon::from(daemon_in("c"));
+    let before = ticks();
+    wait_for("ticks with the third standing by", || {
+        (ticks() > before).then_some(())
+    });
+    let killed = second.kill();
+    assert!(
+        killed.stderr().contains("leading"),
+        "the second daemon led\n{killed}"
+    );
+    let before = ticks();
+    wait_for("ticks after the leader was killed", || {
+        (ticks() >= before + 2).then_some(())
+    });
+    let output = third.stop();
+    assert!(
+        output.stderr().contains("leading"),
+        "the third took over\n{output}"
+    );
+    assert_no_instant_fired_twice(&site, "tick");
+}

@@ -29,9 +29,16 @@ pub(crate) struct Site {
 
 impl Site {
     pub(crate) fn new() -> Self {
-        let site = Site {
-            workspace: Workspace::new(),
-        };
+        Self::in_workspace(Workspace::new())
+    }
+
+    /// A site whose environment is a PostgreSQL database, whichever pass runs the test.
+    pub(crate) fn on_postgres() -> Self {
+        Self::in_workspace(Workspace::on_postgres())
+    }
+
+    fn in_workspace(workspace: Workspace) -> Self {
+        let site = Site { workspace };
         std::fs::create_dir_all(site.flows()).expect("the workflow folder can be created");
         site
     }

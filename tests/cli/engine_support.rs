@@ -22,6 +22,8 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 /// One folder holding workflow files, the files steps write, and the environment.
 pub(crate) struct Workspace {
     dir: TempDir,
+    /// Whether the environment is a PostgreSQL database whichever pass runs the test.
+    postgres: bool,
 }
 
 impl Workspace {
@@ -31,7 +33,18 @@ impl Workspace {
             .prefix("coreflow-engine-")
             .tempdir()
             .expect("a temporary directory can be created");
-        Workspace { dir }
+        Workspace {
+            dir,
+            postgres: false,
+        }
+    }
+
+    /// An empty workspace whose environment is a PostgreSQL database.
+    pub(crate) fn on_postgres() -> Self {
+        Workspace {
+            postgres: true,
+            ..Self::new()
+        }
     }
 
     /// A workspace holding `wf.yaml`.
@@ -78,7 +91,16 @@ impl Workspace {
     pub(crate) fn coreflow(&self) -> Coreflow {
         Coreflow::new()
             .current_dir(self.path())
-            .env("COREFLOW_ENV", crate::support::env_location(&self.path()))
+            .env("COREFLOW_ENV", self.env_location())
+    }
+
+    /// What `COREFLOW_ENV` holds for this workspace's invocations.
+    pub(crate) fn env_location(&self) -> std::ffi::OsString {
+        if self.postgres {
+            crate::support::postgres_location(&self.path())
+        } else {
+            crate::support::env_location(&self.path())
+        }
     }
 
     /// `coreflow show RUN --json`, which must succeed.

@@ -176,7 +176,7 @@ jobs:
 }
 
 #[test]
-fn a_corrupt_database_is_reported_with_exit_3() {
+fn sqlite_only_a_corrupt_database_is_reported_with_exit_3() {
     let ws = Workspace::with_workflow(
         r#"
 jobs:

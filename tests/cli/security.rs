@@ -260,7 +260,7 @@ fn assert_private(root: &Path) {
 }
 
 #[test]
-fn the_environment_is_private_whatever_the_umask() {
+fn sqlite_only_the_environment_is_private_whatever_the_umask() {
     let flow = "jobs:\n  make:\n    steps:\n      - run: echo rows=3 >> \"$COREFLOW_OUTPUT\"; echo data > out.csv\n    datablocks:\n      orders: { path: out.csv }\n  use:\n    needs: [make]\n    inputs: { orders: make.orders }\n    steps:\n      - run: cat \"$COREFLOW_INPUT_ORDERS\"\n";
     let run = Coreflow::new()
         .file("flow.yaml", flow)
@@ -306,7 +306,7 @@ fn the_environment_is_private_whatever_the_umask() {
 }
 
 #[test]
-fn an_environment_open_to_others_is_closed_when_opened() {
+fn sqlite_only_an_environment_open_to_others_is_closed_when_opened() {
     let run = Coreflow::new()
         .file("flow.yaml", HELLO)
         .umask(0o022)

@@ -44,6 +44,13 @@ pub(crate) fn env_location(dir: &Path) -> OsString {
     if !on_postgres() {
         return dir.join(ENV_DIR).into_os_string();
     }
+    postgres_location(dir)
+}
+
+/// The URL of a PostgreSQL database named after the folder `dir`, created on first use, in
+/// the test server: for tests of what only a shared database can do (several daemons on one
+/// environment), whichever pass runs them.
+pub(crate) fn postgres_location(dir: &Path) -> OsString {
     let server = std::env::var("COREFLOW_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned());
     let name = database_name(dir);

@@ -126,7 +126,7 @@ fn log_sources(
 
 /// Stores a writer's flushes as rows of `log_chunks`, on the store's connection.
 struct PgChunkSink {
-    client: Arc<Mutex<Client>>,
+    client: Arc<Mutex<super::Connection>>,
     /// [`INSERT_CHUNK`], prepared on that connection.
     insert: Statement,
     run: RunId,
@@ -160,7 +160,7 @@ impl ChunkSink for PgChunkSink {
 
 /// Reads the rows of `log_chunks` for a reader, one at a time, on the store's connection.
 struct PgChunkSource {
-    client: Arc<Mutex<Client>>,
+    client: Arc<Mutex<super::Connection>>,
     /// [`CHUNK_AT`], prepared on that connection.
     select: Statement,
 }

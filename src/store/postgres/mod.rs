@@ -61,7 +61,7 @@ pub struct PgStore {
     /// The URL with its password hidden, for messages.
     shown: String,
     /// Shared with what streams into the database beside the store's own calls (log writers).
-    client: Arc<Mutex<Client>>,
+    client: Arc<Mutex<Connection>>,
     clock: Arc<dyn Clock>,
     /// This host's private folder for the environment's scratch files.
     dir: PathBuf,
@@ -89,9 +89,12 @@ impl PgStore {
             path: PathBuf::from(&shown),
             detail,
         };
-        let mut client = outside_runtime(|| Client::connect(url, NoTls))
-            .map_err(|error| environment(error.to_string()))?;
-        outside_runtime(|| migrate(&mut client)).map_err(|error| match error {
+        let mut client = Connection(Some(
+            outside_runtime(|| Client::connect(url, NoTls))
+                .map_err(|error| environment(error.to_string()))?,
+        ));
+        let conn: &mut Client = &mut client;
+        outside_runtime(move || migrate(conn)).map_err(|error| match error {
             Error::Environment { detail, .. } => environment(detail),
             other => environment(other.to_string()),
         })?;
@@ -136,13 +139,13 @@ impl PgStore {
         &self.shown
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
+    fn client(&self) -> MutexGuard<'_, Connection> {
         lock(&self.client)
     }
 
     /// The connection, for what streams into the database on its own (a log writer): lock
     /// it with [`lock`] and drive it with [`outside_runtime`], as [`PgStore::call`] does.
-    pub(crate) fn shared_client(&self) -> Arc<Mutex<Client>> {
+    pub(crate) fn shared_client(&self) -> Arc<Mutex<Connection>> {
         Arc::clone(&self.client)
     }
 
@@ -188,9 +191,39 @@ impl PgStore {
     }
 }
 
+/// The connection to the server. The `postgres` client closes its connection on drop by
+/// blocking on its own runtime, which panics inside another one: this drops it outside any.
+pub(crate) struct Connection(Option<Client>);
+
+impl std::ops::Deref for Connection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.0
+            .as_ref()
+            .expect("a connection is only taken when dropped")
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0
+            .as_mut()
+            .expect("a connection is only taken when dropped")
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            outside_runtime(move || drop(client));
+        }
+    }
+}
+
 /// Locks the connection. A panic while it was held dropped its transaction, which rolled
 /// back: the connection is usable.
-pub(crate) fn lock(client: &Mutex<Client>) -> MutexGuard<'_, Client> {
+pub(crate) fn lock(client: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     client.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -361,10 +394,15 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
+        let url = test_support::fresh_url();
         let one: i64 = runtime.block_on(async {
-            store
+            let one = store
                 .read(|tx| Ok(tx.query_one("SELECT 1::BIGINT", &[])?.get(0)))
-                .expect("a read inside the runtime")
+                .expect("a read inside the runtime");
+            // Opened and closed inside the runtime too (the client blocks on close).
+            drop(store);
+            drop(PgStore::open(&url).expect("open inside the runtime"));
+            one
         });
         assert_eq!(one, 1);
     }
