@@ -5,10 +5,11 @@
 # 127.0.0.1:${COREFLOW_TEST_PGPORT:-54329}, lets the local `postgres` role in without a
 # password (trust, loopback only) and runs without fsync (test data need not survive a power
 # cut). Run as root, the server runs as the `postgres` user, as PostgreSQL demands. Starting
-# an already running cluster only prints the URL. `scripts/test-postgres.sh stop` stops it.
+# an already running cluster only prints the URL (after dropping the databases earlier test
+# runs left). `scripts/test-postgres.sh stop` stops it.
 #
 # The tests read the URL from COREFLOW_TEST_POSTGRES (default: the one printed here) and
-# create a database of their own in it for every test.
+# make a schema of their own for every test in its database coreflow_tests.
 set -euo pipefail
 
 port=${COREFLOW_TEST_PGPORT:-54329}
@@ -53,4 +54,12 @@ if ! as_owner "$bin/pg_ctl" -D "$data" status > /dev/null 2>&1; then
         start > /dev/null ||
         { tail -n 20 "$data/server.log" >&2; exit 1; }
 fi
+# What earlier test runs left (each test makes a schema in the database coreflow_tests):
+# dropped, so that it never piles up on the disk.
+as_owner "$bin/psql" -h "$data" -p "$port" -U postgres -d postgres -Atq \
+    -c "SELECT datname FROM pg_database WHERE datname LIKE 'cf\_%' OR datname = 'coreflow_tests'" |
+    while read -r name; do
+        as_owner "$bin/psql" -h "$data" -p "$port" -U postgres -d postgres -q \
+            -c "DROP DATABASE IF EXISTS \"$name\"" > /dev/null
+    done
 echo "$url"

@@ -36,7 +36,7 @@ pub fn collect_garbage(
     keep: usize,
     now: DateTime<Utc>,
 ) -> Result<GcReport, Error> {
-    let cas = Cas::new(store.blocks_dir());
+    let cas = Cas::new(store.blocks_dir()?);
     let _hold = cas.lock_exclusive()?;
     let removed = store.remove_block_versions(keep, now)?;
     let mut objects = HashSet::new();

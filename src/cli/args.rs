@@ -22,7 +22,7 @@ pub struct Cli {
 /// Options every command accepts, before or after the command name.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The environment: a state directory (default ./.coreflow)
+    /// The environment: a state directory (default ./.coreflow) or a postgres:// URL
     #[arg(
         long,
         global = true,
@@ -31,6 +31,16 @@ pub struct GlobalArgs {
         value_name = "DIR_OR_URL"
     )]
     pub env: Vec<String>,
+    /// Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for
+    /// a PostgreSQL environment)
+    #[arg(
+        long,
+        global = true,
+        env = "COREFLOW_BLOCKS",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
+    pub blocks: Option<std::path::PathBuf>,
     /// Print machine-readable JSON
     #[arg(long, global = true)]
     pub json: bool,

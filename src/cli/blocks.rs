@@ -267,10 +267,11 @@ fn get(
     if exists && !force {
         return Err(Error::Blocks(crate::blocks::Error::Exists(dest.to_owned())));
     }
+    let blocks_dir = store.blocks_dir().map_err(Error::Store)?;
     if exists {
-        check_replaceable(dest, &version, &store.blocks_dir())?;
+        check_replaceable(dest, &version, &blocks_dir)?;
     }
-    let cas = Cas::new(store.blocks_dir());
+    let cas = Cas::new(blocks_dir);
     let _hold = cas.lock_shared().map_err(Error::Blocks)?;
     let content = cas.content_path(&version.hash, version.kind);
     if !content.exists() {

@@ -93,6 +93,10 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
     let config = DaemonConfig {
         workflows,
         env: std::fs::canonicalize(&dir).unwrap_or(dir),
+        blocks: global
+            .blocks
+            .as_ref()
+            .map(|blocks| std::fs::canonicalize(blocks).unwrap_or_else(|_| blocks.clone())),
         min_workers: min,
         max_workers: max,
         labels: args.labels.clone(),

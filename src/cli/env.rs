@@ -21,16 +21,21 @@ pub(super) fn env_dir(global: &GlobalArgs) -> PathBuf {
 /// # Errors
 /// The environment cannot be opened or is not a CoreFlow database (exit 3).
 pub(super) fn open(global: &GlobalArgs) -> Result<Env, Error> {
-    open_dir(&env_dir(global))
+    open_dir(&env_dir(global), global)
 }
 
 /// Opens one environment folder, as [`open`] does.
 ///
 /// # Errors
 /// As [`open`].
-pub(super) fn open_dir(dir: &std::path::Path) -> Result<Env, Error> {
+pub(super) fn open_dir(dir: &std::path::Path, global: &GlobalArgs) -> Result<Env, Error> {
     let dir = dir.to_path_buf();
-    let store = crate::store::open(&dir).map_err(|e| Error::Environment(e.to_string()))?;
+    let options = crate::store::OpenOptions {
+        clock: None,
+        blocks: global.blocks.clone(),
+    };
+    let store =
+        crate::store::open_with(&dir, &options).map_err(|e| Error::Environment(e.to_string()))?;
     tracing::debug!(env = %dir.display(), "environment opened");
     let lost = store.recover_lost(&owner_is_alive)?;
     // One scan per dead run finds every process its owner started, also those of jobs it

@@ -328,7 +328,7 @@ pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error
         .enable_all()
         .build()?;
     runtime
-        .block_on(serve(config, |dir| env::open_dir(dir)))
+        .block_on(serve(config, |dir| env::open_dir(dir, global)))
         .map_err(|e| Error::Environment(e.to_string()))
 }
 
@@ -347,7 +347,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         };
         let to = &to;
         for dir in &dirs {
-            let store = env::open_dir(dir)?;
+            let store = env::open_dir(dir, global)?;
             if store.request_move(worker, to).map_err(Error::Store)? {
                 return quiet_print(global, &format!("worker {worker}: moving to {to}\n"));
             }
@@ -356,7 +356,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
     }
     let mut all = Vec::new();
     for dir in &dirs {
-        let store = env::open_dir(dir)?;
+        let store = env::open_dir(dir, global)?;
         // Settle vanished workers first: with every worker gone, nobody else would.
         crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&*store));
         for worker in store.workers().map_err(Error::Store)? {

@@ -10,8 +10,10 @@ use std::time::Duration;
 pub struct DaemonConfig {
     /// The folder of workflow files (absolute).
     pub workflows: PathBuf,
-    /// The environment folder (absolute), for the local workers.
+    /// The environment folder (absolute) or URL, for the API and the local workers.
     pub env: PathBuf,
+    /// Where DataBlock content lives (`--blocks`), for the API and the local workers.
+    pub blocks: Option<PathBuf>,
     pub min_workers: usize,
     pub max_workers: usize,
     /// Labels of the local workers, besides the automatic ones.

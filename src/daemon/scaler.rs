@@ -21,6 +21,8 @@ pub struct ScalerConfig {
     pub min: usize,
     pub max: usize,
     pub env: PathBuf,
+    /// `--blocks`, passed on to the workers.
+    pub blocks: Option<PathBuf>,
     pub labels: Vec<String>,
     pub grace: Duration,
     pub lease: Duration,
@@ -87,6 +89,9 @@ impl Scaler {
         }
         if !self.config.labels.is_empty() {
             command.arg("--labels").arg(self.config.labels.join(","));
+        }
+        if let Some(blocks) = &self.config.blocks {
+            command.arg("--blocks").arg(blocks);
         }
         // SAFETY: the closure only calls prctl(2), which is async-signal-safe, between fork
         // and exec; it allocates nothing and touches no lock.

@@ -79,7 +79,11 @@ pub async fn serve(
     // The API starts once the folder is loaded: no request sees an empty daemon.
     let server = listener.map(|listener| {
         // Its own connection, so that a long read never waits on (or holds up) the loop's.
-        let api_store = crate::store::open(&config.env).unwrap_or_else(|err| {
+        let options = crate::store::OpenOptions {
+            clock: None,
+            blocks: config.blocks.clone(),
+        };
+        let api_store = crate::store::open_with(&config.env, &options).unwrap_or_else(|err| {
             error!(error = %err, "api: no connection of its own; sharing the daemon's");
             Arc::clone(&store)
         });
@@ -101,6 +105,7 @@ pub async fn serve(
         min: config.min_workers,
         max: config.max_workers,
         env: config.env.clone(),
+        blocks: config.blocks.clone(),
         labels: config.labels.clone(),
         grace: config.grace,
         lease: config.lease,

@@ -167,7 +167,7 @@ fn place_inputs(
     wanted: &[Wanted],
     dir: &Path,
 ) -> Result<Inputs, String> {
-    let cas = Cas::new(store.blocks_dir());
+    let cas = Cas::new(store.blocks_dir().map_err(|e| e.to_string())?);
     let _hold = cas.lock_shared().map_err(|e| e.to_string())?;
     // A folder left by an attempt that crashed is replaced.
     remove_tree(dir).map_err(|e| Error::io("remove", dir)(e).to_string())?;
@@ -335,7 +335,7 @@ fn publish_blocks(
     attempt: &JobAttempt,
     declared: &[(String, PathBuf)],
 ) -> Result<Vec<Published>, String> {
-    let blocks_dir = store.blocks_dir();
+    let blocks_dir = store.blocks_dir().map_err(|e| e.to_string())?;
     let cas = Cas::new(blocks_dir.clone());
     let _hold = cas.lock_shared().map_err(|e| e.to_string())?;
     // A job that publishes its whole workspace must not publish the environment in it.

@@ -209,9 +209,8 @@ pub async fn run_attempt(
             step: &step_name,
             index: record.index,
         };
-        let mut sink = |stream: Stream, line: &[u8]| sink_state.line(stream, line);
         let span = tracing::debug_span!("step", job = %input.name, step = %step_name);
-        let result = step::run_step(&command, cancel.clone(), &mut sink)
+        let result = step::run_step(&command, cancel.clone(), &mut sink_state)
             .instrument(span)
             .await;
         record.finished_at = Some(shared.now());
@@ -403,6 +402,20 @@ struct SinkState<'a> {
     job: &'a AttemptInput,
     step: &'a str,
     index: u32,
+}
+
+impl step::Sink for SinkState<'_> {
+    fn line(&mut self, stream: Stream, line: &[u8]) {
+        SinkState::line(self, stream, line);
+    }
+
+    /// A quiet step's last lines reach the log (and `logs --follow` elsewhere) within a
+    /// tick, not only with its next line or its end.
+    fn tick(&mut self) {
+        if let Some(writer) = self.log.as_mut() {
+            let _ = writer.flush_if_pending();
+        }
+    }
 }
 
 impl SinkState<'_> {

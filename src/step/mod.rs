@@ -10,7 +10,7 @@
 //! # Running a step
 //!
 //! ```text
-//! run_step(&StepCommand, watch::Receiver<Option<CancelMode>>, &mut (dyn FnMut(Stream, &[u8]) + Send))
+//! run_step(&StepCommand, watch::Receiver<Option<CancelMode>>, &mut dyn Sink)
 //!     -> Result<StepReport, Error>
 //! ```
 //!
@@ -72,5 +72,5 @@ pub use command::{DEFAULT_GRACE, Program, Shell, ShellError, StepCommand};
 pub use error::Error;
 pub use kill::kill_token_processes;
 pub use output_file::{OutputsError, parse_outputs};
-pub use process::{CancelMode, StepEnd, StepReport, Stream, run_step};
+pub use process::{CancelMode, Sink, StepEnd, StepReport, Stream, run_step};
 pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};

@@ -37,6 +37,22 @@ use super::procfs::{KILL_TOKEN_VAR, Sampler, TreeSample};
 const DRAIN: Duration = Duration::from_millis(100);
 /// How often the process tree's CPU time and memory are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
+/// Where a step's output goes: each complete line (or a line cut at the capture limit), as
+/// it arrives, and a tick about twice a second while the step runs — the moment to flush
+/// what was buffered, so that a step gone quiet does not hide its last lines from readers
+/// elsewhere. A closure taking lines is a sink whose ticks do nothing.
+pub trait Sink: Send {
+    fn line(&mut self, stream: Stream, line: &[u8]);
+
+    fn tick(&mut self) {}
+}
+
+impl<F: FnMut(Stream, &[u8]) + Send> Sink for F {
+    fn line(&mut self, stream: Stream, line: &[u8]) {
+        self(stream, line);
+    }
+}
 /// How often, during a stop, we check whether the rest of the tree is gone after the
 /// main process exited (the main process itself is awaited, not polled).
 const GROUP_CHECK_EVERY: Duration = Duration::from_millis(50);
@@ -108,7 +124,7 @@ pub struct StepReport {
 pub async fn run_step(
     cmd: &StepCommand,
     mut cancel: watch::Receiver<Option<CancelMode>>,
-    sink: &mut (dyn FnMut(Stream, &[u8]) + Send),
+    sink: &mut dyn Sink,
 ) -> Result<StepReport, Error> {
     if cancel.borrow_and_update().is_some() {
         return Ok(StepReport {
@@ -234,13 +250,13 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
     }
 
     /// Handles the result of one read.
-    fn on_read(&mut self, result: io::Result<usize>, sink: &mut dyn FnMut(Stream, &[u8])) {
+    fn on_read(&mut self, result: io::Result<usize>, sink: &mut dyn Sink) {
         match result {
             Ok(0) => self.close(sink),
             Ok(n) => {
                 let stream = self.stream;
                 self.lines
-                    .feed(&self.buf[..n], &mut |line| sink(stream, line));
+                    .feed(&self.buf[..n], &mut |line| sink.line(stream, line));
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             // A failing pipe read has no remedy; treat it as the end of the stream.
@@ -249,11 +265,11 @@ impl<R: AsyncRead + Unpin> Pipe<R> {
     }
 
     /// Stops reading, delivering an unfinished last line.
-    fn close(&mut self, sink: &mut dyn FnMut(Stream, &[u8])) {
+    fn close(&mut self, sink: &mut dyn Sink) {
         if self.open {
             self.open = false;
             let stream = self.stream;
-            self.lines.finish(&mut |line| sink(stream, line));
+            self.lines.finish(&mut |line| sink.line(stream, line));
         }
     }
 }
@@ -393,7 +409,7 @@ impl Supervisor<'_> {
         mut out: Pipe<O>,
         mut err: Pipe<E>,
         mut cancel: watch::Receiver<Option<CancelMode>>,
-        sink: &mut (dyn FnMut(Stream, &[u8]) + Send),
+        sink: &mut dyn Sink,
     ) -> Result<StepReport, Error>
     where
         O: AsyncRead + Unpin,
@@ -475,6 +491,7 @@ impl Supervisor<'_> {
                 }
                 _ = sample_tick.tick(), if self.exit.is_none() => {
                     self.sample().await;
+                    sink.tick();
                 }
                 () = &mut drain_over, if draining => break,
             }
@@ -1011,7 +1028,9 @@ mod tests {
         let marker = dir.path().join("ran");
         let cmd = sh(&format!("touch {}", marker.display()));
         let (_tx, rx) = watch::channel(Some(CancelMode::Graceful));
-        let report = run_step(&cmd, rx, &mut |_, _| {}).await.expect("no error");
+        let report = run_step(&cmd, rx, &mut |_: Stream, _: &[u8]| {})
+            .await
+            .expect("no error");
         assert_eq!(report.end, StepEnd::Cancelled);
         assert_eq!(report.pid, 0);
         assert!(!marker.exists());

@@ -78,8 +78,11 @@ impl fmt::Display for ContentHash {
 
 /// The registry of DataBlocks in one environment.
 pub trait BlockStore: Send + Sync {
-    /// The folder holding this environment's block content (`<env>/blocks` for SQLite).
-    fn blocks_dir(&self) -> PathBuf;
+    /// The folder holding this environment's block content: the `--blocks` folder when one
+    /// was given, else `<env>/blocks` for SQLite. A PostgreSQL environment has no folder of
+    /// its own that every host reaches, so without `--blocks` this is
+    /// [`StoreError::NoBlocksLocation`].
+    fn blocks_dir(&self) -> Result<PathBuf, StoreError>;
 
     /// One version of a block: `version`, or the newest one not removed when `None`. A
     /// removed version is returned (its `removed_at` set) when asked for by number.

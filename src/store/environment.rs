@@ -56,6 +56,16 @@ impl Environment for PgStore {
 /// A shared handle on an environment.
 pub type Env = Arc<dyn Environment>;
 
+/// How to open an environment beyond its location.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Where "now" comes from (the system clock when `None`).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Where DataBlock content lives (`--blocks`); the SQLite default is `<env>/blocks`, a
+    /// PostgreSQL environment has none.
+    pub blocks: Option<std::path::PathBuf>,
+}
+
 /// Opens the environment at `location`: a folder (created on first use, SQLite), or a
 /// PostgreSQL URL (`postgres://user@host/db`; the database must exist, its schema is
 /// created on first use).
@@ -64,7 +74,7 @@ pub type Env = Arc<dyn Environment>;
 /// The environment cannot be opened or reached, or is not CoreFlow's:
 /// [`Error::is_environment`] (exit 3).
 pub fn open(location: &Path) -> Result<Env, Error> {
-    open_with_clock(location, Arc::new(SystemClock))
+    open_with(location, &OpenOptions::default())
 }
 
 /// [`open`], reading "now" from `clock`.
@@ -72,9 +82,34 @@ pub fn open(location: &Path) -> Result<Env, Error> {
 /// # Errors
 /// As [`open`].
 pub fn open_with_clock(location: &Path, clock: Arc<dyn Clock>) -> Result<Env, Error> {
+    open_with(
+        location,
+        &OpenOptions {
+            clock: Some(clock),
+            blocks: None,
+        },
+    )
+}
+
+/// [`open`], with options.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_with(location: &Path, options: &OpenOptions) -> Result<Env, Error> {
+    let clock = options
+        .clock
+        .clone()
+        .unwrap_or_else(|| Arc::new(SystemClock));
+    let blocks = options.blocks.clone();
     let text = location.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Ok(Arc::new(PgStore::open(&text)?.with_clock(clock)));
+        return Ok(Arc::new(
+            PgStore::open(&text)?.with_clock(clock).with_blocks(blocks),
+        ));
     }
-    Ok(Arc::new(SqliteStore::open(location)?.with_clock(clock)))
+    Ok(Arc::new(
+        SqliteStore::open(location)?
+            .with_clock(clock)
+            .with_blocks(blocks),
+    ))
 }

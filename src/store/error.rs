@@ -71,6 +71,14 @@ pub enum Error {
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
 
+    /// A DataBlock needs a content location this environment lacks (PostgreSQL without
+    /// `--blocks`).
+    #[error(
+        "DataBlocks of a PostgreSQL environment need a folder every host reaches: give \
+         --blocks DIR (a shared mount) or set COREFLOW_BLOCKS"
+    )]
+    NoBlocksLocation,
+
     /// Any other SQLite failure.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -187,6 +187,15 @@ impl LogWriter {
             .map_err(|source| log_error(&self.path, source))
     }
 
+    /// Flushes when lines wait in the buffer: what a quiet step printed last becomes
+    /// visible to readers elsewhere. Costs nothing when the buffer is empty.
+    pub fn flush_if_pending(&mut self) -> Result<(), Error> {
+        if self.out.buffer().is_empty() {
+            return Ok(());
+        }
+        self.flush()
+    }
+
     /// Flushes and closes the log, returning its size for [`super::Change::LogClosed`].
     pub fn finish(mut self) -> Result<LogSummary, Error> {
         self.flush()?;

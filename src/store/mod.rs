@@ -37,7 +37,7 @@ pub use blocks::{
     BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
     JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
 };
-pub use environment::{Env, Environment, open, open_with_clock};
+pub use environment::{Env, Environment, OpenOptions, open, open_with, open_with_clock};
 pub use error::Error;
 pub use leader::{LeaderStore, Leadership, daemon_identity, holder_is_dead_here};
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};

@@ -66,7 +66,7 @@ jobs:
 ";
 
 #[test]
-fn sqlite_only_a_job_publishes_its_file_and_blocks_list_shows_it() {
+fn a_job_publishes_its_file_and_blocks_list_shows_it() {
     let ws = Workspace::with_workflow(PRODUCER);
     let empty = ws.coreflow().args(["blocks", "list"]).succeeds();
     assert_eq!(empty.stdout(), "no DataBlocks\n");
@@ -569,7 +569,7 @@ jobs:
 }
 
 #[test]
-fn sqlite_only_gc_keeps_the_newest_versions_and_what_they_were_made_from() {
+fn gc_keeps_the_newest_versions_and_what_they_were_made_from() {
     let ws = Workspace::with_workflow(PRODUCER);
     ws.file(
         "report.yaml",
@@ -819,7 +819,8 @@ fn run_measuring_memory(ws: &Workspace, args: &[&str]) -> (i32, i64) {
     let child = command
         .args(args)
         .current_dir(ws.path())
-        .env("COREFLOW_ENV", ws.env_dir())
+        .env("COREFLOW_ENV", ws.env_location())
+        .env("COREFLOW_BLOCKS", crate::support::shared_blocks(&ws.path()))
         .env("NO_COLOR", "1")
         .env("CI", "1")
         .stdin(std::process::Stdio::null())
@@ -843,7 +844,7 @@ fn run_measuring_memory(ws: &Workspace, args: &[&str]) -> (i32, i64) {
 /// Issue 6 "Must hold": a 1 GB block is stored with peak RSS under 64 MB. The file is sparse
 /// (little disk), but every byte is still read and hashed.
 #[test]
-fn sqlite_only_a_one_gigabyte_block_is_stored_with_bounded_memory() {
+fn a_one_gigabyte_block_is_stored_with_bounded_memory() {
     const GIB: u64 = 1 << 30;
     let ws = Workspace::with_workflow(
         "\
@@ -886,7 +887,7 @@ fn blocks_help() {
     let output = crate::support::Coreflow::new()
         .args(["blocks", "--help"])
         .succeeds();
-    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    insta::assert_snapshot!(output.stdout_redacted(), @"
     DataBlocks: list them, show versions and lineage, get one, collect garbage
 
     Usage: coreflow blocks [OPTIONS] [COMMAND]
@@ -899,7 +900,8 @@ fn blocks_help() {
       help  Print this message or the help of the given subcommand(s)
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
           --json              Print machine-readable JSON
       -q, --quiet             Print less
       -v, --verbose           Print more
@@ -907,4 +909,34 @@ fn blocks_help() {
       -h, --help              Print help
       -V, --version           Print version
     ");
+}
+
+/// A PostgreSQL environment has no folder every host reaches: without `--blocks`, a job that
+/// publishes fails naming the setting, and the commands that need content exit 2 saying so;
+/// the registry still answers.
+#[test]
+fn a_postgresql_environment_without_blocks_refuses_blocks_naming_the_setting() {
+    let ws = Workspace::on_postgres();
+    ws.file(
+        "wf.yaml",
+        "jobs:\n  make:\n    steps:\n      - run: echo hi > out.txt\n    datablocks:\n      out: { path: out.txt }\n",
+    );
+    let bare = || ws.coreflow().env_remove("COREFLOW_BLOCKS");
+    let output = bare()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .fails(1);
+    assert!(
+        output.stdout().contains("--blocks DIR"),
+        "the job's reason names the setting\n{output}"
+    );
+    let output = bare().args(["blocks", "gc"]).fails(2);
+    assert!(output.stderr().contains("COREFLOW_BLOCKS"), "{output}");
+    let output = bare().args(["blocks", "--json"]).succeeds();
+    assert_eq!(output.stdout_json(), serde_json::json!([]));
+    // With a shared folder, the same run publishes.
+    ws.coreflow()
+        .args(["run", "wf.yaml"])
+        .env("COREFLOW_BLOCKS", ws.path().join("shared-blocks"))
+        .succeeds();
+    assert!(ws.path().join("shared-blocks").is_dir());
 }

@@ -947,7 +947,7 @@ fn log_format_json_prints_one_json_object_per_line() {
 fn daemon_help() {
     let output = Coreflow::new().args(["daemon", "--help"]).succeeds();
     assert_eq!(output.stderr(), "");
-    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    insta::assert_snapshot!(output.stdout_redacted(), @"
     Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
 
     Usage: coreflow daemon [OPTIONS] [WORKFLOW_DIR]
@@ -956,16 +956,17 @@ fn daemon_help() {
       [WORKFLOW_DIR]  The folder of workflow files (*.yaml, *.yml), reloaded when files change [default: .]
 
     Options:
-          --env <DIR_OR_URL>         The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+          --env <DIR_OR_URL>         The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
           --workers <N>              A fixed number of local workers (default: one per CPU; 0: only standalone workers)
-          --json                     Print machine-readable JSON
+          --blocks <DIR>             Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
           --min-workers <A>          The fewest local workers the Scaler keeps
+          --json                     Print machine-readable JSON
           --max-workers <B>          The most local workers the Scaler starts while jobs wait
-      -q, --quiet                    Print less
           --labels <L,…>             Labels the local workers carry, besides OS, architecture and host name
+      -q, --quiet                    Print less
+          --listen <IP:PORT>         Serve the HTTP API on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or --token-file)
       -v, --verbose                  Print more
           --color <WHEN>             When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-          --listen <IP:PORT>         Serve the HTTP API on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or --token-file)
           --public-host <NAME>       A host name the API answers to besides its address and loopback names (a reverse proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
           --token-file <PATH>        Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
           --grace <DURATION>         On SIGTERM, how long running jobs may take to finish before they are re-queued [default: 30s]

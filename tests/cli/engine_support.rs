@@ -89,9 +89,17 @@ impl Workspace {
 
     /// A `coreflow` invocation working in this workspace and on its environment.
     pub(crate) fn coreflow(&self) -> Coreflow {
-        Coreflow::new()
+        let coreflow = Coreflow::new()
             .current_dir(self.path())
-            .env("COREFLOW_ENV", self.env_location())
+            .env("COREFLOW_ENV", self.env_location());
+        if self.postgres || crate::support::on_postgres() {
+            coreflow.env(
+                "COREFLOW_BLOCKS",
+                crate::support::shared_blocks(&self.path()),
+            )
+        } else {
+            coreflow
+        }
     }
 
     /// What `COREFLOW_ENV` holds for this workspace's invocations.

@@ -51,7 +51,7 @@ fn every_listed_command_has_its_own_help() {
 fn top_level_help() {
     let output = Coreflow::new().arg("--help").succeeds();
     assert_eq!(output.stderr(), "");
-    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    insta::assert_snapshot!(output.stdout_redacted(), @"
     A local-first workflow runner: YAML workflows, a DAG of jobs, live progress, SQLite state
 
     Usage: coreflow [OPTIONS] <COMMAND>
@@ -77,7 +77,8 @@ fn top_level_help() {
       help      Print this message or the help of the given subcommand(s)
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
           --json              Print machine-readable JSON
       -q, --quiet             Print less
       -v, --verbose           Print more
@@ -91,7 +92,7 @@ fn top_level_help() {
 fn validate_help() {
     let output = Coreflow::new().args(["validate", "--help"]).succeeds();
     assert_eq!(output.stderr(), "");
-    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    insta::assert_snapshot!(output.stdout_redacted(), @"
     Check workflow files without running anything
 
     Usage: coreflow validate [OPTIONS] <FILE>...
@@ -101,7 +102,8 @@ fn validate_help() {
 
     Options:
           --deny-warnings     Count warnings (such as script injection) as errors: exit 2 when there are any
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
           --json              Print machine-readable JSON
       -q, --quiet             Print less
       -v, --verbose           Print more

@@ -304,6 +304,35 @@ jobs:
     );
 }
 
+/// A step that prints and then goes quiet: its line reaches `logs` from another process
+/// while the step still runs (the log is flushed on the step's ticks, not only with its next
+/// line or its end), which is what `logs --follow` on another host relies on.
+#[test]
+fn a_quiet_steps_last_line_is_readable_while_it_runs() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  quiet:
+    steps:
+      - run: |
+          echo only line
+          i=0
+          while [ ! -e go ] && [ "$i" -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+"#,
+    );
+    let run = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--progress", "plain"])
+        .spawn();
+    crate::engine_support::wait_until("the quiet step's line in `logs`", || {
+        let output = ws.coreflow().args(["logs", "last"]).run();
+        output.stdout().contains("quiet/step-1 | only line")
+    });
+    ws.file("go", "");
+    let output = run.wait();
+    assert_eq!(output.code(), Some(0), "{output}");
+}
+
 #[test]
 fn logs_json_prints_one_object_per_line() {
     let ws = Workspace::with_workflow(TALKATIVE);

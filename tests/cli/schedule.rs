@@ -286,7 +286,7 @@ fn preview_help() {
     let output = Coreflow::new()
         .args(["schedule", "preview", "--help"])
         .succeeds();
-    insta::assert_snapshot!(output.stdout_redacted(), @r"
+    insta::assert_snapshot!(output.stdout_redacted(), @"
     Show when a workflow's schedule, every and at triggers fire next, in their zone and UTC
 
     Usage: coreflow schedule preview [OPTIONS] <FILE>
@@ -295,8 +295,9 @@ fn preview_help() {
       <FILE>  The workflow file
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) [env: COREFLOW_ENV]
+          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
       -n, --next <N>          How many fires to show for each trigger [default: 5]
+          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
           --from <TIME>       Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
           --json              Print machine-readable JSON
       -q, --quiet             Print less

@@ -39,7 +39,7 @@ pub(crate) fn on_postgres() -> bool {
 }
 
 /// The environment of the folder `dir`: `dir/.coreflow-env` for SQLite, or, on the
-/// PostgreSQL pass, the URL of a database named after `dir`, created on first use.
+/// PostgreSQL pass, a schema of its own in the test server (see [`postgres_location`]).
 pub(crate) fn env_location(dir: &Path) -> OsString {
     if !on_postgres() {
         return dir.join(ENV_DIR).into_os_string();
@@ -47,29 +47,46 @@ pub(crate) fn env_location(dir: &Path) -> OsString {
     postgres_location(dir)
 }
 
-/// The URL of a PostgreSQL database named after the folder `dir`, created on first use, in
-/// the test server: for tests of what only a shared database can do (several daemons on one
+/// The database of the test server that holds the tests' environments, one schema each: a
+/// schema costs a few kilobytes where a database costs megabytes.
+const TEST_DATABASE: &str = "coreflow_tests";
+
+/// The URL of a PostgreSQL environment for the folder `dir`: a schema named after it in the
+/// test server's [`TEST_DATABASE`], created on first use, selected by `search_path` in the
+/// URL. Also for tests of what only a shared database can do (several daemons on one
 /// environment), whichever pass runs them.
 pub(crate) fn postgres_location(dir: &Path) -> OsString {
     let server = std::env::var("COREFLOW_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned());
-    let name = database_name(dir);
-    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
-        panic!("no test PostgreSQL at {server} ({e}): run scripts/test-postgres.sh")
-    });
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .expect("look the database up")
-        .is_some();
-    if !exists {
-        // Another thread may create it at the same moment: that is fine.
-        let _ = client.batch_execute(&format!("CREATE DATABASE {name}"));
-    }
     let (base, _) = server.rsplit_once('/').expect("a URL with a database");
-    OsString::from(format!("{base}/{name}"))
+    let connect = |url: &str| {
+        postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("no test PostgreSQL at {url} ({e}): run scripts/test-postgres.sh")
+        })
+    };
+    let database = format!("{base}/{TEST_DATABASE}");
+    let mut client = match postgres::Client::connect(&database, postgres::NoTls) {
+        Ok(client) => client,
+        Err(_) => {
+            // Another test may create it at the same moment: that is fine.
+            let _ = connect(&server).batch_execute(&format!("CREATE DATABASE {TEST_DATABASE}"));
+            connect(&database)
+        }
+    };
+    let name = database_name(dir);
+    // Concurrent creations of one schema may collide: the loser's error is harmless.
+    let _ = client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {name}"));
+    OsString::from(format!("{database}?options=-csearch_path%3D{name}"))
 }
 
-/// A database name for a folder: `cf_` and 16 hex digits of a hash of its path.
+/// The folder a PostgreSQL environment of the folder `dir` keeps DataBlock content in
+/// (`COREFLOW_BLOCKS`, "a folder every host reaches"): where a SQLite environment there keeps
+/// it, so that tests look in one place on both passes.
+pub(crate) fn shared_blocks(dir: &Path) -> PathBuf {
+    dir.join(ENV_DIR).join("blocks")
+}
+
+/// A schema name for a folder: `cf_` and 16 hex digits of a hash of its path.
 fn database_name(dir: &Path) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -240,10 +257,11 @@ impl Coreflow {
                 command.env_remove(key);
             }
         }
-        command
-            .env("COREFLOW_ENV", env_location(self.dir.path()))
-            .env("NO_COLOR", "1")
-            .env("CI", "1");
+        command.env("COREFLOW_ENV", env_location(self.dir.path()));
+        if on_postgres() {
+            command.env("COREFLOW_BLOCKS", shared_blocks(self.dir.path()));
+        }
+        command.env("NO_COLOR", "1").env("CI", "1");
         for (key, value) in &self.env {
             match value {
                 Some(value) => command.env(key, value),

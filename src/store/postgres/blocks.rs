@@ -29,9 +29,6 @@ use crate::store::{
 
 use super::{PgStore, to_ms, to_sql_u64};
 
-/// The folder of block content inside this host's folder for the environment.
-const BLOCKS_DIR: &str = "blocks";
-
 /// A version with the attempt that created it (`p`, absent for a version whose creating
 /// publication row is gone).
 const VERSION_SELECT: &str = "SELECT v.id, v.name, v.version, v.hash, v.kind, v.size, v.files, \
@@ -238,12 +235,10 @@ fn links(
 }
 
 impl BlockStore for PgStore {
-    /// This host's private folder for block content (`<host folder>/blocks`).
-    ///
-    /// Only right while one host uses the environment: when several hosts share it, a
-    /// shared blocks location (a `--blocks URL` setting every host reaches) replaces it.
-    fn blocks_dir(&self) -> PathBuf {
-        self.dir().join(BLOCKS_DIR)
+    /// The `--blocks` folder: a PostgreSQL environment has no folder of its own that every
+    /// host reaches.
+    fn blocks_dir(&self) -> Result<PathBuf, Error> {
+        self.blocks.clone().ok_or(Error::NoBlocksLocation)
     }
 
     fn block_version(
@@ -1169,9 +1164,17 @@ mod tests {
     }
 
     #[test]
-    fn block_content_lives_in_this_hosts_folder_for_now() {
+    fn block_content_lives_only_in_a_folder_given_with_blocks() {
         let store = store();
-        assert_eq!(store.blocks_dir(), store.dir().join("blocks"));
+        let error = store.blocks_dir().expect_err("no folder of its own");
+        assert!(error.to_string().contains("--blocks DIR"), "{error}");
+        assert!(
+            !error.is_environment(),
+            "a usage problem, not a broken environment"
+        );
+        let shared = std::path::PathBuf::from("/mnt/shared/blocks");
+        let store = store.with_blocks(Some(shared.clone()));
+        assert_eq!(store.blocks_dir().expect("given"), shared);
     }
 }
 

@@ -8,8 +8,11 @@
 //!   be driven from inside another one; the engine calls the store from async tasks, so a
 //!   call made inside a tokio runtime runs on a short-lived scoped thread ([`PgStore::call`]).
 //! - **Writes are serialised** per environment by a transaction-level advisory lock
-//!   ([`WRITE_LOCK`]), the equivalent of SQLite's `BEGIN IMMEDIATE`: every rule the SQLite
+//!   ([`LOCK_SQL`]), the equivalent of SQLite's `BEGIN IMMEDIATE`: every rule the SQLite
 //!   store keeps by running one writer at a time holds here too, across hosts.
+//! - **An environment is a schema**: the first of the URL's `search_path`
+//!   (`postgres://host/db?options=-csearch_path%3Dflows`), `public` by default; several
+//!   environments may share a database.
 //! - **Files.** What the SQLite store keeps beside its database lives in tables here (step
 //!   output in `log_chunks`); [`PgStore::dir`] is this host's private folder for scratch
 //!   space only.
@@ -50,8 +53,14 @@ pub(crate) fn to_sql_u64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The key of the advisory lock every write transaction takes first.
+/// The seed of the advisory lock every write transaction takes first.
 pub(crate) const WRITE_LOCK: i64 = 0x436f_7265_466c_6f77; // "CoreFlow"
+
+/// Takes the environment's write lock: one per schema (an environment is the schema its
+/// URL's `search_path` selects, `public` by default), so that environments sharing a
+/// database do not wait on each other.
+pub(crate) const LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), $1))";
 
 /// The migrations, in order; the schema version is the number of those applied.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
@@ -65,6 +74,8 @@ pub struct PgStore {
     clock: Arc<dyn Clock>,
     /// This host's private folder for the environment's scratch files.
     dir: PathBuf,
+    /// Where DataBlock content lives (`--blocks`): a folder every host reaches.
+    blocks: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -106,6 +117,7 @@ impl PgStore {
             client: Arc::new(Mutex::new(client)),
             clock: Arc::new(SystemClock),
             dir,
+            blocks: None,
         })
     }
 
@@ -113,6 +125,14 @@ impl PgStore {
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> PgStore {
         self.clock = clock;
+        self
+    }
+
+    /// The same store keeping DataBlock content in `blocks` (`--blocks`); without it, this
+    /// environment refuses to publish or read blocks.
+    #[must_use]
+    pub fn with_blocks(mut self, blocks: Option<PathBuf>) -> PgStore {
+        self.blocks = blocks;
         self
     }
 
@@ -166,7 +186,7 @@ impl PgStore {
     ) -> Result<T, Error> {
         self.call(|client| {
             let mut tx = client.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            tx.execute(LOCK_SQL, &[&WRITE_LOCK])?;
             let value = work(&mut tx)?;
             tx.commit()?;
             Ok(value)
@@ -245,7 +265,7 @@ pub(crate) fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// Applies the migrations this database lacks, in one transaction under the write lock.
 fn migrate(client: &mut Client) -> Result<(), Error> {
     let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+    tx.execute(LOCK_SQL, &[&WRITE_LOCK])?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS coreflow_schema (
              version    BIGINT PRIMARY KEY,
@@ -322,26 +342,39 @@ pub(crate) mod test_support {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/postgres".to_owned())
     }
 
-    /// The URL of a new, empty database. Fails (never skips) without a server: start it with
-    /// `scripts/test-postgres.sh` (`scripts/test-deps.sh` does).
+    /// The URL of a new, empty environment: a schema of its own in the test server's
+    /// `coreflow_tests` database (a schema costs kilobytes, a database megabytes). Fails
+    /// (never skips) without a server: start it with `scripts/test-postgres.sh`
+    /// (`scripts/test-deps.sh` does).
     pub(crate) fn fresh_url() -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let server = server_url();
+        let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+        let database = format!("{base}/coreflow_tests");
+        let connect = |url: &str| {
+            postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| {
+                panic!("no test PostgreSQL at {url} ({e}): run scripts/test-postgres.sh")
+            })
+        };
+        let mut client = match postgres::Client::connect(&database, postgres::NoTls) {
+            Ok(client) => client,
+            Err(_) => {
+                // Another test may create it at the same moment: that is fine.
+                let _ = connect(&server).batch_execute("CREATE DATABASE coreflow_tests");
+                connect(&database)
+            }
+        };
         let name = format!(
             "cf_unit_{}_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed),
             chrono::Utc::now().timestamp_micros()
         );
-        let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("no test PostgreSQL at {server} ({e}): run scripts/test-postgres.sh")
-        });
         client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create a test database");
-        let (base, _) = server.rsplit_once('/').expect("a URL with a database");
-        format!("{base}/{name}")
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .expect("create a test schema");
+        format!("{database}?options=-csearch_path%3D{name}")
     }
 
     /// A store in a new database.

@@ -265,7 +265,7 @@ impl PgStore {
     ) -> Result<T, Error> {
         let mut client = self.client();
         let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        tx.execute(super::LOCK_SQL, &[&WRITE_LOCK])?;
         let value = work(&mut tx)?;
         tx.commit()?;
         Ok(value)

@@ -160,8 +160,11 @@ fn links(
 }
 
 impl BlockStore for SqliteStore {
-    fn blocks_dir(&self) -> PathBuf {
-        self.dir.join(BLOCKS_DIR)
+    fn blocks_dir(&self) -> Result<PathBuf, Error> {
+        Ok(self
+            .blocks
+            .clone()
+            .unwrap_or_else(|| self.dir.join(BLOCKS_DIR)))
     }
 
     fn block_version(

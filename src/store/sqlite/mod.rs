@@ -84,6 +84,8 @@ pub struct SqliteStore {
     /// Where "now" comes from for what the store decides itself (leases, retry delays,
     /// cancel and recovery times).
     clock: Arc<dyn Clock>,
+    /// Where DataBlock content lives when not in `<env>/blocks` (`--blocks`).
+    blocks: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -148,7 +150,16 @@ impl SqliteStore {
             dir: dir.to_owned(),
             conn: Mutex::new(conn),
             clock: Arc::new(SystemClock),
+            blocks: None,
         })
+    }
+
+    /// The same store keeping DataBlock content in `blocks` (`--blocks`), or in
+    /// `<env>/blocks` when `None`.
+    #[must_use]
+    pub fn with_blocks(mut self, blocks: Option<PathBuf>) -> SqliteStore {
+        self.blocks = blocks;
+        self
     }
 
     /// The same store reading "now" from `clock` (tests drive time by hand with a
