@@ -22,6 +22,7 @@ mod failures;
 mod graph;
 mod harness;
 mod help;
+mod hosts;
 mod inspect;
 mod layers;
 mod output;
