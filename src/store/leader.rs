@@ -61,7 +61,7 @@ pub fn holder_is_dead_here(holder: &str) -> bool {
         start_time,
         host: host.to_owned(),
     };
-    owner.host == super::owner::host_name() && !super::owner::owner_is_alive(&owner)
+    super::owner::is_this_host(&owner.host) && !super::owner::owner_is_alive(&owner)
 }
 
 #[cfg(test)]
@@ -74,7 +74,7 @@ mod tests {
             !holder_is_dead_here(&daemon_identity()),
             "this process lives"
         );
-        let host = super::super::owner::host_name();
+        let host = super::super::owner::host_identity();
         // No process has pid 0 in the tests' sense: it is not alive.
         assert!(holder_is_dead_here(&format!("{host}:999999999:1")));
         assert!(

@@ -41,7 +41,7 @@ pub use environment::{Env, Environment, OpenOptions, open, open_with, open_with_
 pub use error::Error;
 pub use leader::{LeaderStore, Leadership, daemon_identity, holder_is_dead_here};
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
-pub use owner::{Owner, host_name, owner_is_alive};
+pub use owner::{Owner, host_identity, host_name, is_this_host, owner_is_alive};
 pub use postgres::PgStore;
 pub use queues::{Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob};
 pub(crate) use runs::rfc3339;

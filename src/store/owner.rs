@@ -23,7 +23,7 @@ pub struct Owner {
     /// The process start time in clock ticks since boot (`/proc/<pid>/stat` field 22), or 0
     /// where `/proc` is not available.
     pub start_time: u64,
-    /// The host the process runs on.
+    /// The host the process runs on, as [`host_identity`] names it.
     pub host: String,
 }
 
@@ -42,7 +42,7 @@ impl Owner {
                 Owner {
                     pid,
                     start_time,
-                    host: host_name().to_owned(),
+                    host: host_identity().to_owned(),
                 }
             })
             .clone()
@@ -55,7 +55,7 @@ impl Owner {
             Ok(Some(status)) if !status.is_dead => Some(Owner {
                 pid,
                 start_time: status.start_time,
-                host: host_name().to_owned(),
+                host: host_identity().to_owned(),
             }),
             _ => None,
         }
@@ -70,7 +70,7 @@ impl Owner {
 /// side.
 #[must_use]
 pub fn owner_is_alive(owner: &Owner) -> bool {
-    if owner.host != host_name() {
+    if !is_this_host(&owner.host) {
         return true;
     }
     if !has_proc() {
@@ -81,6 +81,36 @@ pub fn owner_is_alive(owner: &Owner) -> bool {
         Ok(None) => false,
         Err(_) => true,
     }
+}
+
+/// How records name the host of a process: its host name and, after `@`, a tag of the
+/// kernel's boot and the PID namespace (`build-1@3fa2c1d0`). Two processes are on "this
+/// host" — where one can look the other up in `/proc` — only when both agree: containers
+/// sharing the machine's host name (`--network host`) or cloned machines with one name are
+/// other hosts, whose processes only their leases can declare gone.
+#[must_use]
+pub fn host_identity() -> &'static str {
+    static IDENTITY: OnceLock<String> = OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let pid_namespace = fs::read_link("/proc/self/ns/pid")
+            .map(|link| link.display().to_string())
+            .unwrap_or_default();
+        if boot.is_empty() && pid_namespace.is_empty() {
+            return host_name().to_owned();
+        }
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}\n{pid_namespace}", boot.trim()).as_bytes());
+        let tag: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}@{tag}", host_name())
+    })
+}
+
+/// Whether a recorded host is this one: its [`host_identity`], or its bare name as versions
+/// before the identity recorded it (so that their dead processes are still found).
+#[must_use]
+pub fn is_this_host(recorded: &str) -> bool {
+    recorded == host_identity() || recorded == host_name()
 }
 
 /// The name of this host, read once.
@@ -151,9 +181,41 @@ fn pid_exists(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::process::Command;
+    use super::{Owner, host_identity, host_name, is_this_host, owner_is_alive, parse_stat};
 
-    use super::{Owner, host_name, owner_is_alive, parse_stat};
+    #[test]
+    fn the_host_identity_tells_containers_with_one_name_apart() {
+        let me = Owner::current();
+        assert!(
+            host_identity().starts_with(&format!("{}@", host_name())),
+            "{}",
+            host_identity()
+        );
+        assert!(is_this_host(&me.host));
+        // This very process, recorded as running in another PID namespace of a machine with
+        // the same name: not ours to look up, so alive whatever /proc here says.
+        let elsewhere = Owner {
+            host: format!("{}@00000000", host_name()),
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
+        assert!(!is_this_host(&elsewhere.host));
+        assert!(owner_is_alive(&elsewhere));
+        // The same mismatch recorded here is a dead process; so is one recorded under the
+        // bare name, as versions before the identity wrote it.
+        let here = Owner {
+            host: host_identity().to_owned(),
+            ..elsewhere.clone()
+        };
+        assert!(!owner_is_alive(&here));
+        let old = Owner {
+            host: host_name().to_owned(),
+            ..elsewhere
+        };
+        assert!(!owner_is_alive(&old));
+    }
+
+    use std::process::Command;
 
     #[test]
     fn parses_stat_with_awkward_command_names() {

@@ -543,7 +543,7 @@ fn killing_one_hosts_workers_mid_job_their_jobs_finish_elsewhere_within_two_leas
         let on = |host: &str| {
             listed
                 .iter()
-                .filter(|w| w["host"] == host && w["state"] == "idle")
+                .filter(|w| host_name_of(w) == host && w["state"] == "idle")
                 .count()
         };
         (on(&host1) == 2 && on(&host2) == 2).then_some(())
@@ -582,7 +582,7 @@ fn killing_one_hosts_workers_mid_job_their_jobs_finish_elsewhere_within_two_leas
             let job = jobs.iter().find(|j| j["id"] == worker["current_job"])?;
             held.insert(
                 job["name"].as_str()?.to_owned(),
-                worker["host"].as_str()?.to_owned(),
+                host_name_of(worker).to_owned(),
             );
         }
         Some(held)
@@ -679,11 +679,18 @@ fn killing_one_hosts_workers_mid_job_their_jobs_finish_elsewhere_within_two_leas
     for pid in killed_pids {
         let worker = all
             .iter()
-            .find(|w| w["pid"] == pid && w["host"] == host1)
+            .find(|w| w["pid"] == pid && host_name_of(w) == host1)
             .unwrap_or_else(|| panic!("killed worker {pid} is not listed: {all:#?}"));
         assert_eq!(worker["state"], "lost", "{worker:#}");
     }
     for worker in workers.remove(0) {
         worker.stop();
     }
+}
+
+/// The host name a worker record names: its `host` up to the `@` that starts the tag of the
+/// host's boot and PID namespace.
+fn host_name_of(worker: &Value) -> &str {
+    let host = worker["host"].as_str().unwrap_or_default();
+    host.split_once('@').map_or(host, |(name, _)| name)
 }

@@ -18,7 +18,7 @@ use postgres::Transaction;
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
-use crate::store::owner::{Owner, host_name, owner_is_alive};
+use crate::store::owner::{Owner, host_identity, owner_is_alive};
 use crate::store::queues::{
     Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob,
 };
@@ -582,7 +582,7 @@ impl WorkerStore for PgStore {
                         &name,
                         &labels,
                         &i64::from(std::process::id()),
-                        &host_name(),
+                        &host_identity(),
                         &now,
                         &start_time,
                     ],
@@ -694,7 +694,7 @@ impl WorkerStore for PgStore {
                     "SELECT DISTINCT w.id, w.pid, w.start_time
                      FROM jobs j JOIN workers w ON w.id = j.worker_id
                      WHERE j.status = 'running' AND w.host = $1 AND w.start_time <> 0",
-                    &[&host_name()],
+                    &[&host_identity()],
                 )?
                 .iter()
                 .map(|row| Ok((row.try_get(0)?, get_fit(row, 1)?, row.try_get(2)?)))
@@ -703,7 +703,7 @@ impl WorkerStore for PgStore {
                 let owner = Owner {
                     pid,
                     start_time: u64::try_from(start_time).unwrap_or(0),
-                    host: host_name().to_owned(),
+                    host: host_identity().to_owned(),
                 };
                 if !owner_is_alive(&owner) {
                     tx.execute(

@@ -464,7 +464,7 @@ pub(crate) mod test_support {
     use serde_json::json;
 
     use crate::state::{JobState, RunState};
-    use crate::store::owner::{Owner, host_name};
+    use crate::store::owner::{Owner, host_identity};
     use crate::store::runs::{NewJob, NewRun};
 
     use super::SqliteStore;
@@ -486,7 +486,7 @@ pub(crate) mod test_support {
         Owner {
             pid,
             start_time: 1,
-            host: host_name().to_owned(),
+            host: host_identity().to_owned(),
         }
     }
 

@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
-use crate::store::owner::{Owner, host_name, owner_is_alive};
+use crate::store::owner::{Owner, host_identity, owner_is_alive};
 use crate::store::queues::{
     Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob,
 };
@@ -494,7 +494,7 @@ impl WorkerStore for SqliteStore {
                 name,
                 serde_json::to_string(labels)?,
                 std::process::id(),
-                host_name(),
+                host_identity(),
                 now,
                 i64::try_from(Owner::current().start_time).unwrap_or(0),
             ])?;
@@ -604,7 +604,7 @@ impl WorkerStore for SqliteStore {
                      FROM jobs j JOIN workers w ON w.id = j.worker_id
                      WHERE j.status = 'running' AND w.host = ?1 AND w.start_time != 0",
                 )?
-                .query_map([host_name()], |row| {
+                .query_map([host_identity()], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -612,7 +612,7 @@ impl WorkerStore for SqliteStore {
                 let owner = Owner {
                     pid,
                     start_time: u64::try_from(start_time).unwrap_or(0),
-                    host: host_name().to_owned(),
+                    host: host_identity().to_owned(),
                 };
                 if !owner_is_alive(&owner) {
                     tx.prepare_cached(
