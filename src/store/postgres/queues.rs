@@ -975,10 +975,11 @@ fn finish_claim_tx(
         )?;
     }
     tx.execute(
-        "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + 1,
+        "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + $3,
              heartbeat_at = $2
          WHERE id = $1",
-        &[&worker.0, &to_ms(now)],
+        // A job taken from the worker meanwhile (its lease ended) is not one it did.
+        &[&worker.0, &to_ms(now), &i64::from(still_ours)],
     )?;
     if !still_ours {
         return Ok(ClaimEnd::default());
@@ -1107,6 +1108,17 @@ mod tests {
         clock.advance(chrono::Duration::seconds(31));
         let lost = store.expire_leases(clock.now()).expect("expire");
         assert_eq!(lost.len(), 1, "{lost:?}");
+        // The worker comes back and reports the end of the job it lost: not recorded, and
+        // not counted among the jobs it did.
+        let late = Transition::new(ids[0], JobState::Succeeded, clock.now());
+        store
+            .finish_claim(worker, second.job.id, &[late.into()], None)
+            .expect("a late end is refused quietly");
+        let record = store.workers().expect("workers").remove(0);
+        assert_eq!(
+            record.jobs_done, 1,
+            "only the first attempt was its to finish"
+        );
     }
 
     #[test]
