@@ -264,6 +264,15 @@ pub(crate) fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// Applies the migrations this database lacks, in one transaction under the write lock.
 fn migrate(client: &mut Client) -> Result<(), Error> {
+    // The environment's schema (the first of the URL's `search_path`) is created on first
+    // use, as a SQLite environment's folder is.
+    let path: String = client.query_one("SHOW search_path", &[])?.get(0);
+    if let Some(schema) = first_schema(&path) {
+        client.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+            schema.replace('"', "\"\"")
+        ))?;
+    }
     let mut tx = client.transaction()?;
     tx.execute(LOCK_SQL, &[&WRITE_LOCK])?;
     tx.batch_execute(
@@ -299,6 +308,17 @@ fn migrate(client: &mut Client) -> Result<(), Error> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The schema a `search_path` setting names first, unquoted; `None` for the default
+/// (`"$user", public`), whose `public` exists.
+fn first_schema(search_path: &str) -> Option<String> {
+    let first = search_path.split(',').next()?.trim();
+    let unquoted = first
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .map_or_else(|| first.to_owned(), |inner| inner.replace("\"\"", "\""));
+    (!unquoted.is_empty() && unquoted != "$user" && unquoted != "public").then_some(unquoted)
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -438,6 +458,23 @@ mod tests {
             one
         });
         assert_eq!(one, 1);
+    }
+
+    #[test]
+    fn the_schema_of_the_search_path_is_created_on_first_use() {
+        assert_eq!(first_schema("\"$user\", public"), None);
+        assert_eq!(first_schema("staging"), Some("staging".to_owned()));
+        assert_eq!(
+            first_schema("\"My \"\"x\"\"\", public"),
+            Some("My \"x\"".to_owned())
+        );
+        let url = test_support::fresh_url();
+        let fresh = format!("{}_new", url);
+        let store = PgStore::open(&fresh).expect("a schema not created beforehand");
+        let schema: String = store
+            .call(|client| Ok(client.query_one("SELECT current_schema()", &[])?.get(0)))
+            .expect("schema");
+        assert!(schema.ends_with("_new"), "{schema}");
     }
 
     #[test]
