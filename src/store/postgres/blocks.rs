@@ -15,8 +15,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use postgres::Row;
 use postgres::types::{FromSql, ToSql, Type};
-use postgres::{Row, Transaction};
+
+use super::tx::Tx;
 
 use crate::spec::model::ParamType;
 use crate::spec::params::{ParamValue, parse_value};
@@ -199,7 +201,7 @@ fn link_from_row(row: &Row, consumption: bool) -> Result<LineageLink, postgres::
 
 /// The versions [`VERSION_SELECT`] followed by `clause` finds.
 fn versions(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     clause: &str,
     args: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<BlockVersion>, Error> {
@@ -210,19 +212,19 @@ fn versions(
         .collect::<Result<_, _>>()?)
 }
 
-fn version_by_id(tx: &mut Transaction<'_>, id: i64) -> Result<Option<BlockVersion>, Error> {
+fn version_by_id(tx: &mut Tx<'_>, id: i64) -> Result<Option<BlockVersion>, Error> {
     Ok(versions(tx, "WHERE v.id = $1", &[&id])?.pop())
 }
 
 /// The version `id`, which this transaction wrote: its absence is a database error.
-fn written_version(tx: &mut Transaction<'_>, id: i64) -> Result<BlockVersion, Error> {
+fn written_version(tx: &mut Tx<'_>, id: i64) -> Result<BlockVersion, Error> {
     let row = tx.query_one(&format!("{VERSION_SELECT} WHERE v.id = $1"), &[&id])?;
     Ok(version_from_row(&row)?)
 }
 
 /// The lineage links `sql` finds for its one parameter `id`.
 fn links(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     sql: &str,
     id: i64,
     consumption: bool,
@@ -615,7 +617,7 @@ impl BlockStore for PgStore {
 /// version a queued or running run consumed, produced or names in its parameters; and,
 /// transitively, whatever the attempts that produced a kept version consumed, so that the
 /// lineage of everything kept can still be materialised.
-fn versions_to_keep(tx: &mut Transaction<'_>, keep: usize) -> Result<HashSet<i64>, Error> {
+fn versions_to_keep(tx: &mut Tx<'_>, keep: usize) -> Result<HashSet<i64>, Error> {
     let mut kept: HashSet<i64> = HashSet::new();
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     for row in tx.query(

@@ -1,8 +1,8 @@
 //! Cancel requests between processes: `coreflow cancel` flags work for the process that owns
 //! it, which polls the flags cheaply; work nobody owns is cancelled on the spot.
 
+use super::tx::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
 
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -14,7 +14,7 @@ use super::write::{
 };
 
 pub(super) fn request_cancel_run(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     now: DateTime<Utc>,
 ) -> Result<CancelOutcome, Error> {
@@ -35,7 +35,7 @@ pub(super) fn request_cancel_run(
 }
 
 pub(super) fn request_cancel_job(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     job: JobId,
     now: DateTime<Utc>,
 ) -> Result<CancelOutcome, Error> {
@@ -61,10 +61,7 @@ pub(super) fn request_cancel_job(
     Ok(CancelOutcome::Cancelled)
 }
 
-pub(super) fn take_cancel_requests(
-    tx: &mut Transaction<'_>,
-    run: RunId,
-) -> Result<CancelRequests, Error> {
+pub(super) fn take_cancel_requests(tx: &mut Tx<'_>, run: RunId) -> Result<CancelRequests, Error> {
     let requests = cancel_requests(tx, run)?;
     if requests.run {
         tx.execute(

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, NoTls};
 
 use crate::clock::{Clock, SystemClock};
 
@@ -41,7 +41,10 @@ mod recover;
 mod retry;
 mod runs;
 mod triggers;
+mod tx;
 mod write;
+
+use tx::{Statements, Tx};
 
 /// Milliseconds since the epoch, as stored.
 pub(crate) fn to_ms(time: DateTime<Utc>) -> i64 {
@@ -63,7 +66,10 @@ pub(crate) const LOCK_SQL: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), $1))";
 
 /// The migrations, in order; the schema version is the number of those applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_claim_order.sql"),
+];
 
 /// An environment in a PostgreSQL database.
 pub struct PgStore {
@@ -100,10 +106,10 @@ impl PgStore {
             path: PathBuf::from(&shown),
             detail,
         };
-        let mut client = Connection(Some(
+        let mut client = Connection::new(
             outside_runtime(|| Client::connect(url, NoTls))
                 .map_err(|error| environment(error.to_string()))?,
-        ));
+        );
         let conn: &mut Client = &mut client;
         outside_runtime(move || migrate(conn)).map_err(|error| match error {
             Error::Environment { detail, .. } => environment(detail),
@@ -174,18 +180,26 @@ impl PgStore {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, Error> + Send,
     ) -> Result<T, Error> {
+        self.connect(|connection| work(connection))
+    }
+
+    /// [`PgStore::call`] with the connection and its prepared statements.
+    fn connect<T: Send>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, Error> + Send,
+    ) -> Result<T, Error> {
         let mut guard = self.client();
-        let client: &mut Client = &mut guard;
-        outside_runtime(move || work(client))
+        let connection: &mut Connection = &mut guard;
+        outside_runtime(move || work(connection))
     }
 
     /// Runs `work` in a write transaction, after every other writer of the environment.
     pub(crate) fn write<T: Send>(
         &self,
-        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error> + Send,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, Error> + Send,
     ) -> Result<T, Error> {
-        self.call(|client| {
-            let mut tx = client.transaction()?;
+        self.connect(|connection| {
+            let mut tx = connection.transaction()?;
             tx.execute(LOCK_SQL, &[&WRITE_LOCK])?;
             let value = work(&mut tx)?;
             tx.commit()?;
@@ -196,14 +210,10 @@ impl PgStore {
     /// Runs `work` in a read-only transaction with one snapshot.
     pub(crate) fn read<T: Send>(
         &self,
-        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error> + Send,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, Error> + Send,
     ) -> Result<T, Error> {
-        self.call(|client| {
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+        self.connect(|connection| {
+            let mut tx = connection.read_transaction()?;
             let value = work(&mut tx)?;
             tx.commit()?;
             Ok(value)
@@ -211,15 +221,51 @@ impl PgStore {
     }
 }
 
-/// The connection to the server. The `postgres` client closes its connection on drop by
-/// blocking on its own runtime, which panics inside another one: this drops it outside any.
-pub(crate) struct Connection(Option<Client>);
+/// The connection to the server, with the statements prepared on it. The `postgres` client
+/// closes its connection on drop by blocking on its own runtime, which panics inside another
+/// one: this drops it outside any.
+pub(crate) struct Connection {
+    client: Option<Client>,
+    statements: Statements,
+}
+
+impl Connection {
+    fn new(client: Client) -> Self {
+        Connection {
+            client: Some(client),
+            statements: Statements::default(),
+        }
+    }
+
+    /// A read-write transaction.
+    pub(crate) fn transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
+        let client = self
+            .client
+            .as_mut()
+            .expect("a connection is only taken when dropped");
+        Ok(Tx::new(client.transaction()?, &mut self.statements))
+    }
+
+    /// A read-only transaction with one snapshot.
+    pub(crate) fn read_transaction(&mut self) -> Result<Tx<'_>, postgres::Error> {
+        let client = self
+            .client
+            .as_mut()
+            .expect("a connection is only taken when dropped");
+        let tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        Ok(Tx::new(tx, &mut self.statements))
+    }
+}
 
 impl std::ops::Deref for Connection {
     type Target = Client;
 
     fn deref(&self) -> &Client {
-        self.0
+        self.client
             .as_ref()
             .expect("a connection is only taken when dropped")
     }
@@ -227,7 +273,7 @@ impl std::ops::Deref for Connection {
 
 impl std::ops::DerefMut for Connection {
     fn deref_mut(&mut self) -> &mut Client {
-        self.0
+        self.client
             .as_mut()
             .expect("a connection is only taken when dropped")
     }
@@ -235,7 +281,7 @@ impl std::ops::DerefMut for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
+        if let Some(client) = self.client.take() {
             outside_runtime(move || drop(client));
         }
     }

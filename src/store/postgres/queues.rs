@@ -1,19 +1,29 @@
 //! [`QueueStore`] and [`WorkerStore`] for PostgreSQL: queues, workers, atomic claims and
 //! leases, with the rules and ordering of the SQLite store.
 //!
-//! A claim is one write transaction, after the environment's write lock: it reads the best
-//! candidates in scheduler order, lets [`crate::scheduler::pick`] choose, and moves the chosen
-//! job to `running` under the worker's lease before committing — so two workers, on any
-//! hosts, never take the same job. A worker handing back one job and taking the next does
-//! both in one transaction.
+//! A claim is one transaction. Claims run side by side: they take the environment's write
+//! lock in its shared mode ([`CLAIM_LOCK_SQL`]), so they wait for every other writer and
+//! every other writer waits for them, but not for each other. Between themselves they keep
+//! the rules by row locks, as River and Oban do:
+//!
+//! - the best candidates are read in scheduler order `FOR NO KEY UPDATE SKIP LOCKED`: a job another
+//!   claim is looking at is passed over, never taken twice;
+//! - [`crate::scheduler::pick`] chooses among them; a queue with a concurrency limit is
+//!   locked and its running jobs counted again before a job of it starts;
+//! - a run's row is locked before a claim starts its first job or decides that its last job
+//!   ended, so two claims never both finish a run or both leave it unfinished.
+//!
+//! The chosen job moves to `running` under the worker's lease before the commit. A worker
+//! handing back one job and taking the next does both in one transaction; its run's end is
+//! decided last, so the run's lock is held only for the commit.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
+use super::tx::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
 
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
@@ -28,8 +38,16 @@ use crate::store::runs::{
 use crate::store::workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};
 
 use super::read::{self, Scope, get_fit, get_flag, get_opt_fit, get_state};
-use super::write::{apply, run_status, transition_job, transition_run};
+use super::write::{Lease, NewAttempt, apply, start_attempt, transition_job, transition_run};
 use super::{PgStore, WRITE_LOCK, to_ms};
+
+/// The environment's write lock taken in its shared mode, by a claim: claims run beside each
+/// other (keeping their rules by row locks), never beside any other writer.
+const CLAIM_LOCK_SQL: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(current_schema(), $1))";
+
+/// How many times a claim is tried again after PostgreSQL broke a deadlock by aborting it.
+const DEADLOCK_RETRIES: u32 = 5;
 
 /// How many candidates a claim reads first; each further page doubles, up to
 /// [`MAX_PAGE`]. Most claims take the first candidate, and each row read costs a lookup.
@@ -41,7 +59,7 @@ const MAX_PAGE: i64 = 256;
 /// How a claim names the processes of the attempt it starts: run, job, attempt number.
 type KillToken<'a> = &'a dyn Fn(RunId, JobId, u32) -> String;
 
-/// A waiting job as a claim reads it.
+/// A waiting job as a claim reads it, with what the claim needs of its run.
 struct Row {
     id: i64,
     run: i64,
@@ -49,22 +67,44 @@ struct Row {
     runs_on: Vec<String>,
     attempts: u32,
     queued_at: Option<i64>,
+    run_status: RunState,
+    cancel_requested: bool,
 }
 
-/// Which group of waiting jobs a [`Candidates`] reads: the jobs put on top (newest `top`
-/// first), then each priority from the highest, each oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Group {
-    Top,
-    Priority(i64),
-    Done,
-}
+/// The waiting jobs a claim may take, best first: the jobs put on top (newest `top` first),
+/// then by priority, highest first, each oldest first — one scan of the `jobs_claim_order`
+/// index. Left out: jobs that must wait for a retry delay, jobs of queues that cannot start
+/// anything now (paused, full: `$3`), jobs already read (`$4`), jobs another claim holds
+/// (`SKIP LOCKED`), and jobs of runs that have an owner — a foreground `coreflow run` queues
+/// its ready jobs in the store too, and executes them itself. Those read are locked until
+/// the claim commits.
+const CANDIDATES: &str = "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
+            r.status, r.cancel_requested
+     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
+     WHERE j.status = 'queued'
+       AND (j.not_before IS NULL OR j.not_before <= $1)
+       AND NOT (j.queue = ANY($3))
+       AND NOT (j.id = ANY($4))
+       AND r.owner_pid IS NULL
+     ORDER BY j.top_seq DESC NULLS LAST, j.priority DESC, j.queued_at, j.id
+     LIMIT $2
+     FOR NO KEY UPDATE OF j SKIP LOCKED";
 
-/// Waiting jobs in scheduler order, a page at a time, each page read through the
-/// `jobs_claimable` index (status, top_seq, priority, queued_at). Left out: jobs that must
-/// wait for a retry delay, jobs of queues that cannot start anything now (paused, full), and
-/// jobs of runs that have an owner — a foreground `coreflow run` queues its ready jobs in the
-/// store too, and executes them itself.
+/// [`CANDIDATES`] oldest first and without locks, to tell how long work has waited.
+const OLDEST_CANDIDATES: &str =
+    "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
+            r.status, r.cancel_requested
+     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
+     WHERE j.status = 'queued'
+       AND (j.not_before IS NULL OR j.not_before <= $1)
+       AND NOT (j.queue = ANY($3))
+       AND NOT (j.id = ANY($4))
+       AND r.owner_pid IS NULL
+     ORDER BY j.queued_at, j.id
+     LIMIT $2";
+
+/// Waiting jobs in scheduler order ([`CANDIDATES`]), a page at a time: most claims take the
+/// first candidate; each further page doubles, up to [`MAX_PAGE`].
 ///
 /// It reads through the transaction it is handed at each call, so that the claim may write
 /// between pages.
@@ -72,9 +112,12 @@ struct Candidates {
     now_ms: i64,
     /// The queues that admit nothing now.
     blocked: Vec<String>,
-    group: Group,
-    offset: i64,
+    /// The jobs read so far.
+    seen: Vec<i64>,
     page: i64,
+    done: bool,
+    /// [`CANDIDATES`] or [`OLDEST_CANDIDATES`].
+    sql: &'static str,
 }
 
 impl Candidates {
@@ -87,86 +130,39 @@ impl Candidates {
         Candidates {
             now_ms,
             blocked,
-            group: Group::Top,
-            offset: 0,
+            seen: Vec::new(),
             page: FIRST_PAGE,
+            done: false,
+            sql: CANDIDATES,
         }
     }
 
-    /// The group being read.
-    fn group(&self) -> Group {
-        self.group
+    /// The same jobs oldest first, unlocked (for a read-only transaction).
+    fn oldest_first(mut self) -> Self {
+        self.sql = OLDEST_CANDIDATES;
+        self
     }
 
-    /// Leaves the rest of the current group unread.
-    fn skip_group(&mut self, tx: &mut Transaction<'_>) -> Result<(), Error> {
-        self.group = match self.group {
-            Group::Top => next_priority(tx, None)?,
-            Group::Priority(p) => next_priority(tx, Some(p))?,
-            Group::Done => Group::Done,
-        };
-        self.offset = 0;
-        self.page = FIRST_PAGE;
-        Ok(())
+    /// Leaves the jobs of `queue` unread from now on.
+    fn block(&mut self, queue: &str) {
+        self.blocked.push(queue.to_owned());
     }
 
-    /// The next page; empty when every group has been read.
-    fn next_page(&mut self, tx: &mut Transaction<'_>) -> Result<Vec<Row>, Error> {
-        loop {
-            let rows = match self.group {
-                Group::Done => return Ok(Vec::new()),
-                Group::Top => self.read(
-                    tx,
-                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
-                     WHERE status = 'queued' AND top_seq IS NOT NULL
-                       AND (not_before IS NULL OR not_before <= $1)
-                       AND NOT (queue = ANY($4))
-                       AND NOT EXISTS (SELECT 1 FROM runs AS r
-                                       WHERE r.id = jobs.run_id AND r.owner_pid IS NOT NULL)
-                     ORDER BY top_seq DESC LIMIT $2 OFFSET $3",
-                    None,
-                )?,
-                Group::Priority(p) => self.read(
-                    tx,
-                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
-                     WHERE status = 'queued' AND top_seq IS NULL AND priority = $5
-                       AND (not_before IS NULL OR not_before <= $1)
-                       AND NOT (queue = ANY($4))
-                       AND NOT EXISTS (SELECT 1 FROM runs AS r
-                                       WHERE r.id = jobs.run_id AND r.owner_pid IS NOT NULL)
-                     ORDER BY queued_at, id LIMIT $2 OFFSET $3",
-                    Some(p),
-                )?,
-            };
-            if usize::try_from(self.page).is_ok_and(|page| rows.len() < page) {
-                self.skip_group(tx)?;
-            } else {
-                self.offset += self.page;
-                self.page = (self.page * 2).min(MAX_PAGE);
-            }
-            if !rows.is_empty() {
-                return Ok(rows);
-            }
+    /// The next page; empty when every candidate has been read.
+    fn next_page(&mut self, tx: &mut Tx<'_>) -> Result<Vec<Row>, Error> {
+        if self.done {
+            return Ok(Vec::new());
         }
-    }
-
-    fn read(
-        &self,
-        tx: &mut Transaction<'_>,
-        sql: &str,
-        priority: Option<i64>,
-    ) -> Result<Vec<Row>, Error> {
-        let rows = match priority {
-            None => tx.query(
-                sql,
-                &[&self.now_ms, &self.page, &self.offset, &self.blocked],
-            )?,
-            Some(p) => tx.query(
-                sql,
-                &[&self.now_ms, &self.page, &self.offset, &self.blocked, &p],
-            )?,
-        };
-        rows.iter()
+        let rows = tx.query(
+            self.sql,
+            &[&self.now_ms, &self.page, &self.blocked, &self.seen],
+        )?;
+        if usize::try_from(self.page).is_ok_and(|page| rows.len() < page) {
+            self.done = true;
+        }
+        self.page = (self.page * 2).min(MAX_PAGE);
+        let rows = rows
+            .iter()
             .map(|row| {
                 let runs_on: String = row.try_get(3)?;
                 Ok(Row {
@@ -176,32 +172,14 @@ impl Candidates {
                     runs_on: serde_json::from_str(&runs_on).unwrap_or_default(),
                     attempts: get_fit(row, 4)?,
                     queued_at: row.try_get(5)?,
+                    run_status: get_state(row, 6)?,
+                    cancel_requested: get_flag(row, 7)?,
                 })
             })
-            .collect::<Result<_, postgres::Error>>()
-            .map_err(Error::from)
+            .collect::<Result<Vec<Row>, Error>>()?;
+        self.seen.extend(rows.iter().map(|row| row.id));
+        Ok(rows)
     }
-}
-
-/// The highest priority of the waiting jobs not on top, below `below` if given.
-fn next_priority(tx: &mut Transaction<'_>, below: Option<i64>) -> Result<Group, Error> {
-    // `max()` over an index prefix is a single seek.
-    let max: Option<i64> = match below {
-        None => tx
-            .query_one(
-                "SELECT max(priority) FROM jobs WHERE status = 'queued' AND top_seq IS NULL",
-                &[],
-            )?
-            .try_get(0)?,
-        Some(below) => tx
-            .query_one(
-                "SELECT max(priority) FROM jobs
-                 WHERE status = 'queued' AND top_seq IS NULL AND priority < $1",
-                &[&below],
-            )?
-            .try_get(0)?,
-    };
-    Ok(max.map_or(Group::Done, Group::Priority))
 }
 
 /// The first of `rows` a worker with `labels` may take.
@@ -234,7 +212,7 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-fn queue_loads(tx: &mut Transaction<'_>) -> Result<HashMap<String, QueueLoad>, Error> {
+fn queue_loads(tx: &mut Tx<'_>) -> Result<HashMap<String, QueueLoad>, Error> {
     let rows = tx.query(
         "SELECT q.name, q.concurrency, q.paused,
                 (SELECT count(*) FROM jobs AS j WHERE j.queue = q.name AND j.status = 'running')
@@ -256,32 +234,44 @@ fn queue_loads(tx: &mut Transaction<'_>) -> Result<HashMap<String, QueueLoad>, E
 }
 
 impl PgStore {
-    /// [`PgStore::write`] on this thread, for work that cannot be sent to another one (it
-    /// calls a claim's `kill_token`). The caller makes sure no tokio runtime drives this
-    /// thread (see [`super::outside_runtime`]).
-    fn write_here<T>(
-        &self,
-        work: impl FnOnce(&mut Transaction<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let mut client = self.client();
-        let mut tx = client.transaction()?;
-        tx.execute(super::LOCK_SQL, &[&WRITE_LOCK])?;
-        let value = work(&mut tx)?;
-        tx.commit()?;
-        Ok(value)
+    /// A claim's transaction on this thread, for work that cannot be sent to another one (it
+    /// calls a claim's `kill_token`): after the shared write lock ([`CLAIM_LOCK_SQL`]), tried
+    /// again when PostgreSQL aborted it to break a deadlock between claims' row locks. The
+    /// caller makes sure no tokio runtime drives this thread (see [`super::outside_runtime`]).
+    fn claim_here<T>(&self, work: impl Fn(&mut Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let mut connection = self.client();
+        let mut tries = 0;
+        loop {
+            let attempt = (|| {
+                let mut tx = connection.transaction()?;
+                tx.execute(CLAIM_LOCK_SQL, &[&WRITE_LOCK])?;
+                let value = work(&mut tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match attempt {
+                Err(Error::Postgres(error))
+                    if error.code() == Some(&postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
+                        && tries < DEADLOCK_RETRIES =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
-    /// Runs `work` in a write transaction with a claim's `kill_token`, which may be neither
-    /// sent nor shared between threads. Outside a tokio runtime all runs on this thread;
-    /// inside one the transaction runs on a scoped thread of its own, as every call of the
-    /// store does, and asks this thread for each token it needs.
+    /// Runs `work` in a claim's transaction ([`PgStore::claim_here`]) with a claim's
+    /// `kill_token`, which may be neither sent nor shared between threads. Outside a tokio
+    /// runtime all runs on this thread; inside one the transaction runs on a scoped thread of
+    /// its own, as every call of the store does, and asks this thread for each token it needs.
     fn write_claiming<T: Send>(
         &self,
         kill_token: KillToken<'_>,
-        work: impl FnOnce(&mut Transaction<'_>, KillToken<'_>) -> Result<T, Error> + Send,
+        work: impl Fn(&mut Tx<'_>, KillToken<'_>) -> Result<T, Error> + Send,
     ) -> Result<T, Error> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.write_here(|tx| work(tx, kill_token));
+            return self.claim_here(|tx| work(tx, kill_token));
         }
         let (ask, asked) = mpsc::channel::<(RunId, JobId, u32)>();
         let (answer, answered) = mpsc::channel::<String>();
@@ -304,7 +294,7 @@ impl PgStore {
                         String::new()
                     })
                 };
-                let result = self.write_here(|tx| {
+                let result = self.claim_here(|tx| {
                     let value = work(tx, &token)?;
                     if unanswered.get() {
                         // Dropping the transaction rolls it back.
@@ -448,30 +438,15 @@ impl QueueStore for PgStore {
         let now = to_ms(self.now());
         self.read(|tx| {
             let loads = queue_loads(tx)?;
-            // The oldest fitting job of each group (each group is read oldest first, but
-            // for the top one), and the oldest of those.
-            let mut candidates = Candidates::new(now, &loads);
-            let mut oldest: Option<i64> = None;
+            // Read oldest first, without locks: the first that fits is the oldest.
+            let mut candidates = Candidates::new(now, &loads).oldest_first();
             loop {
-                let group = candidates.group();
                 let rows = candidates.next_page(tx)?;
                 if rows.is_empty() {
-                    return Ok(oldest.map(from_ms));
+                    return Ok(None);
                 }
-                let mut found = false;
-                for row in &rows {
-                    if first_fitting(std::slice::from_ref(row), labels, &loads).is_some() {
-                        let at = row.queued_at.unwrap_or(now);
-                        oldest = Some(oldest.map_or(at, |o| o.min(at)));
-                        found = true;
-                        // A priority group is read oldest first: its first fit is its oldest.
-                        if group != Group::Top {
-                            break;
-                        }
-                    }
-                }
-                if found && group != Group::Top && candidates.group() == group {
-                    candidates.skip_group(tx)?;
+                if let Some(index) = first_fitting(&rows, labels, &loads) {
+                    return Ok(Some(from_ms(rows[index].queued_at.unwrap_or(now))));
                 }
             }
         })
@@ -486,7 +461,9 @@ impl QueueStore for PgStore {
     ) -> Result<Option<Claimed>, Error> {
         let now = self.now();
         self.write_claiming(kill_token, |tx, kill_token| {
-            claim_next_tx(tx, worker, labels, lease, kill_token, now)
+            let next = claim_next_tx(tx, worker, labels, lease, kill_token, now)?;
+            set_worker(tx, worker, next.as_ref(), false, now)?;
+            Ok(next)
         })
     }
 
@@ -498,7 +475,11 @@ impl QueueStore for PgStore {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<ClaimEnd, Error> {
         let now = self.now();
-        self.write(|tx| finish_claim_tx(tx, worker, job, changes, retry_at, now))
+        self.write_claiming(&|_, _, _| String::new(), |tx, _| {
+            let run = finish_claim_tx(tx, worker, job, changes, retry_at)?;
+            set_worker(tx, worker, None, run.is_some(), now)?;
+            run.map_or(Ok(ClaimEnd::default()), |run| run_end(tx, run, now))
+        })
     }
 
     fn finish_and_claim(
@@ -513,8 +494,11 @@ impl QueueStore for PgStore {
     ) -> Result<(ClaimEnd, Option<Claimed>), Error> {
         let now = self.now();
         self.write_claiming(kill_token, |tx, kill_token| {
-            let end = finish_claim_tx(tx, worker, job, changes, retry_at, now)?;
+            let run = finish_claim_tx(tx, worker, job, changes, retry_at)?;
             let next = claim_next_tx(tx, worker, labels, lease, kill_token, now)?;
+            set_worker(tx, worker, next.as_ref(), run.is_some(), now)?;
+            // Last: the run's lock is held from here to the commit only.
+            let end = run.map_or(Ok(ClaimEnd::default()), |run| run_end(tx, run, now))?;
             Ok((end, next))
         })
     }
@@ -812,14 +796,6 @@ impl WorkerStore for PgStore {
     }
 }
 
-/// Whether `run` was asked to cancel.
-fn run_cancel_requested(tx: &mut Transaction<'_>, run: RunId) -> Result<bool, Error> {
-    let row = tx
-        .query_opt("SELECT cancel_requested FROM runs WHERE id = $1", &[&run.0])?
-        .ok_or(Error::RunNotFound(run))?;
-    Ok(get_flag(&row, 0)?)
-}
-
 /// How long a worker without a job may go without a heartbeat before `coreflow workers`
 /// shows it `lost`: it heartbeats every second at most; 30 s is the default lease.
 const SILENT_WORKER_MS: i64 = 30_000;
@@ -832,17 +808,34 @@ const ACTIVE_JOB_OF_RUN: &str =
 /// Gives `run` its final state once every job of it has ended: cancelled when it was asked
 /// to cancel or a job was cancelled, failed when a job failed or timed out, else succeeded.
 /// Cheap while jobs remain (it stops at the first one), as it runs after every job.
+///
+/// The run's row is locked first: claims run side by side, and of two that end a run's last
+/// two jobs, the second to get here sees the first's end (each statement of a `READ
+/// COMMITTED` transaction sees what was committed before it began).
 fn finish_if_done(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     now: DateTime<Utc>,
 ) -> Result<Option<RunState>, Error> {
-    let current = run_status(tx, run)?;
-    if current.is_terminal() {
-        return Ok(None);
-    }
-    if tx.query_opt(ACTIVE_JOB_OF_RUN, &[&run.0])?.is_some() {
-        return Ok(None);
+    Ok(finish_locked(tx, run, now)?.0)
+}
+
+/// [`finish_if_done`], also telling whether the run was asked to cancel.
+fn finish_locked(
+    tx: &mut Tx<'_>,
+    run: RunId,
+    now: DateTime<Utc>,
+) -> Result<(Option<RunState>, bool), Error> {
+    let row = tx
+        .query_opt(
+            "SELECT status, cancel_requested FROM runs WHERE id = $1 FOR NO KEY UPDATE",
+            &[&run.0],
+        )?
+        .ok_or(Error::RunNotFound(run))?;
+    let current: RunState = get_state(&row, 0)?;
+    let cancel_requested = get_flag(&row, 1)?;
+    if current.is_terminal() || tx.query_opt(ACTIVE_JOB_OF_RUN, &[&run.0])?.is_some() {
+        return Ok((None, cancel_requested));
     }
     let row = tx.query_one(
         "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')),
@@ -851,7 +844,6 @@ fn finish_if_done(
         &[&run.0],
     )?;
     let (failed, cancelled): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    let cancel_requested = run_cancel_requested(tx, run)?;
     let to = if cancel_requested || cancelled > 0 {
         RunState::Cancelled
     } else if failed > 0 {
@@ -881,12 +873,68 @@ fn finish_if_done(
             reason,
         },
     )?;
-    Ok(Some(to))
+    Ok((Some(to), cancel_requested))
 }
 
-/// Takes the best queued job this worker may run, in the caller's write transaction.
+/// What a worker learns about the run of the job it handed back.
+fn run_end(tx: &mut Tx<'_>, run: RunId, now: DateTime<Utc>) -> Result<ClaimEnd, Error> {
+    let (run_ended, cancelling) = finish_locked(tx, run, now)?;
+    Ok(ClaimEnd {
+        run_ended,
+        cancelling,
+    })
+}
+
+/// Records a worker's state after a claim's transaction: busy with the job it took, else
+/// idle; `done` counts the job it handed back.
+fn set_worker(
+    tx: &mut Tx<'_>,
+    worker: WorkerId,
+    next: Option<&Claimed>,
+    done: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let job = next.map(|claimed| claimed.job.id.0);
+    tx.execute(
+        "UPDATE workers SET state = CASE WHEN $2::BIGINT IS NULL THEN 'idle' ELSE 'busy' END,
+             current_job = $2, heartbeat_at = $3, jobs_done = jobs_done + $4
+         WHERE id = $1",
+        &[&worker.0, &job, &to_ms(now), &i64::from(done)],
+    )?;
+    Ok(())
+}
+
+/// Whether a job of `queue` may start beside what runs: for a queue with a concurrency
+/// limit, decided under the queue's row lock, so that two claims side by side cannot both
+/// take its last place (the second counts again once the first has committed).
+fn admitted(
+    tx: &mut Tx<'_>,
+    queue: &str,
+    loads: &mut HashMap<String, QueueLoad>,
+) -> Result<bool, Error> {
+    let Some(load) = loads.get_mut(queue) else {
+        return Ok(true);
+    };
+    let Some(limit) = load.concurrency else {
+        return Ok(true);
+    };
+    tx.execute(
+        "SELECT 1 FROM queues WHERE name = $1 FOR NO KEY UPDATE",
+        &[&queue],
+    )?;
+    let running: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'running'",
+            &[&queue],
+        )?
+        .try_get(0)?;
+    load.running = count(running);
+    Ok(load.running < limit)
+}
+
+/// Takes the best queued job this worker may run, in the caller's claim transaction.
 fn claim_next_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     worker: WorkerId,
     labels: &[String],
     lease: Duration,
@@ -894,108 +942,101 @@ fn claim_next_tx(
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>, Error> {
     let now_ms = to_ms(now);
-    let loads = queue_loads(tx)?;
+    let mut loads = queue_loads(tx)?;
     let mut candidates = Candidates::new(now_ms, &loads);
     loop {
         let page = candidates.next_page(tx)?;
         if page.is_empty() {
             return Ok(None);
         }
-        let Some(index) = first_fitting(&page, labels, &loads) else {
-            continue;
-        };
-        let (job, run) = (JobId(page[index].id), RunId(page[index].run));
-        if run_cancel_requested(tx, run)? {
-            // SPEC §3: a cancelled run's queued jobs are dropped, not started. The
-            // worker still running a job of it finishes the run. Read again from the
-            // start: the page is stale.
-            transition_job(
+        let mut rest = &page[..];
+        while let Some(index) = first_fitting(rest, labels, &loads) {
+            let row = &rest[index];
+            rest = &rest[index + 1..];
+            let (job, run) = (JobId(row.id), RunId(row.run));
+            if row.cancel_requested {
+                // SPEC §3: a cancelled run's queued jobs are dropped, not started. The
+                // worker still running a job of it finishes the run.
+                transition_job(
+                    tx,
+                    &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
+                )?;
+                continue;
+            }
+            if !admitted(tx, &row.queue, &mut loads)? {
+                candidates.block(&row.queue);
+                continue;
+            }
+            let number = row.attempts + 1;
+            let token = kill_token(run, job, number);
+            start_attempt(
                 tx,
-                &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
-            )?;
-            candidates = Candidates::new(now_ms, &loads);
-            continue;
-        }
-        let token = kill_token(run, job, page[index].attempts + 1);
-        transition_job(
-            tx,
-            &Transition::new(job, JobState::Running, now).kill_token(token),
-        )?;
-        let expires = now_ms + lease_ms(lease);
-        tx.execute(
-            "UPDATE jobs SET worker_id = $2, lease_expires = $3, not_before = NULL
-             WHERE id = $1",
-            &[&job.0, &worker.0, &expires],
-        )?;
-        tx.execute(
-            "UPDATE workers SET state = 'busy', current_job = $2, heartbeat_at = $3
-             WHERE id = $1",
-            &[&worker.0, &job.0, &now_ms],
-        )?;
-        if run_status(tx, run)? == RunState::Queued {
-            transition_run(
-                tx,
-                &RunTransition {
-                    run,
-                    to: RunState::Running,
-                    at: now,
+                &NewAttempt {
+                    job,
+                    number,
+                    at: now_ms,
                     reason: None,
+                    kill_token: Some(&token),
                 },
+                Some(&Lease {
+                    worker: worker.0,
+                    expires: now_ms + lease_ms(lease),
+                }),
             )?;
+            if row.run_status == RunState::Queued {
+                // Its first job: the run starts, under its lock (another claim may be
+                // starting a job of it too).
+                let current: RunState = get_state(
+                    &tx.query_one(
+                        "SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE",
+                        &[&run.0],
+                    )?,
+                    0,
+                )?;
+                if current == RunState::Queued {
+                    transition_run(
+                        tx,
+                        &RunTransition {
+                            run,
+                            to: RunState::Running,
+                            at: now,
+                            reason: None,
+                        },
+                    )?;
+                }
+            }
+            // The job and its needs, read under its lock: the needs have ended and cannot
+            // change any more.
+            return claimed_job(tx, job, run).map(Some);
         }
-        // The job and its needs, read under the same lock: the needs have ended and cannot
-        // change any more.
-        return claimed_job(tx, job, run).map(Some);
     }
 }
 
-/// Records the end of a claimed attempt, in the caller's write transaction.
+/// Records the end of a claimed attempt, in the caller's claim transaction; returns the
+/// job's run, or `None` when the job was taken from this worker meanwhile (its lease ended,
+/// it was cancelled): then the attempt's end is no longer this worker's to record.
 fn finish_claim_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     worker: WorkerId,
     job: JobId,
     changes: &[Change],
     retry_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<ClaimEnd, Error> {
-    // The job may have been taken from this worker (lease expired, cancelled): then the
-    // attempt's end is no longer this worker's to record.
-    let still_ours = tx
-        .query_opt(
-            "SELECT 1 FROM jobs WHERE id = $1 AND worker_id = $2 AND status = 'running'",
-            &[&job.0, &worker.0],
-        )?
-        .is_some();
-    if still_ours {
-        apply(tx, changes)?;
-        tx.execute(
-            "UPDATE jobs SET worker_id = NULL, lease_expires = NULL, not_before = $2
-             WHERE id = $1",
-            &[&job.0, &retry_at.map(to_ms)],
-        )?;
-    }
-    tx.execute(
-        "UPDATE workers SET state = 'idle', current_job = NULL, jobs_done = jobs_done + $3,
-             heartbeat_at = $2
-         WHERE id = $1",
-        // A job taken from the worker meanwhile (its lease ended) is not one it did.
-        &[&worker.0, &to_ms(now), &i64::from(still_ours)],
+) -> Result<Option<RunId>, Error> {
+    let run = tx.query_opt(
+        "UPDATE jobs SET worker_id = NULL, lease_expires = NULL, not_before = $3
+         WHERE id = $1 AND worker_id = $2 AND status = 'running'
+         RETURNING run_id",
+        &[&job.0, &worker.0, &retry_at.map(to_ms)],
     )?;
-    if !still_ours {
-        return Ok(ClaimEnd::default());
-    }
-    let run = RunId(
-        tx.query_one("SELECT run_id FROM jobs WHERE id = $1", &[&job.0])?
-            .try_get(0)?,
-    );
-    Ok(ClaimEnd {
-        run_ended: finish_if_done(tx, run, now)?,
-        cancelling: run_cancel_requested(tx, run)?,
-    })
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    apply(tx, changes)?;
+    Ok(Some(RunId(run.try_get(0)?)))
 }
 
 /// A claimed job with its run and its needs (their outputs, not their attempts).
-fn claimed_job(tx: &mut Transaction<'_>, job: JobId, run: RunId) -> Result<Claimed, Error> {
+fn claimed_job(tx: &mut Tx<'_>, job: JobId, run: RunId) -> Result<Claimed, Error> {
     let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
     let job = read::jobs_without_history(tx, Scope::Job(job))?
         .pop()
@@ -1253,6 +1294,80 @@ mod tests {
         assert_eq!(order, ["high", "mid", "low"]);
         let jobs = store.jobs(run).expect("jobs");
         assert!(jobs.iter().all(|job| job.status == JobState::Succeeded));
+    }
+
+    /// Claims run side by side (shared lock, row locks): eight workers, each with its own
+    /// connection, racing over two runs, one of them in a queue that runs one job at a time.
+    #[test]
+    fn racing_claims_take_each_job_once_keep_queue_limits_and_finish_every_run() {
+        let url = super::super::test_support::fresh_url();
+        let store = PgStore::open(&url).expect("open");
+        store.add_queue("one", Some(1)).expect("queue");
+        let free = detached(
+            &store,
+            (0..60)
+                .map(|i| queued(&format!("f{i}"), "default", 0))
+                .collect(),
+        );
+        let limited = detached(
+            &store,
+            (0..20)
+                .map(|i| queued(&format!("l{i}"), "one", 0))
+                .collect(),
+        );
+        let running_in_one = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                let url = url.clone();
+                let running_in_one = std::sync::Arc::clone(&running_in_one);
+                std::thread::spawn(move || {
+                    let store = PgStore::open(&url).expect("open");
+                    let worker = store
+                        .register_worker(&format!("w{n}"), &[])
+                        .expect("register");
+                    let mut taken = Vec::new();
+                    while let Some(claimed) = store
+                        .claim_next(worker, &[], Duration::from_secs(30), &|_, _, _| "t".into())
+                        .expect("claim")
+                    {
+                        let in_one = claimed.job.queue == "one";
+                        if in_one {
+                            let before =
+                                running_in_one.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            assert_eq!(before, 0, "two jobs of queue `one` ran at once");
+                        }
+                        taken.push(claimed.job.id);
+                        let done = Change::Job(Transition::new(
+                            claimed.job.id,
+                            JobState::Succeeded,
+                            Utc::now(),
+                        ));
+                        if in_one {
+                            running_in_one.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        store
+                            .finish_claim(worker, claimed.job.id, &[done], None)
+                            .expect("finish");
+                    }
+                    taken
+                })
+            })
+            .collect();
+        let mut taken: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("worker"))
+            .collect();
+        taken.sort_by_key(|id| id.0);
+        let mut expected: Vec<_> = free.iter().chain(&limited).copied().collect();
+        expected.sort_by_key(|id| id.0);
+        assert_eq!(taken, expected, "every job taken exactly once");
+        for job in free.iter().chain(&limited) {
+            let run = store.job(*job).expect("job").expect("exists").run_id;
+            assert_eq!(
+                store.run(run).expect("run").expect("exists").status,
+                RunState::Succeeded
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use postgres::Row;
 use postgres::types::{FromSql, Type};
-use postgres::{Row, Transaction};
+
+use super::tx::Tx;
 use serde_json::Value;
 
 use crate::state::{JobId, JobState, RunId, RunState};
@@ -181,7 +183,7 @@ fn definition_from_row(row: &Row) -> Result<Definition, postgres::Error> {
 
 /// The latest definition of `name`, or its version `hash`.
 pub(super) fn definition(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     name: &str,
     hash: Option<&str>,
 ) -> Result<Option<Definition>, Error> {
@@ -196,7 +198,7 @@ pub(super) fn definition(
         .transpose()?)
 }
 
-pub(super) fn definitions(tx: &mut Transaction<'_>) -> Result<Vec<Definition>, Error> {
+pub(super) fn definitions(tx: &mut Tx<'_>) -> Result<Vec<Definition>, Error> {
     let sql = format!(
         "SELECT {DEFINITION_COLUMNS} FROM definitions AS d
          WHERE seen_seq = (SELECT max(seen_seq) FROM definitions WHERE name = d.name)
@@ -244,7 +246,7 @@ pub(super) fn owner_from_row(row: &Row, index: usize) -> Result<Option<Owner>, p
     }))
 }
 
-pub(super) fn run(tx: &mut Transaction<'_>, id: RunId) -> Result<Option<RunRecord>, Error> {
+pub(super) fn run(tx: &mut Tx<'_>, id: RunId) -> Result<Option<RunRecord>, Error> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
     Ok(tx
         .query_opt(&sql, &[&id.0])?
@@ -252,7 +254,7 @@ pub(super) fn run(tx: &mut Transaction<'_>, id: RunId) -> Result<Option<RunRecor
         .transpose()?)
 }
 
-pub(super) fn latest_run(tx: &mut Transaction<'_>) -> Result<Option<RunRecord>, Error> {
+pub(super) fn latest_run(tx: &mut Tx<'_>) -> Result<Option<RunRecord>, Error> {
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1");
     Ok(tx
         .query_opt(&sql, &[])?
@@ -261,7 +263,7 @@ pub(super) fn latest_run(tx: &mut Transaction<'_>) -> Result<Option<RunRecord>, 
 }
 
 /// The run id a command-line reference names: `42`, or `last` (`None` when there is no run).
-fn run_id(tx: &mut Transaction<'_>, reference: &str) -> Result<Option<RunId>, Error> {
+fn run_id(tx: &mut Tx<'_>, reference: &str) -> Result<Option<RunId>, Error> {
     if reference == "last" {
         let id: Option<i64> = tx.query_one("SELECT max(id) FROM runs", &[])?.try_get(0)?;
         return Ok(id.map(RunId));
@@ -276,17 +278,14 @@ fn run_id(tx: &mut Transaction<'_>, reference: &str) -> Result<Option<RunId>, Er
     }
 }
 
-pub(super) fn resolve_run(
-    tx: &mut Transaction<'_>,
-    reference: &str,
-) -> Result<Option<RunRecord>, Error> {
+pub(super) fn resolve_run(tx: &mut Tx<'_>, reference: &str) -> Result<Option<RunRecord>, Error> {
     match run_id(tx, reference.trim())? {
         Some(id) => run(tx, id),
         None => Ok(None),
     }
 }
 
-pub(super) fn runs(tx: &mut Transaction<'_>, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
+pub(super) fn runs(tx: &mut Tx<'_>, filter: &RunFilter) -> Result<Vec<RunRecord>, Error> {
     // A filter left out is bound as NULL (PostgreSQL plans each statement with the values
     // bound, so the condition folds away).
     let sql = format!(
@@ -399,7 +398,7 @@ fn step_from_row(row: &Row) -> Result<StepRecord, postgres::Error> {
 
 /// The jobs in `scope` with history and outputs, in creation order. Four queries whatever the
 /// number of jobs; call inside a read transaction for one consistent snapshot.
-pub(super) fn jobs(tx: &mut Transaction<'_>, scope: Scope) -> Result<Vec<JobRecord>, Error> {
+pub(super) fn jobs(tx: &mut Tx<'_>, scope: Scope) -> Result<Vec<JobRecord>, Error> {
     let mut jobs = jobs_without_history(tx, scope)?;
     let condition = scope.condition();
     let id = scope.id();
@@ -442,10 +441,7 @@ fn positions(jobs: &[JobRecord]) -> HashMap<JobId, usize> {
 
 /// The jobs of `scope` with their outputs, without their attempts (`history` empty): what a
 /// worker needs of the job it claims and of its needs, read under the write lock.
-pub(super) fn jobs_without_history(
-    tx: &mut Transaction<'_>,
-    scope: Scope,
-) -> Result<Vec<JobRecord>, Error> {
+pub(super) fn jobs_without_history(tx: &mut Tx<'_>, scope: Scope) -> Result<Vec<JobRecord>, Error> {
     let condition = scope.condition();
     let id = scope.id();
 
@@ -473,10 +469,7 @@ pub(super) fn jobs_without_history(
 }
 
 /// A job named `17` (job id), `42/extract` or `last/report[format=csv]`.
-pub(super) fn resolve_job(
-    tx: &mut Transaction<'_>,
-    reference: &str,
-) -> Result<Option<JobRecord>, Error> {
+pub(super) fn resolve_job(tx: &mut Tx<'_>, reference: &str) -> Result<Option<JobRecord>, Error> {
     let reference = reference.trim();
     let id: Option<i64> = match reference.split_once('/') {
         Some((run, name)) => {
@@ -505,10 +498,7 @@ pub(super) fn resolve_job(
     }
 }
 
-pub(super) fn list_jobs(
-    tx: &mut Transaction<'_>,
-    filter: &JobFilter,
-) -> Result<Vec<JobRecord>, Error> {
+pub(super) fn list_jobs(tx: &mut Tx<'_>, filter: &JobFilter) -> Result<Vec<JobRecord>, Error> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs AS j
          WHERE ($1::TEXT IS NULL OR j.queue = $1) AND ($2::TEXT IS NULL OR j.status = $2)
@@ -525,17 +515,14 @@ pub(super) fn list_jobs(
     Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
 }
 
-pub(super) fn attempts(tx: &mut Transaction<'_>, job: JobId) -> Result<Vec<AttemptRecord>, Error> {
+pub(super) fn attempts(tx: &mut Tx<'_>, job: JobId) -> Result<Vec<AttemptRecord>, Error> {
     Ok(jobs(tx, Scope::Job(job))?
         .pop()
         .map(|job| job.history)
         .unwrap_or_default())
 }
 
-pub(super) fn outputs(
-    tx: &mut Transaction<'_>,
-    job: JobId,
-) -> Result<BTreeMap<String, String>, Error> {
+pub(super) fn outputs(tx: &mut Tx<'_>, job: JobId) -> Result<BTreeMap<String, String>, Error> {
     let rows = tx.query(
         "SELECT key, value FROM outputs WHERE job_id = $1",
         &[&job.0],
@@ -547,10 +534,7 @@ pub(super) fn outputs(
 }
 
 /// The cancel flags of `run` and its jobs, without clearing them.
-pub(super) fn cancel_requests(
-    tx: &mut Transaction<'_>,
-    run: RunId,
-) -> Result<CancelRequests, Error> {
+pub(super) fn cancel_requests(tx: &mut Tx<'_>, run: RunId) -> Result<CancelRequests, Error> {
     let Some(row) = tx.query_opt("SELECT cancel_requested FROM runs WHERE id = $1", &[&run.0])?
     else {
         return Err(Error::RunNotFound(run));
@@ -568,7 +552,7 @@ pub(super) fn cancel_requests(
 }
 
 /// Queued and running runs that have an owner, with it.
-pub(super) fn owned_active_runs(tx: &mut Transaction<'_>) -> Result<Vec<(RunId, Owner)>, Error> {
+pub(super) fn owned_active_runs(tx: &mut Tx<'_>) -> Result<Vec<(RunId, Owner)>, Error> {
     let rows = tx.query(
         "SELECT id, owner_pid, owner_start, owner_host FROM runs
          WHERE status IN ('queued', 'running') AND owner_pid IS NOT NULL",

@@ -1,8 +1,8 @@
 //! Crash recovery: runs whose owning process died (kill -9, power loss) fail, their running
 //! jobs as `lost`. Finding and killing leftover processes is the caller's part.
 
+use super::tx::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
 
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -15,7 +15,7 @@ use super::write::{cancel_waiting_jobs, finish_run, transition_job};
 /// Fails the runs in `dead` (found without the lock) that are still active under the same
 /// owner now that the lock is held: another process may have recovered or retried them since.
 pub(super) fn recover_lost(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     dead: &[(RunId, Owner)],
     now: DateTime<Utc>,
 ) -> Result<Recovered, Error> {

@@ -1,7 +1,7 @@
 //! `coreflow retry`: putting finished jobs of a finished run back to `pending`, keeping their
 //! attempts in history, and reopening the run under a new owner.
 
-use postgres::Transaction;
+use super::tx::Tx;
 
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -12,7 +12,7 @@ use super::to_sql_u64;
 use super::write::run_status;
 
 pub(super) fn reset_for_retry(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     jobs: &[JobId],
     owner: Option<&Owner>,

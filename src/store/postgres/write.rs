@@ -1,8 +1,8 @@
 //! Write verbs of [`super::PgStore`]; each runs inside the caller's write transaction (after
 //! the environment's write lock), so a failure anywhere leaves the database as it was.
 
+use super::tx::Tx;
 use chrono::{DateTime, Utc};
-use postgres::Transaction;
 
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -19,7 +19,7 @@ pub(super) fn log_path(job: JobId, attempt: u32) -> String {
 }
 
 pub(super) fn save_definition(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     definition: &NewDefinition<'_>,
 ) -> Result<(), Error> {
     let seen = to_ms(definition.seen_at);
@@ -42,10 +42,7 @@ pub(super) fn save_definition(
     Ok(())
 }
 
-pub(super) fn create_run(
-    tx: &mut Transaction<'_>,
-    run: &NewRun,
-) -> Result<(RunId, Vec<JobId>), Error> {
+pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<JobId>), Error> {
     let created = to_ms(run.created_at);
     let started = (run.status == RunState::Running).then_some(created);
     let finished = run.status.is_terminal().then_some(created);
@@ -133,7 +130,7 @@ pub(super) fn create_run(
     Ok((run_id, ids))
 }
 
-pub(super) fn apply(tx: &mut Transaction<'_>, changes: &[Change]) -> Result<(), Error> {
+pub(super) fn apply(tx: &mut Tx<'_>, changes: &[Change]) -> Result<(), Error> {
     for change in changes {
         match change {
             Change::Job(transition) => transition_job(tx, transition)?,
@@ -196,10 +193,7 @@ pub(super) fn apply(tx: &mut Transaction<'_>, changes: &[Change]) -> Result<(), 
 }
 
 /// Moves a job to a new state, starting or finishing its attempt; see [`Transition`].
-pub(super) fn transition_job(
-    tx: &mut Transaction<'_>,
-    transition: &Transition,
-) -> Result<(), Error> {
+pub(super) fn transition_job(tx: &mut Tx<'_>, transition: &Transition) -> Result<(), Error> {
     let job = transition.job;
     let row = tx
         .query_opt(
@@ -225,34 +219,14 @@ pub(super) fn transition_job(
     let exit_code = transition.exit_code.map(i64::from);
 
     if to == JobState::Running {
-        let number = attempts + 1;
-        tx.execute(
-            "UPDATE jobs SET status = 'running', reason = $2, attempts = $3, exit_code = NULL,
-                 started_at = coalesce(started_at, $4), finished_at = NULL, duration_ms = NULL,
-                 peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = $5
-             WHERE id = $1",
-            &[
-                &job.0,
-                &transition.reason,
-                &i64::from(number),
-                &at,
-                &transition.kill_token,
-            ],
-        )?;
-        // A new attempt runs from the first step: the outputs of the last one are void.
-        tx.execute("DELETE FROM outputs WHERE job_id = $1", &[&job.0])?;
-        tx.execute(
-            "INSERT INTO attempts (job_id, number, status, started_at, kill_token, log_path)
-             VALUES ($1, $2, 'running', $3, $4, $5)",
-            &[
-                &job.0,
-                &i64::from(number),
-                &at,
-                &transition.kill_token,
-                &log_path(job, number),
-            ],
-        )?;
-        return Ok(());
+        let attempt = NewAttempt {
+            job,
+            number: attempts + 1,
+            at,
+            reason: transition.reason.as_deref(),
+            kill_token: transition.kill_token.as_deref(),
+        };
+        return start_attempt(tx, &attempt, None);
     }
 
     let terminal = to.is_terminal();
@@ -309,7 +283,70 @@ pub(super) fn transition_job(
     Ok(())
 }
 
-fn record_step(tx: &mut Transaction<'_>, step: &StepRecord) -> Result<(), Error> {
+/// An attempt a job starts.
+pub(super) struct NewAttempt<'a> {
+    pub(super) job: JobId,
+    /// 1 for the first.
+    pub(super) number: u32,
+    /// Milliseconds since the epoch.
+    pub(super) at: i64,
+    pub(super) reason: Option<&'a str>,
+    pub(super) kill_token: Option<&'a str>,
+}
+
+/// A worker's hold on a job it claimed: the worker and when its lease ends (milliseconds).
+pub(super) struct Lease {
+    pub(super) worker: i64,
+    pub(super) expires: i64,
+}
+
+/// Moves a job to `running` with a new attempt (the caller has checked that it may start),
+/// held under `lease` when a worker claimed it.
+pub(super) fn start_attempt(
+    tx: &mut Tx<'_>,
+    attempt: &NewAttempt<'_>,
+    lease: Option<&Lease>,
+) -> Result<(), Error> {
+    let job = attempt.job;
+    let number = i64::from(attempt.number);
+    tx.execute(
+        "UPDATE jobs SET status = 'running', reason = $2, attempts = $3, exit_code = NULL,
+             started_at = coalesce(started_at, $4), finished_at = NULL, duration_ms = NULL,
+             peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = $5,
+             worker_id = CASE WHEN $6::BIGINT IS NULL THEN worker_id ELSE $6 END,
+             lease_expires = CASE WHEN $6::BIGINT IS NULL THEN lease_expires ELSE $7 END,
+             not_before = CASE WHEN $6::BIGINT IS NULL THEN not_before ELSE NULL END
+         WHERE id = $1",
+        &[
+            &job.0,
+            &attempt.reason,
+            &number,
+            &attempt.at,
+            &attempt.kill_token,
+            &lease.map(|lease| lease.worker),
+            &lease.map(|lease| lease.expires),
+        ],
+    )?;
+    if attempt.number > 1 {
+        // A new attempt runs from the first step: the outputs of the last one are void (a
+        // first attempt has none).
+        tx.execute("DELETE FROM outputs WHERE job_id = $1", &[&job.0])?;
+    }
+    tx.execute(
+        "INSERT INTO attempts (job_id, number, status, started_at, kill_token, log_path)
+         VALUES ($1, $2, 'running', $3, $4, $5)",
+        &[
+            &job.0,
+            &number,
+            &attempt.at,
+            &attempt.kill_token,
+            &log_path(job, attempt.number),
+        ],
+    )?;
+    Ok(())
+}
+
+fn record_step(tx: &mut Tx<'_>, step: &StepRecord) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO steps (job_id, attempt, idx, name, status, exit_code, started_at, finished_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -333,17 +370,14 @@ fn record_step(tx: &mut Transaction<'_>, step: &StepRecord) -> Result<(), Error>
     Ok(())
 }
 
-pub(super) fn run_status(tx: &mut Transaction<'_>, run: RunId) -> Result<RunState, Error> {
+pub(super) fn run_status(tx: &mut Tx<'_>, run: RunId) -> Result<RunState, Error> {
     let row = tx
         .query_opt("SELECT status FROM runs WHERE id = $1", &[&run.0])?
         .ok_or(Error::RunNotFound(run))?;
     Ok(get_state(&row, 0)?)
 }
 
-pub(super) fn transition_run(
-    tx: &mut Transaction<'_>,
-    transition: &RunTransition,
-) -> Result<(), Error> {
+pub(super) fn transition_run(tx: &mut Tx<'_>, transition: &RunTransition) -> Result<(), Error> {
     let from = run_status(tx, transition.run)?;
     let to = transition.to;
     if from.is_terminal() {
@@ -372,11 +406,7 @@ pub(super) fn transition_run(
     Ok(())
 }
 
-pub(super) fn claim_run(
-    tx: &mut Transaction<'_>,
-    run: RunId,
-    owner: &Owner,
-) -> Result<bool, Error> {
+pub(super) fn claim_run(tx: &mut Tx<'_>, run: RunId, owner: &Owner) -> Result<bool, Error> {
     run_status(tx, run)?;
     let changed = tx.execute(
         "UPDATE runs SET owner_pid = $2, owner_start = $3, owner_host = $4
@@ -393,7 +423,7 @@ pub(super) fn claim_run(
 
 /// Ids of `run`'s jobs in one of `states`.
 pub(super) fn jobs_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     states: &[JobState],
 ) -> Result<Vec<JobId>, Error> {
@@ -410,7 +440,7 @@ pub(super) fn jobs_in(
 
 /// Cancels the jobs of `run` that have not started, with `reason`.
 pub(super) fn cancel_waiting_jobs(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     reason: &str,
     at: DateTime<Utc>,
@@ -425,7 +455,7 @@ pub(super) fn cancel_waiting_jobs(
 }
 
 pub(super) fn finish_run(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     run: RunId,
     to: RunState,
     reason: &str,
@@ -442,7 +472,7 @@ pub(super) fn finish_run(
     )
 }
 
-pub(super) fn has_owner(tx: &mut Transaction<'_>, run: RunId) -> Result<bool, Error> {
+pub(super) fn has_owner(tx: &mut Tx<'_>, run: RunId) -> Result<bool, Error> {
     let row = tx
         .query_opt("SELECT owner_pid FROM runs WHERE id = $1", &[&run.0])?
         .ok_or(Error::RunNotFound(run))?;
