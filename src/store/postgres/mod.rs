@@ -9,7 +9,9 @@
 //!   call made inside a tokio runtime runs on a short-lived scoped thread ([`PgStore::call`]).
 //! - **Writes are serialised** per environment by a transaction-level advisory lock
 //!   ([`LOCK_SQL`]), the equivalent of SQLite's `BEGIN IMMEDIATE`: every rule the SQLite
-//!   store keeps by running one writer at a time holds here too, across hosts.
+//!   store keeps by running one writer at a time holds here too, across hosts. Claims take
+//!   it in its shared mode and run side by side, keeping their rules by row locks (`queues`).
+//! - **Statements are prepared once** per connection ([`tx::Tx`]).
 //! - **An environment is a schema**: the first of the URL's `search_path`
 //!   (`postgres://host/db?options=-csearch_path%3Dflows`), `public` by default; several
 //!   environments may share a database.
