@@ -854,15 +854,7 @@ fn finish_locked(
     let reason =
         (to == RunState::Cancelled && cancel_requested).then(|| REASON_CANCELLED.to_owned());
     if current == RunState::Queued {
-        transition_run(
-            tx,
-            &RunTransition {
-                run,
-                to: RunState::Running,
-                at: now,
-                reason: None,
-            },
-        )?;
+        start_run(tx, run, now)?;
     }
     transition_run(
         tx,
@@ -874,6 +866,19 @@ fn finish_locked(
         },
     )?;
     Ok((Some(to), cancel_requested))
+}
+
+/// Moves a queued run to `running`.
+fn start_run(tx: &mut Tx<'_>, run: RunId, now: DateTime<Utc>) -> Result<(), Error> {
+    transition_run(
+        tx,
+        &RunTransition {
+            run,
+            to: RunState::Running,
+            at: now,
+            reason: None,
+        },
+    )
 }
 
 /// What a worker learns about the run of the job it handed back.
@@ -994,15 +999,7 @@ fn claim_next_tx(
                     0,
                 )?;
                 if current == RunState::Queued {
-                    transition_run(
-                        tx,
-                        &RunTransition {
-                            run,
-                            to: RunState::Running,
-                            at: now,
-                            reason: None,
-                        },
-                    )?;
+                    start_run(tx, run, now)?;
                 }
             }
             // The job and its needs, read under its lock: the needs have ended and cannot
