@@ -66,16 +66,6 @@ ROWS=()     # Markdown table rows
 MISSES=0    # targets missed
 FAILURES=0  # commands that failed
 
-# row CELLS… — adds a table row; counts a miss when the last cell says so.
-row() {
-    local line="|" cell
-    for cell in "$@"; do
-        line+=" $cell |"
-    done
-    ROWS+=("$line")
-    [[ ${!#} != *MISS* ]] || MISSES=$((MISSES + 1))
-}
-
 # folder DIR N TRIGGER — writes N workflows wf-1 … wf-N with the given trigger line.
 folder() {
     local dir=$1 n=$2 trigger=$3 i

@@ -185,15 +185,6 @@ new_db() {
 ROWS=()     # Markdown table rows
 FAILURES=0  # failed checks and commands
 
-# row CELLS… — adds a table row.
-row() {
-    local line="|" cell
-    for cell in "$@"; do
-        line+=" $cell |"
-    done
-    ROWS+=("$line")
-}
-
 now() { date +%s.%N; }
 
 # json_field FIELD — the first string value of FIELD in the JSON on stdin.
@@ -217,28 +208,7 @@ start_workers() {
             > /dev/null 2> "$WORK/worker-$i.err" &
         WORKER_PIDS+=("$!")
     done
-    local deadline=$((SECONDS + 60))
-    until (($("$BIN" workers --json --env "$(url 0 "$db")" | grep -c '"state": "idle"') >= n)); do
-        ((SECONDS < deadline)) || die "the workers did not register within 60 s (see $WORK/worker-*.err)"
-        sleep 0.05
-    done
-}
-
-# stop_workers — SIGTERM to every worker, then waits; each must exit 0.
-stop_workers() {
-    local pid rc
-    for pid in "${WORKER_PIDS[@]}"; do
-        kill -TERM "$pid" 2> /dev/null || true
-    done
-    for pid in "${WORKER_PIDS[@]}"; do
-        rc=0
-        wait "$pid" || rc=$?
-        if ((rc != 0)); then
-            echo "bench: a worker exited $rc on SIGTERM" >&2
-            FAILURES=$((FAILURES + 1))
-        fi
-    done
-    WORKER_PIDS=()
+    await_idle_workers "$(url 0 "$db")" "$n" 60
 }
 
 # check_drain DB — checks the drained run: prints "SUCCEEDED DOUBLED LOST DONE_SUM H1 H2",
@@ -257,7 +227,9 @@ doubled = sum(1 for j in jobs if j["attempts"] > 1)
 lost = expected - succeeded
 done = {h1: 0, h2: 0}
 for w in workers:
-    done[w["host"]] = done.get(w["host"], 0) + w["jobs_done"]
+    # A worker's host is "name@tag" (the tag tells boots and PID namespaces apart).
+    name = w["host"].split("@")[0]
+    done[name] = done.get(name, 0) + w["jobs_done"]
 print(succeeded, doubled, lost, sum(done.values()), done[h1], done[h2])
 PY
 }

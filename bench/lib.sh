@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers for the benchmark scripts; sourced by bench/run.sh and bench/validate.sh
-# after they cd to the repository root.
+# Shared helpers for the benchmark scripts; sourced by each bench/*.sh after it cds to the
+# repository root. The table helpers use the script's ROWS (and MISSES, FAILURES) arrays and
+# counters; the worker helpers its BIN, WORK and WORKER_PIDS.
 #
 # Environment knobs:
 #   COREFLOW_BIN=PATH   use this binary instead of building target/release/coreflow
@@ -121,3 +122,40 @@ verdict() {
 BENCH_DIR=$PWD/bench
 # Make behaves the same whoever calls this script.
 unset MAKEFLAGS MFLAGS MAKELEVEL MAKEFILES 2> /dev/null || true
+
+# row CELLS… — adds a table row; counts a miss (MISSES) when the last cell says so.
+row() {
+    local line="|" cell
+    for cell in "$@"; do
+        line+=" $cell |"
+    done
+    ROWS+=("$line")
+    [[ ${!#} != *MISS* ]] || MISSES=$((${MISSES:-0} + 1))
+}
+
+# await_idle_workers ENV N SECONDS — waits until N workers of ENV are registered and idle;
+# dies after SECONDS (their stderr is in $WORK/worker-*.err).
+await_idle_workers() {
+    local env=$1 n=$2 deadline=$((SECONDS + $3))
+    until (($("$BIN" workers --json --env "$env" | grep -c '"state": "idle"') >= n)); do
+        ((SECONDS < deadline)) || die "the workers did not register within $3 s (see $WORK/worker-*.err)"
+        sleep 0.05
+    done
+}
+
+# stop_workers — SIGTERM to every worker, then waits for them; each must exit 0.
+stop_workers() {
+    local pid rc
+    for pid in "${WORKER_PIDS[@]}"; do
+        kill -TERM "$pid" 2> /dev/null || true
+    done
+    for pid in "${WORKER_PIDS[@]}"; do
+        rc=0
+        wait "$pid" || rc=$?
+        if ((rc != 0)); then
+            echo "bench: a worker exited $rc on SIGTERM" >&2
+            FAILURES=$((FAILURES + 1))
+        fi
+    done
+    WORKER_PIDS=()
+}

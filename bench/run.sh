@@ -62,16 +62,6 @@ ROWS=()     # Markdown table rows
 MISSES=0    # targets missed
 FAILURES=0  # commands that failed
 
-# row CELLS… — adds a table row; counts a miss when the last cell says so.
-row() {
-    local line="|" cell
-    for cell in "$@"; do
-        line+=" $cell |"
-    done
-    ROWS+=("$line")
-    [[ ${!#} != *MISS* ]] || MISSES=$((MISSES + 1))
-}
-
 # run_coreflow OUTFILE WORKFLOW — one measured `coreflow run` with a fresh environment.
 # On failure prints the end of its output and returns non-zero.
 run_coreflow() {

@@ -73,16 +73,6 @@ ROWS=()     # Markdown table rows
 MISSES=0    # targets missed
 FAILURES=0  # commands that failed
 
-# row CELLS… — adds a table row; counts a miss when the last cell says so.
-row() {
-    local line="|" cell
-    for cell in "$@"; do
-        line+=" $cell |"
-    done
-    ROWS+=("$line")
-    [[ ${!#} != *MISS* ]] || MISSES=$((MISSES + 1))
-}
-
 # now — seconds since the epoch, with nanoseconds.
 now() { date +%s.%N; }
 
@@ -95,28 +85,7 @@ start_workers() {
         WORKER_PIDS+=("$!")
     done
     # Every worker registers before the clock starts.
-    local deadline=$((SECONDS + 30))
-    until (($("$BIN" workers --json --env "$env" | grep -c '"state": "idle"') >= n)); do
-        ((SECONDS < deadline)) || die "the workers did not register within 30 s"
-        sleep 0.05
-    done
-}
-
-# stop_workers — SIGTERM to every worker, then waits for them; each must exit 0.
-stop_workers() {
-    local pid rc
-    for pid in "${WORKER_PIDS[@]}"; do
-        kill -TERM "$pid" 2> /dev/null || true
-    done
-    for pid in "${WORKER_PIDS[@]}"; do
-        rc=0
-        wait "$pid" || rc=$?
-        if ((rc != 0)); then
-            echo "bench: a worker exited $rc on SIGTERM" >&2
-            FAILURES=$((FAILURES + 1))
-        fi
-    done
-    WORKER_PIDS=()
+    await_idle_workers "$env" "$n" 30
 }
 
 # in_process OUTFILE WORKFLOW [N] — one measured `coreflow run --workers N` (default 4);

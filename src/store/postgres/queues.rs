@@ -71,37 +71,38 @@ struct Row {
     cancel_requested: bool,
 }
 
+/// The waiting jobs a claim may consider, as [`Row`]s, followed by `$order`. Left out: jobs
+/// that must wait for a retry delay, jobs of queues that cannot start anything now (paused,
+/// full: `$3`), jobs already read (`$4`), and jobs of runs that have an owner — a foreground
+/// `coreflow run` queues its ready jobs in the store too, and executes them itself.
+macro_rules! waiting_jobs {
+    ($order:literal) => {
+        concat!(
+            "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
+                    r.status, r.cancel_requested
+             FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
+             WHERE j.status = 'queued'
+               AND (j.not_before IS NULL OR j.not_before <= $1)
+               AND NOT (j.queue = ANY($3))
+               AND NOT (j.id = ANY($4))
+               AND r.owner_pid IS NULL ",
+            $order
+        )
+    };
+}
+
 /// The waiting jobs a claim may take, best first: the jobs put on top (newest `top` first),
 /// then by priority, highest first, each oldest first — one scan of the `jobs_claim_order`
-/// index. Left out: jobs that must wait for a retry delay, jobs of queues that cannot start
-/// anything now (paused, full: `$3`), jobs already read (`$4`), jobs another claim holds
-/// (`SKIP LOCKED`), and jobs of runs that have an owner — a foreground `coreflow run` queues
-/// its ready jobs in the store too, and executes them itself. Those read are locked until
+/// index — skipping jobs another claim holds (`SKIP LOCKED`). Those read are locked until
 /// the claim commits.
-const CANDIDATES: &str = "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
-            r.status, r.cancel_requested
-     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
-     WHERE j.status = 'queued'
-       AND (j.not_before IS NULL OR j.not_before <= $1)
-       AND NOT (j.queue = ANY($3))
-       AND NOT (j.id = ANY($4))
-       AND r.owner_pid IS NULL
-     ORDER BY j.top_seq DESC NULLS LAST, j.priority DESC, j.queued_at, j.id
+const CANDIDATES: &str = waiting_jobs!(
+    "ORDER BY j.top_seq DESC NULLS LAST, j.priority DESC, j.queued_at, j.id
      LIMIT $2
-     FOR NO KEY UPDATE OF j SKIP LOCKED";
+     FOR NO KEY UPDATE OF j SKIP LOCKED"
+);
 
-/// [`CANDIDATES`] oldest first and without locks, to tell how long work has waited.
-const OLDEST_CANDIDATES: &str =
-    "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
-            r.status, r.cancel_requested
-     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
-     WHERE j.status = 'queued'
-       AND (j.not_before IS NULL OR j.not_before <= $1)
-       AND NOT (j.queue = ANY($3))
-       AND NOT (j.id = ANY($4))
-       AND r.owner_pid IS NULL
-     ORDER BY j.queued_at, j.id
-     LIMIT $2";
+/// The same jobs oldest first and without locks, to tell how long work has waited.
+const OLDEST_CANDIDATES: &str = waiting_jobs!("ORDER BY j.queued_at, j.id LIMIT $2");
 
 /// Waiting jobs in scheduler order ([`CANDIDATES`]), a page at a time: most claims take the
 /// first candidate; each further page doubles, up to [`MAX_PAGE`].
@@ -475,10 +476,13 @@ impl QueueStore for PgStore {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<ClaimEnd, Error> {
         let now = self.now();
-        self.write_claiming(&|_, _, _| String::new(), |tx, _| {
-            let run = finish_claim_tx(tx, worker, job, changes, retry_at)?;
-            set_worker(tx, worker, None, run.is_some(), now)?;
-            run.map_or(Ok(ClaimEnd::default()), |run| run_end(tx, run, now))
+        // No job is claimed, so no kill token is asked for.
+        super::outside_runtime(|| {
+            self.claim_here(|tx| {
+                let run = finish_claim_tx(tx, worker, job, changes, retry_at)?;
+                set_worker(tx, worker, None, run.is_some(), now)?;
+                run.map_or(Ok(ClaimEnd::default()), |run| run_end(tx, run, now))
+            })
         })
     }
 
