@@ -59,6 +59,7 @@ fn main() {
         def_hash: "bench".to_owned(),
         params: serde_json::json!({}),
         trigger: serde_json::json!({"kind": "manual"}),
+        fire: None,
         status: RunState::Queued,
         reason: None,
         owner: None,

@@ -258,6 +258,7 @@ pub(super) fn trigger(global: &GlobalArgs, args: &TriggerArgs) -> Result<(), Err
         trigger: serde_json::json!({ "type": "api" }),
         source: definition.source_path.as_deref(),
         now: store.clock().now(),
+        fire: None,
     };
     let admission = admit(&store, &request)?;
     print_admission(global, &admission)

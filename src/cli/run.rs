@@ -42,6 +42,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
             trigger: serde_json::json!({ "type": "manual" }),
             source: source.as_deref().and_then(|p| p.to_str()),
             now: store.clock().now(),
+            fire: None,
         };
         let admission = admit(&store, &request)?;
         return super::queue::print_admission(global, &admission);
@@ -60,8 +61,11 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         &overrides,
         &prepared,
         source.as_deref().and_then(|p| p.to_str()),
-        serde_json::json!({ "type": "manual" }),
-        Some(Owner::current()),
+        crate::engine::setup::Origin {
+            trigger: serde_json::json!({ "type": "manual" }),
+            fire: None,
+            owner: Some(Owner::current()),
+        },
     )
     .map_err(Error::Store)?;
     let mut trigger = serde_json::json!({ "type": "manual" });

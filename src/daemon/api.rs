@@ -127,6 +127,7 @@ async fn create_run(
             trigger: json!({ "type": "api" }),
             source: source.as_deref().and_then(std::path::Path::to_str),
             now: state.store.clock().now(),
+            fire: None,
         };
         match admission::admit(&state.store, &request) {
             Ok(Admission::Created(run)) => {

@@ -13,9 +13,10 @@ use crate::daemon::armed::{
     Armed, Kind, catchup_choice, describe_time, scan, time_kind, time_record, trigger_key,
 };
 use crate::daemon::firing::Daemon;
+use crate::daemon::overlap::Fired;
 use crate::spec::Loaded;
 use crate::spec::model::{DurationSpec, Trigger};
-use crate::store::RunFilter;
+use crate::store::{FireClaim, RunFilter};
 use crate::triggers::TimeTrigger;
 
 impl Daemon {
@@ -58,15 +59,24 @@ impl Daemon {
                             catchup = ?catchup,
                             "catchup after downtime"
                         );
-                        // Persisted before any run exists: a crash now loses these fires at
-                        // worst, and never repeats them.
+                        // Each instant is claimed with its run, oldest first; then the ones
+                        // catchup passes over are recorded as gone by.
+                        for fire in chosen {
+                            let record = time_record(kind, index, &spec, &fire, true);
+                            let claim = FireClaim {
+                                workflow: loaded.name.clone(),
+                                key: key.clone(),
+                                at: fire.at,
+                            };
+                            if self.fire(&loaded.name, record, params.clone(), now, Some(claim))
+                                == Fired::Retry
+                            {
+                                return None;
+                            }
+                        }
                         if let Err(err) = self.store.set_last_fire(&loaded.name, &key, newest.at) {
                             error!(workflow = %loaded.name, error = %err, "cannot record catchup; trigger not armed");
                             return None;
-                        }
-                        for fire in chosen {
-                            let record = time_record(kind, index, &spec, &fire, true);
-                            self.fire(&loaded.name, record, params.clone(), now);
                         }
                     }
                 }

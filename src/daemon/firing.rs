@@ -2,8 +2,8 @@
 //! (so that tests drive them with a manual clock):
 //!
 //! - [`Daemon::reload`]: rescan the folder, re-arm the triggers of workflows that changed.
-//! - [`Daemon::fire_due`]: fire the time triggers that are due. Every due instant is
-//!   persisted, in one transaction, before any run is created.
+//! - [`Daemon::fire_due`]: fire the time triggers that are due. Each instant is claimed in
+//!   the transaction that creates its run, so it fires once whichever daemon leads.
 //! - [`Daemon::watch_events`]: file arrivals and other workflows' runs ending.
 //! - [`Daemon::housekeeping`]: re-queue the jobs of workers whose lease expired.
 
@@ -18,11 +18,12 @@ use tracing::{error, info, warn};
 
 use crate::daemon::armed::{Armed, Kind, catchup_choice, scan, time_record};
 use crate::daemon::catalog::Catalog;
+use crate::daemon::overlap::Fired;
 use crate::engine::queued::{advance_run, load_run_definition};
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, ParamType};
 use crate::store::Env;
-use crate::store::{RunFilter, SeenFile};
+use crate::store::{FireClaim, RunFilter, SeenFile};
 use crate::triggers::Fire;
 
 /// The daemon's valid workflows by name, shared with the API.
@@ -221,42 +222,16 @@ impl Daemon {
                 due.push((i, fires, cursor));
             }
         }
-        if due.is_empty() {
-            return;
-        }
-        let records: Vec<(&str, &str, DateTime<Utc>)> = due
-            .iter()
-            .map(|(i, fires, _)| {
-                let armed = &self.armed[*i];
-                let newest = fires.last().expect("only triggers with fires are due");
-                (armed.workflow.as_str(), armed.key.as_str(), newest.at)
-            })
-            .collect();
-        // Persist first: after a crash an instant is lost at worst, never doubled.
-        if let Err(err) = self.store.set_last_fires(&records) {
-            error!(error = %err, "cannot record due fires; not firing (retrying)");
-            return;
-        }
-        let mut runs = Vec::new();
         for (i, fires, cursor) in due {
-            let armed = &mut self.armed[i];
-            let Kind::Time {
-                next, kind, spec, ..
-            } = &mut armed.kind
-            else {
-                continue;
-            };
-            *next = cursor;
             let (newest, older) = fires
                 .split_last()
                 .expect("only triggers with fires are due");
+            let armed = &self.armed[i];
             let mut chosen = Vec::new();
             if !older.is_empty() {
                 let catchup = self
-                    .workflows
-                    .read()
-                    .ok()
-                    .and_then(|w| w.get(&armed.workflow).and_then(|l| l.workflow.catchup))
+                    .workflow(&armed.workflow)
+                    .and_then(|l| l.workflow.catchup)
                     .unwrap_or_default();
                 // The newest fires anyway, so `latest` adds nothing to it.
                 let kept = match catchup {
@@ -274,7 +249,16 @@ impl Daemon {
                 chosen.extend(kept.iter().map(|f| (*f, true)));
             }
             chosen.push((*newest, false));
+            // Oldest first, each instant claimed in the transaction creating its run: an
+            // instant fires once whichever daemon gets to it, and one not recorded (the
+            // environment failed, or this daemon died) is tried again, here or by the next
+            // leader.
+            let mut next = cursor;
             for (fire, caught_up) in chosen {
+                let armed = &self.armed[i];
+                let Kind::Time { kind, spec, .. } = &armed.kind else {
+                    break;
+                };
                 let late_ms = (now - fire.at).num_milliseconds();
                 info!(
                     workflow = %armed.workflow,
@@ -284,11 +268,20 @@ impl Daemon {
                     "trigger due"
                 );
                 let record = time_record(kind, armed.index, spec, &fire, caught_up);
-                runs.push((armed.workflow.clone(), record, armed.params.clone()));
+                let claim = FireClaim {
+                    workflow: armed.workflow.clone(),
+                    key: armed.key.clone(),
+                    at: fire.at,
+                };
+                let (workflow, params) = (armed.workflow.clone(), armed.params.clone());
+                if self.fire(&workflow, record, params, now, Some(claim)) == Fired::Retry {
+                    next = Some(fire);
+                    break;
+                }
             }
-        }
-        for (workflow, record, params) in runs {
-            self.fire(&workflow, record, params, now);
+            if let Kind::Time { next: armed, .. } = &mut self.armed[i].kind {
+                *armed = next;
+            }
         }
     }
 
@@ -450,7 +443,7 @@ impl Daemon {
             }
         }
         for (workflow, record, params) in runs {
-            self.fire(&workflow, record, params, now);
+            self.fire(&workflow, record, params, now, None);
         }
     }
 

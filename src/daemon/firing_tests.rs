@@ -337,3 +337,29 @@ fn an_edit_elsewhere_in_the_file_keeps_the_trigger_state() {
         (1..=4).map(|h| utc(2026, 1, 1, h, 0)).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn two_daemons_that_both_believe_they_lead_fire_each_instant_once() {
+    // A leader that stalled past its lease does not know yet that another took over: both
+    // fire. Each instant is claimed with its run, so the slower one's fires are refused.
+    let site = site(
+        "catchup: all\ntriggers:\n  - every: 1m\n",
+        utc(2026, 1, 1, 0, 0),
+    );
+    let mut fast = site.daemon();
+    let mut stalled = site.daemon();
+    for minute in 1..=5 {
+        site.clock.set(utc(2026, 1, 1, 0, minute));
+        fast.fire_due(site.clock.now());
+    }
+    // The stalled one wakes with five instants due, catches up on all of them, and also
+    // races the other for the sixth.
+    site.clock.set(utc(2026, 1, 1, 0, 6));
+    stalled.fire_due(site.clock.now());
+    fast.fire_due(site.clock.now());
+    let expected: Vec<_> = (1..=6).map(|m| utc(2026, 1, 1, 0, m)).collect();
+    assert_eq!(site.fired(), expected);
+    // Both go on from the instant after, without owing anything.
+    assert_eq!(stalled.next_due(), Some(utc(2026, 1, 1, 0, 7)));
+    assert_eq!(fast.next_due(), Some(utc(2026, 1, 1, 0, 7)));
+}

@@ -16,27 +16,42 @@ use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
 use crate::daemon::firing::Daemon;
+use crate::engine::EngineError;
 use crate::engine::admission::{self, Admission, Request, active_runs};
 use crate::engine::queued::{load_definition, queue_run};
 use crate::spec::Loaded;
 use crate::spec::params::param_texts;
-use crate::store::WaitingFire;
+use crate::store::{Error as StoreError, FireClaim, WaitingFire};
+
+/// What became of a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fired {
+    /// Admitted: a run, a skipped run, or a place in line; or refused for good (bad
+    /// parameters, the workflow gone), with a log line.
+    Done,
+    /// Its instant was claimed before, by another daemon.
+    Already,
+    /// The environment failed; nothing was recorded, and the fire is to be tried again.
+    Retry,
+}
 
 impl Daemon {
-    /// Creates a run for a trigger fire, under the workflow's concurrency policy.
+    /// Creates a run for a trigger fire, under the workflow's concurrency policy; `claim` is
+    /// the time trigger's instant, claimed with what the fire creates.
     pub(super) fn fire(
         &mut self,
         workflow: &str,
         trigger: serde_json::Value,
         params: IndexMap<String, String>,
         now: DateTime<Utc>,
-    ) {
+        claim: Option<FireClaim>,
+    ) -> Fired {
         let Some(loaded) = self.workflow(workflow) else {
             warn!(
                 workflow,
                 "fire dropped: the workflow is no longer in the folder"
             );
-            return;
+            return Fired::Done;
         };
         let texts: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let source = std::fs::canonicalize(&loaded.file).ok();
@@ -46,6 +61,7 @@ impl Daemon {
             trigger: trigger.clone(),
             source: source.as_deref().and_then(Path::to_str),
             now,
+            fire: claim,
         };
         match admission::admit(&self.store, &request) {
             Ok(Admission::Created(run)) => {
@@ -61,10 +77,19 @@ impl Daemon {
             Ok(Admission::Skipped { run, reason }) => {
                 info!(workflow, run = run.0, reason = %reason, "fire skipped");
             }
+            Err(EngineError::Store(StoreError::AlreadyFired { at, .. })) => {
+                warn!(workflow, scheduled_for = %at, "fire dropped: another daemon fired this instant (it leads now)");
+                return Fired::Already;
+            }
+            Err(EngineError::Store(err)) => {
+                error!(workflow, error = %err, "cannot record the fire; retrying");
+                return Fired::Retry;
+            }
             Err(err) => {
                 warn!(workflow, error = %err, "fire refused");
             }
         }
+        Fired::Done
     }
 
     /// Logs how many requests wait for a run slot, at start-up.
@@ -139,6 +164,7 @@ impl Daemon {
             trigger: fire.trigger.clone(),
             source: source.as_deref().and_then(Path::to_str),
             now: self.store.clock().now(),
+            fire: None,
         };
         let created = request.resolve().and_then(|(values, overrides)| {
             queue_run(
@@ -148,6 +174,7 @@ impl Daemon {
                 &overrides,
                 request.source,
                 request.trigger.clone(),
+                None,
             )
         });
         match created {

@@ -23,7 +23,7 @@ use crate::spec::model::OnOverlap;
 use crate::spec::params::{self, Overrides, Values};
 use crate::state::{RunId, RunState};
 use crate::store::{Env, Environment};
-use crate::store::{NewRun, RunFilter};
+use crate::store::{FireClaim, NewRun, RunFilter};
 
 /// What became of a request for a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub struct Request<'a> {
     /// The workflow file, recorded with its definition.
     pub source: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// The time trigger's instant the request fires, claimed with what it creates (see
+    /// [`FireClaim`]); `None` for every other kind of request.
+    pub fire: Option<FireClaim>,
 }
 
 impl Request<'_> {
@@ -76,6 +79,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, EngineErro
             &overrides,
             request.source,
             request.trigger.clone(),
+            request.fire.clone(),
         )
         .map(Admission::Created)
     };
@@ -101,6 +105,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, EngineErro
             &values,
             &reason,
             request.now,
+            request.fire.as_ref(),
         )
         .map(|run| Admission::Skipped { run, reason })
         .map_err(EngineError::from)
@@ -126,6 +131,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, EngineErro
                 &request.trigger,
                 &serde_json::Value::Object(params),
                 request.now,
+                request.fire.as_ref(),
             )?;
             Ok(Admission::Waiting { ahead: in_line })
         }
@@ -184,12 +190,14 @@ fn record_skipped(
     values: &Values,
     reason: &str,
     now: DateTime<Utc>,
+    fire: Option<&FireClaim>,
 ) -> Result<RunId, crate::store::Error> {
     let run = NewRun {
         workflow: loaded.name.clone(),
         def_hash: loaded.hash.clone(),
         params: serde_json::to_value(values).unwrap_or_default(),
         trigger,
+        fire: fire.cloned(),
         status: RunState::Skipped,
         reason: Some(reason.to_owned()),
         owner: None,

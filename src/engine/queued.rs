@@ -121,6 +121,7 @@ pub fn queue_run(
     overrides: &Overrides,
     source_path: Option<&str>,
     trigger: serde_json::Value,
+    fire: Option<crate::store::FireClaim>,
 ) -> Result<RunId, EngineError> {
     // DataBlock parameters are fixed to versions now, whoever queues the run (`trigger`, the
     // daemon, the API): a missing block is refused before anything is created.
@@ -140,8 +141,11 @@ pub fn queue_run(
         overrides,
         &prepared,
         source_path,
-        trigger,
-        None,
+        crate::engine::setup::Origin {
+            trigger,
+            fire,
+            owner: None,
+        },
     )?;
     let run = store
         .run(run_id)?

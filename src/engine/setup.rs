@@ -227,17 +227,23 @@ pub fn record_job_params(
     }
 }
 
+/// Where a new run comes from.
+pub struct Origin {
+    /// The trigger record the run carries (`{"type": "manual"}`, a cron fire, a file…).
+    pub trigger: serde_json::Value,
+    /// The time trigger's instant it fires, claimed in the transaction creating the run.
+    pub fire: Option<crate::store::FireClaim>,
+    /// The process executing it: a foreground `coreflow run`; `None` for workers.
+    pub owner: Option<crate::store::Owner>,
+}
+
 /// Records a new run: the workflow's definition (so `coreflow trigger` and workers can load
 /// it later), the job-level parameters in the trigger record, and the run with its prepared
-/// jobs, owned by `owner` (a foreground `coreflow run`) or by nobody (for workers). The one
-/// way every run is created.
+/// jobs. The one way every run is created.
 ///
 /// # Errors
-/// The store failing.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of a new run, gathered once"
-)]
+/// The store failing; [`crate::store::Error::AlreadyFired`] when the origin's fire was
+/// claimed before.
 pub fn create_run(
     store: &dyn crate::store::Environment,
     loaded: &Loaded,
@@ -245,9 +251,13 @@ pub fn create_run(
     overrides: &crate::spec::params::Overrides,
     prepared: &[PreparedJob],
     source_path: Option<&str>,
-    mut trigger: serde_json::Value,
-    owner: Option<crate::store::Owner>,
+    origin: Origin,
 ) -> Result<(crate::state::RunId, Vec<JobId>), crate::store::Error> {
+    let Origin {
+        mut trigger,
+        fire,
+        owner,
+    } = origin;
     let now = store.clock().now();
     store.save_definition(&crate::store::NewDefinition {
         name: &loaded.name,
@@ -262,6 +272,7 @@ pub fn create_run(
         def_hash: loaded.hash.clone(),
         params: serde_json::to_value(values).unwrap_or_default(),
         trigger,
+        fire,
         status: crate::state::RunState::Queued,
         reason: None,
         owner,

@@ -79,6 +79,15 @@ pub enum Error {
     )]
     NoBlocksLocation,
 
+    /// A time trigger's instant was already fired: another daemon (a leader that took over,
+    /// or one that lost the lead and does not know it yet) claimed it first.
+    #[error("trigger `{key}` of workflow `{workflow}` already fired for {at}")]
+    AlreadyFired {
+        workflow: String,
+        key: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+
     /// Any other SQLite failure.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -52,5 +52,5 @@ pub use runs::{
     owner_token_prefix,
 };
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
-pub use triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};
+pub use triggers::{FireClaim, SeenFile, TriggerState, TriggerStore, WaitingFire};
 pub use workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};

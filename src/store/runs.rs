@@ -154,6 +154,8 @@ pub struct NewRun {
     pub params: Value,
     /// What created it (`{"kind": "manual"}`, a cron fire, a file…).
     pub trigger: Value,
+    /// The time trigger's instant this run fires, claimed in the transaction that creates it.
+    pub fire: Option<super::triggers::FireClaim>,
     /// `running` for a foreground run, `queued` for a detached one, `skipped` for a fire the
     /// overlap policy dropped.
     pub status: RunState,

@@ -4,9 +4,30 @@
 use chrono::{DateTime, Utc};
 
 use crate::store::error::Error;
-use crate::store::triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};
+use crate::store::triggers::{FireClaim, SeenFile, TriggerState, TriggerStore, WaitingFire};
 
+use super::tx::Tx;
 use super::{PgStore, to_ms, to_sql_u64};
+
+/// Claims a time trigger's instant inside `tx` (see [`FireClaim`]): `last_fire` moves to
+/// it, or the claim fails with [`Error::AlreadyFired`] when it is not past `last_fire`. A
+/// second daemon claiming the same instant waits on the row lock of the first, then finds
+/// it taken.
+pub(super) fn claim_fire(tx: &mut Tx<'_>, fire: &FireClaim) -> Result<(), Error> {
+    let at = to_ms(fire.at);
+    let claimed = tx.execute(
+        "INSERT INTO trigger_state AS t (workflow, trigger_key, first_seen, last_fire)
+         VALUES ($1, $2, $3, $3)
+         ON CONFLICT (workflow, trigger_key) DO UPDATE SET last_fire = excluded.last_fire
+         WHERE t.last_fire IS NULL OR t.last_fire < excluded.last_fire",
+        &[&fire.workflow, &fire.key, &at],
+    )?;
+    if claimed == 1 {
+        Ok(())
+    } else {
+        Err(fire.taken())
+    }
+}
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -43,18 +64,13 @@ impl TriggerStore for PgStore {
         })
     }
 
-    fn set_last_fires(&self, fires: &[(&str, &str, DateTime<Utc>)]) -> Result<(), Error> {
-        if fires.is_empty() {
-            return Ok(());
-        }
+    fn set_last_fire(&self, workflow: &str, key: &str, at: DateTime<Utc>) -> Result<(), Error> {
         self.write(|tx| {
-            let update = tx.prepare(
+            tx.execute(
                 "UPDATE trigger_state SET last_fire = GREATEST(COALESCE(last_fire, $3), $3)
                  WHERE workflow = $1 AND trigger_key = $2",
+                &[&workflow, &key, &to_ms(at)],
             )?;
-            for (workflow, key, at) in fires {
-                tx.execute(&update, &[workflow, key, &to_ms(*at)])?;
-            }
             Ok(())
         })
     }
@@ -133,9 +149,13 @@ impl TriggerStore for PgStore {
         trigger: &serde_json::Value,
         params: &serde_json::Value,
         at: DateTime<Utc>,
+        fire: Option<&FireClaim>,
     ) -> Result<i64, Error> {
         let (trigger, params, at) = (trigger.to_string(), params.to_string(), to_ms(at));
         self.write(|tx| {
+            if let Some(fire) = fire {
+                claim_fire(tx, fire)?;
+            }
             Ok(tx
                 .query_one(
                     "INSERT INTO trigger_waiting (workflow, trigger, params, queued_at)
@@ -197,9 +217,8 @@ mod tests {
         assert!(first.new);
         assert_eq!(first.first_seen, t0);
         let later = t0 + chrono::TimeDelta::hours(1);
-        store
-            .set_last_fires(&[("wf", "0:x", later), ("wf", "missing", later)])
-            .unwrap();
+        store.set_last_fire("wf", "0:x", later).unwrap();
+        store.set_last_fire("wf", "missing", later).unwrap();
         store.set_last_fire("wf", "0:x", t0).unwrap();
         let again = store.trigger_state("wf", "0:x", later).unwrap();
         assert!(!again.new);
@@ -208,14 +227,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fire_is_claimed_once_with_what_it_creates() {
+        let store = store();
+        crate::store::triggers::conformance::a_fire_is_claimed_once_with_what_it_creates(&store);
+    }
+
+    #[test]
     fn waiting_fires_keep_their_order_and_are_taken_once() {
         let store = store();
         let at = Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap();
         let a = store
-            .push_waiting("wf", &json!({"type": "every"}), &json!({"x": "1"}), at)
+            .push_waiting(
+                "wf",
+                &json!({"type": "every"}),
+                &json!({"x": "1"}),
+                at,
+                None,
+            )
             .unwrap();
         let b = store
-            .push_waiting("wf", &json!({"type": "file"}), &json!({}), at)
+            .push_waiting("wf", &json!({"type": "file"}), &json!({}), at, None)
             .unwrap();
         assert!(a < b);
         let waiting = store.waiting_fires().unwrap();

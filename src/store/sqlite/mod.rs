@@ -514,6 +514,7 @@ pub(crate) mod test_support {
             def_hash: "hash".to_owned(),
             params: json!({"date": "2026-01-01"}),
             trigger: json!({"kind": "manual"}),
+            fire: None,
             status: RunState::Running,
             reason: None,
             owner: Some(Owner::current()),

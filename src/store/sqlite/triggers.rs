@@ -1,12 +1,30 @@
 //! [`TriggerStore`] for SQLite.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::error::Error;
-use crate::store::triggers::{SeenFile, TriggerState, TriggerStore, WaitingFire};
+use crate::store::triggers::{FireClaim, SeenFile, TriggerState, TriggerStore, WaitingFire};
 
 use super::{SqliteStore, to_ms};
+
+/// Claims a time trigger's instant inside `tx` (see [`FireClaim`]): `last_fire` moves to
+/// it, or the claim fails with [`Error::AlreadyFired`] when it is not past `last_fire`.
+pub(super) fn claim_fire(tx: &Connection, fire: &FireClaim) -> Result<(), Error> {
+    let claimed = tx
+        .prepare_cached(
+            "INSERT INTO trigger_state AS t (workflow, trigger_key, first_seen, last_fire)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (workflow, trigger_key) DO UPDATE SET last_fire = excluded.last_fire
+             WHERE t.last_fire IS NULL OR t.last_fire < excluded.last_fire",
+        )?
+        .execute(params![fire.workflow, fire.key, to_ms(fire.at)])?;
+    if claimed == 1 {
+        Ok(())
+    } else {
+        Err(fire.taken())
+    }
+}
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -36,18 +54,13 @@ impl TriggerStore for SqliteStore {
         })
     }
 
-    fn set_last_fires(&self, fires: &[(&str, &str, DateTime<Utc>)]) -> Result<(), Error> {
-        if fires.is_empty() {
-            return Ok(());
-        }
+    fn set_last_fire(&self, workflow: &str, key: &str, at: DateTime<Utc>) -> Result<(), Error> {
         self.write(|tx| {
-            let mut update = tx.prepare_cached(
+            tx.prepare_cached(
                 "UPDATE trigger_state SET last_fire = max(coalesce(last_fire, ?3), ?3)
                  WHERE workflow = ?1 AND trigger_key = ?2",
-            )?;
-            for (workflow, key, at) in fires {
-                update.execute(params![workflow, key, to_ms(*at)])?;
-            }
+            )?
+            .execute(params![workflow, key, to_ms(at)])?;
             Ok(())
         })
     }
@@ -118,8 +131,12 @@ impl TriggerStore for SqliteStore {
         trigger: &serde_json::Value,
         params: &serde_json::Value,
         at: DateTime<Utc>,
+        fire: Option<&FireClaim>,
     ) -> Result<i64, Error> {
         self.write(|tx| {
+            if let Some(fire) = fire {
+                claim_fire(tx, fire)?;
+            }
             tx.prepare_cached(
                 "INSERT INTO trigger_waiting (workflow, trigger, params, queued_at) VALUES (?1, ?2, ?3, ?4)",
             )?
@@ -200,9 +217,8 @@ mod tests {
         assert!(first.new);
         assert_eq!(first.first_seen, t0);
         let later = t0 + chrono::TimeDelta::hours(1);
-        store
-            .set_last_fires(&[("wf", "0:x", later), ("wf", "missing", later)])
-            .unwrap();
+        store.set_last_fire("wf", "0:x", later).unwrap();
+        store.set_last_fire("wf", "missing", later).unwrap();
         store.set_last_fire("wf", "0:x", t0).unwrap();
         let again = store.trigger_state("wf", "0:x", later).unwrap();
         assert!(!again.new);
@@ -211,14 +227,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fire_is_claimed_once_with_what_it_creates() {
+        let (_dir, store) = store();
+        crate::store::triggers::conformance::a_fire_is_claimed_once_with_what_it_creates(&store);
+    }
+
+    #[test]
     fn waiting_fires_keep_their_order_and_are_taken_once() {
         let (_dir, store) = store();
         let at = Utc.with_ymd_and_hms(2026, 3, 29, 0, 0, 0).unwrap();
         let a = store
-            .push_waiting("wf", &json!({"type": "every"}), &json!({"x": "1"}), at)
+            .push_waiting(
+                "wf",
+                &json!({"type": "every"}),
+                &json!({"x": "1"}),
+                at,
+                None,
+            )
             .unwrap();
         let b = store
-            .push_waiting("wf", &json!({"type": "file"}), &json!({}), at)
+            .push_waiting("wf", &json!({"type": "file"}), &json!({}), at, None)
             .unwrap();
         assert!(a < b);
         let waiting = store.waiting_fires().unwrap();

@@ -37,6 +37,9 @@ pub(super) fn save_definition(
 }
 
 pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<JobId>), Error> {
+    if let Some(fire) = &run.fire {
+        super::triggers::claim_fire(tx, fire)?;
+    }
     let created = to_ms(run.created_at);
     let started = (run.status == RunState::Running).then_some(created);
     let finished = run.status.is_terminal().then_some(created);
