@@ -341,7 +341,7 @@ print(round((t(show["jobs"][0]["started_at"]) - t(show["created_at"])) * 1000, 1
             printf "median %.0f ms, p90 %.0f ms (min %.0f, max %.0f)", m, v[p], v[1], v[NR]
         }')
     row "(c) idle worker (host 1): job \`started_at\` − run \`created_at\`, $LATENCY_REPS single-job runs" \
-        "$stats" "the idle worker polls every 100 ms" ""
+        "$stats" "woken by LISTEN/NOTIFY (polling every beat as the fallback)" ""
 }
 
 wanted a && drain

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::engine::attempt::{self, AttemptOutcome};
 use crate::engine::decide::NeedInfo;
@@ -58,6 +58,28 @@ struct Served {
     dir: PathBuf,
     store: Env,
     id: WorkerId,
+    /// Whether the store wakes this worker when work appears
+    /// ([`crate::store::QueueStore::watch_work`]).
+    watched: bool,
+}
+
+impl Served {
+    /// Registers the worker in `store`, and asks it to wake `wake` when work appears.
+    fn register(
+        dir: PathBuf,
+        store: Env,
+        config: &WorkerConfig,
+        wake: &Arc<Notify>,
+    ) -> Result<Served, crate::store::Error> {
+        let id = store.register_worker(&config.name, &config.labels)?;
+        let watched = store.watch_work(Arc::clone(wake));
+        Ok(Served {
+            dir,
+            store,
+            id,
+            watched,
+        })
+    }
 }
 
 /// Why the worker stopped.
@@ -79,18 +101,15 @@ pub async fn serve<E: std::fmt::Display>(
     config: WorkerConfig,
     open: impl Fn(&PathBuf) -> Result<Env, E>,
 ) -> Result<(), WorkerError> {
+    // Woken by the stores that tell when work appears; the others are polled.
+    let wake = Arc::new(Notify::new());
     let mut served = Vec::new();
     for dir in &config.envs {
         let store = open(dir).map_err(|e| WorkerError::Open {
             dir: dir.clone(),
             reason: e.to_string(),
         })?;
-        let id = store.register_worker(&config.name, &config.labels)?;
-        served.push(Served {
-            dir: dir.clone(),
-            store,
-            id,
-        });
+        served.push(Served::register(dir.clone(), store, &config, &wake)?);
     }
     let mut terms = signal(SignalKind::terminate()).ok();
     let mut ints = signal(SignalKind::interrupt()).ok();
@@ -110,13 +129,21 @@ pub async fn serve<E: std::fmt::Display>(
         }
         if last_housekeeping.elapsed() >= config.beat_every() {
             last_housekeeping = std::time::Instant::now();
-            housekeeping(&mut served, &config, &open);
+            housekeeping(&mut served, &config, &open, &wake);
         }
         let claimed = next.take().or_else(|| claim(&served, &config, draining));
         draining = claimed.is_some();
         let Some((i, claimed)) = claimed else {
+            // Stores that wake the worker are still looked at every beat, in case a
+            // notification was lost with a connection.
+            let poll = if served.iter().all(|s| s.watched) {
+                config.beat_every().max(config.poll)
+            } else {
+                config.poll
+            };
             tokio::select! {
-                () = tokio::time::sleep(config.poll) => {}
+                () = tokio::time::sleep(poll) => {}
+                () = wake.notified() => {}
                 Some(()) = recv(&mut terms) => { let _ = stop_tx.send(true); }
                 Some(()) = recv(&mut ints) => { let _ = stop_tx.send(true); }
             }
@@ -300,6 +327,7 @@ fn housekeeping<E: std::fmt::Display>(
     served: &mut [Served],
     config: &WorkerConfig,
     open: &impl Fn(&PathBuf) -> Result<Env, E>,
+    wake: &Arc<Notify>,
 ) {
     let mut moves = Vec::new();
     for (i, env) in served.iter().enumerate() {
@@ -312,9 +340,9 @@ fn housekeeping<E: std::fmt::Display>(
     }
     for (i, to) in moves.into_iter().rev() {
         match open(&to) {
-            Ok(store) => match store.register_worker(&config.name, &config.labels) {
-                Ok(id) => {
-                    let old = std::mem::replace(&mut served[i], Served { dir: to, store, id });
+            Ok(store) => match Served::register(to.clone(), store, config, wake) {
+                Ok(moved) => {
+                    let old = std::mem::replace(&mut served[i], moved);
                     let _ = old.store.stop_worker(old.id);
                     eprintln!(
                         "worker: moved from {} to {}",

@@ -82,6 +82,11 @@ pub trait QueueStore {
     fn remove_queue(&self, name: &str, force: bool) -> Result<RemoveOutcome, Error>;
     /// Puts a waiting job first in its queue, above any priority.
     fn set_top(&self, job: JobId) -> Result<(), Error>;
+    /// Wakes `wake` whenever work may have become claimable (a job queued, a slot of a
+    /// limited queue freed, a queue resumed), for idle workers, for as long as the store
+    /// lives; returns whether this store does (PostgreSQL, by `LISTEN/NOTIFY`). Workers of a
+    /// store that does not poll.
+    fn watch_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool;
     /// The time the oldest job a worker with `labels` could take has waited since.
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error>;
     /// Atomically takes the next job for a worker: running, leased, with a kill token.

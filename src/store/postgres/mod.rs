@@ -37,6 +37,7 @@ mod blocks;
 mod cancel;
 mod leader;
 mod logs;
+mod notify;
 mod queues;
 mod read;
 mod recover;
@@ -71,12 +72,19 @@ pub(crate) const LOCK_SQL: &str =
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_claim_order.sql"),
+    include_str!("migrations/0003_work_notify.sql"),
 ];
 
 /// An environment in a PostgreSQL database.
 pub struct PgStore {
     /// The URL with its password hidden, for messages.
     shown: String,
+    /// The URL as given, for connections of its own (work notifications); never shown.
+    url: String,
+    /// The environment's channel for work notifications.
+    channel: String,
+    /// Listening for work notifications, once a worker asked ([`PgStore::watch_work`]).
+    listener: Mutex<Option<notify::Listener>>,
     /// Shared with what streams into the database beside the store's own calls (log writers).
     client: Arc<Mutex<Connection>>,
     clock: Arc<dyn Clock>,
@@ -120,8 +128,15 @@ impl PgStore {
         let dir = host_dir(url).map_err(|error| {
             environment(format!("cannot create this host's folder for it: {error}"))
         })?;
+        let conn: &mut Client = &mut client;
+        let channel: String = outside_runtime(move || conn.query_one(notify::CHANNEL_SQL, &[]))
+            .map_err(|error| environment(error.to_string()))?
+            .get(0);
         Ok(PgStore {
             shown,
+            url: url.to_owned(),
+            channel,
+            listener: Mutex::new(None),
             client: Arc::new(Mutex::new(client)),
             clock: Arc::new(SystemClock),
             dir,
@@ -159,6 +174,17 @@ impl PgStore {
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Wakes `wake` whenever work may have become claimable here (`LISTEN`), until the store
+    /// is dropped; one listener per store, the last call's `wake` is the one woken.
+    ///
+    /// # Errors
+    /// The listening thread could not be started.
+    pub(crate) fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>) -> std::io::Result<()> {
+        let listener = notify::listen(self.url.clone(), self.channel.clone(), wake)?;
+        *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = Some(listener);
+        Ok(())
     }
 
     /// The URL, password hidden.

@@ -435,6 +435,16 @@ impl QueueStore for PgStore {
         })
     }
 
+    fn watch_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
+        match self.listen_for_work(wake) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for work; polling");
+                false
+            }
+        }
+    }
+
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
         let now = to_ms(self.now());
         self.read(|tx| {
@@ -1461,5 +1471,47 @@ mod tests {
             assert_eq!(next.job.kill_token, Some(format!("cf-{run}-{}-1", ids[1])));
         });
         assert_eq!(*asked.borrow(), ids);
+    }
+
+    #[test]
+    fn idle_workers_are_woken_when_work_may_have_become_claimable() {
+        let store = store();
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        assert!(store.watch_work(std::sync::Arc::clone(&wake)));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let woken = |what: &str| {
+            runtime
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(10), wake.notified()).await
+                })
+                .unwrap_or_else(|_| panic!("not woken: {what}"));
+        };
+        woken("listening began");
+        store.add_queue("one", None).expect("queue");
+        store.add_queue("one", Some(1)).expect("limit");
+        woken("a queue's limit changed");
+        let worker = store.register_worker("w", &[]).expect("register");
+        let ids = detached(&store, vec![queued("a", "one", 0), queued("b", "one", 0)]);
+        woken("jobs queued");
+        let token = |run, job, attempt| format!("cf-{run}-{job}-{attempt}");
+        let lease = Duration::from_secs(30);
+        runtime.block_on(async {
+            store
+                .claim_next(worker, &[], lease, &token)
+                .expect("claim")
+                .expect("a job");
+        });
+        let done = Change::Job(Transition::new(ids[0], JobState::Succeeded, Utc::now()));
+        store
+            .finish_claim(worker, ids[0], &[done], None)
+            .expect("finish");
+        woken("a slot of a limited queue freed");
+        store.set_paused("one", true).expect("pause");
+        woken("paused");
+        store.set_paused("one", false).expect("resume");
+        woken("a queue resumed");
     }
 }

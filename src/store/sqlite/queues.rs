@@ -355,6 +355,11 @@ impl QueueStore for SqliteStore {
         })
     }
 
+    fn watch_work(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
+        // Workers of a SQLite environment share its host; polling it costs a read.
+        false
+    }
+
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
         let now = to_ms(self.now());
         self.read(|tx| {
