@@ -2,11 +2,19 @@
 # Installs what the tests drive that a fresh machine lacks: Chromium (the browser tests of
 # the HTTP API), xmllint (JUnit reports checked against their schema), PostgreSQL (the
 # PostgreSQL store) and iproute2 (network namespaces as separate hosts), from Debian's
-# packages, and starts the PostgreSQL server the tests use
+# packages, moto's S3 server from PyPI, and starts the PostgreSQL server the tests use
 # (scripts/test-postgres.sh). Installs nothing that is there; fails when something cannot be
 # installed or started, because the tests need it (a test never skips for a missing tool).
 set -euo pipefail
 "$(dirname "$0")/test-postgres.sh" > /dev/null
+# moto's S3 server (PyPI), for DataBlocks in an S3-compatible store; in a virtual
+# environment of its own, where tests/cli/blocks_s3.rs looks for it.
+venv=/tmp/coreflow-test-venv
+if [[ ! -x $venv/bin/moto_server ]]; then
+    echo "installing moto[server] into $venv for the tests" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
 need=()
 command -v chromium > /dev/null 2>&1 || need+=(chromium)
 command -v xmllint > /dev/null 2>&1 || need+=(libxml2-utils)

@@ -42,6 +42,9 @@ pub enum Error {
     /// A DataBlock could not be found, stored or placed.
     #[error(transparent)]
     Blocks(#[from] crate::blocks::Error),
+    /// An environment copy was refused or failed.
+    #[error(transparent)]
+    Copy(#[from] crate::store::copy::CopyError),
 }
 
 fn render_params(errors: &[ParamError]) -> String {
@@ -66,6 +69,7 @@ impl Error {
             Error::Engine(err) => err.exit_code(),
             Error::Store(err) => err.exit_code(),
             Error::Blocks(err) => err.exit_code(),
+            Error::Copy(err) => err.exit_code(),
         }
     }
 }

@@ -295,6 +295,36 @@ impl Cas {
         Ok(())
     }
 
+    /// A temporary file inside the store, to receive content from elsewhere (an object
+    /// store) before [`Cas::install_received`] puts it in place.
+    ///
+    /// # Errors
+    /// The temporary folder or file cannot be created.
+    pub(crate) fn receiving(&self) -> Result<tempfile::NamedTempFile, Error> {
+        let tmp = self.tmp_dir()?;
+        tempfile::Builder::new()
+            .prefix("received-")
+            .tempfile_in(&tmp)
+            .map_err(Error::io("create a file in", &tmp))
+    }
+
+    /// Puts received content in place as the object (`File`) or listing (`Folder`) with
+    /// `hash`; the caller checked that the content has that hash.
+    ///
+    /// # Errors
+    /// Flushing or renaming fails.
+    pub(crate) fn install_received(
+        &self,
+        temp: tempfile::NamedTempFile,
+        hash: &ContentHash,
+        kind: BlockKind,
+    ) -> Result<(), Error> {
+        temp.as_file()
+            .sync_data()
+            .map_err(Error::io("write", temp.path()))?;
+        self.install(temp, &self.content_path(hash, kind))
+    }
+
     fn tmp_dir(&self) -> Result<PathBuf, Error> {
         let tmp = self.root.join(TMP);
         private::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;

@@ -64,6 +64,18 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The object store holding block content (`--blocks s3://…`) failed or refused.
+    #[error("DataBlock store `{url}`: {detail}")]
+    Remote { url: String, detail: String },
+
+    /// Content read from the object store is not what its name says.
+    #[error("DataBlock store `{url}`: `{key}` holds content whose hash is {actual}")]
+    Corrupt {
+        url: String,
+        key: String,
+        actual: String,
+    },
+
     /// A problem with the block a parameter names.
     #[error("parameter `{param}`: {source}")]
     Param {
@@ -115,7 +127,9 @@ impl Error {
         match self {
             Error::Store(store) => store.exit_code(),
             Error::Param { source, .. } => source.exit_code(),
-            Error::MissingContent { .. } => crate::exit::ENVIRONMENT,
+            Error::MissingContent { .. } | Error::Remote { .. } | Error::Corrupt { .. } => {
+                crate::exit::ENVIRONMENT
+            }
             _ => crate::exit::USAGE,
         }
     }

@@ -4,15 +4,16 @@
 //! the newest N of each name, the blocks of queued and running runs, and the lineage of what
 //! is kept) and marks them removed; then the content store deletes every object and folder
 //! listing that no remaining version needs. Both happen under the store's exclusive lock, so
-//! no publication or materialisation is half-way meanwhile. A crash between the two steps
-//! only leaves content for the next `gc` to free.
+//! no publication or materialisation on this host is half-way meanwhile. A crash between the
+//! two steps only leaves content for the next `gc` to free. In an object store, which has no
+//! lock, only unneeded content older than [`super::GC_GRACE`] is deleted.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::cas::Cas;
+use super::content::Content;
 use super::error::Error;
 use crate::store::{BlockKind, BlockStore, BlockVersion};
 
@@ -36,8 +37,8 @@ pub fn collect_garbage(
     keep: usize,
     now: DateTime<Utc>,
 ) -> Result<GcReport, Error> {
-    let cas = Cas::new(store.blocks_dir()?);
-    let _hold = cas.lock_exclusive()?;
+    let content = Content::of(store)?;
+    let _hold = content.lock_exclusive()?;
     let removed = store.remove_block_versions(keep, now)?;
     let mut objects = HashSet::new();
     let mut trees = HashSet::new();
@@ -47,12 +48,12 @@ pub fn collect_garbage(
                 objects.insert(hash);
             }
             BlockKind::Folder => {
-                objects.extend(cas.tree_objects(&hash)?);
+                objects.extend(content.tree_objects(&hash)?);
                 trees.insert(hash);
             }
         }
     }
-    let sweep = cas.sweep(&objects, &trees)?;
+    let sweep = content.sweep(&objects, &trees, now)?;
     Ok(GcReport {
         removed,
         files: sweep.files,

@@ -13,24 +13,34 @@
 //!   success) are `engine/blocks.rs`: this module knows nothing of runs being executed.
 //! - [`pin_params`] fixes a run's `datablock` parameters to versions before it starts;
 //!   [`resolve`] turns `NAME[@VERSION]` into a version with clear "not found" errors.
-//! - [`collect_garbage`] is `blocks gc`.
+//! - [`Content`] is where an environment's content lives as the engine and the commands use
+//!   it: the [`Cas`] on this host and, with `--blocks s3://…`, the object store behind it
+//!   ([`Remote`], `remote.rs`), which the local `Cas` then caches.
+//! - [`collect_garbage`] is `blocks gc`; [`copy_content`] copies the content of one
+//!   environment's blocks into another's (`env copy`).
 //!
 //! The command line (`coreflow blocks …`, the blocks in `show RUN`) lives in `cli/blocks.rs`.
 
 mod cas;
+mod content;
+mod copy;
 mod error;
 mod gc;
 mod hash;
 mod ingest;
 mod reference;
+mod remote;
 mod resolve;
 mod tree;
 
 pub use cas::{Access, Cas, INPUTS_DIR, Lock, Stored, Sweep, remove_tree};
+pub use content::Content;
+pub use copy::{ContentCopied, copy_content};
 pub use error::Error;
 pub use gc::{GcReport, collect_garbage};
 pub use hash::{hash_bytes, hash_reader};
 pub use reference::BlockRef;
+pub use remote::{GC_GRACE, Remote};
 // The registry's trait and records are the store's (`store/blocks.rs`); named here too, as
 // the vocabulary of this module.
 pub use crate::store::{

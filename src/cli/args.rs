@@ -31,16 +31,16 @@ pub struct GlobalArgs {
         value_name = "DIR_OR_URL"
     )]
     pub env: Vec<String>,
-    /// Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for
-    /// a PostgreSQL environment)
+    /// Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches
+    /// for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX]
     #[arg(
         long,
         global = true,
         env = "COREFLOW_BLOCKS",
         hide_env_values = true,
-        value_name = "DIR"
+        value_name = "DIR_OR_URL"
     )]
-    pub blocks: Option<std::path::PathBuf>,
+    pub blocks: Option<crate::store::BlocksLocation>,
     /// Print machine-readable JSON
     #[arg(long, global = true)]
     pub json: bool,
@@ -92,6 +92,8 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// DataBlocks: list them, show versions and lineage, get one, collect garbage
     Blocks(BlocksArgs),
+    /// Environments: copy one into another store (SQLite to PostgreSQL)
+    Env(EnvArgs),
 }
 
 /// `coreflow trigger WORKFLOW`
@@ -379,6 +381,37 @@ pub enum BlocksAction {
         #[arg(long, default_value_t = 5, value_name = "N")]
         keep: usize,
     },
+}
+
+/// `coreflow env`
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(subcommand)]
+    pub action: EnvAction,
+}
+
+/// What `coreflow env` does.
+#[derive(Debug, Subcommand)]
+pub enum EnvAction {
+    /// Copy an environment (definitions, runs, jobs, logs, queues, workers, triggers'
+    /// state, DataBlocks) into an empty one, keeping every id
+    Copy(EnvCopyArgs),
+}
+
+/// `coreflow env copy --to DEST [--from SRC]`
+#[derive(Debug, Args)]
+pub struct EnvCopyArgs {
+    /// The destination: a missing or empty folder (SQLite), or a postgres:// URL of a
+    /// database or schema without CoreFlow data
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub to: String,
+    /// The source (default: the environment, --env / COREFLOW_ENV / ./.coreflow)
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub from: Option<String>,
+    /// Where the destination keeps DataBlock content (default <DEST>/blocks for a folder;
+    /// needed for a PostgreSQL destination when the source has DataBlocks)
+    #[arg(long, value_name = "DIR")]
+    pub to_blocks: Option<PathBuf>,
 }
 
 /// `coreflow schedule`

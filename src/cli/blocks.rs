@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::blocks::{
-    Access, BlockKind, BlockRef, BlockStore, BlockVersion, Cas, JobBlocks, LineageLink,
+    Access, BlockKind, BlockRef, BlockStore, BlockVersion, Content, JobBlocks, LineageLink,
     collect_garbage, pin_params, remove_tree, resolve,
 };
 use crate::cli::args::{BlocksAction, BlocksArgs, GlobalArgs};
@@ -267,18 +267,19 @@ fn get(
     if exists && !force {
         return Err(Error::Blocks(crate::blocks::Error::Exists(dest.to_owned())));
     }
-    let blocks_dir = store.blocks_dir().map_err(Error::Store)?;
+    let content = Content::of(store).map_err(Error::Blocks)?;
     if exists {
-        check_replaceable(dest, &version, &blocks_dir)?;
+        check_replaceable(dest, &version, content.cas().root())?;
     }
-    let cas = Cas::new(blocks_dir);
-    let _hold = cas.lock_shared().map_err(Error::Blocks)?;
-    let content = cas.content_path(&version.hash, version.kind);
-    if !content.exists() {
+    let _hold = content.lock_shared().map_err(Error::Blocks)?;
+    if !content
+        .fetch(&version.hash, version.kind)
+        .map_err(Error::Blocks)?
+    {
         return Err(Error::Blocks(crate::blocks::Error::MissingContent {
             name: version.name,
             version: version.version,
-            path: content,
+            path: content.cas().content_path(&version.hash, version.kind),
         }));
     }
     // Written beside DEST first, then renamed: DEST is never half-written, and with
@@ -292,14 +293,15 @@ fn get(
         .tempdir_in(&parent)
         .map_err(|e| Error::Usage(format!("cannot write in `{}`: {e}", parent.display())))?;
     let staged = staging.path().join("content");
-    cas.materialise(
-        &version.hash,
-        version.kind,
-        version.executable,
-        &staged,
-        Access::Writable,
-    )
-    .map_err(Error::Blocks)?;
+    content
+        .materialise(
+            &version.hash,
+            version.kind,
+            version.executable,
+            &staged,
+            Access::Writable,
+        )
+        .map_err(Error::Blocks)?;
     if exists {
         let replaced = match fs::symlink_metadata(dest) {
             Ok(meta) if meta.is_dir() => remove_tree(dest),
@@ -519,7 +521,7 @@ fn local_time(time: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// A size for people: `512 B`, `1.5 KiB`, `1.0 GiB`.
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

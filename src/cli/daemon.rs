@@ -5,6 +5,7 @@ use crate::cli::args::{DaemonArgs, GlobalArgs};
 use crate::cli::env;
 use crate::daemon::{DaemonConfig, DaemonError, lock, run};
 use crate::error::Error;
+use crate::store::BlocksLocation;
 
 /// The API token: the first line of `--token-file`, else `COREFLOW_API_TOKEN`; never empty.
 ///
@@ -93,10 +94,12 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
     let config = DaemonConfig {
         workflows,
         env: std::fs::canonicalize(&dir).unwrap_or(dir),
-        blocks: global
-            .blocks
-            .as_ref()
-            .map(|blocks| std::fs::canonicalize(blocks).unwrap_or_else(|_| blocks.clone())),
+        blocks: global.blocks.as_ref().map(|blocks| match blocks {
+            BlocksLocation::Folder(dir) => {
+                BlocksLocation::Folder(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()))
+            }
+            remote @ BlocksLocation::ObjectStore(_) => remote.clone(),
+        }),
         min_workers: min,
         max_workers: max,
         labels: args.labels.clone(),

@@ -6,6 +6,7 @@ mod blocks;
 mod cancel;
 mod daemon;
 mod env;
+mod envcopy;
 mod graph;
 mod output;
 mod queue;
@@ -62,6 +63,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Workers(args) => queue::workers(&cli.global, args),
         Command::Daemon(args) => daemon::daemon(&cli.global, args),
         Command::Blocks(args) => blocks::run(&cli.global, args),
+        Command::Env(args) => envcopy::run(&cli.global, args),
     }
 }
 

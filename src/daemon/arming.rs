@@ -12,8 +12,7 @@ use tracing::{error, info, warn};
 use crate::daemon::armed::{
     Armed, Kind, catchup_choice, describe_time, scan, time_kind, time_record, trigger_key,
 };
-use crate::daemon::firing::Daemon;
-use crate::daemon::overlap::Fired;
+use crate::daemon::firing::{Daemon, Fired};
 use crate::spec::Loaded;
 use crate::spec::model::{DurationSpec, Trigger};
 use crate::store::{FireClaim, RunFilter};

@@ -13,7 +13,7 @@ pub struct DaemonConfig {
     /// The environment folder (absolute) or URL, for the API and the local workers.
     pub env: PathBuf,
     /// Where DataBlock content lives (`--blocks`), for the API and the local workers.
-    pub blocks: Option<PathBuf>,
+    pub blocks: Option<crate::store::BlocksLocation>,
     pub min_workers: usize,
     pub max_workers: usize,
     /// Labels of the local workers, besides the automatic ones.

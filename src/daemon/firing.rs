@@ -18,7 +18,6 @@ use tracing::{error, info, warn};
 
 use crate::daemon::armed::{Armed, Kind, catchup_choice, scan, time_record};
 use crate::daemon::catalog::Catalog;
-use crate::daemon::overlap::Fired;
 use crate::engine::queued::{advance_run, load_run_definition};
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, ParamType};
@@ -28,6 +27,18 @@ use crate::triggers::Fire;
 
 /// The daemon's valid workflows by name, shared with the API.
 pub(super) type Workflows = Arc<RwLock<BTreeMap<String, Arc<Loaded>>>>;
+
+/// What became of a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fired {
+    /// Admitted: a run, a skipped run, or a place in line; or refused for good (bad
+    /// parameters, the workflow gone), with a log line.
+    Done,
+    /// Its instant was claimed before, by another daemon.
+    Already,
+    /// The environment failed; nothing was recorded, and the fire is to be tried again.
+    Retry,
+}
 
 /// The daemon's state, owned by its loop.
 pub(super) struct Daemon {

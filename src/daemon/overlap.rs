@@ -15,25 +15,13 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use tracing::{error, info, warn};
 
-use crate::daemon::firing::Daemon;
+use crate::daemon::firing::{Daemon, Fired};
 use crate::engine::EngineError;
 use crate::engine::admission::{self, Admission, Request, active_runs};
 use crate::engine::queued::{load_definition, queue_run};
 use crate::spec::Loaded;
 use crate::spec::params::param_texts;
 use crate::store::{Error as StoreError, FireClaim, WaitingFire};
-
-/// What became of a fire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fired {
-    /// Admitted: a run, a skipped run, or a place in line; or refused for good (bad
-    /// parameters, the workflow gone), with a log line.
-    Done,
-    /// Its instant was claimed before, by another daemon.
-    Already,
-    /// The environment failed; nothing was recorded, and the fire is to be tried again.
-    Retry,
-}
 
 impl Daemon {
     /// Creates a run for a trigger fire, under the workflow's concurrency policy; `claim` is

@@ -22,7 +22,7 @@ pub struct ScalerConfig {
     pub max: usize,
     pub env: PathBuf,
     /// `--blocks`, passed on to the workers.
-    pub blocks: Option<PathBuf>,
+    pub blocks: Option<crate::store::BlocksLocation>,
     pub labels: Vec<String>,
     pub grace: Duration,
     pub lease: Duration,
@@ -91,7 +91,7 @@ impl Scaler {
             command.arg("--labels").arg(self.config.labels.join(","));
         }
         if let Some(blocks) = &self.config.blocks {
-            command.arg("--blocks").arg(blocks);
+            command.arg("--blocks").arg(blocks.to_string());
         }
         // SAFETY: the closure only calls prctl(2), which is async-signal-safe, between fork
         // and exec; it allocates nothing and touches no lock.

@@ -28,7 +28,7 @@ use crate::spec::params::ParamValue;
 use crate::state::JobState;
 
 use crate::blocks::{
-    Access, BlockKind, BlockRef, BlockVersion, Cas, Error, INPUTS_DIR, JobAttempt, NewBlock,
+    Access, BlockKind, BlockRef, BlockVersion, Content, Error, INPUTS_DIR, JobAttempt, NewBlock,
     Published, Stored, remove_tree, resolve,
 };
 
@@ -167,8 +167,8 @@ fn place_inputs(
     wanted: &[Wanted],
     dir: &Path,
 ) -> Result<Inputs, String> {
-    let cas = Cas::new(store.blocks_dir().map_err(|e| e.to_string())?);
-    let _hold = cas.lock_shared().map_err(|e| e.to_string())?;
+    let content = Content::of(store).map_err(|e| e.to_string())?;
+    let _hold = content.lock_shared().map_err(|e| e.to_string())?;
     // A folder left by an attempt that crashed is replaced.
     remove_tree(dir).map_err(|e| Error::io("remove", dir)(e).to_string())?;
     create_dir_racing(dir).map_err(|e| Error::io("create", dir)(e).to_string())?;
@@ -195,7 +195,7 @@ fn place_inputs(
             };
             return Err(fail(&removed));
         }
-        let path = place(&cas, &version, &dir.join(&want.name)).map_err(|e| fail(&e))?;
+        let path = place(&content, &version, &dir.join(&want.name)).map_err(|e| fail(&e))?;
         env.push((
             format!("COREFLOW_INPUT_{}", env_key(&want.name)),
             path.display().to_string(),
@@ -218,18 +218,17 @@ fn place_inputs(
 }
 
 /// Places one version in a new folder `slot`; returns the path steps see.
-fn place(cas: &Cas, version: &BlockVersion, slot: &Path) -> Result<PathBuf, Error> {
-    let content = cas.content_path(&version.hash, version.kind);
-    if !content.exists() {
+fn place(content: &Content, version: &BlockVersion, slot: &Path) -> Result<PathBuf, Error> {
+    if !content.fetch(&version.hash, version.kind)? {
         return Err(Error::MissingContent {
             name: version.name.clone(),
             version: version.version,
-            path: content,
+            path: content.cas().content_path(&version.hash, version.kind),
         });
     }
     fs::create_dir_all(slot).map_err(Error::io("create", slot))?;
     let path = slot.join(consumer_file_name(version));
-    cas.materialise(
+    content.materialise(
         &version.hash,
         version.kind,
         version.executable,
@@ -335,11 +334,10 @@ fn publish_blocks(
     attempt: &JobAttempt,
     declared: &[(String, PathBuf)],
 ) -> Result<Vec<Published>, String> {
-    let blocks_dir = store.blocks_dir().map_err(|e| e.to_string())?;
-    let cas = Cas::new(blocks_dir.clone());
-    let _hold = cas.lock_shared().map_err(|e| e.to_string())?;
+    let content = Content::of(store).map_err(|e| e.to_string())?;
+    let _hold = content.lock_shared().map_err(|e| e.to_string())?;
     // A job that publishes its whole workspace must not publish the environment in it.
-    let environment = blocks_dir.parent().map(Path::to_path_buf);
+    let environment = content.cas().root().parent().map(Path::to_path_buf);
     let mut blocks = Vec::with_capacity(declared.len());
     for (name, path) in declared {
         let fail =
@@ -358,8 +356,8 @@ fn publish_blocks(
                 files: v.files,
                 executable: v.executable,
             });
-        let stored = cas
-            .put_unless_unchanged(path, environment.as_deref(), previous.as_ref())
+        let stored = content
+            .publish(path, environment.as_deref(), previous.as_ref())
             .map_err(|e| fail(&e))?;
         let file_name = path
             .file_name()

@@ -76,13 +76,90 @@ impl fmt::Display for ContentHash {
     }
 }
 
+/// Where DataBlock content lives (`--blocks`, `COREFLOW_BLOCKS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlocksLocation {
+    /// A folder: the environment's own (SQLite), or a shared mount every host reaches.
+    Folder(PathBuf),
+    /// An S3-compatible object store, `s3://bucket/prefix` (credentials, region and
+    /// endpoint from the standard `AWS_*` variables); each host keeps what it wrote or read
+    /// in a cache folder of its own.
+    ObjectStore(String),
+}
+
+impl BlocksLocation {
+    /// The folder of the content store on this host: the folder itself, or for an object
+    /// store the cache inside `private` (the environment's folder, or this host's folder
+    /// of a PostgreSQL environment).
+    #[must_use]
+    pub fn local_dir(&self, private: &std::path::Path) -> PathBuf {
+        match self {
+            BlocksLocation::Folder(dir) => dir.clone(),
+            BlocksLocation::ObjectStore(_) => private.join("blocks-cache"),
+        }
+    }
+
+    /// The object store's URL, if content lives in one.
+    #[must_use]
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            BlocksLocation::Folder(_) => None,
+            BlocksLocation::ObjectStore(url) => Some(url),
+        }
+    }
+}
+
+impl FromStr for BlocksLocation {
+    type Err = String;
+
+    /// `s3://bucket[/prefix]` is an object store; another `SCHEME://` is refused; anything
+    /// else is a folder.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            if rest.split('/').next().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "`{text}` names no bucket: expected s3://BUCKET[/PREFIX]"
+                ));
+            }
+            return Ok(BlocksLocation::ObjectStore(
+                text.trim_end_matches('/').to_owned(),
+            ));
+        }
+        if let Some((scheme, _)) = text.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
+            return Err(format!(
+                "`{text}`: DataBlock content goes in a folder or an S3-compatible store \
+                 (s3://BUCKET[/PREFIX]); `{scheme}://` is not supported"
+            ));
+        }
+        Ok(BlocksLocation::Folder(PathBuf::from(text)))
+    }
+}
+
+impl fmt::Display for BlocksLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlocksLocation::Folder(dir) => write!(f, "{}", dir.display()),
+            BlocksLocation::ObjectStore(url) => f.write_str(url),
+        }
+    }
+}
+
 /// The registry of DataBlocks in one environment.
 pub trait BlockStore: Send + Sync {
-    /// The folder holding this environment's block content: the `--blocks` folder when one
-    /// was given, else `<env>/blocks` for SQLite. A PostgreSQL environment has no folder of
-    /// its own that every host reaches, so without `--blocks` this is
-    /// [`StoreError::NoBlocksLocation`].
+    /// The folder of this environment's content store on this host: the `--blocks` folder
+    /// when one was given, the cache folder of an object store, else `<env>/blocks` for
+    /// SQLite. A PostgreSQL environment has no folder of its own that every host reaches,
+    /// so without `--blocks` this is [`StoreError::NoBlocksLocation`].
     fn blocks_dir(&self) -> Result<PathBuf, StoreError>;
+
+    /// The object store block content lives in (`--blocks s3://…`), whose cache
+    /// [`BlockStore::blocks_dir`] is; `None` when content lives in a folder.
+    fn blocks_remote(&self) -> Option<String>;
 
     /// One version of a block: `version`, or the newest one not removed when `None`. A
     /// removed version is returned (its `removed_at` set) when asked for by number.
@@ -340,4 +417,28 @@ pub struct JobBlocks {
     pub job_id: JobId,
     pub consumed: Vec<LineageLink>,
     pub produced: Vec<LineageLink>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlocksLocation;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_blocks_location_is_a_folder_or_an_s3_url() {
+        let folder: BlocksLocation = "/mnt/blocks".parse().unwrap();
+        assert_eq!(folder, BlocksLocation::Folder(PathBuf::from("/mnt/blocks")));
+        let s3: BlocksLocation = "s3://flows/prod/blocks/".parse().unwrap();
+        assert_eq!(s3.url(), Some("s3://flows/prod/blocks"));
+        assert_eq!(s3.to_string(), "s3://flows/prod/blocks");
+        let bare: BlocksLocation = "s3://flows".parse().unwrap();
+        assert_eq!(bare.url(), Some("s3://flows"));
+        let none = "s3://".parse::<BlocksLocation>().unwrap_err();
+        assert!(none.contains("names no bucket"), "{none}");
+        let gcs = "gs://bucket/x".parse::<BlocksLocation>().unwrap_err();
+        assert!(gcs.contains("`gs://` is not supported"), "{gcs}");
+        // A relative folder with a colon stays a folder.
+        let odd: BlocksLocation = "data:blocks".parse().unwrap();
+        assert_eq!(odd, BlocksLocation::Folder(PathBuf::from("data:blocks")));
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::store::blocks::BlockStore;
+use crate::store::copy::CopyStore;
 use crate::store::error::Error;
 use crate::store::leader::LeaderStore;
 use crate::store::logs::LogStore;
@@ -19,9 +20,10 @@ use crate::store::workers::WorkerStore;
 
 /// An environment's state, whatever holds it: runs and jobs ([`RunStore`]), step output ([`LogStore`]), queues and claims
 /// ([`QueueStore`]), workers and leases ([`WorkerStore`]), trigger state ([`TriggerStore`])
-/// the DataBlock registry ([`BlockStore`]) and the daemons' leadership ([`LeaderStore`]).
+/// the DataBlock registry ([`BlockStore`]), the daemons' leadership ([`LeaderStore`]) and
+/// copying it all into another store ([`CopyStore`]).
 pub trait Environment:
-    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore + LeaderStore
+    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore + LeaderStore + CopyStore
 {
     /// The local folder for what is kept as files: scratch space of runs on this host, step
     /// logs, DataBlock content.
@@ -63,7 +65,15 @@ pub struct OpenOptions {
     pub clock: Option<Arc<dyn Clock>>,
     /// Where DataBlock content lives (`--blocks`); the SQLite default is `<env>/blocks`, a
     /// PostgreSQL environment has none.
-    pub blocks: Option<std::path::PathBuf>,
+    pub blocks: Option<crate::store::BlocksLocation>,
+}
+
+/// Whether `location` names a PostgreSQL environment (a `postgres://` or `postgresql://`
+/// URL) rather than a folder.
+#[must_use]
+pub fn is_database_url(location: &Path) -> bool {
+    let text = location.to_string_lossy();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
 /// Opens the environment at `location`: a folder (created on first use, SQLite), or a
@@ -102,7 +112,7 @@ pub fn open_with(location: &Path, options: &OpenOptions) -> Result<Env, Error> {
         .unwrap_or_else(|| Arc::new(SystemClock));
     let blocks = options.blocks.clone();
     let text = location.to_string_lossy();
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+    if is_database_url(location) {
         return Ok(Arc::new(
             PgStore::open(&text)?.with_clock(clock).with_blocks(blocks),
         ));

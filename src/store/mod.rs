@@ -18,6 +18,8 @@
 //! [`Error::is_environment`].
 
 mod blocks;
+pub mod copy;
+mod destination;
 mod environment;
 mod error;
 mod leader;
@@ -34,15 +36,19 @@ mod triggers;
 mod workers;
 
 pub use blocks::{
-    BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, ContentHash,
-    JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
+    BlockKey, BlockKind, BlockStore, BlockSummary, BlockVersion, BlockVersionId, BlocksLocation,
+    ContentHash, JobAttempt, JobBlocks, Lineage, LineageLink, NewBlock, Published, UnknownKind,
 };
-pub use environment::{Env, Environment, OpenOptions, open, open_with, open_with_clock};
+pub use destination::{Destination, open_destination};
+pub use environment::{
+    Env, Environment, OpenOptions, is_database_url, open, open_with, open_with_clock,
+};
 pub use error::Error;
 pub use leader::{LeaderStore, Leadership, daemon_identity, holder_is_dead_here};
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
 pub use owner::{Owner, host_identity, host_name, is_this_host, owner_is_alive};
 pub use postgres::PgStore;
+pub(crate) use postgres::outside_runtime;
 pub use queues::{Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutcome, RunJob};
 pub(crate) use runs::rfc3339;
 pub use runs::{

@@ -900,14 +900,14 @@ fn blocks_help() {
       help  Print this message or the help of the given subcommand(s)
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
-          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
-          --json              Print machine-readable JSON
-      -q, --quiet             Print less
-      -v, --verbose           Print more
-          --color <WHEN>      When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-      -h, --help              Print help
-      -V, --version           Print version
+          --env <DIR_OR_URL>     The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR_OR_URL>  Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
+          --json                 Print machine-readable JSON
+      -q, --quiet                Print less
+      -v, --verbose              Print more
+          --color <WHEN>         When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+      -h, --help                 Print help
+      -V, --version              Print version
     ");
 }
 

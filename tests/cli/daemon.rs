@@ -958,7 +958,7 @@ fn daemon_help() {
     Options:
           --env <DIR_OR_URL>         The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
           --workers <N>              A fixed number of local workers (default: one per CPU; 0: only standalone workers)
-          --blocks <DIR>             Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
+          --blocks <DIR_OR_URL>      Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
           --min-workers <A>          The fewest local workers the Scaler keeps
           --json                     Print machine-readable JSON
           --max-workers <B>          The most local workers the Scaler starts while jobs wait

@@ -9,7 +9,7 @@ use crate::support::Coreflow;
 /// The commands `coreflow --help` must list, in order. Add a command here when it is built.
 const BUILT_COMMANDS: &[&str] = &[
     "validate", "graph", "schema", "run", "runs", "show", "logs", "cancel", "retry", "trigger",
-    "schedule", "queue", "jobs", "worker", "workers", "daemon", "blocks",
+    "schedule", "queue", "jobs", "worker", "workers", "daemon", "blocks", "env",
 ];
 
 /// The command names in a clap help text's `Commands:` section, without clap's own `help`.
@@ -74,17 +74,18 @@ fn top_level_help() {
       workers   Workers with labels, environment, current job and heartbeat; move one
       daemon    Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
       blocks    DataBlocks: list them, show versions and lineage, get one, collect garbage
+      env       Environments: copy one into another store (SQLite to PostgreSQL)
       help      Print this message or the help of the given subcommand(s)
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
-          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
-          --json              Print machine-readable JSON
-      -q, --quiet             Print less
-      -v, --verbose           Print more
-          --color <WHEN>      When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-      -h, --help              Print help
-      -V, --version           Print version
+          --env <DIR_OR_URL>     The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR_OR_URL>  Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
+          --json                 Print machine-readable JSON
+      -q, --quiet                Print less
+      -v, --verbose              Print more
+          --color <WHEN>         When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+      -h, --help                 Print help
+      -V, --version              Print version
     ");
 }
 
@@ -101,15 +102,15 @@ fn validate_help() {
       <FILE>...  Workflow files to check
 
     Options:
-          --deny-warnings     Count warnings (such as script injection) as errors: exit 2 when there are any
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
-          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
-          --json              Print machine-readable JSON
-      -q, --quiet             Print less
-      -v, --verbose           Print more
-          --color <WHEN>      When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-      -h, --help              Print help
-      -V, --version           Print version
+          --deny-warnings        Count warnings (such as script injection) as errors: exit 2 when there are any
+          --env <DIR_OR_URL>     The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --blocks <DIR_OR_URL>  Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
+          --json                 Print machine-readable JSON
+      -q, --quiet                Print less
+      -v, --verbose              Print more
+          --color <WHEN>         When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+      -h, --help                 Print help
+      -V, --version              Print version
     ");
 }
 

@@ -13,10 +13,12 @@
 //! lack (reading YAML to check the examples against the JSON Schema).
 
 mod blocks;
+mod blocks_s3;
 mod cancel;
 mod daemon;
 mod daemon_support;
 mod engine_support;
+mod envcopy;
 mod examples;
 mod failures;
 mod graph;

@@ -295,16 +295,16 @@ fn preview_help() {
       <FILE>  The workflow file
 
     Options:
-          --env <DIR_OR_URL>  The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
-      -n, --next <N>          How many fires to show for each trigger [default: 5]
-          --blocks <DIR>      Where DataBlock content lives (default <env>/blocks; a folder every host reaches, for a PostgreSQL environment) [env: COREFLOW_BLOCKS]
-          --from <TIME>       Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
-          --json              Print machine-readable JSON
-      -q, --quiet             Print less
-      -v, --verbose           Print more
-          --color <WHEN>      When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-      -h, --help              Print help
-      -V, --version           Print version
+          --env <DIR_OR_URL>     The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+      -n, --next <N>             How many fires to show for each trigger [default: 5]
+          --blocks <DIR_OR_URL>  Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
+          --from <TIME>          Start here instead of now: an RFC 3339 instant, or a date YYYY-MM-DD (midnight UTC)
+          --json                 Print machine-readable JSON
+      -q, --quiet                Print less
+      -v, --verbose              Print more
+          --color <WHEN>         When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+      -h, --help                 Print help
+      -V, --version              Print version
     ");
 }
 

@@ -237,10 +237,19 @@ fn links(
 }
 
 impl BlockStore for PgStore {
-    /// The `--blocks` folder: a PostgreSQL environment has no folder of its own that every
-    /// host reaches.
+    /// The `--blocks` folder, or this host's cache of the `--blocks` object store: a
+    /// PostgreSQL environment has no folder of its own that every host reaches.
     fn blocks_dir(&self) -> Result<PathBuf, Error> {
-        self.blocks.clone().ok_or(Error::NoBlocksLocation)
+        self.blocks
+            .as_ref()
+            .map(|blocks| blocks.local_dir(&self.dir))
+            .ok_or(Error::NoBlocksLocation)
+    }
+
+    fn blocks_remote(&self) -> Option<String> {
+        self.blocks
+            .as_ref()
+            .and_then(|b| b.url().map(str::to_owned))
     }
 
     fn block_version(
@@ -1175,8 +1184,17 @@ mod tests {
             "a usage problem, not a broken environment"
         );
         let shared = std::path::PathBuf::from("/mnt/shared/blocks");
-        let store = store.with_blocks(Some(shared.clone()));
+        let store = store.with_blocks(Some(crate::store::BlocksLocation::Folder(shared.clone())));
         assert_eq!(store.blocks_dir().expect("given"), shared);
+        assert_eq!(store.blocks_remote(), None);
+        let remote: crate::store::BlocksLocation = "s3://bucket/flows/".parse().expect("s3");
+        let store = store.with_blocks(Some(remote));
+        assert_eq!(store.blocks_remote().as_deref(), Some("s3://bucket/flows"));
+        assert_eq!(
+            store.blocks_dir().expect("a cache"),
+            store.dir().join("blocks-cache"),
+            "each host caches an object store's content in its own folder"
+        );
     }
 }
 

@@ -35,6 +35,7 @@ use super::private;
 
 mod blocks;
 mod cancel;
+mod copy;
 mod leader;
 mod logs;
 mod notify;
@@ -91,7 +92,7 @@ pub struct PgStore {
     /// This host's private folder for the environment's scratch files.
     dir: PathBuf,
     /// Where DataBlock content lives (`--blocks`): a folder every host reaches.
-    blocks: Option<PathBuf>,
+    blocks: Option<crate::store::BlocksLocation>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -154,7 +155,7 @@ impl PgStore {
     /// The same store keeping DataBlock content in `blocks` (`--blocks`); without it, this
     /// environment refuses to publish or read blocks.
     #[must_use]
-    pub fn with_blocks(mut self, blocks: Option<PathBuf>) -> PgStore {
+    pub fn with_blocks(mut self, blocks: Option<crate::store::BlocksLocation>) -> PgStore {
         self.blocks = blocks;
         self
     }

@@ -161,10 +161,16 @@ fn links(
 
 impl BlockStore for SqliteStore {
     fn blocks_dir(&self) -> Result<PathBuf, Error> {
-        Ok(self
-            .blocks
-            .clone()
-            .unwrap_or_else(|| self.dir.join(BLOCKS_DIR)))
+        Ok(self.blocks.as_ref().map_or_else(
+            || self.dir.join(BLOCKS_DIR),
+            |blocks| blocks.local_dir(&self.dir),
+        ))
+    }
+
+    fn blocks_remote(&self) -> Option<String> {
+        self.blocks
+            .as_ref()
+            .and_then(|b| b.url().map(str::to_owned))
     }
 
     fn block_version(

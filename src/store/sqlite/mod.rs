@@ -16,6 +16,7 @@
 
 mod blocks;
 mod cancel;
+mod copy;
 mod leader;
 mod migrate;
 mod queues;
@@ -85,7 +86,7 @@ pub struct SqliteStore {
     /// cancel and recovery times).
     clock: Arc<dyn Clock>,
     /// Where DataBlock content lives when not in `<env>/blocks` (`--blocks`).
-    blocks: Option<PathBuf>,
+    blocks: Option<crate::store::BlocksLocation>,
 }
 
 impl SqliteStore {
@@ -157,7 +158,7 @@ impl SqliteStore {
     /// The same store keeping DataBlock content in `blocks` (`--blocks`), or in
     /// `<env>/blocks` when `None`.
     #[must_use]
-    pub fn with_blocks(mut self, blocks: Option<PathBuf>) -> SqliteStore {
+    pub fn with_blocks(mut self, blocks: Option<crate::store::BlocksLocation>) -> SqliteStore {
         self.blocks = blocks;
         self
     }
