@@ -37,6 +37,15 @@ impl Content {
         Ok(Content { cas, remote })
     }
 
+    /// Content in the folder `root` alone (no object store).
+    #[must_use]
+    pub fn folder(root: std::path::PathBuf) -> Content {
+        Content {
+            cas: Cas::new(root),
+            remote: None,
+        }
+    }
+
     /// The content store on this host.
     #[must_use]
     pub fn cas(&self) -> &Cas {
@@ -71,10 +80,20 @@ impl Content {
         previous: Option<&Stored>,
     ) -> Result<Stored, Error> {
         let stored = self.cas.put_unless_unchanged(path, skip, previous)?;
-        if let Some(remote) = &self.remote {
-            remote.upload(&self.cas, &stored)?;
-        }
+        self.upload(&stored.hash, stored.kind)?;
         Ok(stored)
+    }
+
+    /// Uploads content with `hash`, already in this host's store, to the object store (what
+    /// it lacks); nothing without one.
+    ///
+    /// # Errors
+    /// The upload fails.
+    pub fn upload(&self, hash: &ContentHash, kind: BlockKind) -> Result<(), Error> {
+        match &self.remote {
+            Some(remote) => remote.upload(&self.cas, hash, kind),
+            None => Ok(()),
+        }
     }
 
     /// Whether content with `hash` can be read here, downloading it first from the object

@@ -8,7 +8,7 @@
 //! as [`Cas`] stores content, so a name that exists is always complete; content the
 //! destination has already is left alone (the same name is the same bytes).
 //!
-//! Only this function knows where content goes to: a store of another kind (S3) extends it.
+//! Either side may keep its content in an object store ([`Content`]).
 
 use std::collections::HashSet;
 use std::fs::{self, File, Permissions};
@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::cas::Cas;
+use super::content::Content;
 use super::error::Error;
 use crate::store::private;
 use crate::store::{BlockKind, ContentHash};
@@ -34,18 +34,24 @@ pub struct ContentCopied {
 
 /// Copies the content of `live` (each `(hash, kind)` of a version not removed, as
 /// [`crate::store::BlockStore::live_block_content`] lists it) from `from` into `to`, holding
-/// both stores' shared lock so that neither's `blocks gc` runs meanwhile.
+/// both stores' shared lock so that neither's `blocks gc` runs meanwhile. Content in an
+/// object store is downloaded into the source's cache first, and uploaded from the
+/// destination's store after.
 ///
 /// # Errors
 /// Content of the source is missing or cannot be read, or the destination cannot be
 /// written.
 pub fn copy_content(
-    from: &Cas,
-    to: &Cas,
+    from_content: &Content,
+    to_content: &Content,
     live: &[(ContentHash, BlockKind)],
 ) -> Result<ContentCopied, Error> {
-    let _from = from.lock_shared()?;
-    let _to = to.lock_shared()?;
+    let _from = from_content.lock_shared()?;
+    let _to = to_content.lock_shared()?;
+    for (hash, kind) in live {
+        from_content.fetch(hash, *kind)?;
+    }
+    let (from, to) = (from_content.cas(), to_content.cas());
     let mut copied = ContentCopied::default();
     let mut done: HashSet<(ContentHash, BlockKind)> = HashSet::new();
     let mut copy = |hash: &ContentHash, kind: BlockKind| -> Result<(), Error> {
@@ -68,6 +74,9 @@ pub fn copy_content(
                 copy(&object, BlockKind::File)?;
             }
         }
+    }
+    for (hash, kind) in live {
+        to_content.upload(hash, *kind)?;
     }
     Ok(copied)
 }
@@ -101,7 +110,8 @@ fn copy_file(source: &Path, dest: &Path) -> Result<Option<u64>, Error> {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::{Cas, copy_content};
+    use super::copy_content;
+    use crate::blocks::{Cas, Content};
     use crate::store::BlockKind;
 
     #[test]
@@ -123,7 +133,11 @@ mod tests {
             (folder.hash.clone(), BlockKind::Folder),
             (file.hash.clone(), BlockKind::File),
         ];
-        let copied = copy_content(&from, &to, &live).unwrap();
+        let (from_content, to_content) = (
+            Content::folder(from.root().to_path_buf()),
+            Content::folder(to.root().to_path_buf()),
+        );
+        let copied = copy_content(&from_content, &to_content, &live).unwrap();
         // The listing and its two files; `a.txt` is one object for both blocks.
         assert_eq!((copied.objects, copied.written), (3, 3));
         let object = to.object_path(&file.hash);
@@ -133,7 +147,7 @@ mod tests {
         assert!(to.tree_path(&folder.hash).is_file());
         assert!(!to.object_path(&garbage.hash).exists());
         // Again: everything is there already.
-        let again = copy_content(&from, &to, &live).unwrap();
+        let again = copy_content(&from_content, &to_content, &live).unwrap();
         assert_eq!((again.objects, again.written), (3, 0));
     }
 }

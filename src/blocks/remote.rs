@@ -27,7 +27,7 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 
-use super::cas::{Cas, Stored, Sweep};
+use super::cas::{Cas, Sweep};
 use super::error::Error;
 use crate::store::{BlockKind, ContentHash};
 
@@ -109,19 +109,18 @@ impl Remote {
         crate::store::outside_runtime(|| self.runtime.block_on(work))
     }
 
-    /// Uploads what the bucket lacks of content just stored in `cas`.
+    /// Uploads what the bucket lacks of content with `hash` stored in `cas`.
     ///
     /// # Errors
     /// The cache cannot be read, or the bucket refuses.
-    pub fn upload(&self, cas: &Cas, stored: &Stored) -> Result<(), Error> {
+    pub fn upload(&self, cas: &Cas, hash: &ContentHash, kind: BlockKind) -> Result<(), Error> {
         let mut wanted = Vec::new();
-        if stored.kind == BlockKind::Folder {
-            let objects: HashSet<ContentHash> =
-                cas.tree_objects(&stored.hash)?.into_iter().collect();
+        if kind == BlockKind::Folder {
+            let objects: HashSet<ContentHash> = cas.tree_objects(hash)?.into_iter().collect();
             wanted.extend(objects.into_iter().map(|hash| (hash, BlockKind::File)));
         }
         // The listing last: once it is in the bucket, so is everything it lists.
-        wanted.push((stored.hash.clone(), stored.kind));
+        wanted.push((hash.clone(), kind));
         self.block_on(async {
             for (hash, kind) in &wanted {
                 let key = self.key(hash, *kind);

@@ -408,10 +408,11 @@ pub struct EnvCopyArgs {
     /// The source (default: the environment, --env / COREFLOW_ENV / ./.coreflow)
     #[arg(long, value_name = "DIR_OR_URL")]
     pub from: Option<String>,
-    /// Where the destination keeps DataBlock content (default <DEST>/blocks for a folder;
-    /// needed for a PostgreSQL destination when the source has DataBlocks)
-    #[arg(long, value_name = "DIR")]
-    pub to_blocks: Option<PathBuf>,
+    /// Where the destination keeps DataBlock content: a folder or s3://BUCKET[/PREFIX]
+    /// (default <DEST>/blocks for a folder; needed for a PostgreSQL destination when the
+    /// source has DataBlocks)
+    #[arg(long, value_name = "DIR_OR_URL")]
+    pub to_blocks: Option<crate::store::BlocksLocation>,
 }
 
 /// `coreflow schedule`

@@ -1,4 +1,4 @@
-//! `coreflow env copy --to DEST [--from SRC] [--to-blocks DIR]`: an environment copied into
+//! `coreflow env copy --to DEST [--from SRC] [--to-blocks DIR_OR_URL]`: an environment copied into
 //! another store — from a laptop's SQLite folder to a PostgreSQL database most of all.
 //!
 //! The records move through the stores' [`CopyStore`](crate::store::copy::CopyStore)
@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::blocks::{Cas, ContentCopied, copy_content};
+use crate::blocks::{Content, ContentCopied, copy_content};
 use crate::cli::args::{EnvAction, EnvArgs, EnvCopyArgs, GlobalArgs};
 use crate::cli::env;
 use crate::error::Error;
 use crate::store::copy::{CopyError, CopyStore, Imported, Snapshot, refuse_running};
 use crate::store::{
-    BlockKind, BlocksLocation, ContentHash, DATABASE_FILE, Destination, Environment, OpenOptions,
-    is_database_url, open_destination,
+    BlockKind, ContentHash, DATABASE_FILE, Destination, Environment, OpenOptions, is_database_url,
+    open_destination,
 };
 
 pub(super) fn run(global: &GlobalArgs, args: &EnvArgs) -> Result<(), Error> {
@@ -70,26 +70,20 @@ fn copy_env(global: &GlobalArgs, args: &EnvCopyArgs) -> Result<(), Error> {
     let from_blocks = if live.is_empty() {
         None
     } else {
-        if let Some(remote) = source.blocks_remote() {
-            return Err(Error::Usage(format!(
-                "the source's DataBlock content is in an object store ({remote}): \
-                 `env copy` copies content from a folder only; give the destination the \
-                 same --blocks, or copy from a folder"
-            )));
-        }
-        Some(source.blocks_dir()?)
+        Some(Content::of(&*source)?)
     };
     if from_blocks.is_some() && is_database_url(&to) && args.to_blocks.is_none() {
         return Err(Error::Usage(format!(
             "the source has DataBlock content ({} stored version{}): a PostgreSQL destination \
-             needs --to-blocks DIR, the folder its hosts will share for it (their --blocks)",
+             needs --to-blocks DIR_OR_URL, the folder or s3:// store its hosts will share \
+             for it (their --blocks)",
             live.len(),
             if live.len() == 1 { "" } else { "s" }
         )));
     }
     let options = OpenOptions {
         clock: None,
-        blocks: args.to_blocks.clone().map(BlocksLocation::Folder),
+        blocks: args.to_blocks.clone(),
     };
     let destination = open_destination(&to, &options)?;
     let copied = match copy_into(&destination, &*source, &snapshot, from_blocks, &live) {
@@ -128,14 +122,11 @@ fn copy_into(
     destination: &Destination,
     source: &dyn Environment,
     snapshot: &Snapshot,
-    from_blocks: Option<PathBuf>,
+    from_blocks: Option<Content>,
     live: &[(ContentHash, BlockKind)],
 ) -> Result<(ContentCopied, Imported), Error> {
     let content = match from_blocks {
-        Some(from_blocks) => {
-            let to_blocks = destination.env.blocks_dir()?;
-            copy_content(&Cas::new(from_blocks), &Cas::new(to_blocks), live)?
-        }
+        Some(from_blocks) => copy_content(&from_blocks, &Content::of(&*destination.env)?, live)?,
         None => ContentCopied::default(),
     };
     let source: &dyn CopyStore = source;

@@ -282,3 +282,34 @@ fn an_unsupported_blocks_url_is_a_usage_error() {
         out.stderr()
     );
 }
+
+#[test]
+fn env_copy_moves_block_content_into_s3_and_out_again() {
+    let s3 = S3::start();
+    let ws = Workspace::with_workflow(WORKFLOW);
+    // Content in the environment's folder (or, on the PostgreSQL pass, its shared folder).
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    let copy = ws.path().join("copy");
+    s3.coreflow(&ws, "unused", "host-a")
+        .env_remove("COREFLOW_BLOCKS")
+        .env("COREFLOW_BLOCKS", crate::support::shared_blocks(&ws.path()))
+        .args(["env", "copy", "--to"])
+        .arg(&copy)
+        .args(["--to-blocks", &format!("s3://{BUCKET}/env-c")])
+        .succeeds();
+    assert_eq!(s3.keys("env-c/").len(), 4, "three files and a listing");
+    // And back out of it, into another folder, from a host that never saw the content.
+    drop_caches(&ws.path());
+    let back = ws.path().join("back");
+    s3.coreflow(&ws, "env-c", "host-b")
+        .env("COREFLOW_ENV", &copy)
+        .args(["env", "copy", "--to"])
+        .arg(&back)
+        .succeeds();
+    ws.coreflow()
+        .env("COREFLOW_ENV", &back)
+        .env_remove("COREFLOW_BLOCKS")
+        .args(["blocks", "get", "folder", "out-again"])
+        .succeeds();
+    assert_eq!(ws.read("out-again/sub/note.txt"), "nested");
+}
