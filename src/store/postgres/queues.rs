@@ -37,7 +37,7 @@ use crate::store::runs::{
 };
 use crate::store::workers::{Heartbeat, WORKER_RETENTION, WorkerId, WorkerRecord, WorkerStore};
 
-use super::read::{self, Scope, get_fit, get_flag, get_opt_fit, get_state};
+use super::read::{self, get_fit, get_flag, get_opt_fit, get_state};
 use super::write::{Lease, NewAttempt, apply, start_attempt, transition_job, transition_run};
 use super::{PgStore, WRITE_LOCK, to_ms};
 
@@ -1048,24 +1048,13 @@ fn finish_claim_tx(
 
 /// A claimed job with its run and its needs (their outputs, not their attempts).
 fn claimed_job(tx: &mut Tx<'_>, job: JobId, run: RunId) -> Result<Claimed, Error> {
-    let run = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
-    let job = read::jobs_without_history(tx, Scope::Job(job))?
-        .pop()
-        .ok_or(Error::JobNotFound(job))?;
-    let mut needs = Vec::with_capacity(job.needs.len());
-    for name in &job.needs {
-        let id: Option<i64> = tx
-            .query_opt(
-                "SELECT id FROM jobs WHERE run_id = $1 AND name = $2",
-                &[&run.id.0, name],
-            )?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-        if let Some(id) = id {
-            needs.extend(read::jobs_without_history(tx, Scope::Job(JobId(id)))?);
-        }
-    }
-    Ok(Claimed { job, run, needs })
+    let record = read::run(tx, run)?.ok_or(Error::RunNotFound(run))?;
+    let (job, needs) = read::claimed_jobs(tx, job, run, |job| job.needs.clone())?;
+    Ok(Claimed {
+        job,
+        run: record,
+        needs,
+    })
 }
 
 #[cfg(test)]

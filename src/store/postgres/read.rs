@@ -439,25 +439,60 @@ fn positions(jobs: &[JobRecord]) -> HashMap<JobId, usize> {
         .collect()
 }
 
-/// The jobs of `scope` with their outputs, without their attempts (`history` empty): what a
-/// worker needs of the job it claims and of its needs, read under the write lock.
+/// The jobs of `scope` with their outputs, without their attempts (`history` empty).
 pub(super) fn jobs_without_history(tx: &mut Tx<'_>, scope: Scope) -> Result<Vec<JobRecord>, Error> {
-    let condition = scope.condition();
-    let id = scope.id();
+    jobs_where(tx, scope.condition(), &[&scope.id()], true)
+}
 
+/// What a worker needs of the job it claims, read under the claim's locks: the job (a new
+/// attempt has no outputs yet, so none are read) and the jobs it needs, with their outputs
+/// and without attempts.
+pub(super) fn claimed_jobs(
+    tx: &mut Tx<'_>,
+    job: JobId,
+    run: RunId,
+    needs: impl FnOnce(&JobRecord) -> Vec<String>,
+) -> Result<(JobRecord, Vec<JobRecord>), Error> {
+    let claimed = jobs_where(tx, "j.id = $1", &[&job.0], false)?
+        .pop()
+        .ok_or(Error::JobNotFound(job))?;
+    let names = needs(&claimed);
+    if names.is_empty() {
+        return Ok((claimed, Vec::new()));
+    }
+    let mut needed = jobs_where(
+        tx,
+        "j.run_id = $1 AND j.name = ANY($2)",
+        &[&run.0, &names],
+        true,
+    )?;
+    // In the order the job names them.
+    needed.sort_by_key(|job| names.iter().position(|name| *name == job.name));
+    Ok((claimed, needed))
+}
+
+/// The jobs matching `condition` on `jobs AS j`, by id, with their outputs when asked.
+fn jobs_where(
+    tx: &mut Tx<'_>,
+    condition: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    outputs: bool,
+) -> Result<Vec<JobRecord>, Error> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs AS j WHERE {condition} ORDER BY j.id");
     let mut jobs: Vec<JobRecord> = tx
-        .query(&sql, &[&id])?
+        .query(&sql, params)?
         .iter()
         .map(job_from_row)
         .collect::<Result<_, _>>()?;
+    if !outputs || jobs.is_empty() {
+        return Ok(jobs);
+    }
     let index = positions(&jobs);
-
     let sql = format!(
         "SELECT o.job_id, o.key, o.value FROM outputs AS o JOIN jobs AS j ON j.id = o.job_id
          WHERE {condition}"
     );
-    for row in tx.query(&sql, &[&id])? {
+    for row in tx.query(&sql, params)? {
         let job = JobId(row.try_get(0)?);
         let key: String = row.try_get(1)?;
         let value: String = row.try_get(2)?;
