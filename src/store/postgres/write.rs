@@ -234,32 +234,21 @@ pub(super) fn transition_job(tx: &mut Tx<'_>, transition: &Transition) -> Result
 
     let terminal = to.is_terminal();
     let was_running = from == JobState::Running;
-    if was_running {
-        // A job re-queued from `running` (lost worker, shutdown) ends its attempt as failed.
-        let attempt_status = if terminal {
-            to
-        } else {
-            transition.attempt_end.unwrap_or(JobState::Failed)
-        };
-        tx.execute(
-            "UPDATE attempts SET status = $3, reason = $4, exit_code = $5, finished_at = $6,
-                 duration_ms = greatest(0, $6 - started_at),
-                 peak_rss_bytes = coalesce($7, peak_rss_bytes), cpu_ms = coalesce($8, cpu_ms)
-             WHERE job_id = $1 AND number = $2",
-            &[
-                &job.0,
-                &i64::from(attempts),
-                &attempt_status.as_str(),
-                &transition.reason,
-                &exit_code,
-                &at,
-                &peak,
-                &cpu,
-            ],
-        )?;
-    }
+    // A job re-queued from `running` (lost worker, shutdown) ends its attempt as failed.
+    let attempt_status = if terminal {
+        to
+    } else {
+        transition.attempt_end.unwrap_or(JobState::Failed)
+    };
+    // One statement: the attempt of a running job ends with the job's change.
     tx.execute(
-        "UPDATE jobs SET
+        "WITH attempt AS (
+             UPDATE attempts SET status = $10, reason = $3, exit_code = $5, finished_at = $8,
+                 duration_ms = greatest(0, $8 - started_at),
+                 peak_rss_bytes = coalesce($6, peak_rss_bytes), cpu_ms = coalesce($7, cpu_ms)
+             WHERE job_id = $1 AND number = $11 AND $4
+         )
+         UPDATE jobs SET
              status = $2,
              reason = $3,
              exit_code = CASE WHEN $4 THEN $5 ELSE coalesce($5, exit_code) END,
@@ -281,6 +270,8 @@ pub(super) fn transition_job(tx: &mut Tx<'_>, transition: &Transition) -> Result
             &cpu,
             &at,
             &terminal,
+            &attempt_status.as_str(),
+            &i64::from(attempts),
         ],
     )?;
     Ok(())
@@ -312,8 +303,18 @@ pub(super) fn start_attempt(
 ) -> Result<(), Error> {
     let job = attempt.job;
     let number = i64::from(attempt.number);
+    if attempt.number > 1 {
+        // A new attempt runs from the first step: the outputs of the last one are void (a
+        // first attempt has none).
+        tx.execute("DELETE FROM outputs WHERE job_id = $1", &[&job.0])?;
+    }
+    // One statement: the attempt's record with the job's change.
     tx.execute(
-        "UPDATE jobs SET status = 'running', reason = $2, attempts = $3, exit_code = NULL,
+        "WITH attempt AS (
+             INSERT INTO attempts (job_id, number, status, started_at, kill_token, log_path)
+             VALUES ($1, $3, 'running', $4, $5, $8)
+         )
+         UPDATE jobs SET status = 'running', reason = $2, attempts = $3, exit_code = NULL,
              started_at = coalesce(started_at, $4), finished_at = NULL, duration_ms = NULL,
              peak_rss_bytes = NULL, cpu_ms = NULL, kill_token = $5,
              worker_id = CASE WHEN $6::BIGINT IS NULL THEN worker_id ELSE $6 END,
@@ -328,21 +329,6 @@ pub(super) fn start_attempt(
             &attempt.kill_token,
             &lease.map(|lease| lease.worker),
             &lease.map(|lease| lease.expires),
-        ],
-    )?;
-    if attempt.number > 1 {
-        // A new attempt runs from the first step: the outputs of the last one are void (a
-        // first attempt has none).
-        tx.execute("DELETE FROM outputs WHERE job_id = $1", &[&job.0])?;
-    }
-    tx.execute(
-        "INSERT INTO attempts (job_id, number, status, started_at, kill_token, log_path)
-         VALUES ($1, $2, 'running', $3, $4, $5)",
-        &[
-            &job.0,
-            &number,
-            &attempt.at,
-            &attempt.kill_token,
             &log_path(job, attempt.number),
         ],
     )?;
