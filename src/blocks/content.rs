@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::cas::{Access, Cas, Lock, Stored, Sweep};
+use super::cas::{Cas, Lock, Stored, Sweep};
 use super::error::Error;
 use super::remote::Remote;
 use crate::store::{BlockKind, BlockStore, ContentHash};
@@ -96,8 +96,8 @@ impl Content {
         }
     }
 
-    /// Whether content with `hash` can be read here, downloading it first from the object
-    /// store when this host lacks it.
+    /// Whether content with `hash` can be read here (materialised from [`Content::cas`]),
+    /// downloading it first from the object store when this host lacks it.
     ///
     /// # Errors
     /// The download fails (the bucket lacks it, or refuses).
@@ -106,22 +106,6 @@ impl Content {
             remote.download(&self.cas, hash, kind)?;
         }
         Ok(self.cas.content_path(hash, kind).exists())
-    }
-
-    /// Recreates content at `dest` (see [`Cas::materialise`]); call [`Content::fetch`]
-    /// first.
-    ///
-    /// # Errors
-    /// As [`Cas::materialise`].
-    pub fn materialise(
-        &self,
-        hash: &ContentHash,
-        kind: BlockKind,
-        executable: bool,
-        dest: &Path,
-        access: Access,
-    ) -> Result<(), Error> {
-        self.cas.materialise(hash, kind, executable, dest, access)
     }
 
     /// The objects a folder's listing refers to, downloading the listing when needed.

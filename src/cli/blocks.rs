@@ -294,6 +294,7 @@ fn get(
         .map_err(|e| Error::Usage(format!("cannot write in `{}`: {e}", parent.display())))?;
     let staged = staging.path().join("content");
     content
+        .cas()
         .materialise(
             &version.hash,
             version.kind,

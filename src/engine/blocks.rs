@@ -228,7 +228,7 @@ fn place(content: &Content, version: &BlockVersion, slot: &Path) -> Result<PathB
     }
     fs::create_dir_all(slot).map_err(Error::io("create", slot))?;
     let path = slot.join(consumer_file_name(version));
-    content.materialise(
+    content.cas().materialise(
         &version.hash,
         version.kind,
         version.executable,
