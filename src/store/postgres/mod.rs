@@ -74,6 +74,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_claim_order.sql"),
     include_str!("migrations/0003_work_notify.sql"),
+    include_str!("migrations/0004_claim_candidates.sql"),
 ];
 
 /// An environment in a PostgreSQL database.

@@ -50,8 +50,9 @@ const CLAIM_LOCK_SQL: &str =
 const DEADLOCK_RETRIES: u32 = 5;
 
 /// How many candidates a claim reads first; each further page doubles, up to
-/// [`MAX_PAGE`]. Most claims take the first candidate, and each row read costs a lookup.
-const FIRST_PAGE: i64 = 8;
+/// [`MAX_PAGE`]. Labels are matched in SQL, so a claim takes the first candidate unless its
+/// run was cancelled or its queue filled meanwhile; each row read is also a row locked.
+const FIRST_PAGE: i64 = 1;
 
 /// The largest page of candidates read at once.
 const MAX_PAGE: i64 = 256;
@@ -71,38 +72,31 @@ struct Row {
     cancel_requested: bool,
 }
 
-/// The waiting jobs a claim may consider, as [`Row`]s, followed by `$order`. Left out: jobs
-/// that must wait for a retry delay, jobs of queues that cannot start anything now (paused,
-/// full: `$3`), jobs already read (`$4`), and jobs of runs that have an owner — a foreground
-/// `coreflow run` queues its ready jobs in the store too, and executes them itself.
-macro_rules! waiting_jobs {
-    ($order:literal) => {
-        concat!(
-            "SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
-                    r.status, r.cancel_requested
-             FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
-             WHERE j.status = 'queued'
-               AND (j.not_before IS NULL OR j.not_before <= $1)
-               AND NOT (j.queue = ANY($3))
-               AND NOT (j.id = ANY($4))
-               AND r.owner_pid IS NULL ",
-            $order
-        )
-    };
-}
+/// The waiting jobs a claim may take, as [`Row`]s, best first: the jobs put on top (newest
+/// `top` first), then by priority, highest first, each oldest first — one walk of the
+/// `jobs_claim_order` index — skipping jobs another claim holds (`SKIP LOCKED`); those read
+/// stay locked until the claim commits. It is schema 4's function, whose plan is that walk
+/// whatever the statistics say. Left out: jobs that must wait for a retry delay (`$1` is
+/// now), jobs of queues that cannot start anything now (paused, full: `$3`), jobs already
+/// read (`$4`), jobs asking for a label the worker lacks (`$5`, the worker's labels as a
+/// JSON array), and jobs of runs that have an owner — a foreground `coreflow run` queues its
+/// ready jobs in the store too, and executes them itself. `$2` is the page's size.
+const CANDIDATES: &str = "SELECT * FROM coreflow_claim_candidates($1, $2, $3, $4, $5)";
 
-/// The waiting jobs a claim may take, best first: the jobs put on top (newest `top` first),
-/// then by priority, highest first, each oldest first — one scan of the `jobs_claim_order`
-/// index — skipping jobs another claim holds (`SKIP LOCKED`). Those read are locked until
-/// the claim commits.
-const CANDIDATES: &str = waiting_jobs!(
-    "ORDER BY j.top_seq DESC NULLS LAST, j.priority DESC, j.queued_at, j.id
-     LIMIT $2
-     FOR NO KEY UPDATE OF j SKIP LOCKED"
-);
-
-/// The same jobs oldest first and without locks, to tell how long work has waited.
-const OLDEST_CANDIDATES: &str = waiting_jobs!("ORDER BY j.queued_at, j.id LIMIT $2");
+/// The same jobs as [`CANDIDATES`], oldest first and without locks, to tell how long work
+/// has waited.
+const OLDEST_CANDIDATES: &str = "
+    SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
+           r.status, r.cancel_requested
+    FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
+    WHERE j.status = 'queued'
+      AND (j.not_before IS NULL OR j.not_before <= $1)
+      AND NOT (j.queue = ANY($3))
+      AND NOT (j.id = ANY($4))
+      AND j.runs_on::jsonb <@ $5::text::jsonb
+      AND r.owner_pid IS NULL
+    ORDER BY j.queued_at, j.id
+    LIMIT $2";
 
 /// Waiting jobs in scheduler order ([`CANDIDATES`]), a page at a time: most claims take the
 /// first candidate; each further page doubles, up to [`MAX_PAGE`].
@@ -111,6 +105,8 @@ const OLDEST_CANDIDATES: &str = waiting_jobs!("ORDER BY j.queued_at, j.id LIMIT 
 /// between pages.
 struct Candidates {
     now_ms: i64,
+    /// The worker's labels, a JSON array.
+    labels: String,
     /// The queues that admit nothing now.
     blocked: Vec<String>,
     /// The jobs read so far.
@@ -122,7 +118,7 @@ struct Candidates {
 }
 
 impl Candidates {
-    fn new(now_ms: i64, loads: &HashMap<String, QueueLoad>) -> Self {
+    fn new(now_ms: i64, labels: &[String], loads: &HashMap<String, QueueLoad>) -> Self {
         let blocked = loads
             .iter()
             .filter(|(_, load)| !load.admits())
@@ -130,6 +126,7 @@ impl Candidates {
             .collect();
         Candidates {
             now_ms,
+            labels: serde_json::to_string(labels).unwrap_or_else(|_| "[]".to_owned()),
             blocked,
             seen: Vec::new(),
             page: FIRST_PAGE,
@@ -156,7 +153,13 @@ impl Candidates {
         }
         let rows = tx.query(
             self.sql,
-            &[&self.now_ms, &self.page, &self.blocked, &self.seen],
+            &[
+                &self.now_ms,
+                &self.page,
+                &self.blocked,
+                &self.seen,
+                &self.labels,
+            ],
         )?;
         if usize::try_from(self.page).is_ok_and(|page| rows.len() < page) {
             self.done = true;
@@ -450,7 +453,7 @@ impl QueueStore for PgStore {
         self.read(|tx| {
             let loads = queue_loads(tx)?;
             // Read oldest first, without locks: the first that fits is the oldest.
-            let mut candidates = Candidates::new(now, &loads).oldest_first();
+            let mut candidates = Candidates::new(now, labels, &loads).oldest_first();
             loop {
                 let rows = candidates.next_page(tx)?;
                 if rows.is_empty() {
@@ -962,7 +965,7 @@ fn claim_next_tx(
 ) -> Result<Option<Claimed>, Error> {
     let now_ms = to_ms(now);
     let mut loads = queue_loads(tx)?;
-    let mut candidates = Candidates::new(now_ms, &loads);
+    let mut candidates = Candidates::new(now_ms, labels, &loads);
     loop {
         let page = candidates.next_page(tx)?;
         if page.is_empty() {
