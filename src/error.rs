@@ -45,6 +45,9 @@ pub enum Error {
     /// An environment copy was refused or failed.
     #[error(transparent)]
     Copy(#[from] crate::store::copy::CopyError),
+    /// A `sql:` step's statements failed (the step fails).
+    #[error("sql: {0}")]
+    Sql(#[from] crate::step::sql::SqlError),
 }
 
 fn render_params(errors: &[ParamError]) -> String {
@@ -64,7 +67,7 @@ impl Error {
                 exit::USAGE
             }
             Error::Environment(_) => exit::ENVIRONMENT,
-            Error::RunFailed { .. } | Error::Io(_) => exit::FAILED,
+            Error::RunFailed { .. } | Error::Io(_) | Error::Sql(_) => exit::FAILED,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Engine(err) => err.exit_code(),
             Error::Store(err) => err.exit_code(),

@@ -94,6 +94,9 @@ pub enum Command {
     Blocks(BlocksArgs),
     /// Environments: copy one into another store (SQLite to PostgreSQL)
     Env(EnvArgs),
+    /// Runs a `sql:` step (the child process CoreFlow starts for one; not for direct use)
+    #[command(name = "sql-step", hide = true)]
+    SqlStep,
 }
 
 /// `coreflow trigger WORKFLOW`

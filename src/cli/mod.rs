@@ -15,6 +15,7 @@ mod run;
 mod runs;
 mod schedule;
 mod schema;
+mod sqlstep;
 mod validate;
 
 use std::io::Write;
@@ -64,6 +65,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Daemon(args) => daemon::daemon(&cli.global, args),
         Command::Blocks(args) => blocks::run(&cli.global, args),
         Command::Env(args) => envcopy::run(&cli.global, args),
+        Command::SqlStep => sqlstep::run(),
     }
 }
 

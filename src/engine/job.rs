@@ -144,8 +144,9 @@ pub async fn run_attempt(
             finished_at: None,
         };
         let what = format!("step `{step_name}`");
-        let program = match build_program(&input.context, &value, step, &what) {
-            Ok(program) => program,
+        let (program, step_env) = match build_program(&input.context, &value, step, &what, &workdir)
+        {
+            Ok(built) => built,
             Err(reason) => {
                 record.status = JobState::Failed;
                 record.finished_at = Some(shared.now());
@@ -156,6 +157,7 @@ pub async fn run_attempt(
             }
         };
         let mut env = base_env.clone();
+        env.extend(step_env);
         for (key, text) in &step.env {
             match input
                 .context
@@ -349,7 +351,63 @@ fn group_is_alive(pgid: u32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
 
+/// The program a step runs, and variables only it gets: a `sql:` step is this binary's
+/// `sql-step` command with its rendered request in [`step::SQL_REQUEST_VAR`], so that it is
+/// started, timed, cancelled and captured as every other step is.
 fn build_program(
+    context: &TemplateContext,
+    value: &LazyValue,
+    step: &crate::spec::model::Step,
+    what: &str,
+    workdir: &Path,
+) -> Result<(Program, Vec<(String, String)>), JobFailure> {
+    if let Some(sql) = &step.sql {
+        return sql_program(context, value, sql, what, workdir);
+    }
+    build_process(context, value, step, what).map(|program| (program, Vec::new()))
+}
+
+fn sql_program(
+    context: &TemplateContext,
+    value: &LazyValue,
+    sql: &crate::spec::model::SqlStep,
+    what: &str,
+    workdir: &Path,
+) -> Result<(Program, Vec<(String, String)>), JobFailure> {
+    let url = context.render(value, sql.url.as_str(), &format!("`sql.url` of {what}"))?;
+    let query = match (&sql.query, &sql.file) {
+        (Some(query), _) => query.clone(),
+        (None, Some(file)) => {
+            let file = context.render(value, file.as_str(), &format!("`sql.file` of {what}"))?;
+            let path = workdir.join(&file);
+            std::fs::read_to_string(&path).map_err(|err| {
+                JobFailure(format!(
+                    "{what}: cannot read `sql.file` {}: {err}",
+                    path.display()
+                ))
+            })?
+        }
+        (None, None) => {
+            return Err(JobFailure(format!(
+                "{what}: `sql` has no `query` or `file`"
+            )));
+        }
+    };
+    let mut args = Vec::with_capacity(sql.args.len());
+    for (i, arg) in sql.args.iter().enumerate() {
+        args.push(context.render(value, arg.as_str(), &format!("`sql.args[{i}]` of {what}"))?);
+    }
+    let request = serde_json::to_string(&step::sql::SqlRequest { url, query, args })
+        .map_err(|err| JobFailure(format!("{what}: {err}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|err| JobFailure(format!("{what}: cannot find the coreflow binary: {err}")))?;
+    Ok((
+        Program::Argv(vec![exe.display().to_string(), "sql-step".to_owned()]),
+        vec![(step::SQL_REQUEST_VAR.to_owned(), request)],
+    ))
+}
+
+fn build_process(
     context: &TemplateContext,
     value: &LazyValue,
     step: &crate::spec::model::Step,

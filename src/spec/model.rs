@@ -305,7 +305,7 @@ pub enum RunIf {
     AnyFailed,
 }
 
-/// One step: a `run:` script or a `command:` argv.
+/// One step: a `run:` script, a `command:` argv, or a `sql:` query.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -318,6 +318,9 @@ pub struct Step {
     /// A program and its arguments, run without a shell.
     #[serde(default)]
     pub command: Option<Vec<Text>>,
+    /// SQL run in one transaction against SQLite or PostgreSQL, arguments bound.
+    #[serde(default)]
+    pub sql: Option<SqlStep>,
     /// `sh` (default, `sh -e`), `bash` (`-eo pipefail`), `python3`, or `"CMD {0}"`.
     #[serde(default)]
     pub shell: Option<String>,
@@ -333,6 +336,26 @@ pub struct Step {
     /// Delay between SIGTERM and SIGKILL when this step is stopped.
     #[serde(default)]
     pub cancel_grace: Option<DurationSpec>,
+}
+
+/// A `sql:` step: statements run in one transaction; the last one's rows are printed as a
+/// table, and the columns of its first row become the job's outputs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlStep {
+    /// `sqlite:PATH` (relative to the job's working directory) or `postgres://…`.
+    pub url: Text,
+    /// The statements. Not a template: values go in `args`, bound as `?1…` (SQLite) or
+    /// `$1…` (PostgreSQL), never spliced into the text.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A file holding the statements instead of `query` (relative to the job's working
+    /// directory).
+    #[serde(default)]
+    pub file: Option<Text>,
+    /// Values bound to the statements' parameters, in order.
+    #[serde(default)]
+    pub args: Vec<Text>,
 }
 
 /// A retry policy.

@@ -11,7 +11,7 @@ use crate::spec::MAX_NESTING;
 use crate::spec::dag::{find_cycles, topological_order};
 use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
-use crate::spec::model::{Job, Step, Workflow};
+use crate::spec::model::{Job, SqlStep, Step, Workflow};
 use crate::spec::params::{BLOCK_NAME_RULE, check_value, is_valid_block_name};
 use crate::spec::template;
 use crate::spec::yaml::Node;
@@ -674,50 +674,63 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
     let scope = Scope {
         job: Some((name, job)),
     };
-    match (&step.run, &step.command) {
-        (None, None) => {
+    let given: Vec<&str> = [
+        step.run.as_ref().map(|_| "run"),
+        step.command.as_ref().map(|_| "command"),
+        step.sql.as_ref().map(|_| "sql"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.is_empty() {
+        ctx.error(
+            &step_path(name, i, &[]),
+            format!(
+                "step {} of job `{quoted}` needs `run`, `command` or `sql`",
+                i + 1
+            ),
+        );
+    } else if given.len() > 1 {
+        ctx.error(
+            &step_path(name, i, &[At::KeyOf(given[1])]),
+            format!(
+                "step {} of job `{quoted}` has both `{}` and `{}`; give one",
+                i + 1,
+                given[0],
+                given[1]
+            ),
+        );
+    }
+    if let Some(run) = &step.run {
+        let path = step_path(name, i, &[At::Key("run")]);
+        check_template(ctx, &path, run.as_str(), scope, false);
+        check_script(ctx, &path, run.as_str(), step.shell.as_deref());
+    }
+    if let Some(command) = &step.command {
+        if command.is_empty() {
             ctx.error(
-                &step_path(name, i, &[]),
-                format!("step {} of job `{quoted}` needs `run` or `command`", i + 1),
+                &step_path(name, i, &[At::Key("command")]),
+                "`command` needs at least the program to run".to_owned(),
             );
         }
-        (Some(_), Some(_)) => {
-            ctx.error(
-                &step_path(name, i, &[At::KeyOf("command")]),
-                format!(
-                    "step {} of job `{quoted}` has both `run` and `command`; give one",
-                    i + 1
-                ),
+        for (j, item) in command.iter().enumerate() {
+            check_template(
+                ctx,
+                &step_path(name, i, &[At::Key("command"), At::Index(j)]),
+                item.as_str(),
+                scope,
+                false,
             );
-        }
-        (Some(run), None) => {
-            let path = step_path(name, i, &[At::Key("run")]);
-            check_template(ctx, &path, run.as_str(), scope, false);
-            check_script(ctx, &path, run.as_str(), step.shell.as_deref());
-        }
-        (None, Some(command)) => {
-            if command.is_empty() {
-                ctx.error(
-                    &step_path(name, i, &[At::Key("command")]),
-                    "`command` needs at least the program to run".to_owned(),
-                );
-            }
-            for (j, item) in command.iter().enumerate() {
-                check_template(
-                    ctx,
-                    &step_path(name, i, &[At::Key("command"), At::Index(j)]),
-                    item.as_str(),
-                    scope,
-                    false,
-                );
-            }
         }
     }
+    if let Some(sql) = &step.sql {
+        check_sql(ctx, name, i, sql, scope);
+    }
     if let Some(shell) = &step.shell {
-        if step.command.is_some() {
+        if step.run.is_none() {
             ctx.error(
                 &step_path(name, i, &[At::KeyOf("shell")]),
-                "`shell` applies to `run` steps, not `command`".to_owned(),
+                "`shell` applies to `run` steps only".to_owned(),
             );
         } else if !is_valid_shell(shell) {
             ctx.error(&step_path(name, i, &[At::Key("shell")]), format!("unknown shell `{shell}`"))
@@ -733,6 +746,82 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
             false,
         );
     }
+}
+
+/// A `sql:` step: where it connects, one of `query` and `file`, templates only where they
+/// are rendered (a value in the query's text would be spliced into SQL).
+fn check_sql<'a>(ctx: &mut Ctx<'a>, name: &'a str, i: usize, sql: &'a SqlStep, scope: Scope<'a>) {
+    let quoted = shown(name);
+    let url = sql.url.as_str();
+    let url_path = step_path(name, i, &[At::Key("sql"), At::Key("url")]);
+    check_template(ctx, &url_path, url, scope, false);
+    if !url.contains("${{") && !is_sql_url(url) {
+        ctx.error(&url_path, format!("`{url}` is not a database URL"))
+            .label = Some("expected `sqlite:PATH` or `postgres://…`".into());
+    }
+    match (&sql.query, &sql.file) {
+        (None, None) => {
+            ctx.error(
+                &step_path(name, i, &[At::KeyOf("sql")]),
+                format!(
+                    "the `sql` of step {} of job `{quoted}` needs `query` or `file`",
+                    i + 1
+                ),
+            );
+        }
+        (Some(_), Some(_)) => {
+            ctx.error(
+                &step_path(name, i, &[At::KeyOf("sql"), At::KeyOf("file")]),
+                format!(
+                    "the `sql` of step {} of job `{quoted}` has both `query` and `file`; give one",
+                    i + 1
+                ),
+            );
+        }
+        (Some(query), None) => {
+            if query.contains("${{") {
+                ctx.error(
+                    &step_path(name, i, &[At::Key("sql"), At::Key("query")]),
+                    "templates are not rendered in a SQL `query`".to_owned(),
+                )
+                .label = Some(
+                    "pass the value in `args` and write `?1` (SQLite) or `$1` (PostgreSQL) \
+                     where it goes: values are bound, never spliced into SQL"
+                        .into(),
+                );
+            }
+            if query.trim().is_empty() {
+                ctx.error(
+                    &step_path(name, i, &[At::Key("sql"), At::Key("query")]),
+                    "the SQL `query` is empty".to_owned(),
+                );
+            }
+        }
+        (None, Some(file)) => check_template(
+            ctx,
+            &step_path(name, i, &[At::Key("sql"), At::Key("file")]),
+            file.as_str(),
+            scope,
+            false,
+        ),
+    }
+    for (j, arg) in sql.args.iter().enumerate() {
+        check_template(
+            ctx,
+            &step_path(name, i, &[At::Key("sql"), At::Key("args"), At::Index(j)]),
+            arg.as_str(),
+            scope,
+            false,
+        );
+    }
+}
+
+/// Whether `url` names a database a `sql:` step can reach.
+fn is_sql_url(url: &str) -> bool {
+    url.strip_prefix("sqlite:")
+        .is_some_and(|path| !path.is_empty())
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
 }
 
 fn check_input<'a>(

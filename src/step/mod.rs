@@ -66,11 +66,16 @@ mod kill;
 mod output_file;
 mod process;
 mod procfs;
+pub mod sql;
 
 pub use capture::MAX_LINE;
 pub use command::{DEFAULT_GRACE, Program, Shell, ShellError, StepCommand};
 pub use error::Error;
 pub use kill::kill_token_processes;
-pub use output_file::{OutputsError, parse_outputs};
+pub use output_file::{OutputsError, format_outputs, parse_outputs};
 pub use process::{CancelMode, Sink, StepEnd, StepReport, Stream, run_step};
 pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};
+
+/// The variable that hands a `sql:` step's child process its request, as JSON
+/// ([`sql::SqlRequest`]).
+pub const SQL_REQUEST_VAR: &str = "COREFLOW_SQL_REQUEST";

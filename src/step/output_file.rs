@@ -53,6 +53,30 @@ pub enum OutputsError {
     },
 }
 
+/// Writes `(key, value)` pairs in the `$COREFLOW_OUTPUT` format, for a step CoreFlow runs
+/// itself (`sql:`): `key=value`, or `key<<DELIMITER` for a value with a line break, with a
+/// delimiter no line of the value equals.
+/// [`parse_outputs`] reads back the same pairs.
+#[must_use]
+pub fn format_outputs(pairs: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (key, value) in pairs {
+        if value.contains('\n') || value.contains('\r') {
+            let mut delimiter = String::from("COREFLOW_EOF");
+            while value
+                .split('\n')
+                .any(|line| line.trim_end_matches('\r') == delimiter)
+            {
+                delimiter.push('_');
+            }
+            text.push_str(&format!("{key}<<{delimiter}\n{value}\n{delimiter}\n"));
+        } else {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+    }
+    text
+}
+
 /// Parses the contents of a `$COREFLOW_OUTPUT` file into `(key, value)` pairs, in file
 /// order (duplicates kept).
 ///
@@ -129,7 +153,7 @@ pub fn parse_outputs(text: &str) -> Result<Vec<(String, String)>, OutputsError> 
 
 #[cfg(test)]
 mod tests {
-    use super::{OutputsError, parse_outputs};
+    use super::{OutputsError, format_outputs, parse_outputs};
 
     fn pairs(text: &str) -> Vec<(String, String)> {
         parse_outputs(text).expect("valid outputs")
@@ -240,5 +264,16 @@ mod tests {
             let _ = parse_outputs(text);
         }
         assert_eq!(pairs("a<<<\nx\n<"), [pair("a", "x")]);
+    }
+
+    #[test]
+    fn formatted_outputs_read_back_as_written() {
+        let pairs = vec![
+            ("count".to_owned(), "42".to_owned()),
+            ("empty".to_owned(), String::new()),
+            ("equals".to_owned(), "a=b<<c".to_owned()),
+            ("lines".to_owned(), "one\nCOREFLOW_EOF\nthree".to_owned()),
+        ];
+        assert_eq!(parse_outputs(&format_outputs(&pairs)).unwrap(), pairs);
     }
 }

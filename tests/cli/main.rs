@@ -37,5 +37,6 @@ mod run;
 mod schedule;
 mod schema;
 mod security;
+mod sql;
 mod support;
 mod validate;

@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use postgres::{Client, NoTls};
 
 use crate::clock::{Clock, SystemClock};
+use crate::step::sql::hide_password;
 
 use super::error::Error;
 use super::private;
@@ -395,20 +396,6 @@ fn first_schema(search_path: &str) -> Option<String> {
         .and_then(|rest| rest.strip_suffix('"'))
         .map_or_else(|| first.to_owned(), |inner| inner.replace("\"\"", "\""));
     (!unquoted.is_empty() && unquoted != "$user" && unquoted != "public").then_some(unquoted)
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn hide_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 /// This host's private folder for an environment at `url`: under `$XDG_STATE_HOME` (else
