@@ -23,6 +23,12 @@ pub enum EngineError {
     /// The definition a run was created from is missing or no longer parses.
     #[error("{0}")]
     Definition(String),
+    /// A job that calls another workflow (`workflow:`): validated, not yet executed.
+    #[error(
+        "job `{job}` calls the workflow `{called}`: running `workflow:` jobs is not supported by \
+         this version (`validate` and `graph` check them)"
+    )]
+    Calls { job: String, called: String },
     /// The environment's store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),

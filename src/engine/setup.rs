@@ -86,6 +86,16 @@ pub fn prepare(
     check_labels: bool,
 ) -> Result<Vec<PreparedJob>, EngineError> {
     let workflow = &loaded.workflow;
+    if let Some((job, called)) = workflow
+        .jobs
+        .iter()
+        .find_map(|(name, job)| job.workflow.as_ref().map(|called| (name, called)))
+    {
+        return Err(EngineError::Calls {
+            job: job.clone(),
+            called: called.clone(),
+        });
+    }
     let plan = expand(workflow);
     let selected = select(&plan, only)?;
     let labels = local_labels();

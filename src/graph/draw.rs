@@ -45,7 +45,7 @@ fn text(
     for stage in 0..stages {
         let _ = writeln!(out, "\nstage {}", stage + 1);
         for &job in order.iter().filter(|&&j| level[j] == stage) {
-            let _ = write!(out, "  {}", plan[job].name);
+            let _ = write!(out, "  {}", label(&plan[job]));
             if dependents[job].is_empty() {
                 out.push('\n');
             } else {
@@ -60,6 +60,14 @@ fn text(
     out
 }
 
+/// A job as drawn: its name, and the workflow it calls.
+fn label(job: &PlannedJob) -> String {
+    match &job.calls {
+        Some(called) => format!("{} (calls {called})", job.name),
+        None => job.name.clone(),
+    }
+}
+
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -70,7 +78,15 @@ fn dot(workflow: &str, plan: &[PlannedJob], order: &[usize], dependents: &[Vec<u
         quote(workflow)
     );
     for &job in order {
-        let _ = writeln!(out, "  {};", quote(&plan[job].name));
+        let name = quote(&plan[job].name);
+        match &plan[job].calls {
+            Some(_) => {
+                let _ = writeln!(out, "  {name} [label={}];", quote(&label(&plan[job])));
+            }
+            None => {
+                let _ = writeln!(out, "  {name};");
+            }
+        }
     }
     for &job in order {
         for &dependent in &dependents[job] {
@@ -89,7 +105,7 @@ fn dot(workflow: &str, plan: &[PlannedJob], order: &[usize], dependents: &[Vec<u
 fn mermaid(plan: &[PlannedJob], order: &[usize], dependents: &[Vec<usize>]) -> String {
     let mut out = String::from("flowchart LR\n");
     for &job in order {
-        let label = plan[job].name.replace('"', "#quot;");
+        let label = label(&plan[job]).replace('"', "#quot;");
         let _ = writeln!(out, "  j{job}[\"{label}\"]");
     }
     for &job in order {

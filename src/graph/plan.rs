@@ -19,6 +19,8 @@ pub struct PlannedJob {
     pub matrix: IndexMap<String, String>,
     /// Indexes (into the plan) of the jobs this one needs.
     pub needs: Vec<usize>,
+    /// The workflow this job runs (`workflow:`), if it calls one.
+    pub calls: Option<String>,
 }
 
 /// Expands every job of `workflow`; the plan keeps declaration order.
@@ -36,6 +38,7 @@ pub fn expand(workflow: &Workflow) -> Vec<PlannedJob> {
                 base: base.clone(),
                 matrix,
                 needs: Vec::new(),
+                calls: job.workflow.clone(),
             });
         }
     }

@@ -617,7 +617,6 @@ mod tests {
             "6:18: `timeout` of step 1 of job `a` expects a duration, found `5` | ",
             "8:28: `retry.max_attempts` of job `b` expects an integer, found `x` | ",
             "8:40: `exponental` is not a valid value for `retry.backoff` of job `b` | did you mean `exponential`?",
-            "8:5: missing key `steps` in job `b` | ",
         ]
         "#);
     }

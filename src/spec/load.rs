@@ -99,11 +99,12 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// Reads and checks a workflow file.
+/// Reads and checks one workflow file, not the files it calls (see
+/// [`crate::spec::calls::load`], which does both).
 ///
 /// # Errors
 /// The file cannot be read, or it has problems (all of them, sorted by position).
-pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|err| LoadError {
         file: file.clone(),

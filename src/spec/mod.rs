@@ -1,11 +1,12 @@
 //! Workflow files: YAML → the typed model, with diagnostics a user can act on.
 //!
-//! [`load::load`] is the entry point. The stages: [`yaml`] builds a positioned tree,
+//! [`calls::load`] (re-exported as `load`) is the entry point. The stages: [`yaml`] builds a positioned tree,
 //! [`check`] walks it against the JSON Schema generated from [`model`], [`de`] builds the
 //! model, and [`validate`] checks what a schema cannot (needs, cycles, templates, cron…), and
 //! warns, with [`injection`], where a value the author does not control is pasted into a script.
 //! [`params`] resolves parameter values for the commands that run workflows.
 
+pub mod calls;
 pub mod check;
 pub mod cron;
 pub mod dag;
@@ -19,8 +20,9 @@ pub mod template;
 pub mod validate;
 pub mod yaml;
 
+pub use calls::load;
 pub use diag::{Diagnostic, Pos, Severity};
-pub use load::{LoadError, Loaded, load, parse_bytes, parse_str};
+pub use load::{LoadError, Loaded, parse_bytes, parse_str};
 pub use model::Workflow;
 
 /// How deep a workflow file may nest: YAML collections, and the brackets, operators and

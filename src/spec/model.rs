@@ -44,6 +44,10 @@ pub struct Workflow {
     pub defaults: Defaults,
     /// The jobs, by name.
     pub jobs: IndexMap<String, Job>,
+    /// What a job calling this workflow (`workflow:`) reads as `needs.<job>.outputs.*`:
+    /// templates over `jobs.<name>.outputs.*`.
+    #[serde(default)]
+    pub outputs: IndexMap<String, Text>,
 }
 
 /// A typed workflow parameter.
@@ -258,8 +262,16 @@ pub struct Job {
     /// Working directory, relative to the workflow file's folder (created when missing).
     #[serde(default)]
     pub workdir: Option<Text>,
-    /// The steps, run in order.
+    /// The steps, run in order (none for a `workflow:` job).
+    #[serde(default)]
     pub steps: Vec<Step>,
+    /// Run another workflow as this job: a path ending in `.yaml`/`.yml`, relative to this
+    /// file's folder, or the name of a workflow the environment knows.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// The called workflow's parameters (templates).
+    #[serde(default)]
+    pub with: IndexMap<String, Text>,
     /// DataBlocks published when the job succeeds.
     #[serde(default)]
     pub datablocks: IndexMap<String, DataBlockDecl>,

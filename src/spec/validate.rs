@@ -520,10 +520,44 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
             );
         }
     }
-    if job.steps.is_empty() {
+    match (&job.workflow, job.steps.is_empty()) {
+        (None, true) => {
+            ctx.error(
+                &job_path(name, &[At::Key("steps")]),
+                format!("job `{quoted}` has no steps"),
+            )
+            .label = Some("give `steps`, or `workflow` to run another workflow as this job".into());
+        }
+        (Some(_), false) => {
+            ctx.error(
+                &job_path(name, &[At::KeyOf("workflow")]),
+                format!("job `{quoted}` has both `steps` and `workflow`; give one"),
+            );
+        }
+        (Some(called), true) if called.trim().is_empty() => {
+            ctx.error(
+                &job_path(name, &[At::Key("workflow")]),
+                format!("job `{quoted}` calls an empty `workflow`"),
+            );
+        }
+        _ => {}
+    }
+    if job.workflow.is_none() && !job.with.is_empty() {
         ctx.error(
-            &job_path(name, &[At::Key("steps")]),
-            format!("job `{quoted}` has no steps"),
+            &job_path(name, &[At::KeyOf("with")]),
+            format!("job `{quoted}` has `with` but calls no `workflow`"),
+        )
+        .label = Some("`with` gives the parameters of the workflow named by `workflow`".into());
+    }
+    for (key, value) in &job.with {
+        check_template(
+            ctx,
+            &job_path(name, &[At::Key("with"), At::Key(key)]),
+            value.as_str(),
+            Scope {
+                job: Some((name, job)),
+            },
+            false,
         );
     }
     for (i, step) in job.steps.iter().enumerate() {

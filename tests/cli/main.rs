@@ -15,6 +15,7 @@
 mod blocks;
 mod blocks_s3;
 mod cancel;
+mod composition;
 mod daemon;
 mod daemon_support;
 mod engine_support;

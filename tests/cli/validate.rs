@@ -617,7 +617,7 @@ jobs:
 ",
     );
     assert_eq!(output.stdout(), "");
-    insta::assert_snapshot!(output.stderr(), @r"
+    insta::assert_snapshot!(output.stderr(), @"
     wf.yaml:3:55: error: default value does not fit: parameter `region` must be one of `eu`, `us`, got `asia`
       |
     3 |   region: { type: string, choices: [eu, us], default: asia }
@@ -630,7 +630,7 @@ jobs:
     wf.yaml:11:5: error: unknown key `neeeds` in job `transform`
        |
     11 |     neeeds: [extract]
-       |     ^^^^^^ expected one of `needs`, `queue`, `priority`, `runs_on`, `metadata`, `params`, `env`, `workdir`, `steps`, `datablocks`, `inputs`, `if`, …
+       |     ^^^^^^ expected one of `needs`, `queue`, `priority`, `runs_on`, `metadata`, `params`, `env`, `workdir`, `steps`, `workflow`, `with`, `datablocks`, …
        = help: did you mean `needs`?
     wf.yaml:13:23: error: `params.regoin` reads an unknown parameter `regoin`
        |
