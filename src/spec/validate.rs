@@ -447,6 +447,8 @@ impl LabelMut for Diagnostic {
 #[derive(Clone, Copy)]
 struct Scope<'a> {
     job: Option<(&'a str, &'a Job)>,
+    /// The workflow's `outputs:`, which read `jobs.<name>.outputs.*` and `.result`.
+    outputs: bool,
 }
 
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
@@ -456,7 +458,22 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
             ctx,
             &[At::Key("env"), At::Key(key)],
             value.as_str(),
-            Scope { job: None },
+            Scope {
+                job: None,
+                outputs: false,
+            },
+            false,
+        );
+    }
+    for (key, value) in &wf.outputs {
+        check_template(
+            ctx,
+            &[At::Key("outputs"), At::Key(key)],
+            value.as_str(),
+            Scope {
+                job: None,
+                outputs: true,
+            },
             false,
         );
     }
@@ -556,6 +573,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
             value.as_str(),
             Scope {
                 job: Some((name, job)),
+                outputs: false,
             },
             false,
         );
@@ -584,6 +602,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
     }
     let scope = Scope {
         job: Some((name, job)),
+        outputs: false,
     };
     for (key, value) in &job.env {
         check_template(
@@ -707,6 +726,7 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
     let quoted = shown(name);
     let scope = Scope {
         job: Some((name, job)),
+        outputs: false,
     };
     let given: Vec<&str> = [
         step.run.as_ref().map(|_| "run"),
@@ -1172,6 +1192,22 @@ fn reference_problem(
                 suggester.suggest(other, ["name"]),
             )),
         },
+        "jobs" if scope.outputs => {
+            let name = second?;
+            if !wf.jobs.contains_key(name) {
+                return Some((
+                    format!("`{reference}` reads an unknown job `{name}`"),
+                    suggester.suggest(name, wf.jobs.keys().map(String::as_str)),
+                ));
+            }
+            match third {
+                None | Some("outputs" | "result") => None,
+                Some(other) => Some((
+                    format!("`{reference}`: a job has `outputs` and `result`, not `{other}`"),
+                    suggester.suggest(other, ["outputs", "result"]),
+                )),
+            }
+        }
         "env" | "trigger" => None,
         // Functions minijinja provides.
         "range" | "dict" | "namespace" | "debug" | "loop" => None,
@@ -1230,6 +1266,20 @@ mod tests {
             .iter()
             .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))
             .collect()
+    }
+
+    #[test]
+    fn workflow_outputs_read_jobs_of_the_workflow_only() {
+        let found = errors(
+            "outputs:\n  rows: ${{ jobs.load.outputs.rows }}\n  state: ${{ jobs.load.result }}\n  bad: ${{ jobs.lod.outputs.rows }}\n  worse: ${{ needs.load.outputs.rows }}\njobs:\n  load:\n    steps: [{ run: x }]\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "4:12: `jobs.lod.outputs.rows` reads an unknown job `lod` (did you mean `load`?)",
+                "5:14: `needs` can only be read inside a job",
+            ]
+        );
     }
 
     #[test]

@@ -180,3 +180,49 @@ fn sql_steps_reach_postgresql_with_values_typed_by_the_server() {
         .succeeds();
     assert_eq!(ws.read("got.txt"), "orders=2 total=42\n", "{output}");
 }
+
+#[test]
+fn a_sql_step_times_out_like_any_other_step_and_its_transaction_is_rolled_back() {
+    let ws = Workspace::new();
+    let target = ws.path().join("slow");
+    std::fs::create_dir_all(&target).expect("a folder");
+    let url = crate::support::postgres_location(&target)
+        .into_string()
+        .expect("a UTF-8 URL");
+    ws.file(
+        "wf.yaml",
+        r#"
+params:
+  db: { type: string }
+jobs:
+  slow:
+    steps:
+      - timeout: 1s
+        sql:
+          url: "${{ params.db }}"
+          query: |
+            create table marks (n integer);
+            insert into marks values (1);
+            select pg_sleep(30);
+  after:
+    needs: [slow]
+    run_if: all_done
+    steps:
+      - sql:
+          url: "${{ params.db }}"
+          query: "select count(*) as tables from pg_tables where tablename = 'marks' and schemaname = current_schema()"
+"#,
+    );
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "-p", &format!("db={url}")])
+        .fails(1);
+    let show = ws.show("last");
+    assert_eq!(
+        job(&show, "slow")["status"],
+        "timed_out",
+        "{show}\n{output}"
+    );
+    // The killed client's transaction never committed: no table was left behind.
+    assert_eq!(job(&show, "after")["outputs"]["tables"], "0", "{show}");
+}
