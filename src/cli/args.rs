@@ -33,6 +33,7 @@ pub struct GlobalArgs {
     pub env: Vec<String>,
     /// Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches
     /// for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX]
+    #[allow(rustdoc::invalid_html_tags)] // `<env>` is for `--help`, which shows it as written
     #[arg(
         long,
         global = true,

@@ -1,5 +1,5 @@
 //! The command-line front end: clap types, one module per command, and the dispatch that
-//! turns a command's [`Error`](crate::error::Error) into its exit code.
+//! turns a command's [`Error`] into its exit code.
 
 mod args;
 mod blocks;

@@ -134,7 +134,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
 /// Checks workflow text that did not come from a file (tests, the API).
 ///
 /// # Errors
-/// As [`load`].
+/// As [`load_file`].
 pub fn parse_str(file: &str, source: &str) -> Result<Loaded, LoadError> {
     parse_bytes(file, source.as_bytes().to_vec())
 }
@@ -143,7 +143,7 @@ pub fn parse_str(file: &str, source: &str) -> Result<Loaded, LoadError> {
 /// [`Loaded::source`] without a copy.
 ///
 /// # Errors
-/// As [`load`]; bytes that are not UTF-8 are refused at the first bad one.
+/// As [`load_file`]; bytes that are not UTF-8 are refused at the first bad one.
 pub fn parse_bytes(file: &str, bytes: Vec<u8>) -> Result<Loaded, LoadError> {
     let fail = |source: String, diagnostics: Vec<Diagnostic>| LoadError {
         file: file.to_owned(),

@@ -223,7 +223,7 @@ pub trait BlockStore: Send + Sync {
     /// trigger seen for the first time starts, so that existing versions do not fire it.
     fn block_seq(&self) -> Result<i64, StoreError>;
 
-    /// Marks removed every version `blocks gc --keep N` may drop (see [`super::gc`]) and
+    /// Marks removed every version `blocks gc --keep N` may drop (see `blocks::gc`) and
     /// returns them.
     fn remove_block_versions(
         &self,
