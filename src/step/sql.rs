@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Datelike;
 use postgres::error::ErrorPosition;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type};
 
 /// What a `sql:` step asks for, after its templates were rendered (passed to the child
@@ -481,12 +482,19 @@ impl Cell {
     }
 }
 
+/// The most rows of the last statement kept and printed: the rest are counted, so that a
+/// step's memory stays bounded whatever its query returns.
+const MAX_TABLE_ROWS: usize = 1000;
+
 /// What the last statement produced.
 #[derive(Debug)]
 enum Outcome {
     Rows {
         columns: Vec<String>,
+        /// The first [`MAX_TABLE_ROWS`] rows.
         rows: Vec<Vec<Cell>>,
+        /// How many rows the statement returned in all.
+        total: u64,
     },
     Affected(u64),
 }
@@ -494,7 +502,7 @@ enum Outcome {
 impl Outcome {
     fn first_row(&self) -> Vec<(String, String)> {
         match self {
-            Self::Rows { columns, rows } => rows.first().map_or_else(Vec::new, |row| {
+            Self::Rows { columns, rows, .. } => rows.first().map_or_else(Vec::new, |row| {
                 columns
                     .iter()
                     .zip(row)
@@ -511,9 +519,13 @@ impl Outcome {
                 let noun = if *count == 1 { "row" } else { "rows" };
                 writeln!(out, "({count} {noun} affected)")
             }
-            Self::Rows { columns, rows } => {
+            Self::Rows {
+                columns,
+                rows,
+                total,
+            } => {
                 let mut table = String::new();
-                render_table(&mut table, columns, rows).map_err(io::Error::other)?;
+                render_table(&mut table, columns, rows, *total).map_err(io::Error::other)?;
                 out.write_all(table.as_bytes())
             }
         }
@@ -527,7 +539,13 @@ fn shown(text: &str) -> String {
         .replace('\t', "\\t")
 }
 
-fn render_table(out: &mut String, columns: &[String], rows: &[Vec<Cell>]) -> fmt::Result {
+/// `rows` (the first of `total`) as an aligned table, and the count.
+fn render_table(
+    out: &mut String,
+    columns: &[String],
+    rows: &[Vec<Cell>],
+    total: u64,
+) -> fmt::Result {
     // A column is right-aligned when it holds numbers and only numbers (NULLs aside).
     let right: Vec<bool> = (0..columns.len())
         .map(|c| {
@@ -578,8 +596,12 @@ fn render_table(out: &mut String, columns: &[String], rows: &[Vec<Cell>]) -> fmt
     for row in &body {
         line(out, row)?;
     }
-    let noun = if rows.len() == 1 { "row" } else { "rows" };
-    writeln!(out, "({} {noun})", rows.len())
+    let noun = if total == 1 { "row" } else { "rows" };
+    if usize::try_from(total).is_ok_and(|total| total == rows.len()) {
+        writeln!(out, "({total} {noun})")
+    } else {
+        writeln!(out, "({total} {noun}; the first {} shown)", rows.len())
+    }
 }
 
 /// A float as text: shortest round-trip digits, exponent form for very large or small
@@ -703,9 +725,11 @@ impl Run<'_> {
                 let columns: Vec<String> = statement.column_names().map(String::from).collect();
                 let width = columns.len();
                 let mut cells = Vec::new();
+                let mut total = 0_u64;
                 let mut rows = statement.raw_query();
                 while let Some(row) = rows.next().map_err(fail)? {
-                    if last {
+                    total += 1;
+                    if last && cells.len() < MAX_TABLE_ROWS {
                         let values = (0..width)
                             .map(|c| row.get_ref(c).map(sqlite_cell))
                             .collect::<Result<Vec<_>, _>>()
@@ -717,6 +741,7 @@ impl Run<'_> {
                     outcome = Outcome::Rows {
                         columns,
                         rows: cells,
+                        total,
                     };
                 }
             }
@@ -762,10 +787,18 @@ impl Run<'_> {
                 .map(|param| param as &(dyn ToSql + Sync))
                 .collect();
             if last && !statement.columns().is_empty() {
-                let rows = transaction.query(&statement, &params).map_err(fail)?;
+                // Streamed: only the rows shown are kept.
+                let mut rows = transaction
+                    .query_raw(&statement, params.iter().copied())
+                    .map_err(fail)?;
                 let columns = statement.columns();
-                let mut cells = Vec::with_capacity(rows.len());
-                for row in &rows {
+                let mut cells = Vec::new();
+                let mut total = 0_u64;
+                while let Some(row) = rows.next().map_err(fail)? {
+                    total += 1;
+                    if cells.len() >= MAX_TABLE_ROWS {
+                        continue;
+                    }
                     let mut values = Vec::with_capacity(columns.len());
                     for (c, column) in columns.iter().enumerate() {
                         let value = row.try_get::<_, Option<PgText>>(c).map_err(|error| {
@@ -785,6 +818,7 @@ impl Run<'_> {
                 outcome = Outcome::Rows {
                     columns: columns.iter().map(|c| c.name().to_owned()).collect(),
                     rows: cells,
+                    total,
                 };
             } else {
                 let count = transaction.execute(&statement, &params).map_err(fail)?;
@@ -1156,6 +1190,31 @@ mod tests {
     }
 
     // --- splitting ---------------------------------------------------------------------
+
+    #[test]
+    fn a_long_result_keeps_the_first_rows_and_counts_the_rest() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let query = "with recursive n(i) as (select 1 union all select i + 1 from n where i < 5000)
+                     select i from n";
+        let (outputs, table) = run("sqlite:long.db", query, &[], dir.path());
+        assert_eq!(outputs, pairs(&[("i", "1")]));
+        let lines: Vec<&str> = table.lines().collect();
+        // Header, rule, the rows kept, the count.
+        assert_eq!(
+            lines.len(),
+            2 + MAX_TABLE_ROWS + 1,
+            "{}",
+            lines[lines.len() - 1]
+        );
+        assert_eq!(
+            lines[2 + MAX_TABLE_ROWS - 1].trim(),
+            MAX_TABLE_ROWS.to_string()
+        );
+        assert_eq!(
+            lines[lines.len() - 1],
+            format!("(5000 rows; the first {MAX_TABLE_ROWS} shown)")
+        );
+    }
 
     #[test]
     fn splits_statements_with_offsets_and_a_trailing_one_without_semicolon() {
@@ -1828,5 +1887,23 @@ mod tests {
             message.starts_with("cannot connect to postgres://ann:***@127.0.0.1:1/app: "),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_long_postgres_result_is_streamed_and_counted() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let (outputs, table) = run(
+            &pg_server(),
+            "select g as n from generate_series(1, 5000) as g",
+            &[],
+            dir.path(),
+        );
+        assert_eq!(outputs, pairs(&[("n", "1")]));
+        assert!(
+            table.ends_with(&format!("(5000 rows; the first {MAX_TABLE_ROWS} shown)\n")),
+            "{}",
+            &table[table.len().saturating_sub(200)..]
+        );
+        assert_eq!(table.lines().count(), 2 + MAX_TABLE_ROWS + 1);
     }
 }
