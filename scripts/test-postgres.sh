@@ -55,11 +55,13 @@ if ! as_owner "$bin/pg_ctl" -D "$data" status > /dev/null 2>&1; then
         { tail -n 20 "$data/server.log" >&2; exit 1; }
 fi
 # What earlier test runs left (each test makes a schema in the database coreflow_tests):
-# dropped, so that it never piles up on the disk.
+# dropped, so that it never piles up on the disk. Forced: a session an earlier run left
+# behind (the server still finishing the statement of a step that was killed) must not stop
+# the set-up.
 as_owner "$bin/psql" -h "$data" -p "$port" -U postgres -d postgres -Atq \
     -c "SELECT datname FROM pg_database WHERE datname LIKE 'cf\_%' OR datname = 'coreflow_tests'" |
     while read -r name; do
         as_owner "$bin/psql" -h "$data" -p "$port" -U postgres -d postgres -q \
-            -c "DROP DATABASE IF EXISTS \"$name\"" > /dev/null
+            -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" > /dev/null
     done
 echo "$url"

@@ -41,6 +41,18 @@ pub struct RunInputs<'a> {
     pub process_env: &'a BTreeMap<String, String>,
 }
 
+/// Whether a job of `base` must wait because `max_parallel` of its matrix siblings are
+/// active (`active` counts them as the caller's loop sees them: running in a foreground run;
+/// queued or running through the store).
+#[must_use]
+pub fn at_max_parallel(workflow: &Workflow, base: &str, active: usize) -> bool {
+    workflow
+        .jobs
+        .get(base)
+        .and_then(|job| job.max_parallel)
+        .is_some_and(|max| active >= usize::try_from(max).unwrap_or(usize::MAX))
+}
+
 /// Applies `run_if` (SPEC §7), then `if:`.
 pub fn decide(
     inputs: &RunInputs<'_>,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use crate::engine::EngineError;
-use crate::engine::decide::{Decision, NeedInfo, RunInputs, decide};
+use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, decide};
 use crate::engine::setup::{create_run, prepare};
 use crate::spec::params::{self, Overrides, ParamError, Values};
 use crate::spec::{LoadError, Loaded, parse_str};
@@ -195,17 +195,21 @@ pub fn advance_unowned(store: &dyn Environment, run: RunId) {
     }
 }
 
-/// The names (in the workflow) of the jobs some other job needs: only their end can make
-/// another job ready. After any other job ends, [`advance_run`] has nothing to decide unless
+/// The names (in the workflow) of the jobs some other job needs, and of the jobs bounded by
+/// `max_parallel` (the end of one lets a sibling go): only their end can make another job
+/// ready. After any other job ends, [`advance_run`] has nothing to decide unless
 /// the run is being cancelled; skipping it there keeps draining a large run linear.
 #[must_use]
 pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
-    definition
-        .loaded
-        .workflow
-        .jobs
-        .values()
+    let jobs = &definition.loaded.workflow.jobs;
+    // A job bounded by `max_parallel` waits for its own siblings too.
+    let bounded = jobs
+        .iter()
+        .filter(|(_, job)| job.max_parallel.is_some())
+        .map(|(name, _)| name.clone());
+    jobs.values()
         .flat_map(|job| job.needs.iter().cloned())
+        .chain(bounded)
         .collect()
 }
 
@@ -309,6 +313,7 @@ fn decisions(
                 .collect();
             let matrix = matrix_values(&job.matrix);
             let (to, reason) = match decide(inputs, &job.name, &job.base_name, &matrix, &needs) {
+                Decision::Queue if held_by_max_parallel(inputs, jobs, &states, i) => continue,
                 Decision::Queue => (JobState::Queued, None),
                 Decision::Skip(reason) => (JobState::Skipped, Some(reason)),
                 Decision::Cancel(reason) => (JobState::Cancelled, Some(reason)),
@@ -327,6 +332,34 @@ fn decisions(
             return Ok(out);
         }
     }
+}
+
+/// Whether job `i` must stay pending because `max_parallel` of its matrix siblings are
+/// queued or running already; the end of one of them moves the run on again (see
+/// [`needed_jobs`]).
+fn held_by_max_parallel(
+    inputs: &RunInputs<'_>,
+    jobs: &[RunJob],
+    states: &[JobState],
+    i: usize,
+) -> bool {
+    let base = jobs[i].base_name.as_str();
+    if inputs
+        .workflow
+        .jobs
+        .get(base)
+        .is_none_or(|job| job.max_parallel.is_none())
+    {
+        return false;
+    }
+    let active = jobs
+        .iter()
+        .zip(states)
+        .filter(|(job, state)| {
+            job.base_name == base && matches!(state, JobState::Queued | JobState::Running)
+        })
+        .count();
+    at_max_parallel(inputs.workflow, base, active)
 }
 
 /// A job record's matrix values in the order written.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::JobFailure;
 use crate::engine::attempt;
-use crate::engine::decide::{Decision, NeedInfo, decide};
+use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
 use crate::engine::shared::RunShared;
@@ -449,6 +449,10 @@ impl Coordinator {
                 held.push(ready);
                 continue;
             }
+            if self.held_by_max_parallel(i) {
+                held.push(ready);
+                continue;
+            }
             if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
                 load.running += 1;
                 // Other processes read the queue's load from the store.
@@ -525,6 +529,20 @@ impl Coordinator {
             });
         }
         self.ready.extend(held);
+    }
+
+    /// Whether `max_parallel` of job `i`'s matrix siblings run already.
+    fn held_by_max_parallel(&self, i: usize) -> bool {
+        let base = self.jobs[i].base.as_str();
+        if self.shared.workflow.jobs[base].max_parallel.is_none() {
+            return false;
+        }
+        let running = self
+            .jobs
+            .iter()
+            .filter(|job| job.base == base && job.state == JobState::Running)
+            .count();
+        at_max_parallel(&self.shared.workflow, base, running)
     }
 
     fn handle(&mut self, msg: Msg) {

@@ -287,6 +287,10 @@ pub struct Job {
     /// Axes to fan the job out over: `job[key=value]` per combination.
     #[serde(default)]
     pub matrix: IndexMap<String, Vec<Text>>,
+    /// Most of this job's matrix combinations running (or queued) at once.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_parallel: Option<u32>,
     /// Job timeout.
     #[serde(default)]
     pub timeout: Option<DurationSpec>,

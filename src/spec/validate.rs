@@ -537,6 +537,19 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
             );
         }
     }
+    if let Some(max) = job.max_parallel {
+        if max == 0 {
+            ctx.error(
+                &job_path(name, &[At::Key("max_parallel")]),
+                "`max_parallel` must be at least 1".to_owned(),
+            );
+        } else if job.matrix.is_empty() {
+            ctx.error(
+                &job_path(name, &[At::KeyOf("max_parallel")]),
+                format!("job `{quoted}` has `max_parallel` but no `matrix` to bound"),
+            );
+        }
+    }
     match (&job.workflow, job.steps.is_empty()) {
         (None, true) => {
             ctx.error(

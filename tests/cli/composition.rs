@@ -1,6 +1,7 @@
-//! Workflows calling workflows (SPEC §2 "Composition"): what `validate` and `graph` check
-//! across files today — the called file, `with:` against its typed parameters, cycles of
-//! calls named by their chain — and `run` refusing such a job clearly until it executes them.
+//! Composition (SPEC §2): workflows calling workflows — what `validate` and `graph` check
+//! across files today (the called file, `with:` against its typed parameters, cycles of
+//! calls named by their chain) and `run` refusing such a job clearly until it executes
+//! them — and `max_parallel` bounding a matrix, in a foreground run and through workers.
 
 use crate::engine_support::Workspace;
 
@@ -159,4 +160,65 @@ fn run_refuses_a_workflow_job_before_anything_starts() {
         "{output}"
     );
     assert!(!ws.exists("started"), "{output}");
+}
+
+/// Six matrix legs, at most two at once: each leg notes how many legs run beside it.
+const BOUNDED: &str = r#"
+jobs:
+  leg:
+    matrix: { n: [1, 2, 3, 4, 5, 6] }
+    max_parallel: 2
+    steps:
+      - run: |
+          touch "running-$COREFLOW_MATRIX_N"
+          ls running-* | wc -l >> counts
+          sleep 0.3
+          ls running-* | wc -l >> counts
+          rm "running-$COREFLOW_MATRIX_N"
+"#;
+
+/// The most legs seen running at once.
+fn most_at_once(ws: &Workspace) -> usize {
+    ws.lines("counts")
+        .iter()
+        .map(|line| line.trim().parse::<usize>().expect("a count"))
+        .max()
+        .expect("some counts")
+}
+
+#[test]
+fn max_parallel_bounds_a_matrix_in_a_foreground_run() {
+    let ws = Workspace::with_workflow(BOUNDED);
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--workers", "6"])
+        .succeeds();
+    assert_eq!(ws.lines("counts").len(), 12, "{output}");
+    assert_eq!(most_at_once(&ws), 2, "{output}");
+}
+
+#[test]
+fn max_parallel_bounds_a_matrix_drained_by_standalone_workers() {
+    use crate::queue_support::{Worker, detach, wait_for_run};
+    let ws = Workspace::with_workflow(BOUNDED);
+    let run = detach(&ws, "wf.yaml", &[]);
+    let workers: Vec<Worker> = (0..4).map(|_| Worker::start(&ws, &[])).collect();
+    assert_eq!(wait_for_run(&ws, &run), "succeeded");
+    drop(workers);
+    assert_eq!(ws.lines("counts").len(), 12);
+    assert!(most_at_once(&ws) <= 2, "{:?}", ws.lines("counts"));
+}
+
+#[test]
+fn max_parallel_needs_a_matrix() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  one:\n    max_parallel: 2\n    steps: [{ run: echo }]\n",
+    );
+    let output = ws.coreflow().args(["validate", "wf.yaml"]).fails(2);
+    assert!(
+        output
+            .stderr()
+            .contains("wf.yaml:3:5: error: job `one` has `max_parallel` but no `matrix` to bound"),
+        "{output}"
+    );
 }
