@@ -1906,4 +1906,33 @@ mod tests {
         );
         assert_eq!(table.lines().count(), 2 + MAX_TABLE_ROWS + 1);
     }
+
+    /// What the splitter treats specially, and some text around it.
+    const SQL_ALPHABET: &[char] = &[
+        'a', 'E', 'e', 'N', 'D', '_', '1', ' ', '\n', '\t', ';', '\'', '"', '`', '$', '\\', '[',
+        ']', '/', '*', '-', 'é', '€',
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Any text splits without a panic, into pieces that are the text at their offsets,
+        /// each ending before the next starts; also the line and column of every offset.
+        #[test]
+        fn any_text_splits_into_its_own_pieces(
+            chars in proptest::collection::vec(proptest::sample::select(SQL_ALPHABET.to_vec()), 0..200),
+            postgres in proptest::prelude::any::<bool>(),
+        ) {
+            let sql: String = chars.into_iter().collect();
+            let dialect = if postgres { Dialect::Postgres } else { Dialect::Sqlite };
+            let mut last_end = 0;
+            for piece in split_statements(&sql, dialect) {
+                proptest::prop_assert!(piece.offset >= last_end);
+                proptest::prop_assert_eq!(&sql[piece.offset..piece.offset + piece.text.len()], piece.text);
+                proptest::prop_assert!(!piece.text.trim().is_empty());
+                last_end = piece.offset + piece.text.len();
+                let _ = line_column(&sql, piece.offset + piece.text.len());
+            }
+        }
+    }
 }
