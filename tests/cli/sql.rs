@@ -226,3 +226,45 @@ jobs:
     // The killed client's transaction never committed: no table was left behind.
     assert_eq!(job(&show, "after")["outputs"]["tables"], "0", "{show}");
 }
+
+#[test]
+fn a_sql_file_and_the_database_are_found_in_the_job_s_workdir() {
+    let ws = Workspace::with_workflow(
+        r#"
+jobs:
+  report:
+    workdir: reports
+    steps:
+      - sql: { url: "sqlite:local.db", file: "${{ params.query }}", args: ["7"] }
+params:
+  query: { type: string, default: count.sql }
+"#,
+    );
+    ws.file(
+        "reports/count.sql",
+        "create table t (n integer);\ninsert into t values (?1);\nselect n * 6 as answer from t;\n",
+    );
+    let output = ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    let show = ws.show("last");
+    assert_eq!(
+        job(&show, "report")["outputs"]["answer"],
+        "42",
+        "{show}\n{output}"
+    );
+    assert!(ws.exists("reports/local.db"), "{output}");
+
+    // A file that is not there fails the job, naming it.
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "-p", "query=missing.sql"])
+        .fails(1);
+    let show = ws.show("last");
+    let reason = job(&show, "report")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("cannot read `sql.file`") && reason.contains("missing.sql"),
+        "{show}\n{output}"
+    );
+}
