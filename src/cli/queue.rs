@@ -12,8 +12,8 @@ use crate::cli::args::{
 use crate::cli::env;
 use crate::cli::output::table;
 use crate::engine::admission::{Admission, Request, admit};
+use crate::engine::definition::load_definition;
 use crate::engine::queued::advance_unowned;
-use crate::engine::queued::load_definition;
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;

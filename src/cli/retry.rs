@@ -2,16 +2,13 @@
 //! succeed, and everything downstream of them, run again; the rest keep their outputs. With
 //! `--detach` the run is reopened for workers instead, its ready jobs queued.
 
-use std::collections::BTreeMap;
-
 use crate::cli::args::{GlobalArgs, RetryArgs};
 use crate::cli::env;
 use crate::cli::run::Foreground;
-use crate::engine::JobRt;
-use crate::engine::queued::{RunDefinition, advance_run, load_run_definition};
-use crate::engine::setup::prepare;
+use crate::engine::definition::{RunDefinition, load_run_definition};
+use crate::engine::queued::advance_run;
+use crate::engine::setup::{Repair, plan_repair};
 use crate::error::Error;
-use crate::state::JobState;
 use crate::store::Owner;
 
 pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
@@ -33,67 +30,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     super::blocks::pin(&*store, &loaded, &mut values, &mut overrides)?;
 
     let records = store.jobs(run.id).map_err(Error::Store)?;
-    let present: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
-    let prepared = prepare(&loaded, &values, &[], false)?;
-    // The run's jobs in plan order (a run made with `--only` holds a subset).
-    let keep: Vec<usize> = (0..prepared.len())
-        .filter(|&i| present.contains(&prepared[i].plan.name))
-        .collect();
-    let mut remap = vec![usize::MAX; prepared.len()];
-    for (new, &old) in keep.iter().enumerate() {
-        remap[old] = new;
-    }
-    let by_name: BTreeMap<&str, &crate::store::JobRecord> =
-        records.iter().map(|r| (r.name.as_str(), r)).collect();
-    let mut jobs: Vec<JobRt> = Vec::with_capacity(keep.len());
-    for &old in &keep {
-        let plan = &prepared[old].plan;
-        let record = by_name[plan.name.as_str()];
-        jobs.push(JobRt {
-            id: record.id,
-            name: plan.name.clone(),
-            base: plan.base.clone(),
-            matrix: plan.matrix.clone(),
-            needs: plan
-                .needs
-                .iter()
-                .map(|&n| remap[n])
-                .filter(|&n| n != usize::MAX)
-                .collect(),
-            state: record.status,
-            attempts: record.attempts,
-            max_attempts: record.attempts + prepared[old].new.max_attempts,
-            priority: record.priority,
-            queue: record.queue.clone(),
-            outputs: record.outputs.clone(),
-            exit_code: record.exit_code,
-            reason: record.reason.clone(),
-            duration: record.duration_ms.map(std::time::Duration::from_millis),
-            first_started: None,
-        });
-    }
-    // What did not succeed, and everything downstream of it, runs again.
-    let mut rerun: Vec<bool> = jobs
-        .iter()
-        .map(|j| j.state != JobState::Succeeded)
-        .collect();
-    // Needs may point forward in declaration order: spread until nothing changes.
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for i in 0..jobs.len() {
-            if !rerun[i] && jobs[i].needs.iter().any(|&n| rerun[n]) {
-                rerun[i] = true;
-                changed = true;
-            }
-        }
-    }
-    let ids: Vec<_> = jobs
-        .iter()
-        .zip(&rerun)
-        .filter(|(_, r)| **r)
-        .map(|(j, _)| j.id)
-        .collect();
+    let Repair { jobs, rerun: ids } = plan_repair(&loaded, &values, &records)?;
     if ids.is_empty() {
         if !global.quiet {
             super::output::print(&format!(
@@ -122,15 +59,6 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     store
         .reset_for_retry(run.id, &ids, Some(&Owner::current()))
         .map_err(Error::Store)?;
-    for (job, again) in jobs.iter_mut().zip(&rerun) {
-        if *again {
-            job.state = JobState::Pending;
-            job.outputs.clear();
-            job.exit_code = None;
-            job.reason = None;
-            job.duration = None;
-        }
-    }
     let foreground = Foreground {
         progress: args.progress,
         junit,

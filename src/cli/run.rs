@@ -14,7 +14,7 @@ use crate::engine::admission::{Request, admit};
 use crate::engine::job::scratch_dir;
 use crate::engine::setup::{create_run, prepare, runtime_jobs};
 use crate::engine::shared::QueueLoadsFn;
-use crate::engine::{JobRt, RunShared, execute};
+use crate::engine::{Control, JobRt, RunShared, Slots, execute};
 use crate::error::Error;
 use crate::scheduler::QueueLoad;
 use crate::spec::params::{self, Overrides, Values};
@@ -65,6 +65,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
             trigger: serde_json::json!({ "type": "manual" }),
             fire: None,
             owner: Some(Owner::current()),
+            parent: None,
         },
     )
     .map_err(Error::Store)?;
@@ -138,18 +139,19 @@ impl Foreground {
             process_env: std::env::vars().collect::<BTreeMap<_, _>>(),
             queue_loads: Some(queue_loads(Arc::clone(store))),
             dir_resolved: std::sync::OnceLock::new(),
+            depth: 0,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let end = runtime.block_on(execute(shared, jobs, workers));
+        let end = runtime.block_on(execute(shared, jobs, Slots::new(workers), Control::Signals));
         finish(run_id.0, end)
     }
 }
 
 /// Reads queue limits and load from the environment, for the coordinator.
 fn queue_loads(store: Env) -> QueueLoadsFn {
-    Box::new(move || {
+    Arc::new(move || {
         let queues = store.queues().map_err(|e| e.to_string())?;
         Ok(queues
             .into_iter()

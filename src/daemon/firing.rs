@@ -18,7 +18,8 @@ use tracing::{error, info, warn};
 
 use crate::daemon::armed::{Armed, Kind, catchup_choice, scan, time_record};
 use crate::daemon::catalog::Catalog;
-use crate::engine::queued::{advance_run, load_run_definition};
+use crate::engine::definition::load_run_definition;
+use crate::engine::queued::advance_run;
 use crate::spec::Loaded;
 use crate::spec::model::{AfterStatus, ParamType};
 use crate::store::Env;

@@ -193,6 +193,7 @@ fn record_skipped(
     fire: Option<&FireClaim>,
 ) -> Result<RunId, crate::store::Error> {
     let run = NewRun {
+        parent: None,
         workflow: loaded.name.clone(),
         def_hash: loaded.hash.clone(),
         params: serde_json::to_value(values).unwrap_or_default(),

@@ -114,20 +114,9 @@ pub fn context(
     needs: &[NeedInfo<'_>],
 ) -> Result<TemplateContext, JobFailure> {
     let job_def = &inputs.workflow.jobs[base];
-    let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
-    for need in needs {
-        let view = views.entry(need.base.to_owned()).or_default();
-        view.outputs
-            .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let result = need.state.result().map_or("", |r| r.as_str());
-        // For a fanned-out need the worst result wins.
-        if rank(result) > rank(&view.result) {
-            view.result = result.to_owned();
-        }
-    }
     let mut context = TemplateContext {
         params: inputs.params.clone(),
-        needs: views,
+        needs: views(needs),
         matrix: matrix.clone(),
         env: inputs.process_env.clone(),
         run: RunView {
@@ -156,6 +145,24 @@ pub fn context(
                 .map_err(|e| JobFailure(e.to_string()))?;
     }
     Ok(context)
+}
+
+/// Finished jobs as templates read them, by their name in the workflow: the outputs and
+/// result of `needs.<job>` for a job, of `jobs.<job>` for a workflow's `outputs:`.
+#[must_use]
+pub fn views(jobs: &[NeedInfo<'_>]) -> BTreeMap<String, NeedView> {
+    let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
+    for need in jobs {
+        let view = views.entry(need.base.to_owned()).or_default();
+        view.outputs
+            .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let result = need.state.result().map_or("", |r| r.as_str());
+        // For a fanned-out job the worst result wins.
+        if rank(result) > rank(&view.result) {
+            view.result = result.to_owned();
+        }
+    }
+    views
 }
 
 fn rank(result: &str) -> u8 {

@@ -6,8 +6,10 @@
 pub mod admission;
 pub mod attempt;
 pub mod blocks;
+pub mod call;
 pub mod context;
 pub mod decide;
+pub mod definition;
 mod error;
 pub mod job;
 pub mod policy;
@@ -19,5 +21,5 @@ pub mod worker;
 mod writer;
 
 pub use error::{EngineError, JobFailure};
-pub use run::{JobRt, RunEnd, execute};
+pub use run::{Control, JobRt, RunEnd, Slots, execute};
 pub use shared::RunShared;

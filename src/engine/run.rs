@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::engine::JobFailure;
 use crate::engine::attempt;
@@ -89,6 +89,41 @@ struct Ready {
 pub struct RunEnd {
     pub state: RunState,
     pub interrupted: bool,
+    /// Its jobs as they ended, with their outputs.
+    pub jobs: Vec<JobRt>,
+}
+
+/// The local workers of a foreground run: one slot per running step process, shared by the
+/// run and every child run its `workflow:` jobs start. A calling job waits for its child
+/// without a slot, so `--workers 1` never deadlocks.
+#[derive(Clone)]
+pub struct Slots {
+    permits: Arc<Semaphore>,
+    count: usize,
+}
+
+impl Slots {
+    #[must_use]
+    pub fn new(count: usize) -> Slots {
+        let count = count.max(1);
+        Slots {
+            permits: Arc::new(Semaphore::new(count)),
+            count,
+        }
+    }
+
+    /// How many slots there are.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// What stops a run from outside: signals for the run a command started, the calling job's
+/// cancel (its run cancelled, the job cancelled or timed out) for a child run.
+pub enum Control {
+    Signals,
+    Parent(watch::Receiver<Option<CancelMode>>),
 }
 
 struct Coordinator {
@@ -102,7 +137,11 @@ struct Coordinator {
     waiting_retry: usize,
     /// Which jobs wait out a retry delay (their timer is still to fire).
     retry_pending: Vec<bool>,
-    workers: usize,
+    slots: Slots,
+    /// A slot taken while the coordinator waited for one, used by the next dispatch.
+    spare: Option<OwnedSemaphorePermit>,
+    /// Whether the last dispatch left ready jobs for want of a slot.
+    starved: bool,
     changes: Vec<Change>,
     /// Records the changes, in order, on its own thread.
     writer: Writer,
@@ -130,7 +169,12 @@ struct Coordinator {
 
 /// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
 /// finished for their dependents.
-pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -> RunEnd {
+pub async fn execute(
+    shared: Arc<RunShared>,
+    jobs: Vec<JobRt>,
+    slots: Slots,
+    control: Control,
+) -> RunEnd {
     let run_started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let n = jobs.len();
@@ -159,7 +203,9 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         running: 0,
         waiting_retry: 0,
         retry_pending: vec![false; n],
-        workers: workers.max(1),
+        slots,
+        spare: None,
+        starved: false,
         changes: Vec::new(),
         writer: Writer::start(Arc::clone(&shared.store) as Arc<dyn RunStore>),
         last_flush: None,
@@ -184,7 +230,7 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         run_id: shared.run_id,
         workflow: shared.workflow_name.clone(),
         jobs: n,
-        workers: c.workers,
+        workers: c.slots.count(),
     });
     for i in 0..n {
         if !c.jobs[i].state.is_terminal() && c.remaining[i] == 0 {
@@ -192,8 +238,14 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         }
     }
 
-    let mut interrupts = signal(SignalKind::interrupt()).ok();
-    let mut terms = signal(SignalKind::terminate()).ok();
+    let (mut interrupts, mut terms, mut parent) = match control {
+        Control::Signals => (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+            None,
+        ),
+        Control::Parent(cancel) => (None, None, Some(cancel)),
+    };
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut interrupted = false;
@@ -232,6 +284,10 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
             Some(()) = recv_signal(&mut terms) => {
                 interrupted = true;
                 c.cancel_all(if c.cancelled { CancelMode::Kill } else { CancelMode::Graceful });
+            }
+            Some(mode) = recv_cancel(&mut parent) => c.cancel_all(mode),
+            permit = Arc::clone(&c.slots.permits).acquire_owned(), if c.starved => {
+                c.spare = permit.ok();
             }
             _ = poll.tick() => {
                 c.poll_cancel_requests();
@@ -295,7 +351,29 @@ pub async fn execute(shared: Arc<RunShared>, jobs: Vec<JobRt>, workers: usize) -
         eprintln!("error: {err}");
     }
     let _ = std::fs::remove_dir_all(&shared.tmp);
-    RunEnd { state, interrupted }
+    RunEnd {
+        state,
+        interrupted,
+        jobs: c.jobs,
+    }
+}
+
+/// The next cancel the calling job asks of a child run; never when there is no caller, or
+/// once the caller is gone.
+async fn recv_cancel(
+    cancel: &mut Option<watch::Receiver<Option<CancelMode>>>,
+) -> Option<CancelMode> {
+    let Some(receiver) = cancel else {
+        return std::future::pending().await;
+    };
+    loop {
+        if receiver.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Some(mode) = *receiver.borrow_and_update() {
+            return Some(mode);
+        }
+    }
 }
 
 /// The next delivery of `signal`, or never when it could not be installed.
@@ -432,18 +510,25 @@ impl Coordinator {
         }
     }
 
-    /// Starts queued jobs while workers are free.
+    /// Whether job `i` calls a workflow: it runs no process and takes no slot.
+    fn calls(&self, i: usize) -> bool {
+        self.shared.workflow.jobs[self.jobs[i].base.as_str()]
+            .workflow
+            .is_some()
+    }
+
+    /// Starts queued jobs while slots are free (a calling job needs none).
     fn dispatch(&mut self) {
         let mut held = Vec::new();
-        while self.running < self.workers {
-            let Some(ready) = self.ready.pop() else {
-                break;
-            };
+        self.starved = false;
+        while let Some(ready) = self.ready.pop() {
             let i = ready.index;
             if self.jobs[i].state != JobState::Queued {
                 continue;
             }
-            if let Some(load) = self.queues.get(&self.jobs[i].queue)
+            let calls = self.calls(i);
+            if !calls
+                && let Some(load) = self.queues.get(&self.jobs[i].queue)
                 && !load.admits()
             {
                 held.push(ready);
@@ -453,7 +538,21 @@ impl Coordinator {
                 held.push(ready);
                 continue;
             }
-            if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
+            let permit = if calls {
+                None
+            } else {
+                let permit = self
+                    .spare
+                    .take()
+                    .or_else(|| Arc::clone(&self.slots.permits).try_acquire_owned().ok());
+                if permit.is_none() {
+                    held.push(ready);
+                    self.starved = true;
+                    break;
+                }
+                permit
+            };
+            if !calls && let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
                 load.running += 1;
                 // Other processes read the queue's load from the store.
                 self.flush_now |= load.concurrency.is_some();
@@ -467,6 +566,9 @@ impl Coordinator {
             let input = match self.prepare(i, kill_token) {
                 Ok(input) => input,
                 Err(reason) => {
+                    if !calls && let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
+                        load.running = load.running.saturating_sub(1);
+                    }
                     self.jobs[i].attempts += 1;
                     self.transition(i, JobState::Failed, Some(reason.0));
                     self.settle(i);
@@ -523,12 +625,23 @@ impl Coordinator {
             let shared = Arc::clone(&self.shared);
             let tx = self.tx.clone();
             self.running += 1;
-            tokio::spawn(async move {
-                let outcome = run_attempt(shared, input, cancel_rx).await;
-                let _ = tx.send(Msg::Finished(i, outcome));
-            });
+            if calls {
+                let slots = self.slots.clone();
+                tokio::spawn(async move {
+                    let outcome = crate::engine::call::call(shared, input, cancel_rx, slots).await;
+                    let _ = tx.send(Msg::Finished(i, outcome));
+                });
+            } else {
+                tokio::spawn(async move {
+                    let outcome = run_attempt(shared, input, cancel_rx).await;
+                    drop(permit);
+                    let _ = tx.send(Msg::Finished(i, outcome));
+                });
+            }
         }
         self.ready.extend(held);
+        // A slot taken while waiting and not used goes back at once.
+        self.spare = None;
     }
 
     /// Whether `max_parallel` of job `i`'s matrix siblings run already.
@@ -567,7 +680,9 @@ impl Coordinator {
 
     fn finished(&mut self, i: usize, outcome: AttemptOutcome) {
         self.running -= 1;
-        if let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
+        if !self.calls(i)
+            && let Some(load) = self.queues.get_mut(&self.jobs[i].queue)
+        {
             load.running = load.running.saturating_sub(1);
         }
         self.cancels[i] = None;

@@ -86,16 +86,6 @@ pub fn prepare(
     check_labels: bool,
 ) -> Result<Vec<PreparedJob>, EngineError> {
     let workflow = &loaded.workflow;
-    if let Some((job, called)) = workflow
-        .jobs
-        .iter()
-        .find_map(|(name, job)| job.workflow.as_ref().map(|called| (name, called)))
-    {
-        return Err(EngineError::Calls {
-            job: job.clone(),
-            called: called.clone(),
-        });
-    }
     let plan = expand(workflow);
     let selected = select(&plan, only)?;
     let labels = local_labels();
@@ -221,7 +211,94 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
         .collect()
 }
 
-/// Keeps a run's job-level `-p JOB.NAME=V` in its trigger record, where [`run_overrides`](crate::engine::queued::run_overrides)
+/// What `retry` of a finished run does again.
+pub struct Repair {
+    /// The run's jobs as the coordinator tracks them: those that run again are `pending`
+    /// with no outputs, the others keep their state and outputs.
+    pub jobs: Vec<JobRt>,
+    /// The jobs that run again: those that did not succeed and everything downstream.
+    pub rerun: Vec<JobId>,
+}
+
+/// Plans the repair of a finished run from its records: jobs that did not succeed, and
+/// everything downstream of them, run again; the rest keep their outputs. The same for
+/// `coreflow retry` and for a `workflow:` job repairing its child run.
+///
+/// # Errors
+/// The definition no longer plans (a parameter that does not fit).
+pub fn plan_repair(
+    loaded: &Loaded,
+    values: &Values,
+    records: &[crate::store::JobRecord],
+) -> Result<Repair, EngineError> {
+    let prepared = prepare(loaded, values, &[], false)?;
+    // The run's jobs in plan order (a run made with `--only` holds a subset).
+    let by_name: BTreeMap<&str, &crate::store::JobRecord> =
+        records.iter().map(|r| (r.name.as_str(), r)).collect();
+    let keep: Vec<usize> = (0..prepared.len())
+        .filter(|&i| by_name.contains_key(prepared[i].plan.name.as_str()))
+        .collect();
+    let mut remap = vec![usize::MAX; prepared.len()];
+    for (new, &old) in keep.iter().enumerate() {
+        remap[old] = new;
+    }
+    let mut jobs: Vec<JobRt> = Vec::with_capacity(keep.len());
+    for &old in &keep {
+        let plan = &prepared[old].plan;
+        let record = by_name[plan.name.as_str()];
+        jobs.push(JobRt {
+            id: record.id,
+            name: plan.name.clone(),
+            base: plan.base.clone(),
+            matrix: plan.matrix.clone(),
+            needs: plan
+                .needs
+                .iter()
+                .map(|&n| remap[n])
+                .filter(|&n| n != usize::MAX)
+                .collect(),
+            state: record.status,
+            attempts: record.attempts,
+            max_attempts: record.attempts + prepared[old].new.max_attempts,
+            priority: record.priority,
+            queue: record.queue.clone(),
+            outputs: record.outputs.clone(),
+            exit_code: record.exit_code,
+            reason: record.reason.clone(),
+            duration: record.duration_ms.map(std::time::Duration::from_millis),
+            first_started: None,
+        });
+    }
+    let mut rerun: Vec<bool> = jobs
+        .iter()
+        .map(|j| j.state != JobState::Succeeded)
+        .collect();
+    // Needs may point forward in declaration order: spread until nothing changes.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..jobs.len() {
+            if !rerun[i] && jobs[i].needs.iter().any(|&n| rerun[n]) {
+                rerun[i] = true;
+                changed = true;
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    for (job, again) in jobs.iter_mut().zip(&rerun) {
+        if *again {
+            ids.push(job.id);
+            job.state = JobState::Pending;
+            job.outputs.clear();
+            job.exit_code = None;
+            job.reason = None;
+            job.duration = None;
+        }
+    }
+    Ok(Repair { jobs, rerun: ids })
+}
+
+/// Keeps a run's job-level `-p JOB.NAME=V` in its trigger record, where [`run_overrides`](crate::engine::definition::run_overrides)
 /// finds them again (for workers, `retry`).
 pub fn record_job_params(
     trigger: &mut serde_json::Value,
@@ -245,6 +322,8 @@ pub struct Origin {
     pub fire: Option<crate::store::FireClaim>,
     /// The process executing it: a foreground `coreflow run`; `None` for workers.
     pub owner: Option<crate::store::Owner>,
+    /// The `workflow:` job calling it, for a child run.
+    pub parent: Option<crate::store::ParentLink>,
 }
 
 /// Records a new run: the workflow's definition (so `coreflow trigger` and workers can load
@@ -267,6 +346,7 @@ pub fn create_run(
         mut trigger,
         fire,
         owner,
+        parent,
     } = origin;
     let now = store.clock().now();
     store.save_definition(&crate::store::NewDefinition {
@@ -288,5 +368,6 @@ pub fn create_run(
         owner,
         created_at: now,
         jobs: prepared.iter().map(|p| p.new.clone()).collect(),
+        parent,
     })
 }

@@ -34,10 +34,13 @@ pub struct RunShared {
     pub queue_loads: Option<QueueLoadsFn>,
     /// `dir` made absolute, once: see [`RunShared::default_workdir`].
     pub dir_resolved: OnceLock<PathBuf>,
+    /// How many `workflow:` calls led to this run: 0 for a run started any other way.
+    pub depth: u32,
 }
 
 /// Reads every queue's limits and load from the environment.
-pub type QueueLoadsFn = Box<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
+pub type QueueLoadsFn =
+    std::sync::Arc<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
 
 impl RunShared {
     /// The current instant by the environment's clock.

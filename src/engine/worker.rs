@@ -18,11 +18,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::engine::attempt::{self, AttemptOutcome};
 use crate::engine::decide::NeedInfo;
+use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::job::{run_attempt, scratch_dir};
-use crate::engine::queued::{
-    RunDefinition, advance_run, expire_leases, kill_leftovers, load_run_definition, matrix_of,
-    needed_jobs,
-};
+use crate::engine::queued::{advance_run, expire_leases, kill_leftovers, matrix_of, needed_jobs};
 use crate::engine::run::recv_signal as recv;
 use crate::engine::shared::RunShared;
 use crate::state::{JobState, RunId, RunState};
@@ -263,6 +261,7 @@ impl Definitions {
             // The claim already respected the queues' limits.
             queue_loads: None,
             dir_resolved: std::sync::OnceLock::new(),
+            depth: 0,
         });
         let needed = needed_jobs(&definition);
         let cached = Arc::new(RunCache {

@@ -94,6 +94,8 @@ pub const TABLES: &[Table] = &[
             int("owner_start"),
             text("owner_host"),
             int("cancel_requested"),
+            int("parent_run"),
+            int("parent_job"),
         ],
         generated_id: true,
     },

@@ -165,6 +165,15 @@ pub struct NewRun {
     pub owner: Option<Owner>,
     pub created_at: DateTime<Utc>,
     pub jobs: Vec<NewJob>,
+    /// The `workflow:` job whose child this run is.
+    pub parent: Option<ParentLink>,
+}
+
+/// The job (and its run) that started a child run: the child's `parent` in `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ParentLink {
+    pub run: RunId,
+    pub job: JobId,
 }
 
 /// A planned job of a new run.
@@ -328,6 +337,9 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why it ended as it did, when that is not obvious (`lost`, an overlap policy's skip).
     pub reason: Option<String>,
+    /// The `workflow:` job that started this run, for a child run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
     #[serde(skip)]
     pub def_hash: String,
     #[serde(skip)]
@@ -371,6 +383,9 @@ pub struct JobRecord {
     pub max_attempts: u32,
     /// Every attempt, first first.
     pub history: Vec<AttemptRecord>,
+    /// The runs a `workflow:` job started (one per call), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub child_runs: Vec<RunId>,
     /// `attempts` when the run was last reset for a retry: the attempts of the current round
     /// are `attempts - attempts_before_retry`, to compare with `max_attempts`.
     #[serde(skip)]

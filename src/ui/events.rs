@@ -29,6 +29,16 @@ pub enum Event {
         /// How many local workers execute them.
         workers: usize,
     },
+    /// A `workflow:` job started its child run, whose jobs follow as `job/child-job`.
+    ChildRun {
+        ts: DateTime<Utc>,
+        /// The calling job's full name.
+        job: String,
+        run_id: RunId,
+        workflow: String,
+        /// How many jobs the child run has.
+        jobs: usize,
+    },
     /// A job moved to another state.
     JobState(JobChange),
     /// A step of a running job started.
@@ -63,6 +73,7 @@ impl Event {
     pub fn ts(&self) -> DateTime<Utc> {
         match self {
             Event::RunStarted { ts, .. }
+            | Event::ChildRun { ts, .. }
             | Event::JobState(JobChange { ts, .. })
             | Event::StepStarted { ts, .. }
             | Event::Output { ts, .. }

@@ -288,6 +288,27 @@ where
     )
 }
 
+/// `12:00:01.200 ingest: child run 43 started: ingest-shard, 10 jobs`.
+#[must_use]
+pub fn child_run_line<Tz: TimeZone>(
+    ts: &DateTime<Tz>,
+    job: &str,
+    run_id: RunId,
+    workflow: &str,
+    jobs: usize,
+) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    format!(
+        "{} {}: child run {run_id} started: {}, {}",
+        clock(ts),
+        sanitize(job),
+        sanitize(workflow),
+        plural(jobs, "job", "jobs"),
+    )
+}
+
 /// `12:00:01.200 build: failed (exit 1, step "compile", 1.2s)`: one plain line per state change.
 ///
 /// In parentheses, when known: the exit code, the failing step, the attempt when above 1, the

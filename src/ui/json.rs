@@ -57,6 +57,13 @@ enum Wire<'a> {
         jobs: usize,
         workers: usize,
     },
+    ChildRun {
+        ts: String,
+        job: &'a str,
+        run_id: RunId,
+        workflow: &'a str,
+        jobs: usize,
+    },
     JobState {
         ts: String,
         job: &'a str,
@@ -129,6 +136,19 @@ impl<'a> Wire<'a> {
                 workflow,
                 jobs: *jobs,
                 workers: *workers,
+            },
+            Event::ChildRun {
+                ts: at,
+                job,
+                run_id,
+                workflow,
+                jobs,
+            } => Wire::ChildRun {
+                ts: ts(at),
+                job,
+                run_id: *run_id,
+                workflow,
+                jobs: *jobs,
             },
             Event::JobState(change) => Wire::JobState {
                 ts: ts(&change.ts),

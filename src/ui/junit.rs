@@ -514,7 +514,7 @@ impl Reporter for JUnitWriter {
                     }
                 }
             }
-            Event::StepStarted { .. } => {}
+            Event::StepStarted { .. } | Event::ChildRun { .. } => {}
             Event::Output {
                 job, step, line, ..
             } => {

@@ -181,6 +181,19 @@ impl Reporter for PlainReporter {
                     self.sink.line(&line);
                 }
             }
+            Event::ChildRun {
+                ts,
+                job,
+                run_id,
+                workflow,
+                jobs,
+            } => {
+                if !self.quiet {
+                    let line =
+                        format::child_run_line(&self.zoned(*ts), job, *run_id, workflow, *jobs);
+                    self.sink.line(&line);
+                }
+            }
             Event::JobState(change) => self.job_state(change),
             Event::StepStarted { ts, job, step, .. } => {
                 if !self.quiet {

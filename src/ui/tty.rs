@@ -235,6 +235,10 @@ impl Reporter for TtyReporter {
                 self.total = *jobs;
                 self.update_overall();
             }
+            Event::ChildRun { jobs, .. } => {
+                self.total += *jobs;
+                self.update_overall();
+            }
             Event::JobState(change) => self.job_state(change),
             Event::StepStarted { job, step, .. } => {
                 if let Some(mut line) = self.running.remove(job) {

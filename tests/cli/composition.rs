@@ -1,9 +1,10 @@
 //! Composition (SPEC §2): workflows calling workflows — what `validate` and `graph` check
-//! across files today (the called file, `with:` against its typed parameters, cycles of
-//! calls named by their chain) and `run` refusing such a job clearly until it executes
-//! them — and `max_parallel` bounding a matrix, in a foreground run and through workers.
+//! across files (the called file, `with:` against its typed parameters, cycles of calls
+//! named by their chain), and the child run a `workflow:` job starts: linked both ways,
+//! its outputs the job's, repaired by a retry of the parent, stopped with it — and
+//! `max_parallel` bounding a matrix, in a foreground run and through workers.
 
-use crate::engine_support::Workspace;
+use crate::engine_support::{Workspace, assert_gone, job, status, wait_until};
 
 const CHILD: &str = r#"
 params:
@@ -145,21 +146,216 @@ jobs:
     }
 }
 
+/// A parent that plans a region, calls [`COUNTING_CHILD`] with it and reports the child's
+/// output.
+const PARENT: &str = r#"
+jobs:
+  plan:
+    steps:
+      - run: echo "region=eu" >> "$COREFLOW_OUTPUT"
+  ingest:
+    needs: [plan]
+    workflow: child.yaml
+    with: { region: "${{ needs.plan.outputs.region }}" }
+  report:
+    needs: [ingest]
+    env: { ROWS: "${{ needs.ingest.outputs.rows }}" }
+    steps:
+      - run: echo "rows=$ROWS" > report.txt
+"#;
+
+/// A child whose jobs count their runs in files; `load` fails until the file `fixed` exists.
+const COUNTING_CHILD: &str = r#"
+params:
+  region: { type: string, required: true }
+outputs:
+  rows: "${{ jobs.load.outputs.rows }}"
+  state: "${{ jobs.load.result }}"
+jobs:
+  extract:
+    steps:
+      - run: echo "$COREFLOW_PARAM_REGION" >> extract.count
+  load:
+    needs: [extract]
+    steps:
+      - run: |
+          echo ran >> load.count
+          test -e fixed
+          echo "rows=42" >> "$COREFLOW_OUTPUT"
+"#;
+
+fn parent_and_child() -> Workspace {
+    let ws = Workspace::new();
+    ws.file("parent.yaml", PARENT);
+    ws.file("child.yaml", COUNTING_CHILD);
+    ws
+}
+
 #[test]
-fn run_refuses_a_workflow_job_before_anything_starts() {
-    let ws = with_child();
+fn a_workflow_job_runs_its_child_as_a_linked_run_on_one_worker() {
+    let ws = parent_and_child();
+    ws.file("fixed", "");
+    let output = ws
+        .coreflow()
+        .args([
+            "run",
+            "parent.yaml",
+            "--workers",
+            "1",
+            "--progress",
+            "plain",
+        ])
+        .succeeds();
+    // The child's jobs show under the calling job.
+    for line in [
+        "ingest: child run 2 started: child, 2 jobs",
+        "ingest/extract: succeeded",
+        "ingest/load/step-1: started",
+    ] {
+        assert!(
+            output.stdout().contains(line),
+            "missing {line:?} in\n{output}"
+        );
+    }
+    assert_eq!(ws.read("report.txt"), "rows=42\n");
+    assert_eq!(ws.lines("extract.count"), ["eu"]);
+
+    let parent = ws.show("1");
+    let ingest = job(&parent, "ingest");
+    assert_eq!(ingest["status"], "succeeded", "{parent:#}");
+    assert_eq!(ingest["child_runs"], serde_json::json!([2]), "{parent:#}");
+    assert_eq!(ingest["outputs"]["rows"], "42", "{parent:#}");
+    assert_eq!(ingest["outputs"]["state"], "success", "{parent:#}");
+    let child = ws.show("2");
+    assert_eq!(child["trigger"]["type"], "workflow", "{child:#}");
+    assert_eq!(child["parent"]["run"], 1, "{child:#}");
+    assert_eq!(child["parent"]["job"], ingest["id"], "{child:#}");
+    assert_eq!(child["params"]["region"], "eu", "{child:#}");
+    assert!(parent.get("parent").is_none(), "{parent:#}");
+}
+
+#[test]
+fn retry_of_the_parent_repairs_the_same_child_run() {
+    let ws = parent_and_child();
+    let failed = ws.coreflow().args(["run", "parent.yaml"]).fails(1);
+    let parent = ws.show("1");
+    assert_eq!(status(&parent, "ingest"), "failed", "{failed}");
+    assert_eq!(
+        job(&parent, "ingest")["reason"],
+        "child run 2 failed",
+        "{parent:#}"
+    );
+    assert_eq!(status(&parent, "report"), "skipped", "{parent:#}");
+    assert_eq!(ws.show("2")["status"], "failed");
+
+    ws.file("fixed", "");
+    let output = ws
+        .coreflow()
+        .args(["retry", "1", "--progress", "plain"])
+        .succeeds();
+    assert_eq!(ws.read("report.txt"), "rows=42\n", "{output}");
+    // The same child run, with only its failed job run again.
+    assert_eq!(ws.runs().len(), 2, "{output}");
+    let child = ws.show("2");
+    assert_eq!(child["status"], "succeeded", "{child:#}");
+    assert_eq!(ws.lines("extract.count"), ["eu"], "{output}");
+    assert_eq!(ws.lines("load.count"), ["ran", "ran"], "{output}");
+    assert_eq!(
+        job(&ws.show("1"), "ingest")["child_runs"],
+        serde_json::json!([2])
+    );
+}
+
+#[test]
+fn a_parent_timeout_stops_the_child_s_processes() {
+    let ws = Workspace::new();
     ws.file(
         "parent.yaml",
-        "jobs:\n  first:\n    steps: [{ run: touch started }]\n  ingest:\n    needs: [first]\n    workflow: child.yaml\n    with: { shard: eu }\n",
+        "jobs:\n  call:\n    timeout: 1s\n    workflow: sleepy.yaml\n",
     );
-    let output = ws.coreflow().args(["run", "parent.yaml"]).fails(2);
-    assert!(
-        output
-            .stderr()
-            .contains("job `ingest` calls the workflow `child.yaml`"),
-        "{output}"
+    ws.file(
+        "sleepy.yaml",
+        "jobs:\n  nap:\n    steps:\n      - run: sleep 60 & echo $! > sleep.pid; wait\n",
     );
-    assert!(!ws.exists("started"), "{output}");
+    let output = ws.coreflow().args(["run", "parent.yaml"]).fails(1);
+    let sleep = ws.wait_for_pid("sleep.pid");
+    assert_gone(sleep, "the child's sleep");
+    let parent = ws.show("1");
+    assert_eq!(status(&parent, "call"), "timed_out", "{output}\n{parent:#}");
+    assert_eq!(ws.show("2")["status"], "cancelled", "{output}");
+}
+
+#[test]
+fn calls_nested_deeper_than_eight_fail_the_job() {
+    let ws = Workspace::new();
+    for level in 0..9 {
+        ws.file(
+            &format!("level{level}.yaml"),
+            format!("jobs:\n  down:\n    workflow: level{}.yaml\n", level + 1),
+        );
+    }
+    ws.file(
+        "level9.yaml",
+        "jobs:\n  bottom:\n    steps: [{ run: touch bottom }]\n",
+    );
+    let output = ws.coreflow().args(["run", "level0.yaml"]).fails(1);
+    assert!(!ws.exists("bottom"), "{output}");
+    // Runs 1 (level0) to 9 (level8): level8's call would be the ninth.
+    let deepest = ws.show("9");
+    assert_eq!(
+        job(&deepest, "down")["reason"],
+        "calls nest deeper than 8: `level9.yaml` would be call number 9",
+        "{deepest:#}"
+    );
+    assert_eq!(ws.runs().len(), 9, "{output}");
+}
+
+#[test]
+fn a_killed_parent_retried_loses_and_doubles_nothing_in_parent_or_child() {
+    use nix::sys::signal::Signal;
+    let ws = Workspace::new();
+    ws.file(
+        "parent.yaml",
+        "jobs:\n  first:\n    steps: [{ run: echo ran >> first.count }]\n  call:\n    needs: [first]\n    workflow: child.yaml\n  last:\n    needs: [call]\n    steps: [{ run: echo ran >> last.count }]\n",
+    );
+    ws.file(
+        "child.yaml",
+        r#"
+jobs:
+  a:
+    steps: [{ run: echo ran >> a.count }]
+  b:
+    needs: [a]
+    steps:
+      - run: |
+          echo ran >> b.count
+          if [ -e fixed ]; then exit 0; fi
+          sleep 60 & echo $! > sleep.pid; wait
+"#,
+    );
+    let running = ws
+        .coreflow()
+        .args(["run", "parent.yaml", "--progress", "plain"])
+        .spawn();
+    let sleep = ws.wait_for_pid("sleep.pid");
+    wait_until("the child's `b` to show running", || {
+        ws.runs().len() == 2 && status(&ws.show("2"), "b") == "running"
+    });
+    running.signal(Signal::SIGKILL);
+    running.wait();
+    ws.file("fixed", "");
+    let output = ws
+        .coreflow()
+        .args(["retry", "1", "--progress", "plain"])
+        .succeeds();
+    assert_gone(sleep, "the lost child step's sleep");
+    assert_eq!(ws.runs().len(), 2, "{output}");
+    assert_eq!(ws.show("1")["status"], "succeeded", "{output}");
+    assert_eq!(ws.show("2")["status"], "succeeded", "{output}");
+    assert_eq!(ws.lines("first.count"), ["ran"]);
+    assert_eq!(ws.lines("a.count"), ["ran"]);
+    assert_eq!(ws.lines("b.count"), ["ran", "ran"]);
+    assert_eq!(ws.lines("last.count"), ["ran"]);
 }
 
 /// Six matrix legs, at most two at once: each leg notes how many legs run beside it.

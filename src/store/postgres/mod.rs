@@ -76,6 +76,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_claim_order.sql"),
     include_str!("migrations/0003_work_notify.sql"),
     include_str!("migrations/0004_claim_candidates.sql"),
+    include_str!("migrations/0005_parent_runs.sql"),
 ];
 
 /// An environment in a PostgreSQL database.

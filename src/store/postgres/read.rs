@@ -23,8 +23,8 @@ use crate::store::error::Error;
 use crate::store::logs::LogSummary;
 use crate::store::owner::Owner;
 use crate::store::runs::{
-    AttemptRecord, CancelRequests, Definition, JobFilter, JobRecord, RunFilter, RunRecord,
-    StepRecord,
+    AttemptRecord, CancelRequests, Definition, JobFilter, JobRecord, ParentLink, RunFilter,
+    RunRecord, StepRecord,
 };
 
 /// Why a column could not be read.
@@ -160,6 +160,14 @@ impl Scope {
         }
     }
 
+    /// The condition on `runs` for the child runs of the jobs in scope, with the id as `$1`.
+    fn children(self) -> &'static str {
+        match self {
+            Scope::Run(_) => "parent_run = $1",
+            Scope::Job(_) => "parent_job = $1",
+        }
+    }
+
     fn id(self) -> i64 {
         match self {
             Scope::Run(run) => run.0,
@@ -213,7 +221,7 @@ pub(super) fn definitions(tx: &mut Tx<'_>) -> Result<Vec<Definition>, Error> {
 
 const RUN_COLUMNS: &str = "id, workflow, status, trigger, params, created_at, started_at, \
                            finished_at, reason, def_hash, owner_pid, owner_start, owner_host, \
-                           cancel_requested";
+                           cancel_requested, parent_run, parent_job";
 
 pub(super) fn run_from_row(row: &Row) -> Result<RunRecord, postgres::Error> {
     Ok(RunRecord {
@@ -229,6 +237,15 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord, postgres::Error> {
         def_hash: row.try_get(9)?,
         owner: owner_from_row(row, 10)?,
         cancel_requested: get_flag(row, 13)?,
+        parent: parent_from_row(row.try_get(14)?, row.try_get(15)?),
+    })
+}
+
+/// A child run's parent, from its `parent_run` and `parent_job` columns.
+fn parent_from_row(run: Option<i64>, job: Option<i64>) -> Option<ParentLink> {
+    Some(ParentLink {
+        run: RunId(run?),
+        job: JobId(job?),
     })
 }
 
@@ -346,6 +363,7 @@ fn job_from_row(row: &Row) -> Result<JobRecord, postgres::Error> {
         needs,
         max_attempts: get_fit(row, 18)?,
         history: Vec::new(),
+        child_runs: Vec::new(),
         attempts_before_retry: get_fit(row, 19)?,
         queued_at: get_opt_time(row, 20)?,
         kill_token: row.try_get(21)?,
@@ -426,6 +444,16 @@ pub(super) fn jobs(tx: &mut Tx<'_>, scope: Scope) -> Result<Vec<JobRecord>, Erro
         let step = step_from_row(&row)?;
         if let Some(&(job_at, attempt_at)) = attempt_index.get(&(step.job, step.attempt)) {
             jobs[job_at].history[attempt_at].steps.push(step);
+        }
+    }
+
+    let sql = format!(
+        "SELECT parent_job, id FROM runs WHERE {} ORDER BY id",
+        scope.children()
+    );
+    for row in tx.query(&sql, &[&id])? {
+        if let Some(&at) = index.get(&JobId(row.try_get(0)?)) {
+            jobs[at].child_runs.push(RunId(row.try_get(1)?));
         }
     }
     Ok(jobs)

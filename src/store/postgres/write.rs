@@ -53,8 +53,9 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
     let run_id = RunId(
         tx.query_one(
             "INSERT INTO runs (workflow, def_hash, status, reason, params, trigger, created_at,
-                               started_at, finished_at, owner_pid, owner_start, owner_host)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               started_at, finished_at, owner_pid, owner_start, owner_host,
+                               parent_run, parent_job)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              RETURNING id",
             &[
                 &run.workflow,
@@ -69,6 +70,8 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
                 &owner.map(|owner| i64::from(owner.pid)),
                 &owner.map(|owner| to_sql_u64(owner.start_time)),
                 &owner.map(|owner| owner.host.as_str()),
+                &run.parent.map(|parent| parent.run.0),
+                &run.parent.map(|parent| parent.job.0),
             ],
         )?
         .try_get(0)?,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/0006_jobs_by_run_status.sql")),
     (7, include_str!("migrations/0007_worker_start_time.sql")),
     (8, include_str!("migrations/0008_leader.sql")),
+    (9, include_str!("migrations/0009_parent_runs.sql")),
 ];
 
 /// Why migrating failed.

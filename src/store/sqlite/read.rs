@@ -17,8 +17,8 @@ use crate::store::error::Error;
 use crate::store::logs::{LogSource, LogSummary};
 use crate::store::owner::Owner;
 use crate::store::runs::{
-    AttemptRecord, CancelRequests, Definition, JobFilter, JobRecord, RunFilter, RunRecord,
-    StepRecord,
+    AttemptRecord, CancelRequests, Definition, JobFilter, JobRecord, ParentLink, RunFilter,
+    RunRecord, StepRecord,
 };
 
 /// Which jobs [`jobs`] loads.
@@ -34,6 +34,14 @@ impl Scope {
         match self {
             Scope::Run(_) => "j.run_id = ?1",
             Scope::Job(_) => "j.id = ?1",
+        }
+    }
+
+    /// The condition on `runs` for the child runs of the jobs in scope, with the id as `?1`.
+    fn children(self) -> &'static str {
+        match self {
+            Scope::Run(_) => "parent_run = ?1",
+            Scope::Job(_) => "parent_job = ?1",
         }
     }
 
@@ -145,7 +153,7 @@ pub(super) fn definitions(conn: &Connection) -> Result<Vec<Definition>, Error> {
 
 const RUN_COLUMNS: &str = "id, workflow, status, trigger, params, created_at, started_at, \
                            finished_at, reason, def_hash, owner_pid, owner_start, owner_host, \
-                           cancel_requested";
+                           cancel_requested, parent_run, parent_job";
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -161,6 +169,15 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         def_hash: row.get(9)?,
         owner: owner_from_row(row, 10)?,
         cancel_requested: row.get(13)?,
+        parent: parent_from_row(row.get(14)?, row.get(15)?),
+    })
+}
+
+/// A child run's parent, from its `parent_run` and `parent_job` columns.
+fn parent_from_row(run: Option<i64>, job: Option<i64>) -> Option<ParentLink> {
+    Some(ParentLink {
+        run: RunId(run?),
+        job: JobId(job?),
     })
 }
 
@@ -294,6 +311,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         needs,
         max_attempts: row.get(18)?,
         history: Vec::new(),
+        child_runs: Vec::new(),
         attempts_before_retry: row.get(19)?,
         queued_at: get_opt_time(row, 20)?,
         kill_token: row.get(21)?,
@@ -377,6 +395,18 @@ pub(super) fn jobs(conn: &Connection, scope: Scope) -> Result<Vec<JobRecord>, Er
         let step = row?;
         if let Some(&(job_at, attempt_at)) = attempt_index.get(&(step.job, step.attempt)) {
             jobs[job_at].history[attempt_at].steps.push(step);
+        }
+    }
+
+    let sql = format!(
+        "SELECT parent_job, id FROM runs WHERE {} ORDER BY id",
+        scope.children()
+    );
+    let mut select = conn.prepare_cached(&sql)?;
+    let mut rows = select.query([id])?;
+    while let Some(row) = rows.next()? {
+        if let Some(&at) = index.get(&JobId(row.get(0)?)) {
+            jobs[at].child_runs.push(RunId(row.get(1)?));
         }
     }
     Ok(jobs)

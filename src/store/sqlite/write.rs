@@ -46,8 +46,9 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
     let owner = run.owner.as_ref();
     tx.prepare_cached(
         "INSERT INTO runs (workflow, def_hash, status, reason, params, trigger, created_at,
-                           started_at, finished_at, owner_pid, owner_start, owner_host)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           started_at, finished_at, owner_pid, owner_start, owner_host,
+                           parent_run, parent_job)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         run.workflow,
@@ -62,6 +63,8 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
         owner.map(|owner| owner.pid),
         owner.map(|owner| to_sql_u64(owner.start_time)),
         owner.map(|owner| owner.host.as_str()),
+        run.parent.map(|parent| parent.run.0),
+        run.parent.map(|parent| parent.job.0),
     ])?;
     let run_id = RunId(tx.last_insert_rowid());
 
