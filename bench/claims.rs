@@ -65,6 +65,7 @@ fn main() {
         owner: None,
         created_at: Utc::now(),
         jobs: (0..jobs).map(job).collect(),
+        parent: None,
     };
     let (run_id, _) = env
         .create_run(&run)

@@ -3,6 +3,7 @@
 
 use crate::cli::args::{CancelArgs, GlobalArgs};
 use crate::cli::env;
+use crate::engine::queued::{cancel_job, cancel_run};
 use crate::error::Error;
 use crate::store::CancelOutcome;
 
@@ -14,15 +15,11 @@ pub(super) fn run(global: &GlobalArgs, args: &CancelArgs) -> Result<(), Error> {
             .resolve_job(target)
             .map_err(Error::Store)?
             .ok_or_else(|| Error::Usage(format!("no job `{target}` in this environment")))?;
-        let outcome = store.request_cancel_job(job.id).map_err(Error::Store)?;
-        if outcome == CancelOutcome::Cancelled {
-            // A queued job of a detached run: what needs it, and the run, move on.
-            crate::engine::queued::advance_unowned(&*store, job.run_id);
-        }
+        let outcome = cancel_job(&*store, job.id).map_err(Error::Store)?;
         (format!("job {}/{}", job.run_id, job.name), outcome)
     } else {
         let run = super::runs::find_run(&*store, target)?;
-        let outcome = store.request_cancel_run(run.id).map_err(Error::Store)?;
+        let outcome = cancel_run(&*store, run.id).map_err(Error::Store)?;
         (format!("run {}", run.id), outcome)
     };
     if !global.quiet {

@@ -13,7 +13,7 @@ use crate::cli::env;
 use crate::cli::output::table;
 use crate::engine::admission::{Admission, Request, admit};
 use crate::engine::definition::load_definition;
-use crate::engine::queued::advance_unowned;
+use crate::engine::queued::{advance_unowned, cancel_job};
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
@@ -177,13 +177,9 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
         }
         Some(JobsAction::Cancel { job }) => {
             let record = find_job(&*store, job)?;
-            let message = match store.request_cancel_job(record.id).map_err(fail)? {
+            let message = match cancel_job(&*store, record.id).map_err(fail)? {
                 CancelOutcome::Requested => "cancel requested",
-                CancelOutcome::Cancelled => {
-                    // Jobs that need it are cancelled in turn, and it may have been the last.
-                    advance_unowned(&*store, record.run_id);
-                    "cancelled"
-                }
+                CancelOutcome::Cancelled => "cancelled",
                 CancelOutcome::AlreadyFinished => "already finished, nothing to cancel",
             };
             quiet_print(

@@ -73,6 +73,14 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         run_duration(&run)
     );
     let _ = writeln!(out, "trigger: {}", trigger_name(&run));
+    if let Some(parent) = run.parent {
+        let caller = store
+            .job(parent.job)
+            .ok()
+            .flatten()
+            .map_or_else(|| parent.job.to_string(), |job| job.name);
+        let _ = writeln!(out, "called by: run {} job {caller}", parent.run);
+    }
     if let Some(params) = run.params.as_object().filter(|p| !p.is_empty()) {
         let shown: Vec<String> = params
             .iter()
@@ -192,6 +200,9 @@ fn run_duration(run: &RunRecord) -> String {
 
 fn note(job: &JobRecord) -> String {
     let mut parts = Vec::new();
+    if let Some(child) = job.child_runs.last() {
+        parts.push(format!("child run {child}"));
+    }
     if !job.outputs.is_empty() {
         let shown: Vec<String> = job
             .outputs

@@ -217,7 +217,7 @@ async fn cancel_run(State(state): State<Shared>, Path(id): Path<String>) -> Resp
             Ok(None) => return error(StatusCode::NOT_FOUND, format!("no run {id}")),
             Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
         }
-        match state.store.request_cancel_run(RunId(id)) {
+        match crate::engine::queued::cancel_run(&*state.store, RunId(id)) {
             Ok(outcome) => {
                 let status = match outcome {
                     CancelOutcome::Requested => "requested",

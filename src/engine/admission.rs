@@ -144,7 +144,7 @@ pub fn admit(store: &Env, request: &Request<'_>) -> Result<Admission, EngineErro
                     run = run.0,
                     "cancelling an active run (on_overlap cancel_running)"
                 );
-                store.request_cancel_run(*run)?;
+                crate::engine::queued::cancel_run(&**store, *run)?;
             }
             create()
         }

@@ -17,6 +17,7 @@ pub mod queued;
 pub mod run;
 pub mod setup;
 pub mod shared;
+pub mod tracked;
 pub mod worker;
 mod writer;
 

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::engine::EngineError;
-use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, decide};
+use crate::engine::call;
+use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, context, decide};
 use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::setup::{create_run, prepare};
+use crate::engine::{EngineError, JobFailure};
 use crate::spec::Loaded;
 use crate::spec::params::{Overrides, Values};
-use crate::state::{JobState, RunId, RunState};
-use crate::store::{Advance, Error, JobRecord, LostJob, RunJob, RunRecord, Transition};
+use crate::state::{JobId, JobState, RunId, RunState};
+use crate::store::{
+    Advance, CancelOutcome, Change, Error, JobRecord, LostJob, RunJob, RunRecord, Transition,
+};
 use crate::store::{Env, Environment};
 
 /// Creates a run without an owner and queues its ready jobs, for workers to execute.
@@ -86,8 +89,194 @@ pub fn advance_run(
     let jobs = store.run_jobs(run.id)?;
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     let inputs = definition.inputs(&run, &process_env);
-    let decisions = decisions(store, &inputs, &jobs, run.cancel_requested)?;
-    store.advance(run.id, &decisions)
+    let Decided {
+        mut advances,
+        calls,
+    } = decisions(store, &inputs, &jobs, run.cancel_requested)?;
+    // Calling jobs start their child run (or find it again) and are running at once: no
+    // worker ever claims them.
+    let mut children = Vec::new();
+    let mut failed_call = false;
+    if !calls.is_empty() {
+        let depth = call_depth(store, &run)?;
+        for CallStart { index, given } in calls {
+            let job = &jobs[index];
+            let called = definition.loaded.workflow.jobs[job.base_name.as_str()]
+                .workflow
+                .as_deref()
+                .unwrap_or_default();
+            let found = given.and_then(|given| {
+                call::find_or_create(
+                    store,
+                    call::Call {
+                        dir: &definition.loaded.dir,
+                        parent: run.id,
+                        job: job.id,
+                        called,
+                        given,
+                        depth,
+                        owner: None,
+                    },
+                )
+            });
+            let now = store.clock().now();
+            match found {
+                Ok(found) => {
+                    advances.push(Advance {
+                        from: JobState::Pending,
+                        transition: Transition::new(job.id, JobState::Queued, now),
+                    });
+                    advances.push(Advance {
+                        from: JobState::Queued,
+                        transition: Transition::new(job.id, JobState::Running, now),
+                    });
+                    children.push(found);
+                }
+                Err(failure) => {
+                    failed_call = true;
+                    advances.push(Advance {
+                        from: JobState::Pending,
+                        transition: Transition::new(job.id, JobState::Failed, now)
+                            .reason(failure.0),
+                    });
+                }
+            }
+        }
+    }
+    if run.cancel_requested {
+        cancel_children(store, &definition.loaded, &jobs)?;
+    }
+    let ended = store.advance(run.id, &advances)?;
+    for found in children {
+        if found.state == call::FoundState::Ready
+            && let Some(child) = store.run(found.run)?
+        {
+            let child_definition = RunDefinition {
+                loaded: found.loaded,
+                values: found.values,
+                overrides: found.overrides,
+            };
+            advance_run(store, &child, &child_definition)?;
+        }
+        // A child that succeeded before (or ended meanwhile) ends its calling job now.
+        conclude_parent(store, found.run)?;
+    }
+    if failed_call && ended.is_none() {
+        // What needed the failed calling job is decided now.
+        return advance_run(store, &run, definition);
+    }
+    if ended.is_some() {
+        conclude_parent(store, run.id)?;
+    }
+    Ok(ended)
+}
+
+/// How many calls led to `run`.
+fn call_depth(store: &dyn Environment, run: &RunRecord) -> Result<u32, Error> {
+    let mut depth = 0;
+    let mut parent = run.parent;
+    while let Some(link) = parent
+        && depth <= call::MAX_DEPTH
+    {
+        depth += 1;
+        parent = store.run(link.run)?.and_then(|run| run.parent);
+    }
+    Ok(depth)
+}
+
+/// Asks the child runs of a cancelled run's running calling jobs to cancel, and moves them
+/// on; each child's end then ends its calling job.
+fn cancel_children(store: &dyn Environment, loaded: &Loaded, jobs: &[RunJob]) -> Result<(), Error> {
+    for job in jobs {
+        if job.status != JobState::Running
+            || loaded.workflow.jobs[job.base_name.as_str()]
+                .workflow
+                .is_none()
+        {
+            continue;
+        }
+        let Some(record) = store.job(job.id)? else {
+            continue;
+        };
+        for &child in &record.child_runs {
+            cancel_run(store, child)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends the calling job of child run `child` once the child has ended, with the child's
+/// result and outputs (see [`call::ended`]), and moves the calling run on. Nothing happens
+/// for a child still going, a job already ended, or a calling run executed in the
+/// foreground (its coordinator ends its own jobs).
+///
+/// # Errors
+/// The store failing.
+pub fn conclude_parent(store: &dyn Environment, child: RunId) -> Result<(), Error> {
+    let Some(record) = store.run(child)? else {
+        return Ok(());
+    };
+    let (Some(parent), true) = (record.parent, record.status.is_terminal()) else {
+        return Ok(());
+    };
+    let Some(parent_run) = store.run(parent.run)? else {
+        return Ok(());
+    };
+    if parent_run.owner.is_some() || parent_run.status.is_terminal() {
+        return Ok(());
+    }
+    if store
+        .job(parent.job)?
+        .is_none_or(|job| job.status != JobState::Running)
+    {
+        return Ok(());
+    }
+    let ended = match load_run_definition(store, &record) {
+        Ok(definition) => {
+            let jobs = store.jobs(child)?;
+            let infos: Vec<NeedInfo<'_>> = jobs
+                .iter()
+                .map(|job| NeedInfo {
+                    name: &job.name,
+                    base: &job.base_name,
+                    state: job.status,
+                    outputs: &job.outputs,
+                })
+                .collect();
+            call::ended(child, record.status, &definition.loaded, &infos)
+        }
+        Err(err) => call::Ended {
+            state: JobState::Failed,
+            reason: Some(err.to_string()),
+            outputs: Vec::new(),
+        },
+    };
+    let now = store.clock().now();
+    let mut changes: Vec<Change> = ended
+        .outputs
+        .into_iter()
+        .map(|(key, value)| Change::Output {
+            job: parent.job,
+            key,
+            value,
+        })
+        .collect();
+    let mut transition = Transition::new(parent.job, ended.state, now);
+    transition.reason = ended.reason;
+    changes.push(transition.into());
+    match store.apply(&changes) {
+        Ok(()) => {}
+        // Another process ended it first.
+        Err(Error::IllegalTransition { .. }) => return Ok(()),
+        Err(err) => return Err(err),
+    }
+    match load_run_definition(store, &parent_run) {
+        Ok(definition) => advance_run(store, &parent_run, &definition).map(|_| ()),
+        Err(err) => {
+            eprintln!("coreflow: cannot move run {} on: {err}", parent_run.id);
+            Ok(())
+        }
+    }
 }
 
 /// Moves a run nobody owns on after some of its waiting jobs were cancelled from outside
@@ -106,6 +295,47 @@ pub fn advance_unowned(store: &dyn Environment, run: RunId) {
     if let Err(err) = moved {
         eprintln!("coreflow: cannot move run {run} on: {err}");
     }
+}
+
+/// Asks for run `run` to be cancelled (see [`RunStore::request_cancel_run`]) and moves a
+/// run nobody owns on at once: its waiting jobs are cancelled, and so are the child runs of
+/// its running calling jobs. Every way of cancelling a run comes here.
+///
+/// # Errors
+/// The store failing.
+///
+/// [`RunStore::request_cancel_run`]: crate::store::RunStore::request_cancel_run
+pub fn cancel_run(store: &dyn Environment, run: RunId) -> Result<CancelOutcome, Error> {
+    let outcome = store.request_cancel_run(run)?;
+    if outcome == CancelOutcome::Requested {
+        advance_unowned(store, run);
+    }
+    Ok(outcome)
+}
+
+/// Asks for job `job` to be cancelled (see [`RunStore::request_cancel_job`]): a waiting job
+/// of a run nobody owns is cancelled at once and its run moved on; a running calling job's
+/// child run is cancelled, whose end ends the job.
+///
+/// # Errors
+/// The store failing.
+///
+/// [`RunStore::request_cancel_job`]: crate::store::RunStore::request_cancel_job
+pub fn cancel_job(store: &dyn Environment, job: JobId) -> Result<CancelOutcome, Error> {
+    let outcome = store.request_cancel_job(job)?;
+    let Some(record) = store.job(job)? else {
+        return Ok(outcome);
+    };
+    match outcome {
+        CancelOutcome::Cancelled => advance_unowned(store, record.run_id),
+        CancelOutcome::Requested => {
+            for &child in &record.child_runs {
+                cancel_run(store, child)?;
+            }
+        }
+        CancelOutcome::AlreadyFinished => {}
+    }
+    Ok(outcome)
 }
 
 /// The names (in the workflow) of the jobs some other job needs, and of the jobs bounded by
@@ -162,13 +392,28 @@ pub fn kill_leftovers(lost: Vec<LostJob>) {
     });
 }
 
+/// What [`decisions`] found to do.
+struct Decided {
+    advances: Vec<Advance>,
+    /// Calling jobs to start (their child runs are made before they are recorded running).
+    calls: Vec<CallStart>,
+}
+
+/// A calling job whose needs let it start.
+struct CallStart {
+    /// Its index in the run's jobs.
+    index: usize,
+    /// Its `with:`, rendered.
+    given: Result<IndexMap<String, String>, JobFailure>,
+}
+
 /// The decisions for every pending job whose needs have ended, cascading through skips.
 fn decisions(
     store: &dyn Environment,
     inputs: &RunInputs<'_>,
     jobs: &[RunJob],
     cancelled: bool,
-) -> Result<Vec<Advance>, Error> {
+) -> Result<Decided, Error> {
     let index: HashMap<&str, usize> = jobs
         .iter()
         .enumerate()
@@ -178,6 +423,7 @@ fn decisions(
     // Outputs are read only for the needs of jobs being decided.
     let mut outputs: HashMap<usize, BTreeMap<String, String>> = HashMap::new();
     let mut out = Vec::new();
+    let mut calls = Vec::new();
     let now = store.clock().now();
     loop {
         let mut changed = false;
@@ -227,6 +473,24 @@ fn decisions(
             let matrix = matrix_values(&job.matrix);
             let (to, reason) = match decide(inputs, &job.name, &job.base_name, &matrix, &needs) {
                 Decision::Queue if held_by_max_parallel(inputs, jobs, &states, i) => continue,
+                Decision::Queue
+                    if inputs.workflow.jobs[job.base_name.as_str()]
+                        .workflow
+                        .is_some() =>
+                {
+                    let given = context(inputs, &job.name, &job.base_name, &matrix, &needs)
+                        .and_then(|context| {
+                            call::render_with(
+                                &inputs.workflow.jobs[job.base_name.as_str()],
+                                &context,
+                            )
+                        });
+                    // Running once its child run exists: what needs it waits.
+                    states[i] = JobState::Running;
+                    calls.push(CallStart { index: i, given });
+                    changed = true;
+                    continue;
+                }
                 Decision::Queue => (JobState::Queued, None),
                 Decision::Skip(reason) => (JobState::Skipped, Some(reason)),
                 Decision::Cancel(reason) => (JobState::Cancelled, Some(reason)),
@@ -242,7 +506,10 @@ fn decisions(
             changed = true;
         }
         if !changed {
-            return Ok(out);
+            return Ok(Decided {
+                advances: out,
+                calls,
+            });
         }
     }
 }

@@ -5,24 +5,27 @@
 //! Attempts run as tasks that send their outcome back on a channel; timers (retry delays)
 //! and signals arrive on the same loop, so no state is shared behind a lock.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::engine::JobFailure;
 use crate::engine::attempt;
+use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
 use crate::engine::shared::RunShared;
+pub use crate::engine::tracked::JobRt;
 use crate::engine::writer::Writer;
 use crate::scheduler::QueueLoad;
 use crate::spec::params::ParamValue;
-use crate::state::{JobId, JobState, RunState};
+use crate::state::{JobState, RunState};
 use crate::step::CancelMode;
 use crate::store::{Change, Owner, RunStore, RunTransition, Transition, owner_token_prefix};
 use crate::ui::{Event, JobSummary};
@@ -44,32 +47,6 @@ const FLUSH_AFTER: Duration = Duration::from_millis(20);
 const FLUSH_AFTER_VAR: &str = "COREFLOW_TEST_WRITE_DELAY_MS";
 /// Pending changes written at once, however young.
 const FLUSH_BATCH: usize = 1024;
-
-/// One job of the run as the coordinator tracks it.
-#[derive(Debug, Clone)]
-pub struct JobRt {
-    pub id: JobId,
-    pub name: String,
-    pub base: String,
-    pub matrix: IndexMap<String, String>,
-    /// Indexes of needed jobs in the run's job list.
-    pub needs: Vec<usize>,
-    pub state: JobState,
-    /// Attempts made so far.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub priority: i64,
-    /// The JobQueue it waits in.
-    pub queue: String,
-    pub outputs: BTreeMap<String, String>,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    /// From the first attempt's start to the last attempt's end, retry delays included: the
-    /// span `show` prints as the job's duration (`None` for a job that never started).
-    pub duration: Option<Duration>,
-    /// When the first attempt started.
-    pub first_started: Option<Instant>,
-}
 
 /// What the coordinator hears about.
 enum Msg {
@@ -628,7 +605,7 @@ impl Coordinator {
             if calls {
                 let slots = self.slots.clone();
                 tokio::spawn(async move {
-                    let outcome = crate::engine::call::call(shared, input, cancel_rx, slots).await;
+                    let outcome = call_workflow(shared, input, cancel_rx, slots).await;
                     let _ = tx.send(Msg::Finished(i, outcome));
                 });
             } else {
@@ -833,5 +810,108 @@ impl Coordinator {
             attempt: job.attempts + 1,
         };
         attempt::prepare(&self.shared.inputs(), &job_ref, &needs, kill_token)
+    }
+}
+
+/// Runs the calling job `input`: its child run to the end, cancelled with the job (`cancel`)
+/// or at its timeout.
+async fn call_workflow(
+    shared: Arc<RunShared>,
+    input: AttemptInput,
+    mut cancel: watch::Receiver<Option<CancelMode>>,
+    slots: Slots,
+) -> AttemptOutcome {
+    let started = Instant::now();
+    let mut outcome = AttemptOutcome {
+        state: JobState::Failed,
+        exit_code: None,
+        step: None,
+        reason: None,
+        outputs: Vec::new(),
+        steps: Vec::new(),
+        peak_rss_bytes: 0,
+        cpu_ms: 0,
+        duration: Duration::ZERO,
+    };
+    let child = match call::start(&shared, &input) {
+        Ok(child) => child,
+        Err(failure) => {
+            outcome.reason = Some(failure.0);
+            outcome.duration = started.elapsed();
+            return outcome;
+        }
+    };
+    let (end, timed_out) = match child {
+        call::Child::Finished { run, jobs, loaded } => (
+            RunEnd {
+                state: RunState::Succeeded,
+                interrupted: false,
+                jobs,
+            },
+            (run, loaded, false),
+        ),
+        call::Child::Start {
+            shared: child_shared,
+            jobs,
+            loaded,
+        } => {
+            let run = child_shared.run_id;
+            shared.report(&Event::ChildRun {
+                ts: shared.now(),
+                job: input.name.clone(),
+                run_id: run,
+                workflow: child_shared.workflow_name.clone(),
+                jobs: jobs.len(),
+            });
+            let (stop, stopped) = watch::channel(None);
+            // Boxed: a child's jobs may call workflows in turn.
+            let mut child: Pin<Box<dyn Future<Output = RunEnd> + Send>> =
+                Box::pin(execute(child_shared, jobs, slots, Control::Parent(stopped)));
+            let deadline = input
+                .timeout
+                .map(|limit| tokio::time::Instant::now() + limit);
+            let mut timed_out = false;
+            let end = loop {
+                tokio::select! {
+                    end = &mut child => break end,
+                    changed = cancel.changed() => {
+                        if changed.is_err() {
+                            // The caller is gone: nothing more will ask.
+                            break child.await;
+                        }
+                        if let Some(mode) = *cancel.borrow_and_update() {
+                            let _ = stop.send(Some(mode));
+                        }
+                    }
+                    () = sleep_until(deadline), if !timed_out => {
+                        timed_out = true;
+                        let _ = stop.send(Some(CancelMode::Graceful));
+                    }
+                }
+            };
+            (end, (run, loaded, timed_out))
+        }
+    };
+    let (run, loaded, timed_out) = timed_out;
+    outcome.duration = started.elapsed();
+    let ended = if timed_out && end.state != RunState::Succeeded {
+        call::Ended {
+            state: JobState::TimedOut,
+            reason: Some(format!("timeout: child run {run} {}", end.state)),
+            outputs: Vec::new(),
+        }
+    } else {
+        call::ended(run, end.state, &loaded, &call::need_infos(&end.jobs))
+    };
+    outcome.state = ended.state;
+    outcome.reason = ended.reason;
+    outcome.outputs = ended.outputs;
+    outcome
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 
 use crate::engine::EngineError;
 use crate::engine::context::{JobView, RunView, TemplateContext};
-use crate::engine::run::JobRt;
+use crate::engine::tracked::JobRt;
 use crate::graph::plan::{PlannedJob, expand};
 use crate::spec::Loaded;
 use crate::spec::diag::suggest;

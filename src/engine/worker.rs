@@ -20,7 +20,9 @@ use crate::engine::attempt::{self, AttemptOutcome};
 use crate::engine::decide::NeedInfo;
 use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::job::{run_attempt, scratch_dir};
-use crate::engine::queued::{advance_run, expire_leases, kill_leftovers, matrix_of, needed_jobs};
+use crate::engine::queued::{
+    advance_run, conclude_parent, expire_leases, kill_leftovers, matrix_of, needed_jobs,
+};
 use crate::engine::run::recv_signal as recv;
 use crate::engine::shared::RunShared;
 use crate::state::{JobState, RunId, RunState};
@@ -561,6 +563,15 @@ async fn execute_claim(
     if ended.is_some() {
         // The run is over: no job of it runs anywhere any more.
         let _ = std::fs::remove_dir_all(&shared.tmp);
+        // A child run's end ends its calling job.
+        if run.parent.is_some()
+            && let Err(err) = conclude_parent(&*env.store, run.id)
+        {
+            eprintln!(
+                "worker: cannot end the job that called run {}: {err}",
+                run.id
+            );
+        }
     }
     next
 }

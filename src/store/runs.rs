@@ -565,6 +565,7 @@ mod tests {
             def_hash: "abc".into(),
             owner: None,
             cancel_requested: false,
+            parent: None,
         };
         assert_eq!(
             serde_json::to_value(&record).unwrap(),

@@ -123,6 +123,7 @@ pub(crate) mod conformance {
             owner: None,
             created_at: Utc::now(),
             jobs: Vec::new(),
+            parent: None,
         }
     }
 

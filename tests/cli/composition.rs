@@ -358,6 +358,60 @@ jobs:
     assert_eq!(ws.lines("last.count"), ["ran"]);
 }
 
+#[test]
+fn a_detached_parent_is_drained_by_one_worker_and_retried_through_the_store() {
+    use crate::queue_support::{Worker, detach, wait_for_run};
+    let ws = parent_and_child();
+    let run = detach(&ws, "parent.yaml", &[]);
+    let worker = Worker::start(&ws, &[]);
+    assert_eq!(wait_for_run(&ws, &run), "failed");
+    let parent = ws.show(&run);
+    assert_eq!(
+        job(&parent, "ingest")["reason"],
+        "child run 2 failed",
+        "{parent:#}"
+    );
+    assert_eq!(status(&parent, "report"), "skipped", "{parent:#}");
+    let child = ws.show("2");
+    assert_eq!(child["parent"]["run"], 1, "{child:#}");
+    assert_eq!(child["status"], "failed", "{child:#}");
+
+    ws.file("fixed", "");
+    ws.coreflow().args(["retry", &run, "--detach"]).succeeds();
+    assert_eq!(wait_for_run(&ws, &run), "succeeded");
+    drop(worker);
+    assert_eq!(ws.read("report.txt"), "rows=42\n");
+    assert_eq!(ws.runs().len(), 2);
+    assert_eq!(ws.lines("extract.count"), ["eu"]);
+    assert_eq!(ws.lines("load.count"), ["ran", "ran"]);
+    let ingest = job(&ws.show(&run), "ingest").clone();
+    assert_eq!(ingest["outputs"]["rows"], "42", "{ingest:#}");
+    // The calling job ran on no worker: one attempt, started and ended by the store's path.
+    assert_eq!(ingest["attempts"], 2, "{ingest:#}");
+}
+
+#[test]
+fn cancelling_a_detached_parent_cancels_its_child() {
+    use crate::queue_support::{Worker, detach, wait_for_run};
+    let ws = Workspace::new();
+    ws.file("parent.yaml", "jobs:\n  call:\n    workflow: sleepy.yaml\n  after:\n    needs: [call]\n    steps: [{ run: touch after }]\n");
+    ws.file(
+        "sleepy.yaml",
+        "jobs:\n  nap:\n    steps:\n      - run: sleep 60 & echo $! > sleep.pid; wait\n",
+    );
+    let run = detach(&ws, "parent.yaml", &[]);
+    let worker = Worker::start(&ws, &[]);
+    let sleep = ws.wait_for_pid("sleep.pid");
+    ws.coreflow().args(["cancel", &run]).succeeds();
+    assert_eq!(wait_for_run(&ws, &run), "cancelled");
+    assert_eq!(wait_for_run(&ws, "2"), "cancelled");
+    assert_gone(sleep, "the child's sleep");
+    drop(worker);
+    let parent = ws.show(&run);
+    assert_eq!(status(&parent, "call"), "cancelled", "{parent:#}");
+    assert!(!ws.exists("after"));
+}
+
 /// Six matrix legs, at most two at once: each leg notes how many legs run beside it.
 const BOUNDED: &str = r#"
 jobs:

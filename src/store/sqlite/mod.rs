@@ -521,6 +521,7 @@ pub(crate) mod test_support {
             owner: Some(Owner::current()),
             created_at: Utc::now(),
             jobs,
+            parent: None,
         }
     }
 }
