@@ -53,6 +53,7 @@ fn main() {
         max_attempts: 1,
         state: JobState::Queued,
         runs_on: Vec::new(),
+        item: serde_json::Value::Null,
     };
     let run = NewRun {
         workflow: "claims".to_owned(),

@@ -44,6 +44,24 @@ pub struct AttemptOutcome {
     pub duration: Duration,
 }
 
+impl AttemptOutcome {
+    /// An attempt that ended in `state` with nothing run, measured or set yet.
+    #[must_use]
+    pub fn new(state: JobState) -> AttemptOutcome {
+        AttemptOutcome {
+            state,
+            exit_code: None,
+            step: None,
+            reason: None,
+            outputs: Vec::new(),
+            steps: Vec::new(),
+            peak_rss_bytes: 0,
+            cpu_ms: 0,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
 /// Everything a job's next attempt needs, from its run's inputs and its needs: the template
 /// context, the time limits of `engine/policy.rs`, and the kill token its processes carry.
 /// The same for the in-process coordinator and for a standalone worker's claim.
@@ -57,7 +75,8 @@ pub fn prepare(
     needs: &[NeedInfo<'_>],
     kill_token: String,
 ) -> Result<AttemptInput, JobFailure> {
-    let context = decide::context(inputs, job.name, job.base, job.matrix, needs)?;
+    let mut context = decide::context(inputs, job.name, job.base, job.matrix, needs)?;
+    context.each = crate::engine::context::EachView::of(job.item);
     let Limits { timeout, grace } = policy::limits(inputs.workflow, job.base);
     Ok(AttemptInput {
         job: job.id,
@@ -78,6 +97,8 @@ pub struct JobRef<'a> {
     /// Its name in the workflow (without matrix values).
     pub base: &'a str,
     pub matrix: &'a IndexMap<String, String>,
+    /// A `for_each` item's record (`{"index": 0, "value": …}`), else `Value::Null`.
+    pub item: &'a serde_json::Value,
     /// The number of the attempt being prepared, from 1.
     pub attempt: u32,
 }

@@ -28,6 +28,29 @@ pub struct TemplateContext {
     pub run: RunView,
     pub job: JobView,
     pub trigger: serde_json::Value,
+    /// `each.*`: the item of a job made by `for_each`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub each: Option<EachView>,
+}
+
+/// `each.*` in templates: a `for_each` item and its position, from 0.
+#[derive(Debug, Clone, Serialize)]
+pub struct EachView {
+    pub value: serde_json::Value,
+    pub index: usize,
+}
+
+impl EachView {
+    /// The view of a job's recorded item (`{"index": 0, "value": …}`); `None` for a job
+    /// that is not a `for_each` item.
+    #[must_use]
+    pub fn of(item: &serde_json::Value) -> Option<EachView> {
+        let index = usize::try_from(item.get("index")?.as_u64()?).ok()?;
+        Some(EachView {
+            value: item.get("value").cloned().unwrap_or_default(),
+            index,
+        })
+    }
 }
 
 /// `run.*` in templates.

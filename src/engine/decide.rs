@@ -127,6 +127,7 @@ pub fn context(
             name: job_name.to_owned(),
         },
         trigger: inputs.trigger.clone(),
+        each: None,
     };
     for (key, value) in inputs.workflow.env.iter().chain(job_def.env.iter()) {
         context.env.insert(key.clone(), value.as_str().to_owned());

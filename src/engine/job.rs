@@ -28,17 +28,7 @@ pub async fn run_attempt(
     cancel: watch::Receiver<Option<CancelMode>>,
 ) -> AttemptOutcome {
     let started = Instant::now();
-    let mut outcome = AttemptOutcome {
-        state: JobState::Succeeded,
-        exit_code: None,
-        step: None,
-        reason: None,
-        outputs: Vec::new(),
-        steps: Vec::new(),
-        peak_rss_bytes: 0,
-        cpu_ms: 0,
-        duration: Duration::ZERO,
-    };
+    let mut outcome = AttemptOutcome::new(JobState::Succeeded);
     let job_def = &shared.workflow.jobs[input.base.as_str()];
     let value = LazyValue::default();
     let fail = |outcome: &mut AttemptOutcome, reason: JobFailure| {
@@ -103,6 +93,14 @@ pub async fn run_attempt(
     }
     for (key, value) in &input.context.matrix {
         base_env.push((format!("COREFLOW_MATRIX_{}", env_key(key)), value.clone()));
+    }
+    if let Some(each) = &input.context.each {
+        base_env.push(("COREFLOW_EACH_INDEX".into(), each.index.to_string()));
+        let value = each
+            .value
+            .as_str()
+            .map_or_else(|| each.value.to_string(), str::to_owned);
+        base_env.push(("COREFLOW_EACH_VALUE".into(), value));
     }
 
     // DataBlocks the job reads, materialised before the first step (SPEC §2 `inputs`).

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, context, decide};
 use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::setup::{create_run, prepare};
 use crate::engine::{EngineError, JobFailure};
+use crate::engine::{call, fan_out};
 use crate::spec::Loaded;
 use crate::spec::params::{Overrides, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
@@ -86,13 +86,66 @@ pub fn advance_run(
     definition: &RunDefinition,
 ) -> Result<Option<RunState>, Error> {
     let run = store.run(run.id)?.unwrap_or_else(|| run.clone());
-    let jobs = store.run_jobs(run.id)?;
+    let mut jobs = store.run_jobs(run.id)?;
+    if conclude_fan_outs(store, &definition.loaded, &jobs)? {
+        jobs = store.run_jobs(run.id)?;
+    }
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     let inputs = definition.inputs(&run, &process_env);
     let Decided {
         mut advances,
         calls,
+        fan_outs,
     } = decisions(store, &inputs, &jobs, run.cancel_requested)?;
+    let mut again = false;
+    for FanStart { index, items } in fan_outs {
+        let job = &jobs[index];
+        let now = store.clock().now();
+        let made = items.and_then(|items| {
+            let before = jobs
+                .iter()
+                .any(|j| j.base_name == job.name && j.name != job.name);
+            if items.is_empty() || before {
+                // None, or made before (a repaired run): its reset items are decided next.
+                return Ok(items.len());
+            }
+            let record = store
+                .job(job.id)
+                .map_err(|e| JobFailure(e.to_string()))?
+                .ok_or_else(|| JobFailure(format!("job {} is gone", job.id)))?;
+            let parent = fan_out::Parent {
+                name: &job.name,
+                base: &job.base_name,
+                queue: &record.queue,
+                priority: record.priority,
+                needs: job.needs.clone(),
+            };
+            let new = fan_out::item_jobs(&definition.loaded.workflow, &parent, &items);
+            store
+                .add_jobs(run.id, &new)
+                .map_err(|e| JobFailure(e.to_string()))?;
+            Ok(items.len())
+        });
+        // What needs it, or its items, are decided in the next pass.
+        again = true;
+        let transition = match made {
+            Ok(0) => Transition::new(job.id, JobState::Skipped, now).reason(fan_out::NO_ITEMS),
+            Ok(_) => {
+                advances.push(Advance {
+                    from: JobState::Pending,
+                    transition: Transition::new(job.id, JobState::Queued, now),
+                });
+                Transition::new(job.id, JobState::Running, now)
+            }
+            Err(failure) => Transition::new(job.id, JobState::Failed, now).reason(failure.0),
+        };
+        let from = if transition.to == JobState::Running {
+            JobState::Queued
+        } else {
+            JobState::Pending
+        };
+        advances.push(Advance { from, transition });
+    }
     // Calling jobs start their child run (or find it again) and are running at once: no
     // worker ever claims them.
     let mut children = Vec::new();
@@ -161,7 +214,7 @@ pub fn advance_run(
         // A child that succeeded before (or ended meanwhile) ends its calling job now.
         conclude_parent(store, found.run)?;
     }
-    if failed_call && ended.is_none() {
+    if (failed_call || again) && ended.is_none() {
         // What needed the failed calling job is decided now.
         return advance_run(store, &run, definition);
     }
@@ -169,6 +222,62 @@ pub fn advance_run(
         conclude_parent(store, run.id)?;
     }
     Ok(ended)
+}
+
+/// Ends every running `for_each` job whose items have all ended, with their result and
+/// outputs (see [`fan_out::conclusion`]); returns whether one ended.
+fn conclude_fan_outs(
+    store: &dyn Environment,
+    loaded: &Loaded,
+    jobs: &[RunJob],
+) -> Result<bool, Error> {
+    let mut concluded = false;
+    for job in jobs {
+        let fans_out = loaded
+            .workflow
+            .jobs
+            .get(job.base_name.as_str())
+            .is_some_and(|def| def.for_each.is_some());
+        if !fans_out || job.name != job.base_name || job.status != JobState::Running {
+            continue;
+        }
+        let items: Vec<&RunJob> = jobs
+            .iter()
+            .filter(|item| item.base_name == job.name && item.name != job.name)
+            .collect();
+        if items.is_empty() || items.iter().any(|item| !item.status.is_terminal()) {
+            continue;
+        }
+        let outputs: Vec<BTreeMap<String, String>> = items
+            .iter()
+            .map(|item| store.outputs(item.id))
+            .collect::<Result<_, _>>()?;
+        let states: Vec<(JobState, &BTreeMap<String, String>)> = items
+            .iter()
+            .zip(&outputs)
+            .map(|(item, out)| (item.status, out))
+            .collect();
+        let ended = fan_out::conclusion(&states);
+        let mut changes: Vec<Change> = ended
+            .outputs
+            .into_iter()
+            .map(|(key, value)| Change::Output {
+                job: job.id,
+                key,
+                value,
+            })
+            .collect();
+        let mut transition = Transition::new(job.id, ended.state, store.clock().now());
+        transition.reason = ended.reason;
+        changes.push(transition.into());
+        match store.apply(&changes) {
+            Ok(()) => concluded = true,
+            // Another process ended it first.
+            Err(Error::IllegalTransition { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(concluded)
 }
 
 /// How many calls led to `run`.
@@ -346,9 +455,10 @@ pub fn cancel_job(store: &dyn Environment, job: JobId) -> Result<CancelOutcome, 
 pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
     let jobs = &definition.loaded.workflow.jobs;
     // A job bounded by `max_parallel` waits for its own siblings too.
+    // A `for_each` job ends when its last item does.
     let bounded = jobs
         .iter()
-        .filter(|(_, job)| job.max_parallel.is_some())
+        .filter(|(_, job)| job.max_parallel.is_some() || job.for_each.is_some())
         .map(|(name, _)| name.clone());
     jobs.values()
         .flat_map(|job| job.needs.iter().cloned())
@@ -397,6 +507,15 @@ struct Decided {
     advances: Vec<Advance>,
     /// Calling jobs to start (their child runs are made before they are recorded running).
     calls: Vec<CallStart>,
+    /// `for_each` jobs to fan out.
+    fan_outs: Vec<FanStart>,
+}
+
+/// A `for_each` job whose needs let it start.
+struct FanStart {
+    /// Its index in the run's jobs.
+    index: usize,
+    items: Result<Vec<serde_json::Value>, JobFailure>,
 }
 
 /// A calling job whose needs let it start.
@@ -424,6 +543,7 @@ fn decisions(
     let mut outputs: HashMap<usize, BTreeMap<String, String>> = HashMap::new();
     let mut out = Vec::new();
     let mut calls = Vec::new();
+    let mut fan_outs = Vec::new();
     let now = store.clock().now();
     loop {
         let mut changed = false;
@@ -474,12 +594,35 @@ fn decisions(
             let (to, reason) = match decide(inputs, &job.name, &job.base_name, &matrix, &needs) {
                 Decision::Queue if held_by_max_parallel(inputs, jobs, &states, i) => continue,
                 Decision::Queue
+                    if job.name == job.base_name
+                        && inputs.workflow.jobs[job.base_name.as_str()]
+                            .for_each
+                            .is_some() =>
+                {
+                    let items = fan_out::items(inputs, &job.name, &job.base_name, &needs);
+                    // Running once its items exist: what needs it waits.
+                    states[i] = JobState::Running;
+                    fan_outs.push(FanStart { index: i, items });
+                    changed = true;
+                    continue;
+                }
+                Decision::Queue
                     if inputs.workflow.jobs[job.base_name.as_str()]
                         .workflow
                         .is_some() =>
                 {
+                    // A `for_each` item reads its item as `each.*`.
+                    let item = if job.name == job.base_name {
+                        serde_json::Value::Null
+                    } else {
+                        store
+                            .job(job.id)?
+                            .map(|record| record.item)
+                            .unwrap_or_default()
+                    };
                     let given = context(inputs, &job.name, &job.base_name, &matrix, &needs)
-                        .and_then(|context| {
+                        .and_then(|mut context| {
+                            context.each = crate::engine::context::EachView::of(&item);
                             call::render_with(
                                 &inputs.workflow.jobs[job.base_name.as_str()],
                                 &context,
@@ -509,6 +652,7 @@ fn decisions(
             return Ok(Decided {
                 advances: out,
                 calls,
+                fan_outs,
             });
         }
     }
@@ -536,7 +680,10 @@ fn held_by_max_parallel(
         .iter()
         .zip(states)
         .filter(|(job, state)| {
-            job.base_name == base && matches!(state, JobState::Queued | JobState::Running)
+            // A `for_each` job itself runs nothing: its items count.
+            job.base_name == base
+                && job.name != base
+                && matches!(state, JobState::Queued | JobState::Running)
         })
         .count();
     at_max_parallel(inputs.workflow, base, active)

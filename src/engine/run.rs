@@ -5,12 +5,13 @@
 //! Attempts run as tasks that send their outcome back on a channel; timers (retry delays)
 //! and signals arrive on the same loop, so no state is shared behind a lock.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -18,6 +19,7 @@ use crate::engine::JobFailure;
 use crate::engine::attempt;
 use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
+use crate::engine::fan_out;
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
 use crate::engine::shared::RunShared;
@@ -142,6 +144,12 @@ struct Coordinator {
     queues: HashMap<String, QueueLoad>,
     /// Whether a job has started: the run stays `queued` until then (SPEC §3).
     run_started: bool,
+    /// The item jobs of each `for_each` job (empty for other jobs), in item order.
+    items: Vec<Vec<usize>>,
+    /// The `for_each` job each item job belongs to.
+    aggregate_of: Vec<Option<usize>>,
+    /// How many item jobs of each `for_each` job have not ended.
+    items_left: Vec<usize>,
 }
 
 /// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
@@ -196,6 +204,9 @@ pub async fn execute(
         token_prefix: owner_token_prefix(shared.run_id, &Owner::current()),
         cancels: vec![None; n],
         started: vec![None; n],
+        items: vec![Vec::new(); n],
+        aggregate_of: vec![None; n],
+        items_left: vec![0; n],
         tx,
         cancelled: false,
         queues: HashMap::new(),
@@ -209,8 +220,17 @@ pub async fn execute(
         jobs: n,
         workers: c.slots.count(),
     });
+    // Item jobs of a repaired run belong to their `for_each` job, which starts them.
     for i in 0..n {
-        if !c.jobs[i].state.is_terminal() && c.remaining[i] == 0 {
+        if !c.jobs[i].item.is_null()
+            && let Some(a) = c.jobs.iter().position(|job| job.name == c.jobs[i].base)
+        {
+            c.items[a].push(i);
+            c.aggregate_of[i] = Some(a);
+        }
+    }
+    for i in 0..n {
+        if !c.jobs[i].state.is_terminal() && c.remaining[i] == 0 && c.aggregate_of[i].is_none() {
             c.decide(i);
         }
     }
@@ -426,6 +446,10 @@ impl Coordinator {
             &needs,
         );
         let (to, reason) = match decision {
+            Decision::Queue if self.fans_out(i) => {
+                self.expand(i);
+                return;
+            }
             Decision::Queue => {
                 self.enqueue(i);
                 return;
@@ -470,6 +494,13 @@ impl Coordinator {
     fn settle(&mut self, i: usize) {
         let mut stack = vec![i];
         while let Some(done) = stack.pop() {
+            if let Some(a) = self.aggregate_of[done] {
+                self.items_left[a] -= 1;
+                if self.items_left[a] == 0 && self.jobs[a].state == JobState::Running {
+                    self.conclude_items(a);
+                    stack.push(a);
+                }
+            }
             for d in self.dependents[done].clone() {
                 self.remaining[d] -= 1;
                 if self.remaining[d] == 0 && self.jobs[d].state == JobState::Pending {
@@ -621,7 +652,8 @@ impl Coordinator {
         self.spare = None;
     }
 
-    /// Whether `max_parallel` of job `i`'s matrix siblings run already.
+    /// Whether `max_parallel` of job `i`'s matrix siblings (or `for_each` items) run
+    /// already.
     fn held_by_max_parallel(&self, i: usize) -> bool {
         let base = self.jobs[i].base.as_str();
         if self.shared.workflow.jobs[base].max_parallel.is_none() {
@@ -630,9 +662,137 @@ impl Coordinator {
         let running = self
             .jobs
             .iter()
-            .filter(|job| job.base == base && job.state == JobState::Running)
+            .enumerate()
+            .filter(|(j, job)| {
+                job.base == base && job.state == JobState::Running && !self.fans_out(*j)
+            })
             .count();
         at_max_parallel(&self.shared.workflow, base, running)
+    }
+
+    /// Whether job `i` is a `for_each` job (not one of its items): it runs nothing itself.
+    fn fans_out(&self, i: usize) -> bool {
+        self.jobs[i].item.is_null()
+            && self.shared.workflow.jobs[self.jobs[i].base.as_str()]
+                .for_each
+                .is_some()
+    }
+
+    /// A `for_each` job whose needs let it run: its items become jobs of the run (see
+    /// [`fan_out::items`]), queued now; the job runs until they have all ended. Item jobs
+    /// made before (a repaired run) are taken again.
+    fn expand(&mut self, a: usize) {
+        if self.items[a].is_empty() {
+            let needs = self.need_infos(a);
+            let job = &self.jobs[a];
+            let items = fan_out::items(&self.shared.inputs(), &job.name, &job.base, &needs);
+            let made = items.and_then(|items| {
+                let parent = fan_out::Parent {
+                    name: &job.name,
+                    base: &job.base,
+                    queue: &job.queue,
+                    priority: job.priority,
+                    needs: job
+                        .needs
+                        .iter()
+                        .map(|&n| self.jobs[n].name.clone())
+                        .collect(),
+                };
+                let new = fan_out::item_jobs(&self.shared.workflow, &parent, &items);
+                if new.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids = self
+                    .shared
+                    .store
+                    .add_jobs(self.shared.run_id, &new)
+                    .map_err(|e| JobFailure(e.to_string()))?;
+                Ok(new.into_iter().zip(ids).collect())
+            });
+            let made = match made {
+                Ok(made) if made.is_empty() => {
+                    self.transition(a, JobState::Skipped, Some(fan_out::NO_ITEMS.to_owned()));
+                    self.settle(a);
+                    return;
+                }
+                Ok(made) => made,
+                Err(reason) => {
+                    self.transition(a, JobState::Failed, Some(reason.0));
+                    self.settle(a);
+                    return;
+                }
+            };
+            for (new, id) in made {
+                let i = self.jobs.len();
+                self.jobs.push(JobRt {
+                    id,
+                    name: new.name,
+                    base: new.base_name,
+                    matrix: IndexMap::new(),
+                    item: new.item,
+                    needs: self.jobs[a].needs.clone(),
+                    state: JobState::Pending,
+                    attempts: 0,
+                    max_attempts: new.max_attempts,
+                    priority: new.priority,
+                    queue: new.queue,
+                    outputs: BTreeMap::new(),
+                    exit_code: None,
+                    reason: None,
+                    duration: None,
+                    first_started: None,
+                });
+                self.dependents.push(Vec::new());
+                self.remaining.push(0);
+                self.retry_pending.push(false);
+                self.cancels.push(None);
+                self.started.push(None);
+                self.items.push(Vec::new());
+                self.aggregate_of.push(Some(a));
+                self.items_left.push(0);
+                self.items[a].push(i);
+            }
+        }
+        self.transition(a, JobState::Queued, None);
+        let job = &mut self.jobs[a];
+        job.attempts += 1;
+        job.first_started.get_or_insert_with(Instant::now);
+        self.transition(a, JobState::Running, None);
+        let items = self.items[a].clone();
+        self.items_left[a] = items
+            .iter()
+            .filter(|&&i| !self.jobs[i].state.is_terminal())
+            .count();
+        if self.items_left[a] == 0 {
+            self.conclude_items(a);
+            self.settle(a);
+            return;
+        }
+        for i in items {
+            if self.jobs[i].state == JobState::Pending {
+                self.enqueue(i);
+            }
+        }
+    }
+
+    /// A `for_each` job whose items have all ended takes their result and outputs.
+    fn conclude_items(&mut self, a: usize) {
+        let items: Vec<(JobState, &BTreeMap<String, String>)> = self.items[a]
+            .iter()
+            .map(|&i| (self.jobs[i].state, &self.jobs[i].outputs))
+            .collect();
+        let ended = fan_out::conclusion(&items);
+        for (key, value) in &ended.outputs {
+            self.changes.push(Change::Output {
+                job: self.jobs[a].id,
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        let job = &mut self.jobs[a];
+        job.outputs = ended.outputs;
+        job.duration = job.first_started.map(|start| start.elapsed());
+        self.transition(a, ended.state, ended.reason);
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -807,6 +967,7 @@ impl Coordinator {
             name: &job.name,
             base: &job.base,
             matrix: &job.matrix,
+            item: &job.item,
             attempt: job.attempts + 1,
         };
         attempt::prepare(&self.shared.inputs(), &job_ref, &needs, kill_token)
@@ -822,17 +983,7 @@ async fn call_workflow(
     slots: Slots,
 ) -> AttemptOutcome {
     let started = Instant::now();
-    let mut outcome = AttemptOutcome {
-        state: JobState::Failed,
-        exit_code: None,
-        step: None,
-        reason: None,
-        outputs: Vec::new(),
-        steps: Vec::new(),
-        peak_rss_bytes: 0,
-        cpu_ms: 0,
-        duration: Duration::ZERO,
-    };
+    let mut outcome = AttemptOutcome::new(JobState::Failed);
     let child = match call::start(&shared, &input) {
         Ok(child) => child,
         Err(failure) => {

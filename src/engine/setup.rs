@@ -120,6 +120,7 @@ pub fn prepare(
                 name: job.name.clone(),
             },
             trigger: serde_json::Value::Null,
+            each: None,
         };
         let value = context.value();
         let render = |text: &str| {
@@ -174,6 +175,7 @@ pub fn prepare(
             // The coordinator queues jobs itself, after `if:` and `run_if`.
             state: JobState::Pending,
             runs_on,
+            item: serde_json::Value::Null,
         };
         out.push(PreparedJob { plan: job, new });
     }
@@ -196,6 +198,7 @@ pub fn runtime_jobs(prepared: &[PreparedJob], ids: &[JobId]) -> Vec<JobRt> {
             name: job.plan.name.clone(),
             base: job.plan.base.clone(),
             matrix: job.plan.matrix.clone(),
+            item: serde_json::Value::Null,
             needs: job.plan.needs.clone(),
             state: JobState::Pending,
             attempts: 0,
@@ -251,6 +254,7 @@ pub fn plan_repair(
             name: plan.name.clone(),
             base: plan.base.clone(),
             matrix: plan.matrix.clone(),
+            item: serde_json::Value::Null,
             needs: plan
                 .needs
                 .iter()
@@ -269,16 +273,45 @@ pub fn plan_repair(
             first_started: None,
         });
     }
+    // The item jobs a `for_each` job made, after the planned jobs: they need what it needs
+    // and run again with it.
+    let planned = jobs.len();
+    for record in records.iter().filter(|r| !r.item.is_null()) {
+        let Some(parent) = jobs[..planned]
+            .iter()
+            .position(|job| job.name == record.base_name)
+        else {
+            continue;
+        };
+        let mut job = jobs[parent].clone();
+        job.id = record.id;
+        job.name.clone_from(&record.name);
+        job.item = record.item.clone();
+        job.state = record.status;
+        job.attempts = record.attempts;
+        job.max_attempts = record.attempts + record.max_attempts;
+        job.outputs.clone_from(&record.outputs);
+        job.exit_code = record.exit_code;
+        job.reason.clone_from(&record.reason);
+        job.duration = record.duration_ms.map(std::time::Duration::from_millis);
+        jobs.push(job);
+    }
     let mut rerun: Vec<bool> = jobs
         .iter()
         .map(|j| j.state != JobState::Succeeded)
         .collect();
-    // Needs may point forward in declaration order: spread until nothing changes.
+    // Needs may point forward in declaration order, and a `for_each` job runs again with
+    // its items: spread until nothing changes.
     let mut changed = true;
     while changed {
         changed = false;
         for i in 0..jobs.len() {
-            if !rerun[i] && jobs[i].needs.iter().any(|&n| rerun[n]) {
+            let item_again = i < planned
+                && jobs[planned..]
+                    .iter()
+                    .zip(&rerun[planned..])
+                    .any(|(item, again)| *again && item.base == jobs[i].name);
+            if !rerun[i] && (item_again || jobs[i].needs.iter().any(|&n| rerun[n])) {
                 rerun[i] = true;
                 changed = true;
             }

@@ -15,6 +15,8 @@ pub struct JobRt {
     pub name: String,
     pub base: String,
     pub matrix: IndexMap<String, String>,
+    /// A `for_each` item's record (`{"index": 0, "value": …}`), else `Value::Null`.
+    pub item: serde_json::Value,
     /// Indexes of needed jobs in the run's job list.
     pub needs: Vec<usize>,
     pub state: JobState,

@@ -426,6 +426,7 @@ async fn execute_claim(
         name: &job.name,
         base: &job.base_name,
         matrix: &matrix,
+        item: &job.item,
         attempt: job.attempts,
     };
     let kill_token = job.kill_token.clone().unwrap_or_default();

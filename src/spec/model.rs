@@ -287,7 +287,12 @@ pub struct Job {
     /// Axes to fan the job out over: `job[key=value]` per combination.
     #[serde(default)]
     pub matrix: IndexMap<String, Vec<Text>>,
-    /// Most of this job's matrix combinations running (or queued) at once.
+    /// Fan the job out over a list known when its needs end: one job per item, `job[0]`,
+    /// `job[1]`, …, the item in `${{ each.value }}`, its position in `${{ each.index }}`.
+    #[serde(default)]
+    pub for_each: Option<ForEach>,
+    /// Most of this job's matrix combinations or `for_each` items running (or queued) at
+    /// once.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub max_parallel: Option<u32>,
@@ -431,6 +436,19 @@ impl Retry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Text(pub String);
+
+/// The most items a `for_each` job fans out over: more fail the job.
+pub const MAX_FOR_EACH_ITEMS: usize = 10_000;
+
+/// What a `for_each` job fans out over.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ForEach {
+    /// The items, written out.
+    Items(Vec<serde_json::Value>),
+    /// A template rendering to a JSON array (`${{ needs.plan.outputs.shards }}`).
+    Template(Text),
+}
 
 impl Text {
     #[must_use]

@@ -90,10 +90,12 @@ fn engine() -> &'static Environment<'static> {
 }
 
 /// A bool or a float as a step sees it in `COREFLOW_PARAM_*`: `true`/`false`, and a whole
-/// float without `.0`, not Python's `True` and `2.0`. `None` for any other value, which prints
-/// as minijinja prints it.
+/// float without `.0`, not Python's `True` and `2.0`; a list or a map (a `for_each` item) as
+/// JSON, not Python's `{'k': 'v'}`. `None` for any other value, which prints as minijinja
+/// prints it.
 fn step_text(value: &Value) -> Option<String> {
     match value.kind() {
+        ValueKind::Seq | ValueKind::Map => serde_json::to_string(value).ok(),
         ValueKind::Bool => Some(value.is_true().to_string()),
         ValueKind::Number => match f64::try_from(value.clone()) {
             Ok(x) if !value.is_integer() && x.is_finite() => Some(x.to_string()),

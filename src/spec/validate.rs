@@ -11,7 +11,7 @@ use crate::spec::MAX_NESTING;
 use crate::spec::dag::{find_cycles, topological_order};
 use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
-use crate::spec::model::{Job, SqlStep, Step, Workflow};
+use crate::spec::model::{ForEach, Job, MAX_FOR_EACH_ITEMS, SqlStep, Step, Workflow};
 use crate::spec::params::{BLOCK_NAME_RULE, check_value, is_valid_block_name};
 use crate::spec::template;
 use crate::spec::yaml::Node;
@@ -543,12 +543,49 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                 &job_path(name, &[At::Key("max_parallel")]),
                 "`max_parallel` must be at least 1".to_owned(),
             );
-        } else if job.matrix.is_empty() {
+        } else if job.matrix.is_empty() && job.for_each.is_none() {
             ctx.error(
                 &job_path(name, &[At::KeyOf("max_parallel")]),
-                format!("job `{quoted}` has `max_parallel` but no `matrix` to bound"),
+                format!("job `{quoted}` has `max_parallel` but no `matrix` or `for_each` to bound"),
             );
         }
+    }
+    match &job.for_each {
+        Some(_) if !job.matrix.is_empty() => {
+            ctx.error(
+                &job_path(name, &[At::KeyOf("for_each")]),
+                format!("job `{quoted}` has both `matrix` and `for_each`; use one"),
+            );
+        }
+        Some(ForEach::Items(items)) if items.len() > MAX_FOR_EACH_ITEMS => {
+            ctx.error(
+                &job_path(name, &[At::Key("for_each")]),
+                format!(
+                    "`for_each` lists {} items; at most {MAX_FOR_EACH_ITEMS} are allowed",
+                    items.len()
+                ),
+            );
+        }
+        Some(ForEach::Template(text)) => {
+            if template::has_template(text.as_str()) {
+                check_template(
+                    ctx,
+                    &job_path(name, &[At::Key("for_each")]),
+                    text.as_str(),
+                    Scope {
+                        job: Some((name, job)),
+                        outputs: false,
+                    },
+                    false,
+                );
+            } else {
+                ctx.error(
+                    &job_path(name, &[At::Key("for_each")]),
+                    "`for_each` must be a list, or a template that renders to a JSON array (`${{ needs.plan.outputs.items }}`)".to_owned(),
+                );
+            }
+        }
+        _ => {}
     }
     match (&job.workflow, job.steps.is_empty()) {
         (None, true) => {
@@ -1190,6 +1227,17 @@ fn reference_problem(
                 ))
             }
         }
+        "each" => match (scope.job, second) {
+            (Some((_, job)), None | Some("value" | "index")) if job.for_each.is_some() => None,
+            (Some((_, job)), Some(other)) if job.for_each.is_some() => Some((
+                format!("`{reference}`: `each` has `value` and `index`, not `{other}`"),
+                suggester.suggest(other, ["value", "index"]),
+            )),
+            _ => Some((
+                format!("`{reference}`: `each` can only be read in a `for_each` job"),
+                None,
+            )),
+        },
         "run" => match second {
             None | Some("id" | "workflow") => None,
             Some(other) => Some((
@@ -1226,11 +1274,13 @@ fn reference_problem(
         "range" | "dict" | "namespace" | "debug" | "loop" => None,
         other => Some((
             format!(
-                "unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger`"
+                "unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `each`, `env`, `run`, `job` or `trigger`"
             ),
             suggester.suggest(
                 other,
-                ["params", "needs", "matrix", "env", "run", "job", "trigger"],
+                [
+                    "params", "needs", "matrix", "each", "env", "run", "job", "trigger",
+                ],
             ),
         )),
     }
@@ -1374,7 +1424,7 @@ mod tests {
                 "8:20: `params.dat` reads an unknown parameter `dat` (did you mean `date`?)",
                 "9:20: `matrix.oss` reads an unknown matrix key `oss` (did you mean `os`?)",
                 "9:38: `needs.b.result` reads job `b`, which `a` does not need (add `b` to the `needs` of `a`)",
-                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `matrix`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
+                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `matrix`, `each`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
             ]
         );
     }

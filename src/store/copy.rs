@@ -140,6 +140,7 @@ pub const TABLES: &[Table] = &[
             int("not_before"),
             int("worker_id"),
             int("lease_expires"),
+            text("item"),
         ],
         generated_id: true,
     },

@@ -41,6 +41,10 @@ pub trait RunStore: Send + Sync {
     /// `run.jobs`.
     fn create_run(&self, run: &NewRun) -> Result<(RunId, Vec<JobId>), Error>;
 
+    /// Adds jobs to an existing run (a `for_each` fan-out), in one transaction; the ids come
+    /// back in the order of `jobs`.
+    fn add_jobs(&self, run: RunId, jobs: &[NewJob]) -> Result<Vec<JobId>, Error>;
+
     /// Applies a batch of changes in one transaction. An illegal job transition (see
     /// [`JobState::can_become`]) or a change to a finished run rejects the whole batch.
     fn apply(&self, changes: &[Change]) -> Result<(), Error>;
@@ -196,6 +200,8 @@ pub struct NewJob {
     pub state: JobState,
     /// Worker labels the job asks for.
     pub runs_on: Vec<String>,
+    /// A `for_each` job's item, `{"index": 0, "value": …}`; `Value::Null` for other jobs.
+    pub item: Value,
 }
 
 /// One state change of a batch given to [`RunStore::apply`].
@@ -379,6 +385,9 @@ pub struct JobRecord {
     pub reason: Option<String>,
     pub base_name: String,
     pub matrix: Value,
+    /// A `for_each` job's item, `{"index": 0, "value": …}`.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub item: Value,
     pub needs: Vec<String>,
     pub max_attempts: u32,
     /// Every attempt, first first.

@@ -172,6 +172,8 @@ impl TtyReporter {
     fn job_state(&mut self, change: &JobChange) {
         let job = change.job.as_str();
         self.states.insert(job.to_owned(), change.state);
+        // Jobs added while the run goes (`for_each` items) count as they appear.
+        self.total = self.total.max(self.states.len());
         match change.state {
             JobState::Running => self.start_job(change.ts, job, change.attempt),
             JobState::Pending | JobState::Queued => {

@@ -412,6 +412,140 @@ fn cancelling_a_detached_parent_cancels_its_child() {
     assert!(!ws.exists("after"));
 }
 
+/// A plan whose output lists three regions, a `for_each` over them at most two at once,
+/// and a report reading the items' outputs as arrays.
+const FAN_OUT: &str = r#"
+jobs:
+  plan:
+    steps:
+      - run: echo 'regions=["eu","us",{"name":"apac"}]' >> "$COREFLOW_OUTPUT"
+  ingest:
+    needs: [plan]
+    for_each: "${{ needs.plan.outputs.regions }}"
+    max_parallel: 2
+    env: { ITEM: "${{ each.value }}", AT: "${{ each.index }}" }
+    steps:
+      - run: |
+          echo "$AT $ITEM $COREFLOW_EACH_INDEX" >> items.txt
+          test "$AT" != 1 || test -e fixed
+          echo "n=$AT" >> "$COREFLOW_OUTPUT"
+  report:
+    needs: [ingest]
+    env: { N: "${{ needs.ingest.outputs.n }}", R: "${{ needs.ingest.result }}" }
+    steps:
+      - run: echo "$N $R" > report.txt
+  none:
+    for_each: []
+    steps: [{ run: touch none-ran }]
+"#;
+
+#[test]
+fn for_each_fans_out_over_an_output_and_retry_reruns_only_the_failed_item() {
+    let ws = Workspace::with_workflow(FAN_OUT);
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--workers", "4"])
+        .fails(1);
+    let show = ws.show("1");
+    assert_eq!(status(&show, "ingest"), "failed", "{output}");
+    assert_eq!(
+        job(&show, "ingest")["reason"],
+        "1 of 3 items did not succeed"
+    );
+    assert_eq!(status(&show, "ingest[1]"), "failed", "{show:#}");
+    assert_eq!(
+        job(&show, "ingest[2]")["item"]["value"]["name"],
+        "apac",
+        "{show:#}"
+    );
+    assert_eq!(status(&show, "none"), "skipped");
+    assert_eq!(job(&show, "none")["reason"], "for_each: no items");
+    assert!(!ws.exists("none-ran"));
+
+    ws.file("fixed", "");
+    ws.coreflow().args(["retry", "1"]).succeeds();
+    let mut items = ws.lines("items.txt");
+    items.sort();
+    assert_eq!(
+        items,
+        ["0 eu 0", "1 us 1", "1 us 1", r#"2 {"name":"apac"} 2"#],
+        "only the failed item ran again"
+    );
+    assert_eq!(ws.read("report.txt"), "[\"0\",\"1\",\"2\"] success\n");
+}
+
+#[test]
+fn for_each_items_are_drained_by_workers_with_their_item() {
+    use crate::queue_support::{Worker, detach, wait_for_run};
+    let ws = Workspace::with_workflow(FAN_OUT);
+    ws.file("fixed", "");
+    let run = detach(&ws, "wf.yaml", &[]);
+    let workers: Vec<Worker> = (0..2).map(|_| Worker::start(&ws, &[])).collect();
+    assert_eq!(wait_for_run(&ws, &run), "succeeded");
+    drop(workers);
+    assert_eq!(ws.read("report.txt"), "[\"0\",\"1\",\"2\"] success\n");
+    assert_eq!(ws.lines("items.txt").len(), 3);
+}
+
+#[test]
+fn for_each_with_workflow_fans_out_child_runs() {
+    let ws = Workspace::new();
+    ws.file("child.yaml", COUNTING_CHILD);
+    ws.file("fixed", "");
+    ws.file(
+        "parent.yaml",
+        r#"
+jobs:
+  ingest:
+    for_each: [eu, us, apac]
+    workflow: child.yaml
+    with: { region: "${{ each.value }}" }
+  report:
+    needs: [ingest]
+    env: { ROWS: "${{ needs.ingest.outputs.rows }}" }
+    steps:
+      - run: echo "$ROWS" > report.txt
+"#,
+    );
+    ws.coreflow()
+        .args(["run", "parent.yaml", "--workers", "1"])
+        .succeeds();
+    assert_eq!(ws.read("report.txt"), "[\"42\",\"42\",\"42\"]\n");
+    let mut regions = ws.lines("extract.count");
+    regions.sort();
+    assert_eq!(regions, ["apac", "eu", "us"]);
+    assert_eq!(ws.runs().len(), 4);
+    assert_eq!(
+        job(&ws.show("1"), "ingest[2]")["child_runs"],
+        serde_json::json!([4])
+    );
+}
+
+#[test]
+fn for_each_that_is_not_a_json_array_fails_the_job_and_each_outside_is_refused() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  plan:\n    steps: [{ run: echo 'x=oops' >> \"$COREFLOW_OUTPUT\" }]\n  fan:\n    needs: [plan]\n    for_each: \"${{ needs.plan.outputs.x }}\"\n    steps: [{ run: echo }]\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).fails(1);
+    let show = ws.show("1");
+    assert_eq!(
+        job(&show, "fan")["reason"],
+        "`for_each` rendered `oops`, which is not a JSON array",
+        "{show:#}"
+    );
+    ws.file(
+        "bad.yaml",
+        "jobs:\n  one:\n    env: { V: \"${{ each.value }}\" }\n    steps: [{ run: echo }]\n",
+    );
+    let output = ws.coreflow().args(["validate", "bad.yaml"]).fails(2);
+    assert!(
+        output
+            .stderr()
+            .contains("`each.value`: `each` can only be read in a `for_each` job"),
+        "{output}"
+    );
+}
+
 /// Six matrix legs, at most two at once: each leg notes how many legs run beside it.
 const BOUNDED: &str = r#"
 jobs:
@@ -460,7 +594,7 @@ fn max_parallel_bounds_a_matrix_drained_by_standalone_workers() {
 }
 
 #[test]
-fn max_parallel_needs_a_matrix() {
+fn max_parallel_needs_a_matrix_or_for_each() {
     let ws = Workspace::with_workflow(
         "jobs:\n  one:\n    max_parallel: 2\n    steps: [{ run: echo }]\n",
     );
@@ -468,7 +602,7 @@ fn max_parallel_needs_a_matrix() {
     assert!(
         output
             .stderr()
-            .contains("wf.yaml:3:5: error: job `one` has `max_parallel` but no `matrix` to bound"),
+            .contains("wf.yaml:3:5: error: job `one` has `max_parallel` but no `matrix` or `for_each` to bound"),
         "{output}"
     );
 }

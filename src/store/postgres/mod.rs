@@ -77,6 +77,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_work_notify.sql"),
     include_str!("migrations/0004_claim_candidates.sql"),
     include_str!("migrations/0005_parent_runs.sql"),
+    include_str!("migrations/0006_job_items.sql"),
 ];
 
 /// An environment in a PostgreSQL database.

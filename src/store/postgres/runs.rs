@@ -38,6 +38,11 @@ impl RunStore for PgStore {
         self.write(|tx| write::create_run(tx, run))
     }
 
+    fn add_jobs(&self, run: RunId, jobs: &[crate::store::NewJob]) -> Result<Vec<JobId>, Error> {
+        let created = super::to_ms(self.clock().now());
+        self.write(|tx| write::insert_jobs(tx, run, jobs, created))
+    }
+
     fn apply(&self, changes: &[Change]) -> Result<(), Error> {
         if changes.is_empty() {
             return Ok(());

@@ -77,13 +77,24 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
         .try_get(0)?,
     );
 
-    if run.jobs.is_empty() {
-        return Ok((run_id, Vec::new()));
+    let ids = insert_jobs(tx, run_id, &run.jobs, created)?;
+    Ok((run_id, ids))
+}
+
+/// Inserts `jobs` into run `run_id`, creating the queues they name.
+pub(super) fn insert_jobs(
+    tx: &mut Tx<'_>,
+    run_id: RunId,
+    jobs: &[crate::store::NewJob],
+    created: i64,
+) -> Result<Vec<JobId>, Error> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
     }
     let insert = tx.prepare(
         "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
-                           status, max_attempts, queued_at, finished_at, runs_on)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                           status, max_attempts, queued_at, finished_at, runs_on, item)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING id",
     )?;
     // SPEC §7: a queue named by a job that does not exist yet is created on first use,
@@ -92,8 +103,8 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
         "INSERT INTO queues (name, concurrency, paused, created_at) VALUES ($1, NULL, 0, $2)
          ON CONFLICT (name) DO NOTHING",
     )?;
-    let mut ids = Vec::with_capacity(run.jobs.len());
-    for job in &run.jobs {
+    let mut ids = Vec::with_capacity(jobs.len());
+    for job in jobs {
         let state = job.state;
         if !matches!(
             state,
@@ -127,13 +138,16 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
                     &(state == JobState::Queued).then_some(created),
                     &state.is_terminal().then_some(created),
                     &serde_json::to_string(&job.runs_on)?,
+                    &(!job.item.is_null())
+                        .then(|| serde_json::to_string(&job.item))
+                        .transpose()?,
                 ],
             )?
             .try_get(0)?;
         ids.push(JobId(id));
         tx.execute(&add_queue, &[&job.queue, &created])?;
     }
-    Ok((run_id, ids))
+    Ok(ids)
 }
 
 pub(super) fn apply(tx: &mut Tx<'_>, changes: &[Change]) -> Result<(), Error> {

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("migrations/0007_worker_start_time.sql")),
     (8, include_str!("migrations/0008_leader.sql")),
     (9, include_str!("migrations/0009_parent_runs.sql")),
+    (10, include_str!("migrations/0010_job_items.sql")),
 ];
 
 /// Why migrating failed.

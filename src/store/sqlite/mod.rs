@@ -346,6 +346,11 @@ impl RunStore for SqliteStore {
         self.write(|tx| write::create_run(tx, run))
     }
 
+    fn add_jobs(&self, run: RunId, jobs: &[crate::store::NewJob]) -> Result<Vec<JobId>, Error> {
+        let created = to_ms(self.clock().now());
+        self.write(|tx| write::insert_jobs(tx, run, jobs, created))
+    }
+
     fn apply(&self, changes: &[Change]) -> Result<(), Error> {
         if changes.is_empty() {
             return Ok(());
@@ -505,6 +510,7 @@ pub(crate) mod test_support {
             max_attempts: 2,
             state,
             runs_on: Vec::new(),
+            item: serde_json::Value::Null,
         }
     }
 

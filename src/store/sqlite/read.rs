@@ -279,7 +279,7 @@ const JOB_COLUMNS: &str = "j.id, j.run_id, j.name, j.status, j.queue, j.priority
                            j.peak_rss_bytes, j.cpu_ms, j.reason, j.base_name, j.matrix, \
                            j.needs, j.max_attempts, j.attempts_before_retry, j.queued_at, \
                            j.kill_token, j.cancel_requested, \
-                           (SELECT r.created_at FROM runs AS r WHERE r.id = j.run_id)";
+                           (SELECT r.created_at FROM runs AS r WHERE r.id = j.run_id), j.item";
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let needs = match get_json(row, 17)? {
@@ -317,6 +317,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         kill_token: row.get(21)?,
         cancel_requested: row.get(22)?,
         created_at: get_time(row, 23)?,
+        item: get_json(row, 24)?,
     })
 }
 

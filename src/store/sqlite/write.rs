@@ -68,18 +68,29 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
     ])?;
     let run_id = RunId(tx.last_insert_rowid());
 
+    let ids = insert_jobs(tx, run_id, &run.jobs, created)?;
+    Ok((run_id, ids))
+}
+
+/// Inserts `jobs` into run `run_id`, creating the queues they name.
+pub(super) fn insert_jobs(
+    tx: &Connection,
+    run_id: RunId,
+    jobs: &[crate::store::NewJob],
+    created: i64,
+) -> Result<Vec<JobId>, Error> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
-                           status, max_attempts, queued_at, finished_at, runs_on)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                           status, max_attempts, queued_at, finished_at, runs_on, item)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     // SPEC §7: a queue named by a job that does not exist yet is created on first use,
     // without a limit.
     let mut add_queue = tx.prepare_cached(
         "INSERT OR IGNORE INTO queues (name, concurrency, paused, created_at) VALUES (?1, NULL, 0, ?2)",
     )?;
-    let mut ids = Vec::with_capacity(run.jobs.len());
-    for job in &run.jobs {
+    let mut ids = Vec::with_capacity(jobs.len());
+    for job in jobs {
         let state = job.state;
         if !matches!(
             state,
@@ -110,11 +121,14 @@ pub(super) fn create_run(tx: &Connection, run: &NewRun) -> Result<(RunId, Vec<Jo
             (state == JobState::Queued).then_some(created),
             state.is_terminal().then_some(created),
             serde_json::to_string(&job.runs_on)?,
+            (!job.item.is_null())
+                .then(|| serde_json::to_string(&job.item))
+                .transpose()?,
         ])?;
         ids.push(JobId(tx.last_insert_rowid()));
         add_queue.execute(params![job.queue, created])?;
     }
-    Ok((run_id, ids))
+    Ok(ids)
 }
 
 pub(super) fn apply(tx: &Connection, changes: &[Change]) -> Result<(), Error> {
