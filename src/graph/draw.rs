@@ -60,11 +60,20 @@ fn text(
     out
 }
 
-/// A job as drawn: its name, and the workflow it calls.
+/// A job as drawn: its name, whether it fans out over `for_each` items, and the workflow
+/// it calls: `ingest (for each, calls ingest.yaml)`.
 fn label(job: &PlannedJob) -> String {
-    match &job.calls {
-        Some(called) => format!("{} (calls {called})", job.name),
-        None => job.name.clone(),
+    let notes: Vec<String> = [
+        job.for_each.then(|| "for each".to_owned()),
+        job.calls.as_ref().map(|called| format!("calls {called}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if notes.is_empty() {
+        job.name.clone()
+    } else {
+        format!("{} ({})", job.name, notes.join(", "))
     }
 }
 
@@ -79,13 +88,10 @@ fn dot(workflow: &str, plan: &[PlannedJob], order: &[usize], dependents: &[Vec<u
     );
     for &job in order {
         let name = quote(&plan[job].name);
-        match &plan[job].calls {
-            Some(_) => {
-                let _ = writeln!(out, "  {name} [label={}];", quote(&label(&plan[job])));
-            }
-            None => {
-                let _ = writeln!(out, "  {name};");
-            }
+        if plan[job].calls.is_some() || plan[job].for_each {
+            let _ = writeln!(out, "  {name} [label={}];", quote(&label(&plan[job])));
+        } else {
+            let _ = writeln!(out, "  {name};");
         }
     }
     for &job in order {

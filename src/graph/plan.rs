@@ -21,6 +21,8 @@ pub struct PlannedJob {
     pub needs: Vec<usize>,
     /// The workflow this job runs (`workflow:`), if it calls one.
     pub calls: Option<String>,
+    /// Whether it fans out over `for_each` items when it runs.
+    pub for_each: bool,
 }
 
 /// Expands every job of `workflow`; the plan keeps declaration order.
@@ -39,6 +41,7 @@ pub fn expand(workflow: &Workflow) -> Vec<PlannedJob> {
                 matrix,
                 needs: Vec::new(),
                 calls: job.workflow.clone(),
+                for_each: job.for_each.is_some(),
             });
         }
     }

@@ -507,6 +507,13 @@ jobs:
       - run: echo "$ROWS" > report.txt
 "#,
     );
+    let graph = ws.coreflow().args(["graph", "parent.yaml"]).succeeds();
+    assert!(
+        graph
+            .stdout()
+            .contains("ingest (for each, calls child.yaml) -> report"),
+        "{graph}"
+    );
     ws.coreflow()
         .args(["run", "parent.yaml", "--workers", "1"])
         .succeeds();
