@@ -182,12 +182,18 @@ pub(super) fn find_run(store: &dyn Environment, reference: &str) -> Result<RunRe
         .ok_or_else(|| Error::Usage(format!("no run `{reference}` in this environment")))
 }
 
+/// What started the run: its trigger's type, with the calling run for a child run
+/// (`workflow (run 1)`).
 fn trigger_name(run: &RunRecord) -> String {
-    run.trigger
+    let kind = run
+        .trigger
         .get("type")
         .and_then(|t| t.as_str())
-        .unwrap_or("manual")
-        .to_owned()
+        .unwrap_or("manual");
+    match run.parent {
+        Some(parent) => format!("{kind} (run {})", parent.run),
+        None => kind.to_owned(),
+    }
 }
 
 fn run_duration(run: &RunRecord) -> String {

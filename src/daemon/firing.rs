@@ -460,8 +460,10 @@ impl Daemon {
     }
 
     /// Re-queues or fails jobs whose worker's lease expired, kills what is left of them on
-    /// this host, and moves their runs on.
+    /// this host, and moves their runs on; cancels the child runs of calling jobs past their
+    /// `timeout:`.
     pub(super) fn housekeeping(&self, now: DateTime<Utc>) {
+        crate::engine::queued::time_out_calls(&*self.store);
         let lost = match self.store.expire_leases(now) {
             Ok(lost) => lost,
             Err(err) => {

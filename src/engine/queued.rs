@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, context, decide};
@@ -280,6 +281,70 @@ fn conclude_fan_outs(
     Ok(concluded)
 }
 
+/// When running calling job `job` of `run` (moved on through the store) times out, by its
+/// `timeout:`; `None` without one.
+fn call_deadline(
+    store: &dyn Environment,
+    run: &RunRecord,
+    job: JobId,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    let Some(record) = store.job(job)? else {
+        return Ok(None);
+    };
+    let (JobState::Running, Some(started)) = (record.status, record.started_at) else {
+        return Ok(None);
+    };
+    let Ok(definition) = load_run_definition(store, run) else {
+        return Ok(None);
+    };
+    if !definition
+        .loaded
+        .workflow
+        .jobs
+        .contains_key(&record.base_name)
+    {
+        return Ok(None);
+    }
+    let limit = crate::engine::policy::limits(&definition.loaded.workflow, &record.base_name);
+    Ok(limit
+        .timeout
+        .and_then(|timeout| chrono::Duration::from_std(timeout).ok())
+        .map(|timeout| started + timeout))
+}
+
+/// Cancels the child runs whose calling job (in a run moved on through the store) is past
+/// its `timeout:`; each child's end then ends its job `timed_out`. A foreground run times
+/// its own calling jobs out. Every worker runs this as it keeps house.
+pub fn time_out_calls(store: &dyn Environment) {
+    let now = store.clock().now();
+    for status in [RunState::Queued, RunState::Running] {
+        let filter = crate::store::RunFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        let Ok(runs) = store.runs(&filter) else {
+            continue;
+        };
+        for child in runs {
+            let Some(parent) = child.parent else {
+                continue;
+            };
+            let Ok(Some(parent_run)) = store.run(parent.run) else {
+                continue;
+            };
+            if parent_run.owner.is_some() {
+                continue;
+            }
+            if let Ok(Some(deadline)) = call_deadline(store, &parent_run, parent.job)
+                && now >= deadline
+                && let Err(err) = cancel_run(store, child.id)
+            {
+                eprintln!("coreflow: cannot time out child run {}: {err}", child.id);
+            }
+        }
+    }
+}
+
 /// How many calls led to `run`.
 fn call_depth(store: &dyn Environment, run: &RunRecord) -> Result<u32, Error> {
     let mut depth = 0;
@@ -340,7 +405,7 @@ pub fn conclude_parent(store: &dyn Environment, child: RunId) -> Result<(), Erro
     {
         return Ok(());
     }
-    let ended = match load_run_definition(store, &record) {
+    let mut ended = match load_run_definition(store, &record) {
         Ok(definition) => {
             let jobs = store.jobs(child)?;
             let infos: Vec<NeedInfo<'_>> = jobs
@@ -360,6 +425,14 @@ pub fn conclude_parent(store: &dyn Environment, child: RunId) -> Result<(), Erro
             outputs: Vec::new(),
         },
     };
+    // A child cancelled at its calling job's timeout ends the job `timed_out`.
+    if ended.state == JobState::Cancelled
+        && let Some(deadline) = call_deadline(store, &parent_run, parent.job)?
+        && record.finished_at.is_some_and(|at| at >= deadline)
+    {
+        ended.state = JobState::TimedOut;
+        ended.reason = Some(format!("timeout: child run {child} cancelled"));
+    }
     let now = store.clock().now();
     let mut changes: Vec<Change> = ended
         .outputs

@@ -22,6 +22,7 @@ use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::job::{run_attempt, scratch_dir};
 use crate::engine::queued::{
     advance_run, conclude_parent, expire_leases, kill_leftovers, matrix_of, needed_jobs,
+    time_out_calls,
 };
 use crate::engine::run::recv_signal as recv;
 use crate::engine::shared::RunShared;
@@ -333,6 +334,7 @@ fn housekeeping<E: std::fmt::Display>(
     let mut moves = Vec::new();
     for (i, env) in served.iter().enumerate() {
         kill_leftovers(expire_leases(&*env.store));
+        time_out_calls(&*env.store);
         if let Ok(beat) = env.store.heartbeat(env.id, "idle", None, config.lease)
             && let Some(to) = beat.move_to
         {
@@ -486,6 +488,7 @@ async fn execute_claim(
                 }
                 // Leases of vanished workers expire even while every worker is busy.
                 kill_leftovers(expire_leases(&*env.store));
+        time_out_calls(&*env.store);
             }
             Some(()) = recv(terms), if stopping_since.is_none() => {
                 stopping_since = Some(stop(env, config, job.id, stop_tx));

@@ -232,6 +232,8 @@ fn a_workflow_job_runs_its_child_as_a_linked_run_on_one_worker() {
     assert_eq!(child["parent"]["job"], ingest["id"], "{child:#}");
     assert_eq!(child["params"]["region"], "eu", "{child:#}");
     assert!(parent.get("parent").is_none(), "{parent:#}");
+    let runs = ws.coreflow().args(["runs"]).succeeds();
+    assert!(runs.stdout().contains("workflow (run 1)"), "{runs}");
 }
 
 #[test]
@@ -410,6 +412,37 @@ fn cancelling_a_detached_parent_cancels_its_child() {
     let parent = ws.show(&run);
     assert_eq!(status(&parent, "call"), "cancelled", "{parent:#}");
     assert!(!ws.exists("after"));
+}
+
+#[test]
+fn a_detached_parent_s_timeout_cancels_its_child_and_times_the_job_out() {
+    use crate::queue_support::{Worker, detach, wait_for_run};
+    let ws = Workspace::new();
+    ws.file(
+        "parent.yaml",
+        "jobs:\n  call:\n    timeout: 1s\n    workflow: sleepy.yaml\n",
+    );
+    ws.file(
+        "sleepy.yaml",
+        "jobs:\n  nap:\n    steps:\n      - run: sleep 60 & echo $! > sleep.pid; wait\n",
+    );
+    let run = detach(&ws, "parent.yaml", &[]);
+    // One worker runs the child's job; the other, idle, keeps house and finds the timeout.
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start(&ws, &["--lease", "3s"]))
+        .collect();
+    let sleep = ws.wait_for_pid("sleep.pid");
+    assert_eq!(wait_for_run(&ws, &run), "failed");
+    assert_gone(sleep, "the child's sleep");
+    drop(workers);
+    let parent = ws.show(&run);
+    assert_eq!(status(&parent, "call"), "timed_out", "{parent:#}");
+    assert_eq!(
+        job(&parent, "call")["reason"],
+        "timeout: child run 2 cancelled",
+        "{parent:#}"
+    );
+    assert_eq!(ws.show("2")["status"], "cancelled");
 }
 
 /// A plan whose output lists three regions, a `for_each` over them at most two at once,
