@@ -466,7 +466,10 @@ impl<'s> Walker<'s> {
                             "expected one of {}",
                             list_names(known.iter().copied(), 12)
                         ))
-                        .with_help(self.suggester.suggest(name, known.iter().copied())),
+                        .with_help(
+                            github_spelling(name, &known)
+                                .or_else(|| self.suggester.suggest(name, known.iter().copied())),
+                        ),
                         place,
                     );
                     place.leave();
@@ -584,6 +587,33 @@ fn describe_leaf(path: &[Seg<'_>]) -> String {
     describe(path)
 }
 
+/// The CoreFlow way of writing a key spelled as in GitHub Actions, where that key is
+/// `name` and the place it is written in knows the CoreFlow key (`known`).
+fn github_spelling(name: &str, known: &[&str]) -> Option<String> {
+    let (ours, how) = match name {
+        "timeout-minutes" => ("timeout", "`timeout: 30m` (a duration, not minutes)"),
+        "working-directory" => ("workdir", "`workdir: path`"),
+        "continue-on-error" => ("continue_on_error", "`continue_on_error: true`"),
+        "runs-on" => ("runs_on", "`runs_on: [label]`: labels workers carry"),
+        "on" => ("triggers", "`triggers:` (schedule, every, file, after, …)"),
+        "strategy" => (
+            "matrix",
+            "`matrix:` directly on the job, with `max_parallel`",
+        ),
+        "uses" => {
+            return Some(
+                "`uses:` runs a GitHub Action, which CoreFlow does not run: write what the \
+                 action does as `run:` commands"
+                    .to_owned(),
+            );
+        }
+        _ => return None,
+    };
+    known
+        .contains(&ours)
+        .then(|| format!("`{name}` is GitHub Actions' spelling: CoreFlow writes {how}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +649,21 @@ mod tests {
             "8:40: `exponental` is not a valid value for `retry.backoff` of job `b` | did you mean `exponential`?",
         ]
         "#);
+    }
+
+    #[test]
+    fn github_actions_spellings_point_to_coreflow_keys() {
+        let found = problems(
+            "on: { push: {} }\njobs:\n  a:\n    timeout-minutes: 5\n    steps:\n      - uses: actions/checkout@v4\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "1:1: unknown key `on` in the workflow | `on` is GitHub Actions' spelling: CoreFlow writes `triggers:` (schedule, every, file, after, …)",
+                "4:5: unknown key `timeout-minutes` in job `a` | `timeout-minutes` is GitHub Actions' spelling: CoreFlow writes `timeout: 30m` (a duration, not minutes)",
+                "6:9: unknown key `uses` in step 1 of job `a` | `uses:` runs a GitHub Action, which CoreFlow does not run: write what the action does as `run:` commands",
+            ]
+        );
     }
 
     #[test]
