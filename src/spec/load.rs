@@ -204,7 +204,8 @@ pub fn parse_bytes(file: &str, bytes: Vec<u8>) -> Result<Loaded, LoadError> {
         // reports every problem; when the model cannot be built even so, stop here.
         let quiet = parents_of(&root, &report.bad);
         let pruned = prune(root, &report.bad);
-        if let Ok(workflow) = from_node::<Workflow>(&pruned) {
+        if let Ok(mut workflow) = from_node::<Workflow>(&pruned) {
+            workflow.imply_needs();
             let mut semantic = Vec::new();
             validate(&workflow, &pruned, &source, &mut semantic);
             diagnostics.extend(
@@ -217,13 +218,14 @@ pub fn parse_bytes(file: &str, bytes: Vec<u8>) -> Result<Loaded, LoadError> {
         diagnostics.dedup();
         return Err(fail(source, diagnostics));
     }
-    let workflow: Workflow = match from_node(&root) {
+    let mut workflow: Workflow = match from_node(&root) {
         Ok(workflow) => workflow,
         Err(err) => {
             let pos = err.pos.unwrap_or(root.pos);
             return Err(fail(source, vec![Diagnostic::error(pos, err.message)]));
         }
     };
+    workflow.imply_needs();
     validate(&workflow, &root, &source, &mut diagnostics);
     diagnostics.sort_by_key(|d| d.pos);
     diagnostics.dedup();

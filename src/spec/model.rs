@@ -437,6 +437,26 @@ impl Retry {
 #[serde(transparent)]
 pub struct Text(pub String);
 
+impl Workflow {
+    /// Adds to each job's `needs` the jobs whose DataBlocks it reads (`inputs: { x: job.block }`
+    /// implies `needs: [job]`, as in GitHub Actions a job's outputs do).
+    pub fn imply_needs(&mut self) {
+        let names: Vec<String> = self.jobs.keys().cloned().collect();
+        for job in self.jobs.values_mut() {
+            for source in job.inputs.values() {
+                let Some((producer, _)) = source.split_once('.') else {
+                    continue;
+                };
+                if names.iter().any(|name| name == producer)
+                    && !job.needs.iter().any(|need| need == producer)
+                {
+                    job.needs.0.push(producer.to_owned());
+                }
+            }
+        }
+    }
+}
+
 /// The most items a `for_each` job fans out over: more fail the job.
 pub const MAX_FOR_EACH_ITEMS: usize = 10_000;
 

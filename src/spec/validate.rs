@@ -4,11 +4,11 @@
 //!
 //! Positions come from the YAML tree by path, so the typed model stays free of spans.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use crate::spec::MAX_NESTING;
-use crate::spec::dag::{find_cycles, topological_order};
+use crate::spec::dag::find_cycles;
 use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
 use crate::spec::model::{ForEach, Job, MAX_FOR_EACH_ITEMS, SqlStep, Step, Workflow};
@@ -54,8 +54,6 @@ struct Ctx<'a> {
     maps: RefCell<HashMap<*const Node, MapMemo<'a>>>,
     /// "Did you mean" suggestions, under one budget for the file.
     suggester: Suggester,
-    /// [`dependents_of_producers`], made when an input is first checked.
-    dependents: OnceCell<HashMap<usize, HashSet<usize>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -241,7 +239,6 @@ pub fn validate(wf: &Workflow, root: &Node, source: &str, out: &mut Vec<Diagnost
         out,
         maps: RefCell::default(),
         suggester: Suggester::default(),
-        dependents: OnceCell::new(),
     };
     check_params(&mut ctx);
     check_triggers(&mut ctx);
@@ -935,7 +932,6 @@ fn check_input<'a>(
     input: &'a str,
     source: &'a str,
 ) {
-    let quoted = shown(name);
     let wf = ctx.wf;
     let path = [
         At::Key("jobs"),
@@ -989,19 +985,7 @@ fn check_input<'a>(
         ctx.error(&path, message).help = help;
         return;
     }
-    let readers = ctx.dependents.get_or_init(|| dependents_of_producers(wf));
-    let upstream = wf
-        .jobs
-        .get_index_of(name)
-        .zip(wf.jobs.get_index_of(producer))
-        .is_some_and(|(job, producer)| readers.get(&producer).is_some_and(|r| r.contains(&job)));
-    if !upstream {
-        ctx.error(
-            &path,
-            format!("job `{quoted}` reads a DataBlock of `{producer}` but does not need it"),
-        )
-        .help = Some(format!("add `{producer}` to the `needs` of `{quoted}`"));
-    }
+    // The producer is upstream: `inputs` implies `needs` (`Workflow::imply_needs`).
     let _ = job;
 }
 
@@ -1020,57 +1004,6 @@ fn need_indexes(wf: &Workflow) -> Vec<Vec<usize>> {
                 .iter()
                 .filter_map(|n| wf.jobs.get_index_of(n.as_str()))
                 .collect()
-        })
-        .collect()
-}
-
-/// For each job whose DataBlocks a job reads (`inputs`), the jobs that need it, directly or
-/// through others, by index. Each such producer's dependents are searched once, and no
-/// further down a topological order than its last reader: 20,000 jobs in a chain each
-/// reading the first job's DataBlock, or each its neighbour's, take linear time, where a
-/// search for each input took quadratic time (40 s).
-fn dependents_of_producers(wf: &Workflow) -> HashMap<usize, HashSet<usize>> {
-    let needs = need_indexes(wf);
-    let mut dependents = vec![Vec::new(); needs.len()];
-    for (job, list) in needs.iter().enumerate() {
-        for &need in list {
-            dependents[need].push(job);
-        }
-    }
-    // A job's place in a topological order; with a cycle (an error of its own), no bound.
-    let rank: Vec<usize> = match topological_order(&needs) {
-        Some(order) => {
-            let mut rank = vec![0; order.len()];
-            for (place, &job) in order.iter().enumerate() {
-                rank[job] = place;
-            }
-            rank
-        }
-        None => vec![0; needs.len()],
-    };
-    let mut last_reader: HashMap<usize, usize> = HashMap::new();
-    for (reader, job) in wf.jobs.values().enumerate() {
-        for source in job.inputs.values() {
-            let producer = source.split_once('.').map_or(source.as_str(), |(p, _)| p);
-            if let Some(producer) = wf.jobs.get_index_of(producer) {
-                let last = last_reader.entry(producer).or_insert(rank[reader]);
-                *last = (*last).max(rank[reader]);
-            }
-        }
-    }
-    last_reader
-        .into_iter()
-        .map(|(producer, last)| {
-            let mut reached = HashSet::new();
-            let mut stack = vec![producer];
-            while let Some(job) = stack.pop() {
-                for &dependent in &dependents[job] {
-                    if rank[dependent] <= last && reached.insert(dependent) {
-                        stack.push(dependent);
-                    }
-                }
-            }
-            (producer, reached)
         })
         .collect()
 }
@@ -1434,7 +1367,8 @@ mod tests {
         let found = errors(
             "params:\n  n: { type: int, default: many }\n  r: { choices: [a, b], default: c }\njobs:\n  p:\n    steps: [{ run: x }]\n    datablocks: { orders: { path: o.csv } }\n  q:\n    needs: [p]\n    inputs: { o: p.ordrs, x: z.y }\n    steps: [{ run: x }]\n  r:\n    inputs: { o: p.orders }\n    steps: [{ command: [] }]\n",
         );
-        assert_eq!(found.len(), 6, "{found:#?}");
+        // `r` reads `p.orders` without `needs: [p]`: `inputs` implies it, no error.
+        assert_eq!(found.len(), 5, "{found:#?}");
         assert!(found[0].contains("default value does not fit: parameter `n` expects an integer"));
         assert!(found[2].contains("does not produce a DataBlock `ordrs`; it produces `orders` (did you mean `orders`?)"), "{found:#?}");
     }

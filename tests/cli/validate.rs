@@ -1032,3 +1032,14 @@ jobs:
     );
     assert_count(&output, "wf.yaml", 2);
 }
+
+#[test]
+fn inputs_imply_needs_on_their_producer() {
+    let ws = crate::engine_support::Workspace::with_workflow(
+        "jobs:\n  make:\n    steps: [{ run: 'mkdir -p o && echo hi > o/x.txt' }]\n    datablocks: { raw: { path: o } }\n  use:\n    inputs: { data: make.raw }\n    steps: [{ run: 'cat \"$COREFLOW_INPUT_DATA/x.txt\" > got.txt' }]\n",
+    );
+    let graph = ws.coreflow().args(["graph", "wf.yaml"]).succeeds();
+    assert!(graph.stdout().contains("make -> use"), "{graph}");
+    ws.coreflow().args(["run", "wf.yaml"]).succeeds();
+    assert_eq!(ws.read("got.txt"), "hi\n");
+}
