@@ -992,14 +992,16 @@ async fn call_workflow(
             return outcome;
         }
     };
-    let (end, timed_out) = match child {
+    let (end, run, loaded, timed_out) = match child {
         call::Child::Finished { run, jobs, loaded } => (
             RunEnd {
                 state: RunState::Succeeded,
                 interrupted: false,
                 jobs,
             },
-            (run, loaded, false),
+            run,
+            loaded,
+            false,
         ),
         call::Child::Start {
             shared: child_shared,
@@ -1040,10 +1042,9 @@ async fn call_workflow(
                     }
                 }
             };
-            (end, (run, loaded, timed_out))
+            (end, run, loaded, timed_out)
         }
     };
-    let (run, loaded, timed_out) = timed_out;
     outcome.duration = started.elapsed();
     let ended = if timed_out && end.state != RunState::Succeeded {
         call::Ended {

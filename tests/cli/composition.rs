@@ -586,6 +586,58 @@ fn for_each_that_is_not_a_json_array_fails_the_job_and_each_outside_is_refused()
     );
 }
 
+#[test]
+fn cancelling_the_calling_job_of_a_foreground_run_cancels_its_child() {
+    let ws = Workspace::new();
+    ws.file("parent.yaml", "jobs:\n  call:\n    workflow: sleepy.yaml\n");
+    ws.file(
+        "sleepy.yaml",
+        "jobs:\n  nap:\n    steps:\n      - run: sleep 60 & echo $! > sleep.pid; wait\n",
+    );
+    let running = ws.coreflow().args(["run", "parent.yaml"]).spawn();
+    let sleep = ws.wait_for_pid("sleep.pid");
+    ws.coreflow().args(["cancel", "1/call"]).succeeds();
+    let output = running.wait();
+    assert_eq!(output.code(), Some(1), "{output}");
+    assert_gone(sleep, "the child's sleep");
+    assert_eq!(status(&ws.show("1"), "call"), "cancelled");
+    assert_eq!(ws.show("2")["status"], "cancelled");
+}
+
+#[test]
+fn for_each_over_more_than_ten_thousand_items_fails_the_job() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  plan:\n    steps:\n      - run: python3 -c 'import json; print(\"items=\" + json.dumps(list(range(10001))))' >> \"$COREFLOW_OUTPUT\"\n  fan:\n    needs: [plan]\n    for_each: \"${{ needs.plan.outputs.items }}\"\n    steps: [{ run: echo }]\n",
+    );
+    ws.coreflow().args(["run", "wf.yaml"]).fails(1);
+    let show = ws.show("1");
+    assert_eq!(
+        job(&show, "fan")["reason"],
+        "for_each: 10001 items; at most 10000 are allowed",
+        "{show:#}"
+    );
+    assert_eq!(
+        show["jobs"].as_array().map(Vec::len),
+        Some(2),
+        "no item job was made"
+    );
+    let items: Vec<String> = (0..10_001).map(|i| i.to_string()).collect();
+    ws.file(
+        "listed.yaml",
+        format!(
+            "jobs:\n  fan:\n    for_each: [{}]\n    steps: [{{ run: echo }}]\n",
+            items.join(", ")
+        ),
+    );
+    let output = ws.coreflow().args(["validate", "listed.yaml"]).fails(2);
+    assert!(
+        output
+            .stderr()
+            .contains("`for_each` lists 10001 items; at most 10000 are allowed"),
+        "{output}"
+    );
+}
+
 /// Six matrix legs, at most two at once: each leg notes how many legs run beside it.
 const BOUNDED: &str = r#"
 jobs:
