@@ -54,6 +54,7 @@ fn main() {
         state: JobState::Queued,
         runs_on: Vec::new(),
         item: serde_json::Value::Null,
+        continue_on_error: false,
     };
     let run = NewRun {
         workflow: "claims".to_owned(),

@@ -9,7 +9,6 @@
 //! `parent` the calling job), so `show`, `logs`, `cancel` and `retry` work on it as on any
 //! run. Its progress goes to the calling run's reporter, its jobs named `caller/job`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -372,9 +371,11 @@ fn outputs(loaded: &Loaded, jobs: &[NeedInfo<'_>]) -> Result<Vec<(String, String
     if loaded.workflow.outputs.is_empty() {
         return Ok(Vec::new());
     }
-    let jobs: BTreeMap<String, _> = views(jobs).into_iter().collect();
-    let context =
-        minijinja::Value::from(minijinja::value::Serde(serde_json::json!({ "jobs": jobs })));
+    let jobs: minijinja::Value = views(&loaded.workflow, jobs)
+        .into_iter()
+        .map(|(name, view)| (name, view.value()))
+        .collect();
+    let context: minijinja::Value = [("jobs", jobs)].into_iter().collect();
     loaded
         .workflow
         .outputs
@@ -392,10 +393,12 @@ fn outputs(loaded: &Loaded, jobs: &[NeedInfo<'_>]) -> Result<Vec<(String, String
         .collect()
 }
 
-/// A coordinator's jobs as the child's `outputs:` read them.
+/// A coordinator's jobs as the child's `outputs:` read them (a `for_each` job, not its
+/// items, whose outputs it holds).
 #[must_use]
 pub fn need_infos(jobs: &[JobRt]) -> Vec<NeedInfo<'_>> {
     jobs.iter()
+        .filter(|job| job.item.is_null())
         .map(|job| NeedInfo {
             name: &job.name,
             base: &job.base,

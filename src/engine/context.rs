@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use indexmap::IndexMap;
+use std::sync::Arc;
+
 use minijinja::Value;
+use minijinja::value::{Enumerator, Object, Serde};
 use serde::Serialize;
 
 use crate::engine::JobFailure;
@@ -16,6 +19,44 @@ use crate::spec::template;
 pub struct NeedView {
     pub outputs: BTreeMap<String, String>,
     pub result: String,
+}
+
+fn serde<T: Serialize>(value: &T) -> Value {
+    Value::from(Serde(value))
+}
+
+impl NeedView {
+    /// The view as templates read it.
+    #[must_use]
+    pub fn value(&self) -> Value {
+        let outputs = if self.result == "success" {
+            serde(&self.outputs)
+        } else {
+            Value::from_object(Unsucceeded(self.outputs.clone()))
+        };
+        [
+            ("outputs", outputs),
+            ("result", Value::from(self.result.as_str())),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+/// The outputs of a need that did not succeed: what it set, and the empty string for any
+/// other key.
+#[derive(Debug)]
+struct Unsucceeded(BTreeMap<String, String>);
+
+impl Object for Unsucceeded {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        Some(Value::from(self.0.get(key).map_or("", String::as_str)))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.keys().map(|k| Value::from(k.as_str())).collect())
+    }
 }
 
 /// The values a job's templates are rendered against.
@@ -67,10 +108,35 @@ pub struct JobView {
 }
 
 impl TemplateContext {
-    /// The context as a minijinja value.
+    /// The context as a minijinja value. The outputs of a need that did not succeed read as
+    /// the empty string where it set none (as GitHub Actions reads them).
     #[must_use]
     pub fn value(&self) -> Value {
-        Value::from(minijinja::value::Serde(self))
+        self.value_with(Vec::new())
+    }
+
+    /// The context's value with `extra` names beside its own (`if:`'s status functions).
+    #[must_use]
+    pub fn value_with(&self, extra: Vec<(&'static str, Value)>) -> Value {
+        let needs: Value = self
+            .needs
+            .iter()
+            .map(|(name, view)| (name.clone(), view.value()))
+            .collect();
+        let mut fields = vec![
+            ("params", serde(&self.params)),
+            ("needs", needs),
+            ("matrix", serde(&self.matrix)),
+            ("env", serde(&self.env)),
+            ("run", serde(&self.run)),
+            ("job", serde(&self.job)),
+            ("trigger", serde(&self.trigger)),
+        ];
+        if let Some(each) = &self.each {
+            fields.push(("each", serde(each)));
+        }
+        fields.extend(extra);
+        fields.into_iter().collect()
     }
 
     /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step `step-2`") and

@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
+use minijinja::Value;
 
 use crate::engine::JobFailure;
 use crate::engine::context::{JobView, LazyValue, NeedView, RunView, TemplateContext};
+use crate::engine::fan_out;
+use crate::engine::setup::axis_renderer;
+use crate::spec::matrix;
 use crate::spec::model::{RunIf, Workflow};
 use crate::spec::params::{self, Overrides, Values};
 use crate::spec::template;
@@ -53,7 +57,37 @@ pub fn at_max_parallel(workflow: &Workflow, base: &str, active: usize) -> bool {
         .is_some_and(|max| active >= usize::try_from(max).unwrap_or(usize::MAX))
 }
 
-/// Applies `run_if` (SPEC §7), then `if:`.
+/// What a need's end counts as for its dependents: a failure of a job with
+/// `continue_on_error` counts as success.
+fn effective(workflow: &Workflow, need: &NeedInfo<'_>) -> JobState {
+    let tolerated = workflow
+        .jobs
+        .get(need.base)
+        .is_some_and(|job| job.continue_on_error);
+    match need.state {
+        JobState::Failed | JobState::TimedOut if tolerated => JobState::Succeeded,
+        state => state,
+    }
+}
+
+/// The status functions of `if:` (`success()`, `failure()`, `always()`, `cancelled()`),
+/// answering for `needs`.
+fn status_functions(states: &[JobState]) -> Vec<(&'static str, Value)> {
+    let success = states.iter().all(|s| *s == JobState::Succeeded);
+    let failure = states
+        .iter()
+        .any(|s| matches!(s, JobState::Failed | JobState::TimedOut));
+    let cancelled = states.contains(&JobState::Cancelled);
+    vec![
+        ("success", Value::from_function(move || success)),
+        ("failure", Value::from_function(move || failure)),
+        ("always", Value::from_function(|| true)),
+        ("cancelled", Value::from_function(move || cancelled)),
+    ]
+}
+
+/// Applies `run_if` (SPEC §7), then `if:`. An `if:` calling a status function
+/// (`always()`, …) replaces `run_if`.
 pub fn decide(
     inputs: &RunInputs<'_>,
     job_name: &str,
@@ -63,15 +97,24 @@ pub fn decide(
 ) -> Decision {
     let job_def = &inputs.workflow.jobs[base];
     let run_if = job_def.run_if.unwrap_or_default();
-    let failed = |s: JobState| matches!(s, JobState::Failed | JobState::TimedOut);
-    let allowed = match run_if {
-        RunIf::AllSuccess => needs.iter().all(|n| n.state == JobState::Succeeded),
-        RunIf::AllDone => true,
-        RunIf::NoneFailed => !needs
-            .iter()
-            .any(|n| failed(n.state) || n.state == JobState::Cancelled),
-        RunIf::AnyFailed => needs.iter().any(|n| failed(n.state)),
-    };
+    let states: Vec<JobState> = needs
+        .iter()
+        .map(|n| effective(inputs.workflow, n))
+        .collect();
+    let failed = |s: &JobState| matches!(s, JobState::Failed | JobState::TimedOut);
+    let by_status = job_def
+        .condition
+        .as_ref()
+        .is_some_and(|c| template::calls_status_function(c.as_str()));
+    let allowed = by_status
+        || match run_if {
+            RunIf::AllSuccess => states.iter().all(|s| *s == JobState::Succeeded),
+            RunIf::AllDone => true,
+            RunIf::NoneFailed => !states
+                .iter()
+                .any(|s| failed(s) || *s == JobState::Cancelled),
+            RunIf::AnyFailed => states.iter().any(failed),
+        };
     if !allowed {
         if run_if == RunIf::AllSuccess && needs.iter().any(|n| n.state == JobState::Cancelled) {
             return Decision::Cancel("a need was cancelled".to_owned());
@@ -88,6 +131,13 @@ pub fn decide(
             unmet.join(", ")
         ));
     }
+    if !job_def.matrix.is_empty()
+        && matrix.is_empty()
+        && let Err(problem) = matrix::legs(&job_def.matrix, &axis_renderer(inputs.params))
+    {
+        // Its template axes did not render when the run was created (`setup::prepare`).
+        return Decision::Fail(problem);
+    }
     let Some(condition) = &job_def.condition else {
         return Decision::Queue;
     };
@@ -95,7 +145,12 @@ pub fn decide(
         Ok(context) => context,
         Err(reason) => return Decision::Fail(reason.0),
     };
-    match template::eval_condition(condition.as_str(), &context.value()) {
+    let value = if by_status {
+        context.value_with(status_functions(&states))
+    } else {
+        context.value()
+    };
+    match template::eval_condition(condition.as_str(), &value) {
         Ok(true) => Decision::Queue,
         Ok(false) => Decision::Skip("`if` is false".to_owned()),
         Err(err) => Decision::Fail(format!("cannot evaluate `if`: {err}")),
@@ -116,7 +171,7 @@ pub fn context(
     let job_def = &inputs.workflow.jobs[base];
     let mut context = TemplateContext {
         params: inputs.params.clone(),
-        needs: views(needs),
+        needs: views(inputs.workflow, needs),
         matrix: matrix.clone(),
         env: inputs.process_env.clone(),
         run: RunView {
@@ -129,6 +184,12 @@ pub fn context(
         trigger: inputs.trigger.clone(),
         each: None,
     };
+    // A key that `include` adds to other legs reads as empty in this one.
+    for key in job_def.matrix.keys() {
+        if !context.matrix.contains_key(key) {
+            context.matrix.insert(key.to_owned(), String::new());
+        }
+    }
     for (key, value) in inputs.workflow.env.iter().chain(job_def.env.iter()) {
         context.env.insert(key.clone(), value.as_str().to_owned());
     }
@@ -149,18 +210,33 @@ pub fn context(
 }
 
 /// Finished jobs as templates read them, by their name in the workflow: the outputs and
-/// result of `needs.<job>` for a job, of `jobs.<job>` for a workflow's `outputs:`.
+/// result of `needs.<job>` for a job, of `jobs.<job>` for a workflow's `outputs:`. The
+/// outputs of a matrix job are JSON arrays of its legs' values, in leg order.
 #[must_use]
-pub fn views(jobs: &[NeedInfo<'_>]) -> BTreeMap<String, NeedView> {
+pub fn views(workflow: &Workflow, jobs: &[NeedInfo<'_>]) -> BTreeMap<String, NeedView> {
     let mut views: BTreeMap<String, NeedView> = BTreeMap::new();
+    let mut legs: BTreeMap<&str, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
     for need in jobs {
         let view = views.entry(need.base.to_owned()).or_default();
-        view.outputs
-            .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if workflow
+            .jobs
+            .get(need.base)
+            .is_some_and(|job| !job.matrix.is_empty())
+        {
+            legs.entry(need.base).or_default().push(need.outputs);
+        } else {
+            view.outputs
+                .extend(need.outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let result = need.state.result().map_or("", |r| r.as_str());
         // For a fanned-out job the worst result wins.
         if rank(result) > rank(&view.result) {
             view.result = result.to_owned();
+        }
+    }
+    for (base, outputs) in legs {
+        if let Some(view) = views.get_mut(base) {
+            view.outputs = fan_out::fan_in(&outputs);
         }
     }
     views

@@ -94,6 +94,7 @@ pub fn item_jobs(
             state: JobState::Pending,
             runs_on: runs_on.clone(),
             item: serde_json::json!({ "index": index, "value": value }),
+            continue_on_error: def.continue_on_error,
         })
         .collect()
 }
@@ -108,18 +109,16 @@ pub struct Ended {
     pub outputs: BTreeMap<String, String>,
 }
 
-/// The end of a `for_each` job whose items ended as `items` (state and outputs, in item
-/// order): succeeded only when every item did; cancelled when one was cancelled; else
-/// failed, counting the items that did not succeed.
+/// The outputs of a fanned-out job (`for_each` items or matrix legs) made of its parts'
+/// outputs, in order: each key a JSON array of the parts' values, `null` where one set none.
 #[must_use]
-pub fn conclusion(items: &[(JobState, &BTreeMap<String, String>)]) -> Ended {
-    let keys: BTreeSet<&String> = items.iter().flat_map(|(_, out)| out.keys()).collect();
-    let outputs = keys
-        .into_iter()
+pub fn fan_in(parts: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let keys: BTreeSet<&String> = parts.iter().flat_map(|out| out.keys()).collect();
+    keys.into_iter()
         .map(|key| {
-            let values: Vec<serde_json::Value> = items
+            let values: Vec<serde_json::Value> = parts
                 .iter()
-                .map(|(_, out)| {
+                .map(|out| {
                     out.get(key).map_or(serde_json::Value::Null, |v| {
                         serde_json::Value::from(v.as_str())
                     })
@@ -127,7 +126,16 @@ pub fn conclusion(items: &[(JobState, &BTreeMap<String, String>)]) -> Ended {
                 .collect();
             (key.clone(), serde_json::Value::from(values).to_string())
         })
-        .collect();
+        .collect()
+}
+
+/// The end of a `for_each` job whose items ended as `items` (state and outputs, in item
+/// order): succeeded only when every item did; cancelled when one was cancelled; else
+/// failed, counting the items that did not succeed.
+#[must_use]
+pub fn conclusion(items: &[(JobState, &BTreeMap<String, String>)]) -> Ended {
+    let outputs: Vec<&BTreeMap<String, String>> = items.iter().map(|(_, out)| *out).collect();
+    let outputs = fan_in(&outputs);
     let unsucceeded = items
         .iter()
         .filter(|(state, _)| *state != JobState::Succeeded)

@@ -410,6 +410,7 @@ pub fn conclude_parent(store: &dyn Environment, child: RunId) -> Result<(), Erro
             let jobs = store.jobs(child)?;
             let infos: Vec<NeedInfo<'_>> = jobs
                 .iter()
+                .filter(|job| job.item.is_null())
                 .map(|job| NeedInfo {
                     name: &job.name,
                     base: &job.base_name,

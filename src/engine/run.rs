@@ -948,10 +948,15 @@ impl Coordinator {
         let states = self.jobs.iter().map(|j| j.state);
         if self.cancelled || states.clone().any(|s| s == JobState::Cancelled) {
             RunState::Cancelled
-        } else if states
-            .clone()
-            .any(|s| matches!(s, JobState::Failed | JobState::TimedOut))
-        {
+        } else if self.jobs.iter().any(|j| {
+            matches!(j.state, JobState::Failed | JobState::TimedOut)
+                && !self
+                    .shared
+                    .workflow
+                    .jobs
+                    .get(&j.base)
+                    .is_some_and(|def| def.continue_on_error)
+        }) {
             RunState::Failed
         } else {
             RunState::Succeeded

@@ -11,6 +11,7 @@ use crate::engine::tracked::JobRt;
 use crate::graph::plan::{PlannedJob, expand};
 use crate::spec::Loaded;
 use crate::spec::diag::suggest;
+use crate::spec::model::Text;
 use crate::spec::params::Values;
 use crate::spec::template;
 use crate::state::{JobId, JobState};
@@ -86,7 +87,7 @@ pub fn prepare(
     check_labels: bool,
 ) -> Result<Vec<PreparedJob>, EngineError> {
     let workflow = &loaded.workflow;
-    let plan = expand(workflow);
+    let plan = expand(workflow, &axis_renderer(params));
     let selected = select(&plan, only)?;
     let labels = local_labels();
     let mut prepared = Vec::new();
@@ -176,6 +177,7 @@ pub fn prepare(
             state: JobState::Pending,
             runs_on,
             item: serde_json::Value::Null,
+            continue_on_error: def.continue_on_error,
         };
         out.push(PreparedJob { plan: job, new });
     }
@@ -185,6 +187,13 @@ pub fn prepare(
         job.new.needs = job.plan.needs.iter().map(|&n| names[n].clone()).collect();
     }
     Ok(out)
+}
+
+/// Renders a matrix's template axes when a run is created: they read the run's `params`.
+pub fn axis_renderer(params: &Values) -> impl Fn(&Text) -> Result<String, String> {
+    let value =
+        minijinja::context! { params => minijinja::Value::from(minijinja::value::Serde(params)) };
+    move |text| template::render(text.as_str(), &value).map_err(|e| e.to_string())
 }
 
 /// The coordinator's view of freshly created jobs.

@@ -127,6 +127,7 @@ mod tests {
     use super::*;
     use crate::graph::plan::expand;
     use crate::spec::load::parse_str;
+    use crate::spec::matrix::unknown_axes;
 
     fn diamond() -> Vec<PlannedJob> {
         let wf = parse_str(
@@ -135,7 +136,7 @@ mod tests {
         )
         .unwrap()
         .workflow;
-        expand(&wf)
+        expand(&wf, &unknown_axes)
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use indexmap::IndexMap;
 
+use crate::spec::matrix::{RenderAxis, legs};
 use crate::spec::model::Workflow;
 
 /// One job of a run after fan-out.
@@ -25,13 +26,15 @@ pub struct PlannedJob {
     pub for_each: bool,
 }
 
-/// Expands every job of `workflow`; the plan keeps declaration order.
+/// Expands every job of `workflow`; the plan keeps declaration order. A matrix whose legs
+/// cannot be found (a template axis that does not render to a JSON array) leaves the job as
+/// one job without matrix values, which fails when its needs end ([`legs`] says why).
 #[must_use]
-pub fn expand(workflow: &Workflow) -> Vec<PlannedJob> {
+pub fn expand(workflow: &Workflow, render: &RenderAxis<'_>) -> Vec<PlannedJob> {
     let mut plan: Vec<PlannedJob> = Vec::with_capacity(workflow.jobs.len());
     let mut by_base: IndexMap<&str, Vec<usize>> = IndexMap::with_capacity(workflow.jobs.len());
     for (base, job) in &workflow.jobs {
-        let combos = combinations(&job.matrix);
+        let combos = legs(&job.matrix, render).unwrap_or_else(|_| vec![IndexMap::new()]);
         let indexes = by_base.entry(base.as_str()).or_default();
         for matrix in combos {
             indexes.push(plan.len());
@@ -68,29 +71,11 @@ pub fn job_name(base: &str, matrix: &IndexMap<String, String>) -> String {
     format!("{base}[{}]", pairs.join(","))
 }
 
-/// Every combination of the axes' values, first axis slowest.
-fn combinations(
-    axes: &IndexMap<String, Vec<crate::spec::model::Text>>,
-) -> Vec<IndexMap<String, String>> {
-    let mut combos = vec![IndexMap::new()];
-    for (key, values) in axes {
-        let mut next = Vec::with_capacity(combos.len() * values.len());
-        for combo in &combos {
-            for value in values {
-                let mut extended = combo.clone();
-                extended.insert(key.clone(), value.as_str().to_owned());
-                next.push(extended);
-            }
-        }
-        combos = next;
-    }
-    combos
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::load::parse_str;
+    use crate::spec::matrix::unknown_axes;
 
     #[test]
     fn matrix_fans_out_in_written_order() {
@@ -100,7 +85,7 @@ mod tests {
         )
         .unwrap()
         .workflow;
-        let plan = expand(&wf);
+        let plan = expand(&wf, &unknown_axes);
         let names: Vec<&str> = plan.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(
             names,

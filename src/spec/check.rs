@@ -355,7 +355,7 @@ impl<'s> Walker<'s> {
     }
 
     fn check_choice(&self, node: &Node, choices: &[String], place: &Place<'_>, out: &mut Report) {
-        let names = || list_names(choices.iter().map(String::as_str), 8);
+        let names = || list_names(choices.iter().map(String::as_str));
         match node.scalar() {
             Some(Scalar::Str(text)) if choices.iter().any(|c| c == text) => {}
             Some(Scalar::Null) | None => out.push(
@@ -464,7 +464,7 @@ impl<'s> Walker<'s> {
                         )
                         .with_label(format!(
                             "expected one of {}",
-                            list_names(known.iter().copied(), 12)
+                            list_names(known.iter().copied())
                         ))
                         .with_help(
                             github_spelling(name, &known)

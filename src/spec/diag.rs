@@ -360,19 +360,15 @@ impl Suggester {
     }
 }
 
-/// Formats names as "`a`, `b`, `c`", eliding after `max`.
+/// Formats names as "`a`, `b`, `c`": every one of them, so that a list of what is valid is
+/// never cut short.
 #[must_use]
-pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>, max: usize) -> String {
-    let mut names = names.into_iter();
-    let mut out: Vec<String> = names
-        .by_ref()
-        .take(max)
+pub fn list_names<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
         .map(|n| format!("`{}`", shown(n)))
-        .collect();
-    if names.next().is_some() {
-        out.push("…".to_owned());
-    }
-    out.join(", ")
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -505,7 +501,7 @@ mod tests {
         assert_eq!(shown("build"), "build");
         let long = "é".repeat(100);
         assert_eq!(shown(&long), format!("{}…", "é".repeat(64)));
-        assert_eq!(list_names(["a", "b", "c"], 2), "`a`, `b`, …");
+        assert_eq!(list_names(["a", "b", "c"]), "`a`, `b`, `c`");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod de;
 pub mod diag;
 pub mod injection;
 pub mod load;
+pub mod matrix;
 pub mod model;
 pub mod params;
 pub mod template;

@@ -284,9 +284,17 @@ pub struct Job {
     /// Which results of `needs` let the job run (default `all_success`).
     #[serde(default)]
     pub run_if: Option<RunIf>,
-    /// Axes to fan the job out over: `job[key=value]` per combination.
+    /// Axes to fan the job out over: `job[key=value]` per combination; `include` and
+    /// `exclude` work as in GitHub Actions.
     #[serde(default)]
-    pub matrix: IndexMap<String, Vec<Text>>,
+    pub matrix: Matrix,
+    /// With a `matrix`: a leg that fails cancels its siblings still queued or running.
+    #[serde(default)]
+    pub fail_fast: bool,
+    /// A failure of this job does not fail the run, and counts as success for its
+    /// dependents' `run_if`.
+    #[serde(default)]
+    pub continue_on_error: bool,
     /// Fan the job out over a list known when its needs end: one job per item, `job[0]`,
     /// `job[1]`, …, the item in `${{ each.value }}`, its position in `${{ each.index }}`.
     #[serde(default)]
@@ -454,6 +462,136 @@ impl Workflow {
                 }
             }
         }
+    }
+}
+
+/// A job's matrix: axes whose values are multiplied out, and GitHub Actions' `include` and
+/// `exclude`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Matrix {
+    /// The axes, in the order written.
+    #[serde(flatten)]
+    pub axes: IndexMap<String, Axis>,
+    /// Combinations extended, or added when they extend none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<IndexMap<String, Text>>,
+    /// Combinations dropped: each entry drops every combination it matches.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<IndexMap<String, Text>>,
+}
+
+/// A matrix axis's values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Axis {
+    /// Written out.
+    Values(Vec<Text>),
+    /// A template rendering to a JSON array when the run is created (`${{ params.systems }}`).
+    Template(Text),
+}
+
+impl Matrix {
+    /// Whether the job has no matrix at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.axes.is_empty() && self.include.is_empty()
+    }
+
+    /// Every key a combination may hold: the axes, then keys that only `include` adds.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        let mut keys: Vec<&str> = self.axes.keys().map(String::as_str).collect();
+        for entry in &self.include {
+            for key in entry.keys() {
+                if !keys.contains(&key.as_str()) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.into_iter()
+    }
+}
+
+impl<'de> Deserialize<'de> for Matrix {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MatrixVisitor;
+        impl<'de> Visitor<'de> for MatrixVisitor {
+            type Value = Matrix;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of axes, `include` and `exclude`")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Matrix, A::Error> {
+                let mut matrix = Matrix::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "include" => matrix.include = map.next_value()?,
+                        "exclude" => matrix.exclude = map.next_value()?,
+                        _ => {
+                            let axis = map.next_value()?;
+                            matrix.axes.insert(key, axis);
+                        }
+                    }
+                }
+                Ok(matrix)
+            }
+        }
+        deserializer.deserialize_map(MatrixVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Axis {
+    // By hand rather than `untagged`: an untagged enum buffers scalars as numbers, and an
+    // axis value `3.10` must stay the text `3.10`.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AxisVisitor;
+        impl<'de> Visitor<'de> for AxisVisitor {
+            type Value = Axis;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of values, or a template rendering to a JSON array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Axis, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element::<Text>()? {
+                    values.push(value);
+                }
+                Ok(Axis::Values(values))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Axis, E> {
+                Ok(Axis::Template(Text(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(AxisVisitor)
+    }
+}
+
+impl JsonSchema for Matrix {
+    fn schema_name() -> Cow<'static, str> {
+        "Matrix".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let text = generator.subschema_for::<Text>();
+        json_schema!({
+            "description": "Axes (a list of values, or a template rendering to a JSON array when the run is created), and GitHub Actions' `include` and `exclude`.",
+            "type": "object",
+            "properties": {
+                "include": {
+                    "description": "Each entry extends the combinations whose axis values it matches (without overwriting them), or is added as a combination of its own when it matches none.",
+                    "type": "array",
+                    "items": { "type": "object", "additionalProperties": text }
+                },
+                "exclude": {
+                    "description": "Each entry drops every combination that matches all of its keys.",
+                    "type": "array",
+                    "items": { "type": "object", "additionalProperties": text }
+                }
+            },
+            "additionalProperties": {
+                "anyOf": [
+                    { "type": "array", "items": text },
+                    { "type": "string" }
+                ]
+            }
+        })
     }
 }
 

@@ -76,7 +76,10 @@ fn engine() -> &'static Environment<'static> {
             .build()
             .expect("the delimiters are distinct and non-empty");
         env.set_syntax(syntax);
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Strict, except that an undefined value is false when tested: `a || 'none'` falls
+        // back for an output never set, as in GitHub Actions. A condition whose whole value
+        // is undefined is still an error (`eval_condition`).
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_formatter(|out, state, value| match step_text(value) {
             Some(text) => out.write_str(&text).map_err(|_| {
                 minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "write failed")
@@ -373,6 +376,19 @@ pub fn condition_references(text: &str) -> Result<BTreeSet<String>, Error> {
     }
 }
 
+/// The status functions an `if:` may call, as GitHub Actions names them.
+pub const STATUS_FUNCTIONS: [&str; 4] = ["success", "failure", "always", "cancelled"];
+
+/// Whether an `if:` condition calls a status function (`always()`, …), which replaces the
+/// job's `run_if`.
+#[must_use]
+pub fn calls_status_function(text: &str) -> bool {
+    condition_references(text).is_ok_and(|refs| {
+        refs.iter()
+            .any(|r| STATUS_FUNCTIONS.contains(&r.split('.').next().unwrap_or_default()))
+    })
+}
+
 /// Renders a template against a context.
 ///
 /// # Errors
@@ -409,6 +425,15 @@ pub fn eval_condition(text: &str, context: &Value) -> Result<bool, Error> {
             let value = compiled
                 .eval(context)
                 .map_err(|e| explain(&e, compiled.undeclared_variables(true), None, context))?;
+            if value.is_undefined() {
+                let undefined = minijinja::Error::new(ErrorKind::UndefinedError, "undefined");
+                return Err(explain(
+                    &undefined,
+                    compiled.undeclared_variables(true),
+                    None,
+                    context,
+                ));
+            }
             Ok(value.is_true())
         }
         None => {

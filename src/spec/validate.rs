@@ -11,7 +11,8 @@ use crate::spec::MAX_NESTING;
 use crate::spec::dag::find_cycles;
 use crate::spec::diag::{Diagnostic, Pos, Suggester, list_names, shown};
 use crate::spec::injection::{self, Language};
-use crate::spec::model::{ForEach, Job, MAX_FOR_EACH_ITEMS, SqlStep, Step, Workflow};
+use crate::spec::matrix;
+use crate::spec::model::{Axis, ForEach, Job, MAX_FOR_EACH_ITEMS, SqlStep, Step, Workflow};
 use crate::spec::params::{BLOCK_NAME_RULE, check_value, is_valid_block_name};
 use crate::spec::template;
 use crate::spec::yaml::Node;
@@ -344,7 +345,7 @@ fn check_triggers(ctx: &mut Ctx<'_>) {
                     format!(
                         "trigger {} has several kinds ({}); give one per trigger",
                         i + 1,
-                        list_names(given.iter().copied(), 6)
+                        list_names(given.iter().copied())
                     ),
                 );
             }
@@ -446,6 +447,8 @@ struct Scope<'a> {
     job: Option<(&'a str, &'a Job)>,
     /// The workflow's `outputs:`, which read `jobs.<name>.outputs.*` and `.result`.
     outputs: bool,
+    /// Rendered when the run is created (a matrix axis): only `params` are known.
+    creation: bool,
 }
 
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
@@ -458,6 +461,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
             Scope {
                 job: None,
                 outputs: false,
+                creation: false,
             },
             false,
         );
@@ -470,6 +474,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
             Scope {
                 job: None,
                 outputs: true,
+                creation: false,
             },
             false,
         );
@@ -572,6 +577,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                     Scope {
                         job: Some((name, job)),
                         outputs: false,
+                        creation: false,
                     },
                     false,
                 );
@@ -621,6 +627,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
             Scope {
                 job: Some((name, job)),
                 outputs: false,
+                creation: false,
             },
             false,
         );
@@ -636,20 +643,11 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
             "`max_attempts` must be at least 1".to_owned(),
         );
     }
-    for (axis, values) in &job.matrix {
-        if !is_identifier(axis) {
-            ctx.error(&job_path(name, &[At::Key("matrix"), At::KeyOf(axis)]), format!("matrix key `{axis}` must start with a letter and hold only letters, digits, `_` and `-`"));
-        }
-        if values.is_empty() {
-            ctx.error(
-                &job_path(name, &[At::Key("matrix"), At::Key(axis)]),
-                format!("matrix key `{axis}` has no values"),
-            );
-        }
-    }
+    check_matrix(ctx, name, job);
     let scope = Scope {
         job: Some((name, job)),
         outputs: false,
+        creation: false,
     };
     for (key, value) in &job.env {
         check_template(
@@ -769,11 +767,88 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
     }
 }
 
+fn check_matrix<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
+    let m = &job.matrix;
+    let key_error = |ctx: &mut Ctx<'a>, path: &[At<'a>], key: &str| {
+        if !is_identifier(key) {
+            ctx.error(path, format!("matrix key `{key}` must start with a letter and hold only letters, digits, `_` and `-`"));
+        }
+    };
+    for (axis, values) in &m.axes {
+        key_error(
+            ctx,
+            &job_path(name, &[At::Key("matrix"), At::KeyOf(axis)]),
+            axis,
+        );
+        let path = job_path(name, &[At::Key("matrix"), At::Key(axis)]);
+        match values {
+            Axis::Values(values) if values.is_empty() => {
+                ctx.error(&path, format!("matrix key `{axis}` has no values"));
+            }
+            Axis::Values(_) => {}
+            Axis::Template(text) if template::has_template(text.as_str()) => {
+                let scope = Scope {
+                    job: Some((name, job)),
+                    outputs: false,
+                    creation: true,
+                };
+                check_template(ctx, &path, text.as_str(), scope, false);
+            }
+            Axis::Template(_) => {
+                ctx.error(&path, format!("matrix key `{axis}` must be a list of values, or a template that renders to a JSON array (`${{{{ params.systems }}}}`)"));
+            }
+        }
+    }
+    for (list, entries) in [("include", &m.include), ("exclude", &m.exclude)] {
+        for (i, entry) in entries.iter().enumerate() {
+            for key in entry.keys() {
+                let path = job_path(
+                    name,
+                    &[
+                        At::Key("matrix"),
+                        At::Key(list),
+                        At::Index(i),
+                        At::KeyOf(key),
+                    ],
+                );
+                key_error(ctx, &path, key);
+                if list == "exclude" && !m.axes.contains_key(key) {
+                    let help = ctx
+                        .suggester
+                        .suggest(key, m.axes.keys().map(String::as_str));
+                    ctx.error(
+                        &path,
+                        format!("`exclude` names `{key}`, which is not an axis of the matrix"),
+                    )
+                    .help = help;
+                }
+            }
+        }
+    }
+    let written = m
+        .axes
+        .values()
+        .all(|axis| matches!(axis, Axis::Values(v) if !v.is_empty()));
+    if written && let Err(problem) = matrix::legs(&job.matrix, &matrix::unknown_axes) {
+        ctx.error(
+            &job_path(name, &[At::KeyOf("matrix")]),
+            format!("job `{}`: {problem}", shown(name)),
+        );
+    }
+    if job.fail_fast && m.is_empty() {
+        ctx.error(
+            &job_path(name, &[At::KeyOf("fail_fast")]),
+            format!("job `{}` has `fail_fast` but no `matrix`", shown(name)),
+        );
+    }
+}
+
 fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step: &'a Step) {
     let quoted = shown(name);
     let scope = Scope {
         job: Some((name, job)),
         outputs: false,
+        creation: false,
     };
     let given: Vec<&str> = [
         step.run.as_ref().map(|_| "run"),
@@ -978,7 +1053,7 @@ fn check_input<'a>(
         } else {
             format!(
                 "job `{producer}` does not produce a DataBlock `{block}`; it produces {}",
-                list_names(produced(), 8)
+                list_names(produced())
             )
         };
         let help = ctx.suggester.suggest(block, produced());
@@ -1038,6 +1113,12 @@ fn check_template<'a>(
     };
     let problems: Vec<(String, (String, Option<String>))> = refs
         .into_iter()
+        .filter(|reference| {
+            // `if: ${{ always() }}`: the status functions of a job's condition.
+            !(condition
+                && scope.job.is_some()
+                && template::STATUS_FUNCTIONS.contains(&reference.as_str()))
+        })
         .filter_map(|reference| {
             let problem = reference_problem(ctx.wf, &ctx.suggester, &reference, scope)?;
             Some((reference, problem))
@@ -1101,6 +1182,14 @@ fn reference_problem(
 ) -> Option<(String, Option<String>)> {
     let mut parts = reference.split('.');
     let root = parts.next().unwrap_or_default();
+    if scope.creation && root != "params" {
+        return Some((
+            format!(
+                "`{reference}`: a matrix axis is rendered when the run is created, and can read only `params`"
+            ),
+            None,
+        ));
+    }
     let second = parts.next();
     let third = parts.next();
     match root {
@@ -1146,7 +1235,7 @@ fn reference_problem(
             };
             let job_name = shown(job_name);
             let key = second?;
-            if job.matrix.contains_key(key) {
+            if job.matrix.keys().any(|k| k == key) {
                 None
             } else if job.matrix.is_empty() {
                 Some((
@@ -1156,7 +1245,7 @@ fn reference_problem(
             } else {
                 Some((
                     format!("`{reference}` reads an unknown matrix key `{key}`"),
-                    suggester.suggest(key, job.matrix.keys().map(String::as_str)),
+                    suggester.suggest(key, job.matrix.keys()),
                 ))
             }
         }

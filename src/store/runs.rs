@@ -202,6 +202,8 @@ pub struct NewJob {
     pub runs_on: Vec<String>,
     /// A `for_each` job's item, `{"index": 0, "value": …}`; `Value::Null` for other jobs.
     pub item: Value,
+    /// Its failure does not fail the run (`continue_on_error`).
+    pub continue_on_error: bool,
 }
 
 /// One state change of a batch given to [`RunStore::apply`].

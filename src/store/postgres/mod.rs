@@ -78,6 +78,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_claim_candidates.sql"),
     include_str!("migrations/0005_parent_runs.sql"),
     include_str!("migrations/0006_job_items.sql"),
+    include_str!("migrations/0007_continue_on_error.sql"),
 ];
 
 /// An environment in a PostgreSQL database.

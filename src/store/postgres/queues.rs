@@ -855,7 +855,8 @@ fn finish_locked(
         return Ok((None, cancel_requested));
     }
     let row = tx.query_one(
-        "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')),
+        "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')
+                                      AND NOT continue_on_error),
                 count(*) FILTER (WHERE status = 'cancelled')
          FROM jobs WHERE run_id = $1",
         &[&run.0],

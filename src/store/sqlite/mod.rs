@@ -511,6 +511,7 @@ pub(crate) mod test_support {
             state,
             runs_on: Vec::new(),
             item: serde_json::Value::Null,
+            continue_on_error: false,
         }
     }
 

@@ -81,8 +81,9 @@ pub(super) fn insert_jobs(
 ) -> Result<Vec<JobId>, Error> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
-                           status, max_attempts, queued_at, finished_at, runs_on, item)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                           status, max_attempts, queued_at, finished_at, runs_on, item,
+                           continue_on_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     // SPEC §7: a queue named by a job that does not exist yet is created on first use,
     // without a limit.
@@ -124,6 +125,7 @@ pub(super) fn insert_jobs(
             (!job.item.is_null())
                 .then(|| serde_json::to_string(&job.item))
                 .transpose()?,
+            job.continue_on_error,
         ])?;
         ids.push(JobId(tx.last_insert_rowid()));
         add_queue.execute(params![job.queue, created])?;
