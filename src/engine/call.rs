@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 use crate::engine::attempt::AttemptInput;
-use crate::engine::context::LazyValue;
+use crate::engine::context::{self, LazyValue};
 use crate::engine::decide::{NeedInfo, views};
 use crate::engine::definition::{RunDefinition, load_definition, load_run_definition};
 use crate::engine::job::scratch_dir;
@@ -371,11 +371,12 @@ fn outputs(loaded: &Loaded, jobs: &[NeedInfo<'_>]) -> Result<Vec<(String, String
     if loaded.workflow.outputs.is_empty() {
         return Ok(Vec::new());
     }
-    let jobs: minijinja::Value = views(&loaded.workflow, jobs)
-        .into_iter()
-        .map(|(name, view)| (name, view.value()))
-        .collect();
-    let context: minijinja::Value = [("jobs", jobs)].into_iter().collect();
+    let jobs = context::map(
+        views(&loaded.workflow, jobs)
+            .into_iter()
+            .map(|(name, view)| (name, view.value())),
+    );
+    let context = context::map([("jobs", jobs)]);
     loaded
         .workflow
         .outputs

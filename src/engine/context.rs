@@ -1,6 +1,6 @@
 //! What templates see: `params`, `needs`, `matrix`, `env`, `run`, `job`, `trigger`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use indexmap::IndexMap;
@@ -25,6 +25,37 @@ fn serde<T: Serialize>(value: &T) -> Value {
     Value::from(Serde(value))
 }
 
+/// The outputs of a fanned-out job (`for_each` items or matrix legs) made of its parts'
+/// outputs, in order: each key a JSON array of the parts' values, `null` where one set none.
+#[must_use]
+pub fn fan_in(parts: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let keys: BTreeSet<&String> = parts.iter().flat_map(|out| out.keys()).collect();
+    keys.into_iter()
+        .map(|key| {
+            let values: Vec<serde_json::Value> = parts
+                .iter()
+                .map(|out| {
+                    out.get(key).map_or(serde_json::Value::Null, |v| {
+                        serde_json::Value::from(v.as_str())
+                    })
+                })
+                .collect();
+            (key.clone(), serde_json::Value::from(values).to_string())
+        })
+        .collect()
+}
+
+/// A template map of `fields`.
+#[must_use]
+pub fn map<K: Into<Value>>(fields: impl IntoIterator<Item = (K, Value)>) -> Value {
+    Value::from(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect::<BTreeMap<Value, Value>>(),
+    )
+}
+
 impl NeedView {
     /// The view as templates read it.
     #[must_use]
@@ -34,12 +65,10 @@ impl NeedView {
         } else {
             Value::from_object(Unsucceeded(self.outputs.clone()))
         };
-        [
+        map([
             ("outputs", outputs),
             ("result", Value::from(self.result.as_str())),
-        ]
-        .into_iter()
-        .collect()
+        ])
     }
 }
 
@@ -69,9 +98,20 @@ pub struct TemplateContext {
     pub run: RunView,
     pub job: JobView,
     pub trigger: serde_json::Value,
+    /// `steps.<id>.*`: the earlier steps of the attempt that carry an `id`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, StepView>,
     /// `each.*`: the item of a job made by `for_each`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub each: Option<EachView>,
+}
+
+/// `steps.<id>` in templates: what an earlier step of the attempt wrote to
+/// `$COREFLOW_OUTPUT`, and how it ended (`success`, `failure` or `skipped`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepView {
+    pub outputs: BTreeMap<String, String>,
+    pub outcome: String,
 }
 
 /// `each.*` in templates: a `for_each` item and its position, from 0.
@@ -118,11 +158,10 @@ impl TemplateContext {
     /// The context's value with `extra` names beside its own (`if:`'s status functions).
     #[must_use]
     pub fn value_with(&self, extra: Vec<(&'static str, Value)>) -> Value {
-        let needs: Value = self
+        let needs = map(self
             .needs
             .iter()
-            .map(|(name, view)| (name.clone(), view.value()))
-            .collect();
+            .map(|(name, view)| (name.as_str(), view.value())));
         let mut fields = vec![
             ("params", serde(&self.params)),
             ("needs", needs),
@@ -135,8 +174,11 @@ impl TemplateContext {
         if let Some(each) = &self.each {
             fields.push(("each", serde(each)));
         }
+        if !self.steps.is_empty() {
+            fields.push(("steps", serde(&self.steps)));
+        }
         fields.extend(extra);
-        fields.into_iter().collect()
+        map(fields)
     }
 
     /// Renders `text`, labelling a failure with `what` (e.g. "`run` of step `step-2`") and

@@ -8,8 +8,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use crate::engine::JobFailure;
-use crate::engine::context::{JobView, LazyValue, NeedView, RunView, TemplateContext};
-use crate::engine::fan_out;
+use crate::engine::context::{JobView, LazyValue, NeedView, RunView, TemplateContext, fan_in};
 use crate::engine::setup::axis_renderer;
 use crate::spec::matrix;
 use crate::spec::model::{RunIf, Workflow};
@@ -182,6 +181,7 @@ pub fn context(
             name: job_name.to_owned(),
         },
         trigger: inputs.trigger.clone(),
+        steps: BTreeMap::new(),
         each: None,
     };
     // A key that `include` adds to other legs reads as empty in this one.
@@ -236,7 +236,7 @@ pub fn views(workflow: &Workflow, jobs: &[NeedInfo<'_>]) -> BTreeMap<String, Nee
     }
     for (base, outputs) in legs {
         if let Some(view) = views.get_mut(base) {
-            view.outputs = fan_out::fan_in(&outputs);
+            view.outputs = fan_in(&outputs);
         }
     }
     views

@@ -2,7 +2,7 @@
 //! made of them (`job[0]`, `job[1]`, …), and what the job's result and outputs are once
 //! they have all ended. Shared by the in-process coordinator and the store-driven path.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::engine::JobFailure;
 use crate::engine::context::LazyValue;
@@ -109,33 +109,13 @@ pub struct Ended {
     pub outputs: BTreeMap<String, String>,
 }
 
-/// The outputs of a fanned-out job (`for_each` items or matrix legs) made of its parts'
-/// outputs, in order: each key a JSON array of the parts' values, `null` where one set none.
-#[must_use]
-pub fn fan_in(parts: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
-    let keys: BTreeSet<&String> = parts.iter().flat_map(|out| out.keys()).collect();
-    keys.into_iter()
-        .map(|key| {
-            let values: Vec<serde_json::Value> = parts
-                .iter()
-                .map(|out| {
-                    out.get(key).map_or(serde_json::Value::Null, |v| {
-                        serde_json::Value::from(v.as_str())
-                    })
-                })
-                .collect();
-            (key.clone(), serde_json::Value::from(values).to_string())
-        })
-        .collect()
-}
-
 /// The end of a `for_each` job whose items ended as `items` (state and outputs, in item
 /// order): succeeded only when every item did; cancelled when one was cancelled; else
 /// failed, counting the items that did not succeed.
 #[must_use]
 pub fn conclusion(items: &[(JobState, &BTreeMap<String, String>)]) -> Ended {
     let outputs: Vec<&BTreeMap<String, String>> = items.iter().map(|(_, out)| *out).collect();
-    let outputs = fan_in(&outputs);
+    let outputs = crate::engine::context::fan_in(&outputs);
     let unsucceeded = items
         .iter()
         .filter(|(state, _)| *state != JobState::Succeeded)

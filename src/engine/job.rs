@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::engine::JobFailure;
 pub use crate::engine::attempt::{AttemptInput, AttemptOutcome};
-use crate::engine::context::{LazyValue, TemplateContext};
+use crate::engine::context::{LazyValue, StepView, TemplateContext};
 use crate::engine::shared::RunShared;
 use crate::spec::env_key;
 use crate::state::{JobId, JobState};
@@ -24,13 +24,14 @@ use crate::ui::Event;
 /// Runs every step of one attempt.
 pub async fn run_attempt(
     shared: Arc<RunShared>,
-    input: AttemptInput,
+    mut input: AttemptInput,
     cancel: watch::Receiver<Option<CancelMode>>,
 ) -> AttemptOutcome {
     let started = Instant::now();
     let mut outcome = AttemptOutcome::new(JobState::Succeeded);
     let job_def = &shared.workflow.jobs[input.base.as_str()];
-    let value = LazyValue::default();
+    // Made again after a step with an `id` ends, for `steps.<id>.*`.
+    let mut value = LazyValue::default();
     let fail = |outcome: &mut AttemptOutcome, reason: JobFailure| {
         outcome.state = JobState::Failed;
         outcome.reason = Some(reason.0);
@@ -117,6 +118,8 @@ pub async fn run_attempt(
     let sampler = spawn_sampler(&shared, input.job, &input.kill_token);
     let mut log: Option<LogWriter> = None;
     let mut outputs: Vec<(String, String)> = Vec::new();
+    // Variables earlier steps wrote to `$COREFLOW_EXPORT`, for the later ones.
+    let mut exported: Vec<(String, String)> = Vec::new();
     let mut groups: Vec<u32> = Vec::new();
 
     for (index, step) in job_def.steps.iter().enumerate() {
@@ -142,9 +145,8 @@ pub async fn run_attempt(
             finished_at: None,
         };
         let what = format!("step `{step_name}`");
-        let (program, step_env) = match build_program(&input.context, &value, step, &what, &workdir)
-        {
-            Ok(built) => built,
+        let step_dir = match step_workdir(&input.context, &value, step, &what, &workdir) {
+            Ok(dir) => dir,
             Err(reason) => {
                 record.status = JobState::Failed;
                 record.finished_at = Some(shared.now());
@@ -154,7 +156,20 @@ pub async fn run_attempt(
                 break;
             }
         };
+        let (program, step_env) =
+            match build_program(&input.context, &value, step, &what, &step_dir) {
+                Ok(built) => built,
+                Err(reason) => {
+                    record.status = JobState::Failed;
+                    record.finished_at = Some(shared.now());
+                    outcome.steps.push(record);
+                    outcome.step = Some(step_name);
+                    fail(&mut outcome, reason);
+                    break;
+                }
+            };
         let mut env = base_env.clone();
+        env.extend(exported.iter().cloned());
         env.extend(step_env);
         for (key, text) in &step.env {
             match input
@@ -175,8 +190,12 @@ pub async fn run_attempt(
         let output_file = shared
             .tmp
             .join(format!("{}-{}-{index}.out", input.job, input.attempt));
+        let export_file = shared
+            .tmp
+            .join(format!("{}-{}-{index}.env", input.job, input.attempt));
         env.push(("COREFLOW_STEP".into(), step_name.clone()));
         env.push(("COREFLOW_OUTPUT".into(), output_file.display().to_string()));
+        env.push(("COREFLOW_EXPORT".into(), export_file.display().to_string()));
 
         let step_timeout = step
             .timeout
@@ -195,7 +214,7 @@ pub async fn run_attempt(
             .map_or(input.grace, crate::spec::model::DurationSpec::get);
         let command = StepCommand {
             program,
-            cwd: workdir.clone(),
+            cwd: step_dir,
             env,
             timeout,
             grace,
@@ -214,7 +233,23 @@ pub async fn run_attempt(
             .instrument(span)
             .await;
         record.finished_at = Some(shared.now());
-        collect_outputs(&output_file, &mut outputs, &mut outcome);
+        let step_outputs = collect_outputs(&output_file, &mut outputs, &mut outcome);
+        for (key, value) in read_pairs(&export_file, "$COREFLOW_EXPORT", &mut outcome) {
+            if key.starts_with("COREFLOW_") {
+                let line = format!("coreflow: $COREFLOW_EXPORT cannot set {key}; ignored");
+                sink_state_line(
+                    &shared,
+                    &mut log,
+                    &input,
+                    &step_name,
+                    record.index,
+                    line.as_bytes(),
+                );
+                continue;
+            }
+            exported.retain(|(k, _)| *k != key);
+            exported.push((key, value));
+        }
         let end = match result {
             Ok(report) => {
                 outcome.peak_rss_bytes = outcome.peak_rss_bytes.max(report.peak_rss_bytes);
@@ -247,6 +282,19 @@ pub async fn run_attempt(
         record.status = step_state;
         record.exit_code = code;
         outcome.steps.push(record);
+        if let Some(id) = &step.id {
+            let view = StepView {
+                outputs: step_outputs.into_iter().collect(),
+                outcome: if step_state == JobState::Succeeded {
+                    "success"
+                } else {
+                    "failure"
+                }
+                .to_owned(),
+            };
+            input.context.steps.insert(id.clone(), view);
+            value = LazyValue::default();
+        }
         match step_state {
             JobState::Succeeded => {}
             JobState::Cancelled => {
@@ -432,23 +480,59 @@ fn build_process(
     Ok(Program::Argv(argv))
 }
 
-fn collect_outputs(path: &Path, outputs: &mut Vec<(String, String)>, outcome: &mut AttemptOutcome) {
+/// Adds what a step wrote to `$COREFLOW_OUTPUT` to the job's outputs (a later write of a
+/// key wins) and returns it.
+fn collect_outputs(
+    path: &Path,
+    outputs: &mut Vec<(String, String)>,
+    outcome: &mut AttemptOutcome,
+) -> Vec<(String, String)> {
+    let pairs = read_pairs(path, "$COREFLOW_OUTPUT", outcome);
+    for (key, value) in &pairs {
+        outputs.retain(|(k, _)| k != key);
+        outputs.push((key.clone(), value.clone()));
+    }
+    pairs
+}
+
+/// The `NAME=value` / `NAME<<DELIM` lines a step wrote to the file `path` (`$COREFLOW_OUTPUT`
+/// or `$COREFLOW_EXPORT`, named `what`), removing it; a file not in that format fails the job.
+fn read_pairs(path: &Path, what: &str, outcome: &mut AttemptOutcome) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+        return Vec::new();
     };
     let _ = std::fs::remove_file(path);
     match step::parse_outputs(&text) {
-        Ok(pairs) => {
-            for (key, value) in pairs {
-                outputs.retain(|(k, _)| *k != key);
-                outputs.push((key, value));
-            }
-        }
+        Ok(pairs) => pairs,
         Err(err) => {
             outcome.state = JobState::Failed;
-            outcome.reason = Some(format!("invalid $COREFLOW_OUTPUT: {err}"));
+            outcome.reason = Some(format!("invalid {what}: {err}"));
+            Vec::new()
         }
     }
+}
+
+/// The working directory of `step`: the job's, or the step's `workdir` under it (created
+/// when missing).
+fn step_workdir(
+    context: &TemplateContext,
+    value: &LazyValue,
+    step: &crate::spec::model::Step,
+    what: &str,
+    workdir: &Path,
+) -> Result<PathBuf, JobFailure> {
+    let Some(text) = &step.workdir else {
+        return Ok(workdir.to_owned());
+    };
+    let rendered = context.render(value, text.as_str(), &format!("`workdir` of {what}"))?;
+    let dir = workdir.join(rendered);
+    std::fs::create_dir_all(&dir).map_err(|err| {
+        JobFailure(format!(
+            "{what}: cannot create the working directory {}: {err}",
+            dir.display()
+        ))
+    })?;
+    Ok(dir)
 }
 
 /// Where a step's lines go: the attempt's log file and the reporter.

@@ -11,6 +11,7 @@ pub mod context;
 pub mod decide;
 pub mod definition;
 mod error;
+pub mod fail_fast;
 pub mod fan_out;
 pub mod job;
 pub mod policy;

@@ -17,8 +17,9 @@ use crate::engine::decide::{Decision, NeedInfo, RunInputs, at_max_parallel, cont
 use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::setup::{create_run, prepare};
 use crate::engine::{EngineError, JobFailure};
-use crate::engine::{call, fan_out};
+use crate::engine::{call, fail_fast, fan_out};
 use crate::spec::Loaded;
+use crate::spec::model::Workflow;
 use crate::spec::params::{Overrides, Values};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::{
@@ -89,6 +90,9 @@ pub fn advance_run(
     let run = store.run(run.id)?.unwrap_or_else(|| run.clone());
     let mut jobs = store.run_jobs(run.id)?;
     if conclude_fan_outs(store, &definition.loaded, &jobs)? {
+        jobs = store.run_jobs(run.id)?;
+    }
+    if stop_failed_legs_siblings(store, &definition.loaded.workflow, &jobs)? {
         jobs = store.run_jobs(run.id)?;
     }
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
@@ -223,6 +227,27 @@ pub fn advance_run(
         conclude_parent(store, run.id)?;
     }
     Ok(ended)
+}
+
+/// `fail_fast`: asks every sibling of a failed matrix leg that has not ended to cancel;
+/// returns whether one was cancelled at once.
+fn stop_failed_legs_siblings(
+    store: &dyn Environment,
+    workflow: &Workflow,
+    jobs: &[RunJob],
+) -> Result<bool, Error> {
+    let mut cancelled = false;
+    for failed in jobs
+        .iter()
+        .filter(|j| fail_fast::stops_siblings(workflow, &j.base_name, j.status))
+    {
+        for sibling in jobs.iter().filter(|j| {
+            j.base_name == failed.base_name && j.id != failed.id && !j.status.is_terminal()
+        }) {
+            cancelled |= store.request_cancel_job(sibling.id)? == CancelOutcome::Cancelled;
+        }
+    }
+    Ok(cancelled)
 }
 
 /// Ends every running `for_each` job whose items have all ended, with their result and
@@ -529,10 +554,11 @@ pub fn cancel_job(store: &dyn Environment, job: JobId) -> Result<CancelOutcome, 
 pub fn needed_jobs(definition: &RunDefinition) -> HashSet<String> {
     let jobs = &definition.loaded.workflow.jobs;
     // A job bounded by `max_parallel` waits for its own siblings too.
-    // A `for_each` job ends when its last item does.
+    // A `for_each` job ends when its last item does; a failed `fail_fast` leg cancels its
+    // siblings.
     let bounded = jobs
         .iter()
-        .filter(|(_, job)| job.max_parallel.is_some() || job.for_each.is_some())
+        .filter(|(_, job)| job.max_parallel.is_some() || job.for_each.is_some() || job.fail_fast)
         .map(|(name, _)| name.clone());
     jobs.values()
         .flat_map(|job| job.needs.iter().cloned())

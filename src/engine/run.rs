@@ -19,12 +19,12 @@ use crate::engine::JobFailure;
 use crate::engine::attempt;
 use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
-use crate::engine::fan_out;
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
 use crate::engine::shared::RunShared;
 pub use crate::engine::tracked::JobRt;
 use crate::engine::writer::Writer;
+use crate::engine::{fail_fast, fan_out};
 use crate::scheduler::QueueLoad;
 use crate::spec::params::ParamValue;
 use crate::state::{JobState, RunState};
@@ -150,6 +150,8 @@ struct Coordinator {
     aggregate_of: Vec<Option<usize>>,
     /// How many item jobs of each `for_each` job have not ended.
     items_left: Vec<usize>,
+    /// Why running jobs were stopped by `fail_fast`, for their end's reason.
+    stopped_by: HashMap<usize, String>,
 }
 
 /// Runs the jobs to their end. Jobs already terminal (a repaired run's successes) count as
@@ -207,6 +209,7 @@ pub async fn execute(
         items: vec![Vec::new(); n],
         aggregate_of: vec![None; n],
         items_left: vec![0; n],
+        stopped_by: HashMap::new(),
         tx,
         cancelled: false,
         queues: HashMap::new(),
@@ -815,8 +818,13 @@ impl Coordinator {
         }
     }
 
-    fn finished(&mut self, i: usize, outcome: AttemptOutcome) {
+    fn finished(&mut self, i: usize, mut outcome: AttemptOutcome) {
         self.running -= 1;
+        if let Some(reason) = self.stopped_by.remove(&i)
+            && outcome.state == JobState::Cancelled
+        {
+            outcome.reason = Some(reason);
+        }
         if !self.calls(i)
             && let Some(load) = self.queues.get_mut(&self.jobs[i].queue)
         {
@@ -871,6 +879,38 @@ impl Coordinator {
         }
         job.reason = outcome.reason;
         self.settle(i);
+        if fail_fast::stops_siblings(
+            &self.shared.workflow,
+            &self.jobs[i].base,
+            self.jobs[i].state,
+        ) {
+            self.fail_fast(i);
+        }
+    }
+
+    /// `fail_fast`: leg `i` of a matrix failed, so its siblings that have not ended are
+    /// cancelled (those running are stopped as on cancel).
+    fn fail_fast(&mut self, i: usize) {
+        let reason = fail_fast::reason(&self.jobs[i].name);
+        for j in 0..self.jobs.len() {
+            if j == i || self.jobs[j].base != self.jobs[i].base {
+                continue;
+            }
+            match self.jobs[j].state {
+                JobState::Running => {
+                    if let Some(sender) = &self.cancels[j] {
+                        let _ = sender.send(Some(CancelMode::Graceful));
+                        self.stopped_by.insert(j, reason.clone());
+                    }
+                }
+                JobState::Queued | JobState::Pending => {
+                    self.drop_retry(j);
+                    self.transition(j, JobState::Cancelled, Some(reason.clone()));
+                    self.settle(j);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Cancels the run: queued and pending jobs are dropped, running ones stopped.
@@ -944,11 +984,11 @@ impl Coordinator {
         }
     }
 
+    /// Cancelled when the run was; else failed when a job failed (unless tolerated by
+    /// `continue_on_error`), also beside jobs cancelled by `fail_fast`; else cancelled when a
+    /// job was.
     fn outcome(&self) -> RunState {
-        let states = self.jobs.iter().map(|j| j.state);
-        if self.cancelled || states.clone().any(|s| s == JobState::Cancelled) {
-            RunState::Cancelled
-        } else if self.jobs.iter().any(|j| {
+        let failed = self.jobs.iter().any(|j| {
             matches!(j.state, JobState::Failed | JobState::TimedOut)
                 && !self
                     .shared
@@ -956,8 +996,13 @@ impl Coordinator {
                     .jobs
                     .get(&j.base)
                     .is_some_and(|def| def.continue_on_error)
-        }) {
+        });
+        if self.cancelled {
+            RunState::Cancelled
+        } else if failed {
             RunState::Failed
+        } else if self.jobs.iter().any(|j| j.state == JobState::Cancelled) {
+            RunState::Cancelled
         } else {
             RunState::Succeeded
         }

@@ -121,6 +121,7 @@ pub fn prepare(
                 name: job.name.clone(),
             },
             trigger: serde_json::Value::Null,
+            steps: BTreeMap::new(),
             each: None,
         };
         let value = context.value();

@@ -341,6 +341,13 @@ pub struct Step {
     /// A name shown in progress and logs (default: `step-N`).
     #[serde(default)]
     pub name: Option<String>,
+    /// An id later steps read this step's results by: `steps.<id>.outputs.<key>`,
+    /// `steps.<id>.outcome`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Working directory of this step, relative to the job's (created when missing).
+    #[serde(default)]
+    pub workdir: Option<Text>,
     /// A script for the shell.
     #[serde(default)]
     pub run: Option<Text>,

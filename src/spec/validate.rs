@@ -449,6 +449,8 @@ struct Scope<'a> {
     outputs: bool,
     /// Rendered when the run is created (a matrix axis): only `params` are known.
     creation: bool,
+    /// In step `i` of the job, which reads `steps.<id>` of the steps before it.
+    step: Option<usize>,
 }
 
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
@@ -462,6 +464,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
                 job: None,
                 outputs: false,
                 creation: false,
+                step: None,
             },
             false,
         );
@@ -475,6 +478,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
                 job: None,
                 outputs: true,
                 creation: false,
+                step: None,
             },
             false,
         );
@@ -578,6 +582,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                         job: Some((name, job)),
                         outputs: false,
                         creation: false,
+                        step: None,
                     },
                     false,
                 );
@@ -628,6 +633,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                 job: Some((name, job)),
                 outputs: false,
                 creation: false,
+                step: None,
             },
             false,
         );
@@ -648,6 +654,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
         job: Some((name, job)),
         outputs: false,
         creation: false,
+        step: None,
     };
     for (key, value) in &job.env {
         check_template(
@@ -791,6 +798,7 @@ fn check_matrix<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                     job: Some((name, job)),
                     outputs: false,
                     creation: true,
+                    step: None,
                 };
                 check_template(ctx, &path, text.as_str(), scope, false);
             }
@@ -849,6 +857,7 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
         job: Some((name, job)),
         outputs: false,
         creation: false,
+        step: Some(i),
     };
     let given: Vec<&str> = [
         step.run.as_ref().map(|_| "run"),
@@ -921,6 +930,26 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
             scope,
             false,
         );
+    }
+    if let Some(workdir) = &step.workdir {
+        check_template(
+            ctx,
+            &step_path(name, i, &[At::Key("workdir")]),
+            workdir.as_str(),
+            scope,
+            false,
+        );
+    }
+    if let Some(id) = &step.id {
+        let path = step_path(name, i, &[At::Key("id")]);
+        if !is_identifier(id) {
+            ctx.error(&path, format!("step id `{}` must start with a letter and hold only letters, digits, `_` and `-`", shown(id)));
+        } else if job.steps[..i].iter().any(|s| s.id.as_ref() == Some(id)) {
+            ctx.error(
+                &path,
+                format!("job `{quoted}` has two steps with id `{id}`"),
+            );
+        }
     }
 }
 
@@ -1291,17 +1320,46 @@ fn reference_problem(
                 )),
             }
         }
+        "steps" => {
+            let Some(((job_name, job), i)) = scope.job.zip(scope.step) else {
+                return Some((
+                    "`steps` can only be read in the steps of a job".to_owned(),
+                    None,
+                ));
+            };
+            let id = second?;
+            let earlier = || job.steps[..i].iter().filter_map(|s| s.id.as_deref());
+            if !earlier().any(|s| s == id) {
+                let later = job.steps[i..].iter().any(|s| s.id.as_deref() == Some(id));
+                let message = if later {
+                    format!("`{reference}` reads step `{id}`, which runs after this one")
+                } else {
+                    format!(
+                        "`{reference}` reads step `{id}`, and no earlier step of job `{}` has that id",
+                        shown(job_name)
+                    )
+                };
+                return Some((message, suggester.suggest(id, earlier())));
+            }
+            match third {
+                None | Some("outputs" | "outcome") => None,
+                Some(other) => Some((
+                    format!("`{reference}`: a step has `outputs` and `outcome`, not `{other}`"),
+                    suggester.suggest(other, ["outputs", "outcome"]),
+                )),
+            }
+        }
         "env" | "trigger" => None,
         // Functions minijinja provides.
         "range" | "dict" | "namespace" | "debug" | "loop" => None,
         other => Some((
             format!(
-                "unknown name `{other}` in template: expected `params`, `needs`, `matrix`, `each`, `env`, `run`, `job` or `trigger`"
+                "unknown name `{other}` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `run`, `job` or `trigger`"
             ),
             suggester.suggest(
                 other,
                 [
-                    "params", "needs", "matrix", "each", "env", "run", "job", "trigger",
+                    "params", "needs", "steps", "matrix", "each", "env", "run", "job", "trigger",
                 ],
             ),
         )),
@@ -1446,7 +1504,7 @@ mod tests {
                 "8:20: `params.dat` reads an unknown parameter `dat` (did you mean `date`?)",
                 "9:20: `matrix.oss` reads an unknown matrix key `oss` (did you mean `os`?)",
                 "9:38: `needs.b.result` reads job `b`, which `a` does not need (add `b` to the `needs` of `a`)",
-                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `matrix`, `each`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
+                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
             ]
         );
     }

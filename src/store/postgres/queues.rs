@@ -862,10 +862,13 @@ fn finish_locked(
         &[&run.0],
     )?;
     let (failed, cancelled): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    let to = if cancel_requested || cancelled > 0 {
+    // A failure wins over jobs cancelled by `fail_fast`; a cancel of the run over both.
+    let to = if cancel_requested {
         RunState::Cancelled
     } else if failed > 0 {
         RunState::Failed
+    } else if cancelled > 0 {
+        RunState::Cancelled
     } else {
         RunState::Succeeded
     };

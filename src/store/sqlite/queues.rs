@@ -770,10 +770,13 @@ fn finish_if_done(
         )?
         .query_row([run.0], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let cancel_requested = run_cancel_requested(tx, run)?;
-    let to = if cancel_requested || cancelled > 0 {
+    // A failure wins over jobs cancelled by `fail_fast`; a cancel of the run over both.
+    let to = if cancel_requested {
         RunState::Cancelled
     } else if failed > 0 {
         RunState::Failed
+    } else if cancelled > 0 {
+        RunState::Cancelled
     } else {
         RunState::Succeeded
     };
