@@ -92,9 +92,8 @@ pub fn advance_run(
     if conclude_fan_outs(store, &definition.loaded, &jobs)? {
         jobs = store.run_jobs(run.id)?;
     }
-    if stop_failed_legs_siblings(store, &definition.loaded.workflow, &jobs)? {
-        jobs = store.run_jobs(run.id)?;
-    }
+    // First, so that no sibling of a failed `fail_fast` leg is queued below.
+    let stopped = stop_failed_legs_siblings(store, &definition.loaded.workflow, &jobs)?;
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     let inputs = definition.inputs(&run, &process_env);
     let Decided {
@@ -102,7 +101,9 @@ pub fn advance_run(
         calls,
         fan_outs,
     } = decisions(store, &inputs, &jobs, run.cancel_requested)?;
-    let mut again = false;
+    // What needs the cancelled siblings is decided in the next pass.
+    let mut again = !stopped.is_empty();
+    advances.splice(0..0, stopped);
     for FanStart { index, items } in fan_outs {
         let job = &jobs[index];
         let now = store.clock().now();
@@ -229,14 +230,15 @@ pub fn advance_run(
     Ok(ended)
 }
 
-/// `fail_fast`: asks every sibling of a failed matrix leg that has not ended to cancel;
-/// returns whether one was cancelled at once.
+/// `fail_fast`: the siblings of a failed matrix leg that have not ended are cancelled: those
+/// running are asked to stop (their worker cancels them); the cancels of those waiting are
+/// returned, to be applied if they still wait.
 fn stop_failed_legs_siblings(
     store: &dyn Environment,
     workflow: &Workflow,
     jobs: &[RunJob],
-) -> Result<bool, Error> {
-    let mut cancelled = false;
+) -> Result<Vec<Advance>, Error> {
+    let mut advances = Vec::new();
     for failed in jobs
         .iter()
         .filter(|j| fail_fast::stops_siblings(workflow, &j.base_name, j.status))
@@ -244,10 +246,19 @@ fn stop_failed_legs_siblings(
         for sibling in jobs.iter().filter(|j| {
             j.base_name == failed.base_name && j.id != failed.id && !j.status.is_terminal()
         }) {
-            cancelled |= store.request_cancel_job(sibling.id)? == CancelOutcome::Cancelled;
+            if sibling.status == JobState::Running {
+                store.request_cancel_job(sibling.id)?;
+            } else {
+                let now = store.clock().now();
+                advances.push(Advance {
+                    from: sibling.status,
+                    transition: Transition::new(sibling.id, JobState::Cancelled, now)
+                        .reason(fail_fast::reason(&failed.name)),
+                });
+            }
         }
     }
-    Ok(cancelled)
+    Ok(advances)
 }
 
 /// Ends every running `for_each` job whose items have all ended, with their result and

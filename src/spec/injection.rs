@@ -92,12 +92,14 @@ pub fn classify(wf: &Workflow, reference: &str) -> Option<Untrusted> {
                 variable: Some(format!("COREFLOW_PARAM_{}", env_key(name))),
             })
         }
-        ["needs"] | ["needs", _] | ["needs", _, "outputs"] => Some(Untrusted {
-            source: Source::Output,
-            value: value(3),
-            variable: None,
-        }),
-        ["needs", job, "outputs", key, ..] => {
+        ["needs" | "steps"] | ["needs" | "steps", _] | ["needs" | "steps", _, "outputs"] => {
+            Some(Untrusted {
+                source: Source::Output,
+                value: value(3),
+                variable: None,
+            })
+        }
+        ["needs" | "steps", job, "outputs", key, ..] => {
             let mut variable = env_key(key);
             let risky = variable.starts_with(|c: char| c.is_ascii_digit())
                 || variable.starts_with("COREFLOW_")
@@ -246,6 +248,10 @@ mod tests {
         );
         assert_eq!(classified("needs.a.outputs").map(|c| c.2), Some(None));
         assert_eq!(
+            classified("steps.unit.outputs.passed").map(|c| (c.0, c.2)),
+            Some((Source::Output, Some("PASSED".into())))
+        );
+        assert_eq!(
             classified("trigger.file.path").map(|c| (c.0, c.2)),
             Some((Source::Trigger, Some("TRIGGER_FILE_PATH".into())))
         );
@@ -255,6 +261,7 @@ mod tests {
     fn author_controlled_values_are_trusted() {
         for trusted in [
             "needs.a.result",
+            "steps.unit.outcome",
             "matrix.os",
             "run.id",
             "job.name",

@@ -1330,7 +1330,9 @@ fn reference_problem(
             let id = second?;
             let earlier = || job.steps[..i].iter().filter_map(|s| s.id.as_deref());
             if !earlier().any(|s| s == id) {
-                let later = job.steps[i..].iter().any(|s| s.id.as_deref() == Some(id));
+                let later = job.steps[i + 1..]
+                    .iter()
+                    .any(|s| s.id.as_deref() == Some(id));
                 let message = if later {
                     format!("`{reference}` reads step `{id}`, which runs after this one")
                 } else {

@@ -22,6 +22,7 @@ mod engine_support;
 mod envcopy;
 mod examples;
 mod failures;
+mod github;
 mod graph;
 mod harness;
 mod help;
