@@ -667,6 +667,20 @@ mod tests {
     }
 
     #[test]
+    fn github_spellings_of_job_and_step_keys_point_to_the_new_keys() {
+        let found = problems(
+            "jobs:\n  a:\n    continue-on-error: true\n    steps:\n      - run: x\n        working-directory: sub\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "3:5: unknown key `continue-on-error` in job `a` | `continue-on-error` is GitHub Actions' spelling: CoreFlow writes `continue_on_error: true`",
+                "6:9: unknown key `working-directory` in step 1 of job `a` | `working-directory` is GitHub Actions' spelling: CoreFlow writes `workdir: path`",
+            ]
+        );
+    }
+
+    #[test]
     fn plain_scalars_are_text() {
         assert!(
             problems("env: { PORT: 8080, DEBUG: true }\njobs:\n  a:\n    steps: [{ run: true }]\n")
