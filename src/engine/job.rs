@@ -145,8 +145,12 @@ pub async fn run_attempt(
             finished_at: None,
         };
         let what = format!("step `{step_name}`");
-        let step_dir = match step_workdir(&input.context, &value, step, &what, &workdir) {
-            Ok(dir) => dir,
+        let built = step_workdir(&input.context, &value, step, &what, &workdir).and_then(|dir| {
+            build_program(&input.context, &value, step, &what, &dir)
+                .map(|(program, env)| (dir, program, env))
+        });
+        let (step_dir, program, step_env) = match built {
+            Ok(built) => built,
             Err(reason) => {
                 record.status = JobState::Failed;
                 record.finished_at = Some(shared.now());
@@ -156,18 +160,6 @@ pub async fn run_attempt(
                 break;
             }
         };
-        let (program, step_env) =
-            match build_program(&input.context, &value, step, &what, &step_dir) {
-                Ok(built) => built,
-                Err(reason) => {
-                    record.status = JobState::Failed;
-                    record.finished_at = Some(shared.now());
-                    outcome.steps.push(record);
-                    outcome.step = Some(step_name);
-                    fail(&mut outcome, reason);
-                    break;
-                }
-            };
         let mut env = base_env.clone();
         env.extend(exported.iter().cloned());
         env.extend(step_env);
