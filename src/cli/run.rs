@@ -48,6 +48,11 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         return super::queue::print_admission(global, &admission);
     }
     let prepared = prepare(&loaded, &values, &args.only, true)?;
+    // Every secret must be readable before anything starts; jobs read them again as they
+    // start, and never record them.
+    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    crate::engine::secrets::resolve(&loaded.workflow, &process_env)
+        .map_err(crate::engine::EngineError::from)?;
     // A report that cannot be written (a folder, no permission) stops the run before it is
     // created: a CI job must not pass green without its report.
     let junit = junit_writer(args.junit.as_deref())?;

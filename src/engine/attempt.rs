@@ -13,6 +13,7 @@ use crate::engine::JobFailure;
 use crate::engine::context::TemplateContext;
 use crate::engine::decide::{self, NeedInfo, RunInputs};
 use crate::engine::policy::{self, Limits, RetryAfter};
+use crate::engine::secrets;
 use crate::spec::model::Workflow;
 use crate::state::{JobId, JobState};
 use crate::store::{Change, StepRecord, Transition};
@@ -77,6 +78,9 @@ pub fn prepare(
 ) -> Result<AttemptInput, JobFailure> {
     let mut context = decide::context(inputs, job.name, job.base, job.matrix, needs)?;
     context.each = crate::engine::context::EachView::of(job.item);
+    // Read now, from the process starting the job; never part of what is recorded.
+    context.secrets = secrets::resolve(inputs.workflow, inputs.process_env)
+        .map_err(|err| JobFailure(err.to_string()))?;
     let Limits { timeout, grace } = policy::limits(inputs.workflow, job.base);
     Ok(AttemptInput {
         job: job.id,

@@ -98,6 +98,9 @@ pub struct TemplateContext {
     pub run: RunView,
     pub job: JobView,
     pub trigger: serde_json::Value,
+    /// `secrets.*`: read when the job starts (empty before), never serialized.
+    #[serde(skip)]
+    pub secrets: BTreeMap<String, String>,
     /// `steps.<id>.*`: the earlier steps of the attempt that carry an `id`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub steps: BTreeMap<String, StepView>,
@@ -176,6 +179,9 @@ impl TemplateContext {
         }
         if !self.steps.is_empty() {
             fields.push(("steps", serde(&self.steps)));
+        }
+        if !self.secrets.is_empty() {
+            fields.push(("secrets", serde(&self.secrets)));
         }
         fields.extend(extra);
         map(fields)

@@ -182,6 +182,7 @@ pub fn context(
         },
         trigger: inputs.trigger.clone(),
         steps: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         each: None,
     };
     // A key that `include` adds to other legs reads as empty in this one.

@@ -32,6 +32,9 @@ pub enum EngineError {
     /// The environment's store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// A secret that cannot be read: the run does not start.
+    #[error(transparent)]
+    Secret(#[from] crate::engine::secrets::SecretError),
 }
 
 impl EngineError {

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::engine::JobFailure;
 pub use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::context::{LazyValue, StepView, TemplateContext};
+use crate::engine::secrets::Masker;
 use crate::engine::shared::RunShared;
 use crate::spec::env_key;
 use crate::state::{JobId, JobState};
@@ -118,6 +119,7 @@ pub async fn run_attempt(
     let sampler = spawn_sampler(&shared, input.job, &input.kill_token);
     let mut log: Option<LogWriter> = None;
     let mut outputs: Vec<(String, String)> = Vec::new();
+    let masker = Masker::new(input.context.secrets.values());
     // Variables earlier steps wrote to `$COREFLOW_EXPORT`, for the later ones.
     let mut exported: Vec<(String, String)> = Vec::new();
     let mut groups: Vec<u32> = Vec::new();
@@ -219,13 +221,14 @@ pub async fn run_attempt(
             job: &input,
             step: &step_name,
             index: record.index,
+            masker: &masker,
         };
         let span = tracing::debug_span!("step", job = %input.name, step = %step_name);
         let result = step::run_step(&command, cancel.clone(), &mut sink_state)
             .instrument(span)
             .await;
         record.finished_at = Some(shared.now());
-        let step_outputs = collect_outputs(&output_file, &mut outputs, &mut outcome);
+        let step_outputs = collect_outputs(&output_file, &masker, &mut outputs, &mut outcome);
         for (key, value) in read_pairs(&export_file, "$COREFLOW_EXPORT", &mut outcome) {
             if key.starts_with("COREFLOW_") {
                 let line = format!("coreflow: $COREFLOW_EXPORT cannot set {key}; ignored");
@@ -476,10 +479,16 @@ fn build_process(
 /// key wins) and returns it.
 fn collect_outputs(
     path: &Path,
+    masker: &Masker,
     outputs: &mut Vec<(String, String)>,
     outcome: &mut AttemptOutcome,
 ) -> Vec<(String, String)> {
-    let pairs = read_pairs(path, "$COREFLOW_OUTPUT", outcome);
+    let mut pairs = read_pairs(path, "$COREFLOW_OUTPUT", outcome);
+    if !masker.is_empty() {
+        for (_, value) in &mut pairs {
+            *value = masker.mask_str(value).into_owned();
+        }
+    }
     for (key, value) in &pairs {
         outputs.retain(|(k, _)| k != key);
         outputs.push((key.clone(), value.clone()));
@@ -534,6 +543,8 @@ struct SinkState<'a> {
     job: &'a AttemptInput,
     step: &'a str,
     index: u32,
+    /// Replaces the job's secrets in every line before it is stored or shown.
+    masker: &'a Masker,
 }
 
 impl step::Sink for SinkState<'_> {
@@ -552,6 +563,7 @@ impl step::Sink for SinkState<'_> {
 
 impl SinkState<'_> {
     fn line(&mut self, stream: Stream, line: &[u8]) {
+        let line = &*self.masker.mask(line);
         let ts = self.shared.now();
         if self.log.is_none() {
             *self.log = self
@@ -582,6 +594,7 @@ fn sink_state_line(
         job,
         step,
         index,
+        masker: &Masker::default(),
     };
     state.line(Stream::Stderr, line);
 }

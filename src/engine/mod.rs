@@ -17,6 +17,7 @@ pub mod job;
 pub mod policy;
 pub mod queued;
 pub mod run;
+pub mod secrets;
 pub mod setup;
 pub mod shared;
 pub mod tracked;

@@ -122,6 +122,7 @@ pub fn prepare(
             },
             trigger: serde_json::Value::Null,
             steps: BTreeMap::new(),
+            secrets: BTreeMap::new(),
             each: None,
         };
         let value = context.value();

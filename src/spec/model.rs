@@ -44,6 +44,10 @@ pub struct Workflow {
     pub defaults: Defaults,
     /// The jobs, by name.
     pub jobs: IndexMap<String, Job>,
+    /// Secrets, read when a job starts, given to steps through `${{ secrets.NAME }}` in
+    /// `env` values, never stored, and masked (`***`) in output.
+    #[serde(default)]
+    pub secrets: IndexMap<String, SecretSource>,
     /// What a job calling this workflow (`workflow:`) reads as `needs.<job>.outputs.*`:
     /// templates over `jobs.<name>.outputs.*`.
     #[serde(default)]
@@ -470,6 +474,22 @@ impl Workflow {
             }
         }
     }
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum SecretSource {
+    /// An environment variable of the process that starts the job.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
+    /// A file (its trailing line break is not part of the value).
+    File {
+        /// The file's path.
+        file: String,
+    },
 }
 
 /// A job's matrix: axes whose values are multiplied out, and GitHub Actions' `include` and

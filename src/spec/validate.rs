@@ -451,10 +451,20 @@ struct Scope<'a> {
     creation: bool,
     /// In step `i` of the job, which reads `steps.<id>` of the steps before it.
     step: Option<usize>,
+    /// An `env` value (set by [`check_template`] from the path): secrets belong there.
+    env: bool,
 }
 
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
     let wf = ctx.wf;
+    for name in wf.secrets.keys() {
+        if !is_identifier(name) {
+            ctx.error(
+                &[At::Key("secrets"), At::KeyOf(name)],
+                format!("secret name `{}` must start with a letter and hold only letters, digits, `_` and `-`", shown(name)),
+            );
+        }
+    }
     for (key, value) in &wf.env {
         check_template(
             ctx,
@@ -465,6 +475,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
                 outputs: false,
                 creation: false,
                 step: None,
+                env: false,
             },
             false,
         );
@@ -479,6 +490,7 @@ fn check_workflow_level(ctx: &mut Ctx<'_>) {
                 outputs: true,
                 creation: false,
                 step: None,
+                env: false,
             },
             false,
         );
@@ -583,6 +595,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                         outputs: false,
                         creation: false,
                         step: None,
+                        env: false,
                     },
                     false,
                 );
@@ -634,6 +647,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                 outputs: false,
                 creation: false,
                 step: None,
+                env: false,
             },
             false,
         );
@@ -655,6 +669,7 @@ fn check_job<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
         outputs: false,
         creation: false,
         step: None,
+        env: false,
     };
     for (key, value) in &job.env {
         check_template(
@@ -799,6 +814,7 @@ fn check_matrix<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job) {
                     outputs: false,
                     creation: true,
                     step: None,
+                    env: false,
                 };
                 check_template(ctx, &path, text.as_str(), scope, false);
             }
@@ -858,6 +874,7 @@ fn check_step<'a>(ctx: &mut Ctx<'a>, name: &'a str, job: &'a Job, i: usize, step
         outputs: false,
         creation: false,
         step: Some(i),
+        env: false,
     };
     let given: Vec<&str> = [
         step.run.as_ref().map(|_| "run"),
@@ -1140,6 +1157,15 @@ fn check_template<'a>(
             return;
         }
     };
+    let env_value = matches!(path.iter().rev().nth(1), Some(At::Key("env")));
+    let secret_outside_env = refs
+        .iter()
+        .find(|r| r.split('.').next() == Some("secrets") && !env_value)
+        .cloned();
+    let scope = Scope {
+        env: env_value,
+        ..scope
+    };
     let problems: Vec<(String, (String, Option<String>))> = refs
         .into_iter()
         .filter(|reference| {
@@ -1153,6 +1179,21 @@ fn check_template<'a>(
             Some((reference, problem))
         })
         .collect();
+    if let Some(secret) = secret_outside_env
+        && scope.step.is_some()
+        && !problems.iter().any(|(r, _)| *r == secret)
+    {
+        let (pos, end) = ctx.extent(path);
+        let at = ctx
+            .locate(pos, end, [secret.as_str()])
+            .get(secret.as_str())
+            .copied()
+            .unwrap_or(pos);
+        ctx.out.push(
+            Diagnostic::warning(at, format!("`{secret}` is pasted into the step's text, where it can leak (process listings, script files)"))
+                .with_help(Some("pass it through `env:` and read the variable instead: `env: { TOKEN: \"${{ secrets.TOKEN }}\" }`".to_owned())),
+        );
+    }
     if problems.is_empty() {
         return;
     }
@@ -1351,17 +1392,36 @@ fn reference_problem(
                 )),
             }
         }
+        "secrets" => {
+            let name = second?;
+            if !wf.secrets.contains_key(name) {
+                return Some((
+                    format!("`{reference}` reads an unknown secret `{name}`"),
+                    suggester.suggest(name, wf.secrets.keys().map(String::as_str)),
+                ));
+            }
+            if !scope.env && scope.step.is_none() {
+                return Some((
+                    format!(
+                        "`{reference}`: secrets are read when a job starts, so only `env` values and steps can read them"
+                    ),
+                    None,
+                ));
+            }
+            None
+        }
         "env" | "trigger" => None,
         // Functions minijinja provides.
         "range" | "dict" | "namespace" | "debug" | "loop" => None,
         other => Some((
             format!(
-                "unknown name `{other}` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `run`, `job` or `trigger`"
+                "unknown name `{other}` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `secrets`, `run`, `job` or `trigger`"
             ),
             suggester.suggest(
                 other,
                 [
-                    "params", "needs", "steps", "matrix", "each", "env", "run", "job", "trigger",
+                    "params", "needs", "steps", "matrix", "each", "env", "secrets", "run", "job",
+                    "trigger",
                 ],
             ),
         )),
@@ -1506,7 +1566,7 @@ mod tests {
                 "8:20: `params.dat` reads an unknown parameter `dat` (did you mean `date`?)",
                 "9:20: `matrix.oss` reads an unknown matrix key `oss` (did you mean `os`?)",
                 "9:38: `needs.b.result` reads job `b`, which `a` does not need (add `b` to the `needs` of `a`)",
-                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `run`, `job` or `trigger` (did you mean `params`?)",
+                "12:44: unknown name `paramz` in template: expected `params`, `needs`, `steps`, `matrix`, `each`, `env`, `secrets`, `run`, `job` or `trigger` (did you mean `params`?)",
             ]
         );
     }

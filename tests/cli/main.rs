@@ -38,6 +38,7 @@ mod robustness;
 mod run;
 mod schedule;
 mod schema;
+mod secrets;
 mod security;
 mod sql;
 mod support;

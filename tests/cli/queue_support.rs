@@ -29,6 +29,21 @@ impl Worker {
         }
     }
 
+    /// Starts `coreflow worker ARGS…` with `vars` added to its environment.
+    pub(crate) fn start_with_env(
+        workspace: &Workspace,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Worker {
+        let mut command = workspace.coreflow().arg("worker").args(args);
+        for (key, value) in vars {
+            command = command.env(key, value);
+        }
+        Worker {
+            running: Some(command.spawn()),
+        }
+    }
+
     /// The worker's process id, as `workers --json` shows it.
     pub(crate) fn pid(&self) -> u32 {
         self.running().pid()
