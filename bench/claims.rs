@@ -68,6 +68,7 @@ fn main() {
         created_at: Utc::now(),
         jobs: (0..jobs).map(job).collect(),
         parent: None,
+        notify: false,
     };
     let (run_id, _) = env
         .create_run(&run)

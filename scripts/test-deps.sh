@@ -2,7 +2,7 @@
 # Installs what the tests drive that a fresh machine lacks: Chromium (the browser tests of
 # the HTTP API), xmllint (JUnit reports checked against their schema), PostgreSQL (the
 # PostgreSQL store) and iproute2 (network namespaces as separate hosts), from Debian's
-# packages, moto's S3 server from PyPI, and starts the PostgreSQL server the tests use
+# packages, moto's S3 server and the aiosmtpd SMTP server from PyPI, and starts the PostgreSQL server the tests use
 # (scripts/test-postgres.sh). Installs nothing that is there; fails when something cannot be
 # installed or started, because the tests need it (a test never skips for a missing tool).
 set -euo pipefail
@@ -14,6 +14,11 @@ if [[ ! -x $venv/bin/moto_server ]]; then
     echo "installing moto[server] into $venv for the tests" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
+# aiosmtpd (PyPI), a real SMTP server that e-mail notifiers send to in tests/cli/notify.rs.
+if [[ ! -x $venv/bin/aiosmtpd ]]; then
+    echo "installing aiosmtpd into $venv for the tests" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'aiosmtpd==1.*'
 fi
 need=()
 command -v chromium > /dev/null 2>&1 || need+=(chromium)

@@ -149,7 +149,10 @@ impl Foreground {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let process_env = shared.process_env.clone();
         let end = runtime.block_on(execute(shared, jobs, Slots::new(workers), Control::Signals));
+        // The run has ended and is recorded: its notifiers go out before the exit.
+        runtime.block_on(crate::engine::notify::send(&**store, run_id, &process_env));
         finish(run_id.0, end)
     }
 }

@@ -61,6 +61,10 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
         super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
+        let notifications = store.notifications(run.id).map_err(Error::Store)?;
+        if !notifications.is_empty() {
+            value["notifications"] = serde_json::to_value(&notifications).unwrap_or_default();
+        }
         return super::output::print(&super::output::json_text(&value));
     }
     let mut out = String::new();
@@ -114,6 +118,21 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     }
     out.push_str(&super::output::table(&rows));
     out.push_str(&super::blocks::show_section(&*store, run.id, &jobs)?);
+    let notifications = store.notifications(run.id).map_err(Error::Store)?;
+    if !notifications.is_empty() {
+        out.push_str("\nnotifications:\n");
+        for n in &notifications {
+            let result = match &n.error {
+                None => "sent".to_owned(),
+                Some(error) => format!("failed: {error}"),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} · attempt {} · {result}",
+                n.kind, n.target, n.attempt
+            );
+        }
+    }
     super::output::print(&out)
 }
 

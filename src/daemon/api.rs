@@ -191,6 +191,14 @@ fn run_json(store: &dyn Environment, id: i64) -> (StatusCode, Bytes) {
             };
             let mut value = serde_json::to_value(&run).unwrap_or_default();
             value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
+            match store.notifications(run.id) {
+                Ok(notifications) if !notifications.is_empty() => {
+                    value["notifications"] =
+                        serde_json::to_value(&notifications).unwrap_or_default();
+                }
+                Ok(_) => {}
+                Err(err) => return error_body(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
+            }
             (
                 StatusCode::OK,
                 Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),

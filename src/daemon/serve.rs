@@ -9,6 +9,7 @@
 //! pool, and take over when the leader's lease ends. A SQLite environment has one daemon
 //! (its lock file), which always leads.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,8 @@ pub async fn serve(
     let labels = scaler_labels(&config);
     let mut last_reload = Instant::now();
     let mut last_watch: Option<Instant> = None;
+    // Keys of webhooks and the SMTP server of notifiers are read from here.
+    let process_env: Arc<BTreeMap<String, String>> = Arc::new(std::env::vars().collect());
     loop {
         let now = clock.now();
         let leads = leading.check(&*store);
@@ -153,6 +156,7 @@ pub async fn serve(
                 }
             };
             scaler.tick(&*store, backlog);
+            send_notifications(&store, &process_env);
         }
         // Sleep until the next due fire, or the next look around.
         let mut wait = WATCH_EVERY.min(leading.renew_every());
@@ -266,4 +270,23 @@ fn scaler_labels(config: &DaemonConfig) -> Vec<String> {
         }
     }
     labels
+}
+
+/// The leading daemon sends the notifications of ended runs that no other process has taken
+/// (detached runs, runs of triggers and workers), each beside the loop.
+fn send_notifications(store: &Env, env: &Arc<BTreeMap<String, String>>) {
+    let pending = match store.pending_notifications(16) {
+        Ok(pending) => pending,
+        Err(err) => {
+            error!(error = %err, "cannot look for notifications to send");
+            return;
+        }
+    };
+    for run in pending {
+        let store = Arc::clone(store);
+        let env = Arc::clone(env);
+        tokio::spawn(async move {
+            crate::engine::notify::send(&*store, run, &env).await;
+        });
+    }
 }

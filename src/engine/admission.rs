@@ -204,6 +204,8 @@ fn record_skipped(
         owner: None,
         created_at: now,
         jobs: Vec::new(),
+        // A fire that did not become a run notifies nobody.
+        notify: false,
     };
     store.create_run(&run).map(|(id, _)| id)
 }

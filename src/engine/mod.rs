@@ -14,6 +14,7 @@ mod error;
 pub mod fail_fast;
 pub mod fan_out;
 pub mod job;
+pub mod notify;
 pub mod policy;
 pub mod queued;
 pub mod run;

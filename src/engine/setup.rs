@@ -413,5 +413,6 @@ pub fn create_run(
         created_at: now,
         jobs: prepared.iter().map(|p| p.new.clone()).collect(),
         parent,
+        notify: !loaded.workflow.notify.is_empty(),
     })
 }

@@ -44,6 +44,10 @@ pub struct Workflow {
     pub defaults: Defaults,
     /// The jobs, by name.
     pub jobs: IndexMap<String, Job>,
+    /// Notifiers run when a run ends with one of their results: a webhook, a shell command or
+    /// an e-mail.
+    #[serde(default)]
+    pub notify: Vec<Notify>,
     /// Secrets, read when a job starts, given to steps through `${{ secrets.NAME }}` in
     /// `env` values, never stored, and masked (`***`) in output.
     #[serde(default)]
@@ -474,6 +478,62 @@ impl Workflow {
             }
         }
     }
+}
+
+/// A notifier: give exactly one of `webhook`, `run` and `email`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The run results that send it (default `[failure]`).
+    #[serde(default = "Notify::default_on")]
+    pub on: Vec<NotifyOn>,
+    /// POST a JSON description of the ended run to a URL.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+    /// A shell script, run in the workflow's folder with `COREFLOW_RUN_ID`,
+    /// `COREFLOW_RUN_STATUS` and `COREFLOW_WORKFLOW`.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// An e-mail through the SMTP server of `COREFLOW_SMTP_URL`.
+    #[serde(default)]
+    pub email: Option<Email>,
+}
+
+impl Notify {
+    fn default_on() -> Vec<NotifyOn> {
+        vec![NotifyOn::Failure]
+    }
+}
+
+/// A run result a notifier is sent for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    Success,
+    /// Failed (a job failed or timed out).
+    Failure,
+    Cancelled,
+    /// Any of the three.
+    Any,
+}
+
+/// A webhook notifier.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// An environment variable holding the key of the `X-CoreFlow-Signature` HMAC-SHA256.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// An e-mail notifier.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// Recipients.
+    pub to: Vec<String>,
 }
 
 /// Where a secret's value comes from.

@@ -457,6 +457,67 @@ struct Scope<'a> {
 
 fn check_workflow_level(ctx: &mut Ctx<'_>) {
     let wf = ctx.wf;
+    for (i, notify) in wf.notify.iter().enumerate() {
+        let kinds: Vec<&str> = [
+            notify.webhook.as_ref().map(|_| "webhook"),
+            notify.run.as_ref().map(|_| "run"),
+            notify.email.as_ref().map(|_| "email"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let at = [At::Key("notify"), At::Index(i)];
+        match kinds.as_slice() {
+            [] => {
+                ctx.error(
+                    &at,
+                    format!("notifier {} needs `webhook`, `run` or `email`", i + 1),
+                );
+            }
+            [_] => {}
+            [first, second, ..] => {
+                ctx.error(
+                    &[At::Key("notify"), At::Index(i), At::KeyOf(second)],
+                    format!(
+                        "notifier {} has both `{first}` and `{second}`; give one per notifier",
+                        i + 1
+                    ),
+                );
+            }
+        }
+        if notify.on.is_empty() {
+            ctx.error(&[At::Key("notify"), At::Index(i), At::Key("on")], format!("notifier {} is sent on no result: give `success`, `failure`, `cancelled` or `any`", i + 1));
+        }
+        if let Some(webhook) = &notify.webhook
+            && !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://"))
+        {
+            ctx.error(
+                &[
+                    At::Key("notify"),
+                    At::Index(i),
+                    At::Key("webhook"),
+                    At::Key("url"),
+                ],
+                format!(
+                    "webhook URL `{}` must start with http:// or https://",
+                    shown(&webhook.url)
+                ),
+            );
+        }
+        if let Some(email) = &notify.email
+            && email.to.is_empty()
+        {
+            ctx.error(
+                &[
+                    At::Key("notify"),
+                    At::Index(i),
+                    At::Key("email"),
+                    At::Key("to"),
+                ],
+                format!("notifier {} sends e-mail to nobody", i + 1),
+            );
+        }
+    }
     for name in wf.secrets.keys() {
         if !is_identifier(name) {
             ctx.error(

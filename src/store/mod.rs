@@ -53,9 +53,9 @@ pub use queues::{Advance, ClaimEnd, Claimed, QueueRecord, QueueStore, RemoveOutc
 pub(crate) use runs::rfc3339;
 pub use runs::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
-    LostJob, NewDefinition, NewJob, NewRun, ParentLink, REASON_CANCELLED, REASON_LOST,
-    REASON_OWNER_LOST, Recovered, RunFilter, RunRecord, RunStore, RunTransition, StepRecord,
-    Transition, owner_token_prefix,
+    LostJob, NewDefinition, NewJob, NewRun, NotificationRecord, ParentLink, REASON_CANCELLED,
+    REASON_LOST, REASON_OWNER_LOST, Recovered, RunFilter, RunRecord, RunStore, RunTransition,
+    StepRecord, Transition, owner_token_prefix,
 };
 pub use sqlite::{DATABASE_FILE, LOG_DIR, SqliteStore};
 pub use triggers::{FireClaim, SeenFile, TriggerState, TriggerStore, WaitingFire};

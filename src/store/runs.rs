@@ -93,6 +93,20 @@ pub trait RunStore: Send + Sync {
     /// Asks for one job to be cancelled, as [`RunStore::request_cancel_run`] does for a run.
     fn request_cancel_job(&self, job: JobId) -> Result<CancelOutcome, Error>;
 
+    /// Takes the notifications of ended run `run` for sending: `true` for the one caller that
+    /// gets them (the run's own process or the leading daemon, whichever comes first);
+    /// `false` when the run has none pending or has not ended.
+    fn claim_notifications(&self, run: RunId) -> Result<bool, Error>;
+
+    /// Ended runs whose notifications nobody has taken yet, oldest first, at most `limit`.
+    fn pending_notifications(&self, limit: usize) -> Result<Vec<RunId>, Error>;
+
+    /// Records one attempt of a notifier.
+    fn record_notification(&self, record: &NotificationRecord) -> Result<(), Error>;
+
+    /// The recorded notification attempts of `run`, in order.
+    fn notifications(&self, run: RunId) -> Result<Vec<NotificationRecord>, Error>;
+
     /// The cancel requests for `run` made since the last call, clearing them. Cheap when there
     /// are none (one read, no write), so the owning engine may poll it often.
     fn take_cancel_requests(&self, run: RunId) -> Result<CancelRequests, Error>;
@@ -171,6 +185,26 @@ pub struct NewRun {
     pub jobs: Vec<NewJob>,
     /// The `workflow:` job whose child this run is.
     pub parent: Option<ParentLink>,
+    /// Whether its workflow has notifiers to send when it ends (`notify:`).
+    pub notify: bool,
+}
+
+/// One attempt of one notifier (`notify:`) of an ended run, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotificationRecord {
+    #[serde(skip)]
+    pub run: RunId,
+    /// Its position in the workflow's `notify:` list, from 0.
+    pub notifier: u32,
+    /// `webhook`, `run` or `email`.
+    pub kind: String,
+    /// The URL, the command or the recipients.
+    pub target: String,
+    /// From 1.
+    pub attempt: u32,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// The job (and its run) that started a child run: the child's `parent` in `--json`.

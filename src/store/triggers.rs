@@ -124,6 +124,7 @@ pub(crate) mod conformance {
             created_at: Utc::now(),
             jobs: Vec::new(),
             parent: None,
+            notify: false,
         }
     }
 

@@ -88,6 +88,17 @@ impl Site {
             .timeout(Duration::from_secs(60))
     }
 
+    /// Starts `coreflow daemon flows ARGS…` with `vars` added to its environment.
+    pub(crate) fn daemon_with_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let mut command = self.daemon_command(args);
+        for (key, value) in vars {
+            command = command.env(key, value);
+        }
+        Daemon {
+            running: Some(command.spawn()),
+        }
+    }
+
     /// Starts `coreflow daemon flows ARGS…`.
     pub(crate) fn daemon(&self, args: &[&str]) -> Daemon {
         Daemon {

@@ -29,6 +29,7 @@ mod help;
 mod hosts;
 mod inspect;
 mod layers;
+mod notify;
 mod output;
 mod queue_support;
 mod queues;

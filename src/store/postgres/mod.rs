@@ -39,6 +39,7 @@ mod cancel;
 mod copy;
 mod leader;
 mod logs;
+mod notifications;
 mod notify;
 mod queues;
 mod read;
@@ -79,6 +80,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_parent_runs.sql"),
     include_str!("migrations/0006_job_items.sql"),
     include_str!("migrations/0007_continue_on_error.sql"),
+    include_str!("migrations/0008_notifications.sql"),
 ];
 
 /// An environment in a PostgreSQL database.

@@ -12,12 +12,28 @@ use crate::store::error::Error;
 use crate::store::owner::Owner;
 use crate::store::runs::{
     AttemptRecord, CancelOutcome, CancelRequests, Change, Definition, JobFilter, JobRecord,
-    NewDefinition, NewRun, Recovered, RunFilter, RunRecord, RunStore,
+    NewDefinition, NewRun, NotificationRecord, Recovered, RunFilter, RunRecord, RunStore,
 };
 
-use super::{PgStore, cancel, read, recover, retry, write};
+use super::{PgStore, cancel, notifications, read, recover, retry, write};
 
 impl RunStore for PgStore {
+    fn claim_notifications(&self, run: RunId) -> Result<bool, Error> {
+        self.write(|tx| notifications::claim(tx, run))
+    }
+
+    fn pending_notifications(&self, limit: usize) -> Result<Vec<RunId>, Error> {
+        self.read(|tx| notifications::pending(tx, limit))
+    }
+
+    fn record_notification(&self, record: &NotificationRecord) -> Result<(), Error> {
+        self.write(|tx| notifications::record(tx, record))
+    }
+
+    fn notifications(&self, run: RunId) -> Result<Vec<NotificationRecord>, Error> {
+        self.read(|tx| notifications::list(tx, run))
+    }
+
     fn save_definition(&self, definition: &NewDefinition<'_>) -> Result<(), Error> {
         self.write(|tx| write::save_definition(tx, definition))
     }

@@ -54,8 +54,8 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
         tx.query_one(
             "INSERT INTO runs (workflow, def_hash, status, reason, params, trigger, created_at,
                                started_at, finished_at, owner_pid, owner_start, owner_host,
-                               parent_run, parent_job)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                               parent_run, parent_job, notify_state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              RETURNING id",
             &[
                 &run.workflow,
@@ -72,6 +72,7 @@ pub(super) fn create_run(tx: &mut Tx<'_>, run: &NewRun) -> Result<(RunId, Vec<Jo
                 &owner.map(|owner| owner.host.as_str()),
                 &run.parent.map(|parent| parent.run.0),
                 &run.parent.map(|parent| parent.job.0),
+                &run.notify.then_some("pending"),
             ],
         )?
         .try_get(0)?,

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("migrations/0009_parent_runs.sql")),
     (10, include_str!("migrations/0010_job_items.sql")),
     (11, include_str!("migrations/0011_continue_on_error.sql")),
+    (12, include_str!("migrations/0012_notifications.sql")),
 ];
 
 /// Why migrating failed.

@@ -19,6 +19,7 @@ mod cancel;
 mod copy;
 mod leader;
 mod migrate;
+mod notifications;
 mod queues;
 mod read;
 mod recover;
@@ -326,6 +327,22 @@ fn to_sql_u64(value: u64) -> i64 {
 }
 
 impl RunStore for SqliteStore {
+    fn claim_notifications(&self, run: RunId) -> Result<bool, Error> {
+        self.write(|tx| notifications::claim(tx, run))
+    }
+
+    fn pending_notifications(&self, limit: usize) -> Result<Vec<RunId>, Error> {
+        notifications::pending(&self.conn(), limit)
+    }
+
+    fn record_notification(&self, record: &crate::store::NotificationRecord) -> Result<(), Error> {
+        self.write(|tx| notifications::record(tx, record))
+    }
+
+    fn notifications(&self, run: RunId) -> Result<Vec<crate::store::NotificationRecord>, Error> {
+        notifications::list(&self.conn(), run)
+    }
+
     fn save_definition(&self, definition: &NewDefinition<'_>) -> Result<(), Error> {
         self.write(|tx| write::save_definition(tx, definition))
     }
@@ -529,6 +546,7 @@ pub(crate) mod test_support {
             created_at: Utc::now(),
             jobs,
             parent: None,
+            notify: false,
         }
     }
 }

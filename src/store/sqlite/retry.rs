@@ -51,7 +51,8 @@ pub(super) fn reset_for_retry(
     }
     tx.prepare_cached(
         "UPDATE runs SET status = ?2, reason = NULL, finished_at = NULL, cancel_requested = 0,
-             owner_pid = ?3, owner_start = ?4, owner_host = ?5
+             owner_pid = ?3, owner_start = ?4, owner_host = ?5,
+             notify_state = CASE WHEN notify_state IS NULL THEN NULL ELSE 'pending' END
          WHERE id = ?1",
     )?
     .execute(params![

@@ -1,0 +1,17 @@
+-- CoreFlow schema 12: notifications (`notify:`). A run of a workflow with notifiers is
+-- created with notify_state 'pending'; whoever first takes it once it has ended ('claimed':
+-- its `coreflow run`, or the leading daemon) sends them, and records every attempt.
+ALTER TABLE runs ADD COLUMN notify_state TEXT;
+CREATE INDEX runs_notify_pending ON runs (id) WHERE notify_state = 'pending';
+CREATE TABLE notifications (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id   INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    notifier INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    target   TEXT    NOT NULL,
+    attempt  INTEGER NOT NULL,
+    ok       INTEGER NOT NULL,
+    error    TEXT,
+    at       INTEGER NOT NULL
+);
+CREATE INDEX notifications_by_run ON notifications (run_id, id);
