@@ -856,7 +856,7 @@ fn finish_locked(
     }
     let row = tx.query_one(
         "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')
-                                      AND NOT continue_on_error),
+                                      AND continue_on_error = 0),
                 count(*) FILTER (WHERE status = 'cancelled')
          FROM jobs WHERE run_id = $1",
         &[&run.0],

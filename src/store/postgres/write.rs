@@ -143,7 +143,7 @@ pub(super) fn insert_jobs(
                     &(!job.item.is_null())
                         .then(|| serde_json::to_string(&job.item))
                         .transpose()?,
-                    &job.continue_on_error,
+                    &i64::from(job.continue_on_error),
                 ],
             )?
             .try_get(0)?;

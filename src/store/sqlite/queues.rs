@@ -764,7 +764,7 @@ fn finish_if_done(
     let (failed, cancelled): (i64, i64) = tx
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE status IN ('failed', 'timed_out')
-                                          AND NOT continue_on_error),
+                                          AND continue_on_error = 0),
                     count(*) FILTER (WHERE status = 'cancelled')
              FROM jobs WHERE run_id = ?1",
         )?

@@ -7,11 +7,11 @@ CREATE INDEX runs_notify_pending ON runs (id) WHERE notify_state = 'pending';
 CREATE TABLE notifications (
     id       BIGSERIAL PRIMARY KEY,
     run_id   BIGINT  NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    notifier INTEGER NOT NULL,
+    notifier BIGINT  NOT NULL,
     kind     TEXT    NOT NULL,
     target   TEXT    NOT NULL,
-    attempt  INTEGER NOT NULL,
-    ok       BOOLEAN NOT NULL,
+    attempt  BIGINT  NOT NULL,
+    ok       BIGINT  NOT NULL,
     error    TEXT,
     at       BIGINT  NOT NULL
 );
