@@ -25,7 +25,7 @@
 #       (`show --json`), which includes the idle worker's poll (100 ms).
 #
 # (a) is repeated --reps times (default 3; median), each on a fresh database with fresh
-# workers. No targets: the README expects "a few hundred jobs a second" on PostgreSQL. The
+# workers. No targets: the book (docs/src/hosts.md) expects "a few hundred jobs a second" on PostgreSQL. The
 # result is a Markdown table on stdout. Everything is undone on exit: workers, the cluster,
 # namespaces, veths, temporary folders.
 #

@@ -1,5 +1,5 @@
 //! Not a workflow: what `CronSchedule::next_fire` costs per call, the figure quoted in the
-//! README ("Schedules and DST"). Run it from the repository root with
+//! book's "Schedules and DST" chapter (docs/src/schedules.md). Run it from the repository root with
 //!
 //! ```text
 //! cargo run --release --example cron_cost

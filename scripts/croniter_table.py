@@ -14,7 +14,7 @@ Usage (from the repository root):
 Six-field expressions have their seconds first (croniter's `second_at_beginning=True`).
 Fires after 2099 are left out (zone rules that far ahead are extrapolated differently).
 Expressions whose day fields croniter reads differently from cron(8) (`W` or `#` with a
-restricted other day field) are not in the table: see the README, "Schedules and DST".
+restricted other day field) are not in the table: see docs/src/schedules.md, "Schedules and DST".
 """
 
 import json

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests drive that a fresh machine lacks: Chromium (the browser tests of
 # the HTTP API), xmllint (JUnit reports checked against their schema), PostgreSQL (the
-# PostgreSQL store) and iproute2 (network namespaces as separate hosts), from Debian's
+# PostgreSQL store), iproute2 (network namespaces as separate hosts), and zsh, fish and man
+# (shell completions and man pages), from Debian's
 # packages, moto's S3 server and the aiosmtpd SMTP server from PyPI, and starts the PostgreSQL server the tests use
 # (scripts/test-postgres.sh). Installs nothing that is there; fails when something cannot be
 # installed or started, because the tests need it (a test never skips for a missing tool).
@@ -24,6 +25,10 @@ need=()
 command -v chromium > /dev/null 2>&1 || need+=(chromium)
 command -v xmllint > /dev/null 2>&1 || need+=(libxml2-utils)
 command -v ip > /dev/null 2>&1 || need+=(iproute2)
+# The shells and man whose completion scripts and pages tests/cli/init.rs checks.
+command -v zsh > /dev/null 2>&1 || need+=(zsh)
+command -v fish > /dev/null 2>&1 || need+=(fish)
+command -v man > /dev/null 2>&1 || need+=(man-db)
 ((${#need[@]})) || exit 0
 sudo=()
 [[ $(id -u) == 0 ]] || sudo=(sudo)

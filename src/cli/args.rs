@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::graph::draw::Format;
 use crate::ui::{ColorChoice, ProgressMode};
@@ -64,7 +64,9 @@ pub enum Command {
     /// Print a workflow's job graph
     Graph(GraphArgs),
     /// Print the JSON Schema of the workflow format
-    Schema,
+    Schema(SchemaArgs),
+    /// Write a starter workflow, and the schema beside it for editors
+    Init(InitArgs),
     /// Run a workflow on local workers and wait for it
     Run(RunArgs),
     /// List runs, newest first
@@ -95,9 +97,21 @@ pub enum Command {
     Blocks(BlocksArgs),
     /// Environments: copy one into another store (SQLite to PostgreSQL)
     Env(EnvArgs),
+    /// Print a shell's completion script: bash, zsh, fish, elvish, powershell
+    Completions(CompletionsArgs),
+    /// Write a man page per command into DIR (without DIR: print coreflow(1))
+    Man(ManArgs),
     /// Runs a `sql:` step (the child process CoreFlow starts for one; not for direct use)
     #[command(name = "sql-step", hide = true)]
     SqlStep,
+}
+
+/// `coreflow schema`
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print the book's workflow reference (docs/src/reference.md), rendered from the schema
+    #[arg(long, hide = true)]
+    pub markdown: bool,
 }
 
 /// `coreflow trigger WORKFLOW`
@@ -293,7 +307,7 @@ pub struct RetryArgs {
     #[arg(long, default_value = "auto", value_name = "MODE")]
     pub progress: ProgressMode,
     /// Write a JUnit XML report here
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub junit: Option<PathBuf>,
     /// Only reopen the run and queue its jobs again, for workers or a daemon
     #[arg(long, conflicts_with_all = ["workers", "junit"])]
@@ -304,7 +318,7 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The workflow file
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// Set a parameter: NAME=VALUE, or JOB.NAME=VALUE for one job
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
@@ -319,7 +333,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "auto", value_name = "MODE")]
     pub progress: ProgressMode,
     /// Write a JUnit XML report here
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub junit: Option<PathBuf>,
     /// Only create the run and queue its jobs, for workers or a daemon; print the run id
     #[arg(long, conflicts_with_all = ["workers", "only", "junit"])]
@@ -330,7 +344,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Workflow files to check
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required = true, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
     /// Count warnings (such as script injection) as errors: exit 2 when there are any
     #[arg(long)]
@@ -341,7 +355,7 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// The workflow file
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -372,7 +386,7 @@ pub enum BlocksAction {
         #[arg(value_name = "NAME[@VERSION]")]
         block: String,
         /// Where to write it
-        #[arg(value_name = "DEST")]
+        #[arg(value_name = "DEST", value_hint = ValueHint::AnyPath)]
         dest: PathBuf,
         /// Replace DEST if it exists
         #[arg(long)]
@@ -437,7 +451,7 @@ pub enum ScheduleCommand {
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
     /// The workflow file
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub file: PathBuf,
     /// How many fires to show for each trigger
     #[arg(long, short = 'n', default_value_t = 5, value_name = "N",
@@ -465,7 +479,7 @@ pub(super) fn parse_from(text: &str) -> Result<DateTime<Utc>, String> {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// The folder of workflow files (*.yaml, *.yml), reloaded when files change
-    #[arg(value_name = "WORKFLOW_DIR", default_value = ".")]
+    #[arg(value_name = "WORKFLOW_DIR", default_value = ".", value_hint = ValueHint::DirPath)]
     pub dir: std::path::PathBuf,
     /// A fixed number of local workers (default: one per CPU; 0: only standalone workers)
     #[arg(long, value_name = "N", conflicts_with_all = ["min_workers", "max_workers"])]
@@ -488,7 +502,7 @@ pub struct DaemonArgs {
     #[arg(long = "public-host", value_name = "NAME")]
     pub public_hosts: Vec<String>,
     /// Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub token_file: Option<std::path::PathBuf>,
     /// On SIGTERM, how long running jobs may take to finish before they are re-queued
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
@@ -513,4 +527,49 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(lease)
+}
+
+/// `coreflow init [FILE] [--template NAME] [--force] [--vscode]`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The workflow file to write
+    #[arg(value_name = "FILE", default_value = "workflow.yaml", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
+    /// The starter workflow to write
+    #[arg(long, short = 't', value_enum, default_value_t = Template::Hello, value_name = "NAME")]
+    pub template: Template,
+    /// Replace the workflow, and the schema beside it, when they exist
+    #[arg(long)]
+    pub force: bool,
+    /// Also map the schema to the workflow in .vscode/settings.json, in the current folder
+    /// (the mapping is added when the file exists)
+    #[arg(long)]
+    pub vscode: bool,
+}
+
+/// The starter workflows `coreflow init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// One job greeting someone: a parameter, steps, an output
+    Hello,
+    /// Extract then load: parameters, a nightly schedule, two jobs passing outputs
+    Etl,
+    /// A job fanned out over a matrix, and a report reading every leg's output
+    Matrix,
+}
+
+/// `coreflow completions SHELL`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `coreflow man [DIR]`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write coreflow.1, coreflow-run.1, … into (created when missing)
+    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
 }

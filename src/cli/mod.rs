@@ -4,10 +4,13 @@
 mod args;
 mod blocks;
 mod cancel;
+mod completions;
 mod daemon;
 mod env;
 mod envcopy;
 mod graph;
+mod init;
+mod man;
 mod output;
 mod queue;
 mod retry;
@@ -49,7 +52,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Graph(args) => graph::run(&cli.global, args),
-        Command::Schema => schema::run(),
+        Command::Schema(args) => schema::run(args),
+        Command::Init(args) => init::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Runs(args) => runs::runs(&cli.global, args),
         Command::Show(args) => runs::show(&cli.global, args),
@@ -65,6 +69,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Daemon(args) => daemon::daemon(&cli.global, args),
         Command::Blocks(args) => blocks::run(&cli.global, args),
         Command::Env(args) => envcopy::run(&cli.global, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(&cli.global, args),
         Command::SqlStep => sqlstep::run(),
     }
 }

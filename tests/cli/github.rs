@@ -314,9 +314,9 @@ jobs:
     );
 }
 
-/// The ```yaml blocks of `docs/github-actions.md`.
+/// The ```yaml blocks of `docs/src/github-actions.md`.
 fn guide_examples() -> Vec<String> {
-    let path = crate::support::repo_root().join("docs/github-actions.md");
+    let path = crate::support::repo_root().join("docs/src/github-actions.md");
     let guide = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
     let mut blocks = Vec::new();

@@ -8,8 +8,27 @@ use crate::support::Coreflow;
 
 /// The commands `coreflow --help` must list, in order. Add a command here when it is built.
 const BUILT_COMMANDS: &[&str] = &[
-    "validate", "graph", "schema", "run", "runs", "show", "logs", "cancel", "retry", "trigger",
-    "schedule", "queue", "jobs", "worker", "workers", "daemon", "blocks", "env",
+    "validate",
+    "graph",
+    "schema",
+    "init",
+    "run",
+    "runs",
+    "show",
+    "logs",
+    "cancel",
+    "retry",
+    "trigger",
+    "schedule",
+    "queue",
+    "jobs",
+    "worker",
+    "workers",
+    "daemon",
+    "blocks",
+    "env",
+    "completions",
+    "man",
 ];
 
 /// The command names in a clap help text's `Commands:` section, without clap's own `help`.
@@ -57,25 +76,28 @@ fn top_level_help() {
     Usage: coreflow [OPTIONS] <COMMAND>
 
     Commands:
-      validate  Check workflow files without running anything
-      graph     Print a workflow's job graph
-      schema    Print the JSON Schema of the workflow format
-      run       Run a workflow on local workers and wait for it
-      runs      List runs, newest first
-      show      Show a run's jobs: state, attempts, duration, exit code, memory, CPU, outputs
-      logs      Print a run's captured output
-      cancel    Cancel a run or one of its jobs
-      retry     Re-run what did not succeed in a run, and everything downstream of it
-      trigger   Queue a run of a workflow the environment knows, for workers or a daemon
-      schedule  Preview when a workflow's schedule, every and at triggers fire, across DST changes
-      queue     JobQueues: list, add, pause, resume, remove
-      jobs      Jobs across runs with their metadata; reprioritise, move to the top, cancel
-      worker    Run queued jobs of the environment(s) as a standalone worker
-      workers   Workers with labels, environment, current job and heartbeat; move one
-      daemon    Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
-      blocks    DataBlocks: list them, show versions and lineage, get one, collect garbage
-      env       Environments: copy one into another store (SQLite to PostgreSQL)
-      help      Print this message or the help of the given subcommand(s)
+      validate     Check workflow files without running anything
+      graph        Print a workflow's job graph
+      schema       Print the JSON Schema of the workflow format
+      init         Write a starter workflow, and the schema beside it for editors
+      run          Run a workflow on local workers and wait for it
+      runs         List runs, newest first
+      show         Show a run's jobs: state, attempts, duration, exit code, memory, CPU, outputs
+      logs         Print a run's captured output
+      cancel       Cancel a run or one of its jobs
+      retry        Re-run what did not succeed in a run, and everything downstream of it
+      trigger      Queue a run of a workflow the environment knows, for workers or a daemon
+      schedule     Preview when a workflow's schedule, every and at triggers fire, across DST changes
+      queue        JobQueues: list, add, pause, resume, remove
+      jobs         Jobs across runs with their metadata; reprioritise, move to the top, cancel
+      worker       Run queued jobs of the environment(s) as a standalone worker
+      workers      Workers with labels, environment, current job and heartbeat; move one
+      daemon       Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
+      blocks       DataBlocks: list them, show versions and lineage, get one, collect garbage
+      env          Environments: copy one into another store (SQLite to PostgreSQL)
+      completions  Print a shell's completion script: bash, zsh, fish, elvish, powershell
+      man          Write a man page per command into DIR (without DIR: print coreflow(1))
+      help         Print this message or the help of the given subcommand(s)
 
     Options:
           --env <DIR_OR_URL>     The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]

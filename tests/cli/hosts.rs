@@ -1,4 +1,4 @@
-//! Several hosts on one PostgreSQL environment ("Several hosts (PostgreSQL)" in the README),
+//! Several hosts on one PostgreSQL environment ("Several hosts (PostgreSQL)" in the book, docs/src/hosts.md),
 //! simulated on this machine: each host is a network namespace (`ip netns`) joined to the
 //! root namespace by a veth pair, with a host name of its own (a UTS namespace), so that no
 //! worker takes another host's workers for its own and only leases can tell a dead worker

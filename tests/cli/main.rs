@@ -14,6 +14,7 @@
 
 mod blocks;
 mod blocks_s3;
+mod book;
 mod cancel;
 mod composition;
 mod daemon;
@@ -27,6 +28,7 @@ mod graph;
 mod harness;
 mod help;
 mod hosts;
+mod init;
 mod inspect;
 mod layers;
 mod notify;

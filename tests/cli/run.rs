@@ -581,7 +581,7 @@ jobs:
 
 #[test]
 fn a_background_process_a_step_leaves_behind_is_stopped_when_its_job_ends() {
-    // README: processes left in the step's process group are stopped at the end of the job.
+    // The workflow format (docs/src/workflow.md): processes left in the step's process group are stopped at the end of the job.
     let ws = Workspace::with_workflow(
         r#"
 jobs:
