@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::args::{GlobalArgs, InitArgs, Template};
 use crate::error::Error;
+use crate::spec::template::shell_quote;
 
 /// The schema's file name, beside the workflow.
 const SCHEMA_FILE: &str = "coreflow.schema.json";
@@ -64,9 +65,10 @@ pub(super) fn run(global: &GlobalArgs, args: &InitArgs) -> Result<(), Error> {
     let plan = plan(args)?;
     for file in plan.iter().filter(|f| f.action != Action::Unchanged) {
         if let Some(parent) = file.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|err| write_error(parent, &err))?;
+            fs::create_dir_all(parent).map_err(|err| super::output::write_error(parent, &err))?;
         }
-        fs::write(&file.path, &file.text).map_err(|err| write_error(&file.path, &err))?;
+        fs::write(&file.path, &file.text)
+            .map_err(|err| super::output::write_error(&file.path, &err))?;
     }
     if global.json {
         let files: Vec<Value> = plan
@@ -86,7 +88,7 @@ pub(super) fn run(global: &GlobalArgs, args: &InitArgs) -> Result<(), Error> {
     let _ = writeln!(
         text,
         "next: coreflow run {}",
-        shell_word(&args.file.display().to_string())
+        shell_quote(&args.file.display().to_string()).into_owned()
     );
     super::output::print(&text)
 }
@@ -156,7 +158,7 @@ fn workflow_text(args: &InitArgs) -> String {
     };
     template
         .replace("@SCHEMA@", &format!("./{SCHEMA_FILE}"))
-        .replace("@FILE@", &shell_word(&args.file.display().to_string()))
+        .replace("@FILE@", &shell_quote(&args.file.display().to_string()))
 }
 
 fn template_name(template: Template) -> &'static str {
@@ -257,27 +259,9 @@ fn workspace_relative(path: &Path) -> String {
     parts.join("/")
 }
 
-/// A path as one shell word, for the commands the workflow's comment and `next:` suggest.
-fn shell_word(text: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
-    if !text.is_empty() && text.chars().all(plain) {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
-}
-
-/// An I/O error that names the path it happened on.
-fn write_error(path: &Path, err: &io::Error) -> Error {
-    Error::Io(io::Error::new(
-        err.kind(),
-        format!("cannot write `{}`: {err}", path.display()),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Path, shell_word, workspace_relative};
+    use super::{Path, workspace_relative};
 
     #[test]
     fn paths_in_settings_are_relative_with_forward_slashes() {
@@ -298,12 +282,5 @@ mod tests {
             workspace_relative(Path::new("/elsewhere/etl.yaml")),
             "/elsewhere/etl.yaml"
         );
-    }
-
-    #[test]
-    fn suggested_commands_quote_what_the_shell_would_split() {
-        assert_eq!(shell_word("flows/etl.yaml"), "flows/etl.yaml");
-        assert_eq!(shell_word("my flow.yaml"), "'my flow.yaml'");
-        assert_eq!(shell_word("it's.yaml"), r"'it'\''s.yaml'");
     }
 }

@@ -7,8 +7,6 @@
 //! (`coreflow man | man -l -`).
 
 use std::fs;
-use std::io;
-use std::path::Path;
 
 use clap::CommandFactory;
 
@@ -25,11 +23,11 @@ pub(super) fn run(global: &GlobalArgs, args: &ManArgs) -> Result<(), Error> {
         let text = String::from_utf8_lossy(top);
         return super::output::print(&text);
     };
-    fs::create_dir_all(dir).map_err(|err| io_error(dir, &err))?;
+    fs::create_dir_all(dir).map_err(|err| super::output::write_error(dir, &err))?;
     let mut written = Vec::with_capacity(pages.len());
     for (name, roff) in &pages {
         let path = dir.join(name);
-        fs::write(&path, roff).map_err(|err| io_error(&path, &err))?;
+        fs::write(&path, roff).map_err(|err| super::output::write_error(&path, &err))?;
         written.push(path);
     }
     if global.json {
@@ -73,14 +71,6 @@ fn collect(command: &clap::Command, source: &str, pages: &mut Vec<(String, Vec<u
     for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
         collect(sub, source, pages);
     }
-}
-
-/// An I/O error that names the path it happened on.
-fn io_error(path: &Path, err: &io::Error) -> Error {
-    Error::Io(io::Error::new(
-        err.kind(),
-        format!("cannot write `{}`: {err}", path.display()),
-    ))
 }
 
 #[cfg(test)]

@@ -45,3 +45,11 @@ pub(super) fn table(rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// An I/O error writing `path`, naming it.
+pub(super) fn write_error(path: &std::path::Path, err: &std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(
+        err.kind(),
+        format!("cannot write `{}`: {err}", path.display()),
+    ))
+}

@@ -26,31 +26,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::engine_support::Workspace;
-use crate::support::{Coreflow, repo_root};
+use crate::support::repo_root;
 
 const REFERENCE: &str = "docs/src/reference.md";
 
 #[test]
 fn the_workflow_reference_matches_the_schema() {
-    let output = Coreflow::new().args(["schema", "--markdown"]).succeeds();
-    let checked_in = std::fs::read_to_string(repo_root().join(REFERENCE)).unwrap_or_default();
-    if output.stdout() != checked_in {
-        let first_difference = output
-            .stdout()
-            .lines()
-            .zip(checked_in.lines())
-            .position(|(generated, file)| generated != file)
-            .map_or_else(
-                || "one is a prefix of the other".to_owned(),
-                |line| format!("first difference at line {}", line + 1),
-            );
-        panic!(
-            "{REFERENCE} is out of date with the JSON Schema ({first_difference}).\n\
-             Regenerate it from the repository root with:\n\n    \
-             cargo run -q -- schema --markdown > {REFERENCE}\n\n\
-             and commit the result."
-        );
-    }
+    crate::support::assert_generated_file(REFERENCE, &["schema", "--markdown"]);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `coreflow schema`: the JSON Schema of the workflow format, which must match the checked-in
 //! `schemas/coreflow.schema.json` byte for byte (SPEC §2: editors validate against that file).
 
-use crate::support::{Coreflow, repo_root};
+use crate::support::Coreflow;
 
 const CHECKED_IN: &str = "schemas/coreflow.schema.json";
 
@@ -29,26 +29,7 @@ fn schema_prints_a_valid_json_schema() {
 
 #[test]
 fn schema_matches_the_checked_in_file() {
-    let output = Coreflow::new().args(["schema"]).succeeds();
-    let path = repo_root().join(CHECKED_IN);
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    if output.stdout() != checked_in {
-        let first_difference = output
-            .stdout()
-            .lines()
-            .zip(checked_in.lines())
-            .position(|(generated, file)| generated != file)
-            .map_or_else(
-                || "one is a prefix of the other".to_owned(),
-                |line| format!("first difference at line {}", line + 1),
-            );
-        panic!(
-            "{CHECKED_IN} is out of date with `coreflow schema` ({first_difference}).\n\
-             Regenerate it from the repository root with:\n\n    \
-             cargo run -q -- schema > {CHECKED_IN}\n\n\
-             and commit the result."
-        );
-    }
+    crate::support::assert_generated_file(CHECKED_IN, &["schema"]);
 }
 
 #[test]

@@ -526,3 +526,31 @@ pub(crate) fn diagnostics(stderr: &str) -> Vec<Diag> {
 pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Fails unless the checked-in file `path` (relative to the repository root) is exactly what
+/// `coreflow ARGS…` prints, naming the first differing line and the command that
+/// regenerates it.
+#[track_caller]
+pub(crate) fn assert_generated_file(path: &str, args: &[&str]) {
+    let output = Coreflow::new().args(args).succeeds();
+    let checked_in = std::fs::read_to_string(repo_root().join(path)).unwrap_or_default();
+    if output.stdout() != checked_in {
+        let first_difference = output
+            .stdout()
+            .lines()
+            .zip(checked_in.lines())
+            .position(|(generated, file)| generated != file)
+            .map_or_else(
+                || "one is a prefix of the other".to_owned(),
+                |line| format!("first difference at line {}", line + 1),
+            );
+        panic!(
+            "{path} is out of date with `coreflow {}` ({first_difference}).\n\
+             Regenerate it from the repository root with:\n\n    \
+             cargo run -q -- {} > {path}\n\n\
+             and commit the result.",
+            args.join(" "),
+            args.join(" ")
+        );
+    }
+}
