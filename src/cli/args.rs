@@ -211,6 +211,11 @@ pub struct WorkerArgs {
     /// Labels this worker carries, besides its OS, architecture and host name
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub labels: Vec<String>,
+    /// Take one job, run it, and exit (for launchers that create a worker per job)
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub offer: OfferArgs,
     /// How long a job stays leased without a heartbeat before it is re-queued
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration_arg)]
     pub lease: std::time::Duration,
@@ -248,6 +253,24 @@ pub enum WorkersAction {
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
     crate::spec::model::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_cpus_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(cpus) if cpus.is_finite() && cpus > 0.0 => Ok(cpus),
+        _ => Err(format!("`{text}` is not a number of CPUs above 0")),
+    }
+}
+
+/// What a host offers the jobs that run on it (`resources:` of jobs are admitted against it).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct OfferArgs {
+    /// CPUs offered to jobs' `resources.cpus` (default: the host's CPU count)
+    #[arg(long, value_name = "N", value_parser = parse_cpus_arg)]
+    pub cpus: Option<f64>,
+    /// Memory offered to jobs' `resources.memory`, e.g. 8GiB (default: the host's memory)
+    #[arg(long, value_name = "SIZE", value_parser = crate::spec::model::MemorySize::parse)]
+    pub memory: Option<crate::spec::model::MemorySize>,
 }
 
 /// `coreflow runs`
@@ -303,6 +326,8 @@ pub struct RetryArgs {
     /// How many jobs run at once (default: the number of CPUs)
     #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    #[command(flatten)]
+    pub offer: OfferArgs,
     /// Progress display: auto, tty, plain, json
     #[arg(long, default_value = "auto", value_name = "MODE")]
     pub progress: ProgressMode,
@@ -326,6 +351,8 @@ pub struct RunArgs {
     /// How many jobs run at once (default: the number of CPUs)
     #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    #[command(flatten)]
+    pub offer: OfferArgs,
     /// Run only these jobs and what they need
     #[arg(long, value_name = "JOB", num_args = 1..)]
     pub only: Vec<String>,
@@ -493,6 +520,12 @@ pub struct DaemonArgs {
     /// Labels the local workers carry, besides OS, architecture and host name
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub labels: Vec<String>,
+    /// How to start a worker for jobs whose `runs_on` holds LABEL when none carries it:
+    /// LABEL=COMMAND, with {env}, {labels} and {blocks} substituted (repeatable)
+    #[arg(long = "launcher", value_name = "LABEL=COMMAND")]
+    pub launchers: Vec<String>,
+    #[command(flatten)]
+    pub offer: OfferArgs,
     /// Serve the HTTP API on this IP:PORT (other than loopback only with a token:
     /// COREFLOW_API_TOKEN or --token-file)
     #[arg(long, value_name = "IP:PORT")]

@@ -17,6 +17,7 @@ pub mod job;
 pub mod notify;
 pub mod policy;
 pub mod queued;
+pub mod resources;
 pub mod run;
 pub mod secrets;
 pub mod setup;

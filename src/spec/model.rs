@@ -240,6 +240,117 @@ pub struct Defaults {
     /// Delay between SIGTERM and SIGKILL when a step is stopped (default 10s).
     #[serde(default)]
     pub cancel_grace: Option<DurationSpec>,
+    /// CPUs and memory a job needs where it runs.
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+/// What a job asks of the host it runs on: it starts only where this fits beside the jobs
+/// running there, and `memory` is also a limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPUs (may be fractional: `0.5`).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub cpus: Option<f64>,
+    /// Memory: `512MiB`, `4GiB`, `300MB`, or bytes. A job whose processes use more is
+    /// stopped and fails with reason `memory_limit`.
+    #[serde(default)]
+    pub memory: Option<MemorySize>,
+}
+
+/// Where a job runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compute {
+    /// Any worker of the pool (the default).
+    #[default]
+    Shared,
+    /// A fresh worker process started for this job alone and ended after it.
+    Dedicated,
+}
+
+/// A size in bytes, written with a unit: `512MiB`, `4GiB`, `300MB`, `64KiB`, or a number of
+/// bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MemorySize(pub u64);
+
+impl MemorySize {
+    /// Parses `512MiB`, `4GiB`, `300MB`, `1.5GiB`, `4096`.
+    ///
+    /// # Errors
+    /// Text that is not a number followed by a known unit.
+    pub fn parse(text: &str) -> Result<MemorySize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size such as `512MiB` or `4GiB`"))?;
+        let factor: f64 = match unit.trim() {
+            "" | "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "TB" => 1e12,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{text}`: use B, KB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
+        };
+        let bytes = number * factor;
+        if !bytes.is_finite() || bytes < 1.0 || bytes > 1e18 {
+            return Err(format!("`{text}` is not a size between 1 byte and 1 EB"));
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked to be within 1 and 1e18 just above"
+        )]
+        Ok(MemorySize(bytes.round() as u64))
+    }
+}
+
+impl fmt::Display for MemorySize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MIB: u64 = 1024 * 1024;
+        const GIB: u64 = 1024 * MIB;
+        match self.0 {
+            b if b >= GIB && b % GIB == 0 => write!(f, "{}GiB", b / GIB),
+            b if b >= MIB && b % MIB == 0 => write!(f, "{}MiB", b / MIB),
+            b => write!(f, "{b}B"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        MemorySize::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for MemorySize {
+    fn schema_name() -> Cow<'static, str> {
+        "MemorySize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or bytes: `512MiB`, `4GiB`.",
+            "type": ["string", "integer"],
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\\s*$"
+        })
+    }
 }
 
 /// A job: an ordered list of steps run by one worker.
@@ -303,6 +414,12 @@ pub struct Job {
     /// dependents' `run_if`.
     #[serde(default)]
     pub continue_on_error: bool,
+    /// CPUs and memory the job needs where it runs (replaces `defaults.resources`).
+    #[serde(default)]
+    pub resources: Option<Resources>,
+    /// `shared` (default): any worker of the pool; `dedicated`: a fresh worker for this job.
+    #[serde(default)]
+    pub compute: Compute,
     /// Fan the job out over a list known when its needs end: one job per item, `job[0]`,
     /// `job[1]`, …, the item in `${{ each.value }}`, its position in `${{ each.index }}`.
     #[serde(default)]
