@@ -308,7 +308,7 @@ impl MemorySize {
             }
         };
         let bytes = number * factor;
-        if !bytes.is_finite() || bytes < 1.0 || bytes > 1e18 {
+        if !bytes.is_finite() || !(1.0..=1e18).contains(&bytes) {
             return Err(format!("`{text}` is not a size between 1 byte and 1 EB"));
         }
         #[expect(
