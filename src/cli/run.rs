@@ -48,6 +48,18 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         return super::queue::print_admission(global, &admission);
     }
     let prepared = prepare(&loaded, &values, &args.only, true)?;
+    // A request no local worker can ever meet stops the run before anything starts.
+    let offer = crate::engine::resources::Offer::of_host(args.offer.cpus, args.offer.memory);
+    for job in &prepared {
+        let request = crate::engine::resources::Request::of(&loaded.workflow, &job.plan.base);
+        if let Some(why) = offer.never_fits(request) {
+            return Err(crate::engine::EngineError::Resources(format!(
+                "job `{}` {why}",
+                job.plan.name
+            ))
+            .into());
+        }
+    }
     // Every secret must be readable before anything starts; jobs read them again as they
     // start, and never record them.
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
@@ -82,6 +94,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
         progress: args.progress,
         junit,
         workers: args.workers,
+        offer,
     };
     foreground.execute(
         global, &store, &loaded, values, overrides, trigger, run_id, jobs,
@@ -102,6 +115,8 @@ pub(super) struct Foreground {
     pub(super) progress: ProgressMode,
     pub(super) junit: Option<JUnitWriter>,
     pub(super) workers: Option<u16>,
+    /// What the host offers jobs' `resources`.
+    pub(super) offer: crate::engine::resources::Offer,
 }
 
 impl Foreground {
@@ -150,7 +165,8 @@ impl Foreground {
             .enable_all()
             .build()?;
         let process_env = shared.process_env.clone();
-        let end = runtime.block_on(execute(shared, jobs, Slots::new(workers), Control::Signals));
+        let slots = Slots::new(workers, self.offer);
+        let end = runtime.block_on(execute(shared, jobs, slots, Control::Signals));
         // The run has ended and is recorded: its notifiers go out before the exit.
         runtime.block_on(crate::engine::notify::send(&**store, run_id, &process_env));
         finish(run_id.0, end)

@@ -17,6 +17,9 @@ pub enum EngineError {
     /// A job whose `runs_on` labels no local worker carries.
     #[error("{0}")]
     Labels(String),
+    /// A job whose `resources` no worker can ever offer.
+    #[error("{0}")]
+    Resources(String),
     /// A DataBlock parameter naming a block or version that does not exist.
     #[error(transparent)]
     Blocks(#[from] crate::blocks::Error),

@@ -21,6 +21,7 @@ use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
+use crate::engine::resources::{Offer, Request};
 use crate::engine::shared::RunShared;
 pub use crate::engine::tracked::JobRt;
 use crate::engine::writer::Writer;
@@ -75,19 +76,51 @@ pub struct RunEnd {
 /// The local workers of a foreground run: one slot per running step process, shared by the
 /// run and every child run its `workflow:` jobs start. A calling job waits for its child
 /// without a slot, so `--workers 1` never deadlocks.
+///
+/// With them goes the host's offer of CPUs and memory and what the running jobs' `resources`
+/// take of it: a job with a request starts only where it fits beside them.
 #[derive(Clone)]
 pub struct Slots {
     permits: Arc<Semaphore>,
     count: usize,
+    pool: Arc<std::sync::Mutex<Pool>>,
+}
+
+/// The host's offer and what running jobs take of it.
+struct Pool {
+    offer: Offer,
+    used: Request,
 }
 
 impl Slots {
     #[must_use]
-    pub fn new(count: usize) -> Slots {
+    pub fn new(count: usize, offer: Offer) -> Slots {
         let count = count.max(1);
         Slots {
             permits: Arc::new(Semaphore::new(count)),
             count,
+            pool: Arc::new(std::sync::Mutex::new(Pool {
+                offer,
+                used: Request::default(),
+            })),
+        }
+    }
+
+    /// What the host offers.
+    #[must_use]
+    pub fn offer(&self) -> Offer {
+        self.pool.lock().map_or(
+            Offer {
+                cpus: 0.0,
+                memory: 0,
+            },
+            |pool| pool.offer,
+        )
+    }
+
+    fn release(&self, request: Request) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.used = pool.used.minus(request);
         }
     }
 
@@ -521,6 +554,15 @@ impl Coordinator {
         }
     }
 
+    /// What job `i` asks of the host (`resources`); nothing for a calling job, which runs no
+    /// process.
+    fn request(&self, i: usize) -> Request {
+        if self.calls(i) {
+            return Request::default();
+        }
+        Request::of(&self.shared.workflow, &self.jobs[i].base)
+    }
+
     /// Whether job `i` calls a workflow: it runs no process and takes no slot.
     fn calls(&self, i: usize) -> bool {
         self.shared.workflow.jobs[self.jobs[i].base.as_str()]
@@ -532,10 +574,34 @@ impl Coordinator {
     fn dispatch(&mut self) {
         let mut held = Vec::new();
         self.starved = false;
+        // The first job whose `resources` do not fit reserves them: jobs behind it start only
+        // where they fit beside it too, so a stream of small jobs never starves a big one.
+        let mut reserved = Request::default();
         while let Some(ready) = self.ready.pop() {
             let i = ready.index;
             if self.jobs[i].state != JobState::Queued {
                 continue;
+            }
+            let request = self.request(i);
+            if !request.is_empty() {
+                let (never, fits) = match self.slots.pool.lock() {
+                    Ok(pool) => (
+                        pool.offer.never_fits(request),
+                        pool.offer.fits(pool.used.plus(reserved), request),
+                    ),
+                    Err(_) => (None, true),
+                };
+                if let Some(why) = never {
+                    self.jobs[i].attempts += 1;
+                    self.transition(i, JobState::Failed, Some(why));
+                    self.settle(i);
+                    continue;
+                }
+                if !fits {
+                    reserved = reserved.plus(request);
+                    held.push(ready);
+                    continue;
+                }
             }
             let calls = self.calls(i);
             if !calls
@@ -563,6 +629,11 @@ impl Coordinator {
                 }
                 permit
             };
+            if !request.is_empty()
+                && let Ok(mut pool) = self.slots.pool.lock()
+            {
+                pool.used = pool.used.plus(request);
+            }
             if !calls && let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
                 load.running += 1;
                 // Other processes read the queue's load from the store.
@@ -580,6 +651,7 @@ impl Coordinator {
                     if !calls && let Some(load) = self.queues.get_mut(&self.jobs[i].queue) {
                         load.running = load.running.saturating_sub(1);
                     }
+                    self.slots.release(request);
                     self.jobs[i].attempts += 1;
                     self.transition(i, JobState::Failed, Some(reason.0));
                     self.settle(i);
@@ -820,6 +892,9 @@ impl Coordinator {
 
     fn finished(&mut self, i: usize, mut outcome: AttemptOutcome) {
         self.running -= 1;
+        if !self.calls(i) {
+            self.slots.release(self.request(i));
+        }
         if let Some(reason) = self.stopped_by.remove(&i)
             && outcome.state == JobState::Cancelled
         {

@@ -329,6 +329,27 @@ impl<'s> Walker<'s> {
                 }
                 true
             }
+            "memory" => {
+                let Some(text) = node.as_text() else {
+                    out.push(
+                        Diagnostic::error(
+                            node.pos,
+                            format!(
+                                "{} expects a size, found {}",
+                                describe_leaf(&place.path),
+                                node.describe()
+                            ),
+                        )
+                        .with_label("a number and a unit, like `512MiB` or `4GiB`"),
+                        place,
+                    );
+                    return true;
+                };
+                if let Err(message) = crate::spec::model::MemorySize::parse(text) {
+                    out.push(Diagnostic::error(node.pos, message), place);
+                }
+                true
+            }
             "priority" => {
                 let ok = match node.scalar() {
                     Some(Scalar::Int(_)) => true,

@@ -348,6 +348,7 @@ impl JsonSchema for MemorySize {
         json_schema!({
             "description": "A size: a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), or bytes: `512MiB`, `4GiB`.",
             "type": ["string", "integer"],
+            "format": "memory",
             "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(B|kB|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\\s*$"
         })
     }

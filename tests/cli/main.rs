@@ -37,6 +37,7 @@ mod queue_support;
 mod queues;
 mod recovery;
 mod regressions;
+mod resources;
 mod robustness;
 mod run;
 mod schedule;

@@ -1,0 +1,165 @@
+//! `resources:` in a foreground run (SPEC §2): jobs start only where their CPUs and memory
+//! fit beside the running ones, within `--cpus`/`--memory`; a big job reserves its share so
+//! small jobs cannot starve it; a request no worker offers stops the run before it starts.
+
+use crate::engine_support::{Workspace, job};
+
+/// `(name, start, end)` of every job that appended a line `name start end` to `spans`.
+fn spans(ws: &Workspace) -> Vec<(String, f64, f64)> {
+    ws.lines("spans")
+        .iter()
+        .map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            (
+                parts[0].to_owned(),
+                parts[1].parse().expect("a start time"),
+                parts[2].parse().expect("an end time"),
+            )
+        })
+        .collect()
+}
+
+/// A step that records when it ran, sleeping `seconds` in between.
+fn timed(seconds: &str) -> String {
+    format!(
+        "steps:\n      - run: |\n          start=$(date +%s.%N); sleep {seconds}; echo \"$COREFLOW_JOB $start $(date +%s.%N)\" >> spans\n"
+    )
+}
+
+#[test]
+fn jobs_needing_the_whole_host_never_overlap_while_small_jobs_fill_the_gaps() {
+    let mut yaml = String::from("jobs:\n");
+    for i in 1..=3 {
+        yaml.push_str(&format!(
+            "  big{i}:\n    resources: {{ cpus: 2 }}\n    {}",
+            timed("0.3")
+        ));
+    }
+    for i in 1..=6 {
+        yaml.push_str(&format!("  small{i}:\n    {}", timed("0.2")));
+    }
+    let ws = Workspace::with_workflow(&yaml);
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--workers", "4", "--cpus", "2"])
+        .succeeds();
+    let spans = spans(&ws);
+    assert_eq!(spans.len(), 9, "{spans:?}");
+    let big: Vec<&(String, f64, f64)> = spans.iter().filter(|s| s.0.starts_with("big")).collect();
+    for a in &big {
+        for b in &big {
+            if a.0 != b.0 {
+                assert!(a.2 <= b.1 || b.2 <= a.1, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+    // Jobs without `resources` ran beside the big ones.
+    let small_beside_big = spans
+        .iter()
+        .filter(|s| s.0.starts_with("small"))
+        .any(|s| big.iter().any(|b| s.1 < b.2 && b.1 < s.2));
+    assert!(small_beside_big, "{spans:?}");
+}
+
+#[test]
+fn a_big_job_is_not_starved_by_a_stream_of_small_ones() {
+    let mut yaml = String::from("jobs:\n");
+    for i in 1..=2 {
+        yaml.push_str(&format!(
+            "  small{i}:\n    resources: {{ cpus: 1 }}\n    {}",
+            timed("0.3")
+        ));
+    }
+    yaml.push_str(&format!(
+        "  big:\n    resources: {{ cpus: 2 }}\n    {}",
+        timed("0.1")
+    ));
+    for i in 3..=8 {
+        yaml.push_str(&format!(
+            "  small{i}:\n    resources: {{ cpus: 1 }}\n    {}",
+            timed("0.3")
+        ));
+    }
+    let ws = Workspace::with_workflow(&yaml);
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--workers", "4", "--cpus", "2"])
+        .succeeds();
+    let spans = spans(&ws);
+    let start = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.0 == name)
+            .unwrap_or_else(|| panic!("{name} did not run: {spans:?}"))
+            .1
+    };
+    for i in 3..=8 {
+        assert!(
+            start("big") < start(&format!("small{i}")),
+            "small{i} started before the big job that waited first: {spans:?}"
+        );
+    }
+    // And the CPUs were never over-committed.
+    let mut events: Vec<(f64, f64)> = Vec::new();
+    for (name, s, e) in &spans {
+        let cpus = if name == "big" { 2.0 } else { 1.0 };
+        events.push((*s, cpus));
+        events.push((*e, -cpus));
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut used = 0.0;
+    for (_, delta) in events {
+        used += delta;
+        assert!(used <= 2.0 + 1e-9, "more than 2 CPUs in use: {spans:?}");
+    }
+}
+
+#[test]
+fn a_request_no_worker_offers_stops_the_run_before_it_starts() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  a:\n    steps: [{ run: touch a-ran }]\n  huge:\n    resources: { cpus: 8, memory: 1GiB }\n    steps: [{ run: 'true' }]\n",
+    );
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--cpus", "2"])
+        .fails(2);
+    assert!(
+        output
+            .stderr()
+            .contains("job `huge` needs 8 cpus; the largest worker offers 2"),
+        "{output}"
+    );
+    assert!(!ws.exists("a-ran"));
+    assert!(ws.runs().is_empty());
+    let output = ws
+        .coreflow()
+        .args(["run", "wf.yaml", "--cpus", "8", "--memory", "512MiB"])
+        .fails(2);
+    assert!(
+        output
+            .stderr()
+            .contains("job `huge` needs 1GiB of memory; the largest worker offers 512MiB"),
+        "{output}"
+    );
+    ws.coreflow()
+        .args(["run", "wf.yaml", "--cpus", "8", "--memory", "2GiB"])
+        .succeeds();
+    assert_eq!(job(&ws.show("last"), "huge")["status"], "succeeded");
+}
+
+#[test]
+fn validate_checks_resources() {
+    let ws = Workspace::with_workflow(
+        "defaults:\n  resources: { memory: 12 parsecs }\njobs:\n  a:\n    resources: { cpus: -1, disk: 1GiB }\n    compute: borrowed\n    steps: [{ run: 'true' }]\n",
+    );
+    let output = ws.coreflow().args(["validate", "wf.yaml"]).fails(2);
+    let stderr = output.stderr();
+    for expected in [
+        "unknown size unit `parsecs`",
+        "unknown key `disk`",
+        "`borrowed` is not a valid value for `compute`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in\n{stderr}"
+        );
+    }
+}
