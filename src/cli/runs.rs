@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::cli::args::{GlobalArgs, LogsArgs, RunsArgs, ShowArgs};
 use crate::cli::env;
+use crate::engine::definition::load_run_definition;
+use crate::engine::resources::Request;
 use crate::error::Error;
 use crate::state::RunState;
 use crate::store::Environment;
@@ -57,9 +59,27 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     let store = env::open(global)?;
     let run = find_run(&*store, &args.run)?;
     let jobs = store.jobs(run.id).map_err(Error::Store)?;
+    // What each job asked of its host (`resources`), from the run's recorded definition.
+    let requests: Vec<Request> = match load_run_definition(&*store, &run) {
+        Ok(definition) => jobs
+            .iter()
+            .map(|job| Request::of(&definition.loaded.workflow, &job.base_name))
+            .collect(),
+        Err(_) => vec![Request::default(); jobs.len()],
+    };
     if global.json {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
+        if let Some(array) = value["jobs"].as_array_mut() {
+            for (job, request) in array.iter_mut().zip(&requests) {
+                if !request.is_empty() {
+                    job["resources"] = serde_json::json!({
+                        "cpus": request.cpus,
+                        "memory_bytes": request.memory,
+                    });
+                }
+            }
+        }
         super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
         let notifications = store.notifications(run.id).map_err(Error::Store)?;
         if !notifications.is_empty() {
@@ -93,15 +113,19 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
         let _ = writeln!(out, "params: {}", shown.join(" "));
     }
     out.push('\n');
-    let mut rows = vec![
-        [
-            "JOB", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "PEAK RSS", "CPU", "NOTE",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
-    for job in &jobs {
-        rows.push(vec![
+    let mut header = [
+        "JOB", "STATUS", "ATTEMPTS", "DURATION", "EXIT", "PEAK RSS", "CPU", "NOTE",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // A REQUEST column only for runs whose jobs ask for resources.
+    let with_requests = requests.iter().any(|r| !r.is_empty());
+    if with_requests {
+        header.insert(5, "REQUEST".to_owned());
+    }
+    let mut rows = vec![header];
+    for (job, request) in jobs.iter().zip(&requests) {
+        let mut row = vec![
             job.name.clone(),
             job.status.to_string(),
             job.attempts.to_string(),
@@ -114,7 +138,11 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
             job.cpu_ms
                 .map_or_else(|| "-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
             note(job),
-        ]);
+        ];
+        if with_requests {
+            row.insert(5, describe_request(*request));
+        }
+        rows.push(row);
     }
     out.push_str(&super::output::table(&rows));
     out.push_str(&super::blocks::show_section(&*store, run.id, &jobs)?);
@@ -253,4 +281,20 @@ fn bytes(n: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "a display figure")]
     let mib = n as f64 / (1024.0 * 1024.0);
     format!("{mib:.1} MiB")
+}
+
+/// `2 cpus, 4GiB`, or `-` for a job that asks for nothing.
+fn describe_request(request: Request) -> String {
+    let mut parts = Vec::new();
+    if request.cpus > 0.0 {
+        parts.push(format!("{} cpus", request.cpus));
+    }
+    if request.memory > 0 {
+        parts.push(crate::spec::model::MemorySize(request.memory).to_string());
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }

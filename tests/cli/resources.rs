@@ -142,7 +142,19 @@ fn a_request_no_worker_offers_stops_the_run_before_it_starts() {
     ws.coreflow()
         .args(["run", "wf.yaml", "--cpus", "8", "--memory", "2GiB"])
         .succeeds();
-    assert_eq!(job(&ws.show("last"), "huge")["status"], "succeeded");
+    let show = ws.show("last");
+    assert_eq!(job(&show, "huge")["status"], "succeeded");
+    // `show` has each job's request beside its peak.
+    assert_eq!(
+        job(&show, "huge")["resources"],
+        serde_json::json!({ "cpus": 8.0, "memory_bytes": 1_073_741_824_u64 })
+    );
+    assert!(job(&show, "a").get("resources").is_none(), "{show:#}");
+    let text = ws.coreflow().args(["show", "last"]).succeeds();
+    assert!(
+        text.stdout().contains("REQUEST") && text.stdout().contains("8 cpus, 1GiB"),
+        "{text}"
+    );
 }
 
 #[test]
