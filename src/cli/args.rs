@@ -521,8 +521,9 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "L,…", value_delimiter = ',')]
     pub labels: Vec<String>,
     /// How to start a worker for jobs whose `runs_on` holds LABEL when none carries it:
-    /// LABEL=COMMAND, with {env}, {labels} and {blocks} substituted (repeatable)
-    #[arg(long = "launcher", value_name = "LABEL=COMMAND")]
+    /// LABEL=COMMAND or LABEL:MAX=COMMAND, with {env}, {labels} and {blocks} substituted
+    /// (repeatable)
+    #[arg(long = "launcher", value_name = "LABEL[:MAX]=COMMAND")]
     pub launchers: Vec<String>,
     #[command(flatten)]
     pub offer: OfferArgs,

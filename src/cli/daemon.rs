@@ -3,7 +3,7 @@
 
 use crate::cli::args::{DaemonArgs, GlobalArgs};
 use crate::cli::env;
-use crate::daemon::{DaemonConfig, DaemonError, lock, run};
+use crate::daemon::{DaemonConfig, DaemonError, launcher, lock, run};
 use crate::error::Error;
 use crate::store::BlocksLocation;
 
@@ -65,6 +65,23 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
             "--min-workers {min} is above --max-workers {max}"
         )));
     }
+    // `LABEL:MAX=COMMAND`, or `LABEL=COMMAND` with the daemon's `--max-workers` (else 4).
+    let default_max = args
+        .max_workers
+        .filter(|&max| max > 0)
+        .unwrap_or(launcher::DEFAULT_MAX);
+    let mut launchers: Vec<launcher::LauncherSpec> = Vec::new();
+    for value in &args.launchers {
+        let spec = launcher::LauncherSpec::parse(value, default_max)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        if launchers.iter().any(|other| other.label == spec.label) {
+            return Err(Error::Usage(format!(
+                "invalid --launcher `{value}`: another --launcher starts workers for `{}`",
+                spec.label
+            )));
+        }
+        launchers.push(spec);
+    }
     if global.env.len() > 1 {
         return Err(Error::Usage(
             "a daemon serves one environment: give --env once".to_owned(),
@@ -90,6 +107,7 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
     let _lock = lock(store.dir()).map_err(|e| match e {
         DaemonError::Locked(_) => Error::Usage(e.to_string()),
         DaemonError::Start(message) => Error::Environment(message),
+        DaemonError::Launcher { .. } => Error::Usage(e.to_string()),
     })?;
     let config = DaemonConfig {
         workflows,
@@ -110,6 +128,7 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
         lease: args.lease,
         idle: args.idle_timeout,
         json_log: args.log_format == "json",
+        launchers,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

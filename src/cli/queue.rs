@@ -11,6 +11,7 @@ use crate::cli::args::{
 };
 use crate::cli::env;
 use crate::cli::output::table;
+use crate::daemon::launcher::LaunchReport;
 use crate::engine::admission::{Admission, Request, admit};
 use crate::engine::definition::load_definition;
 use crate::engine::queued::{advance_unowned, cancel_job};
@@ -318,6 +319,7 @@ pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}", crate::store::host_name(), std::process::id())),
+        once: args.once,
     };
     // One job at a time: a single thread runs the claim loop and the attempt without handing
     // work between threads (the handoffs cost a tenth of a busy worker's CPU).
@@ -352,8 +354,17 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         return Err(Error::Usage(format!("no running worker `{worker}`")));
     }
     let mut all = Vec::new();
+    // Launchers whose last launch failed, as the daemon of each environment reports them.
+    let mut failed_launches = Vec::new();
     for dir in &dirs {
         let store = env::open_dir(dir, global)?;
+        if let Some(report) = LaunchReport::read(store.dir()) {
+            for launcher in report.launchers {
+                if launcher.failures > 0 {
+                    failed_launches.push((dir.display().to_string(), report.pid, launcher));
+                }
+            }
+        }
         // Settle vanished workers first: with every worker gone, nobody else would.
         crate::engine::queued::kill_leftovers(crate::engine::queued::expire_leases(&*store));
         for worker in store.workers().map_err(Error::Store)? {
@@ -372,7 +383,7 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
         }
     }
     if global.json {
-        let values: Vec<serde_json::Value> = all
+        let mut values: Vec<serde_json::Value> = all
             .iter()
             .map(|(env, w, job)| {
                 let mut value = serde_json::to_value(w).unwrap_or_default();
@@ -381,9 +392,26 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
                 value
             })
             .collect();
+        values.extend(failed_launches.iter().map(|(env, pid, launcher)| {
+            serde_json::json!({
+                "id": null,
+                "name": format!("launcher {}", launcher.label),
+                "labels": [launcher.label],
+                "pid": pid,
+                "state": "launch_failed",
+                "launcher": launcher.label,
+                "command": launcher.command,
+                "error": launcher.error,
+                "failures": launcher.failures,
+                "failed_at": launcher.failed_at,
+                "retry_at": launcher.retry_at,
+                "environment": env,
+                "job": null,
+            })
+        }));
         return super::output::print(&super::output::json_text(&values));
     }
-    if all.is_empty() {
+    if all.is_empty() && failed_launches.is_empty() {
         return super::output::print(if args.all {
             "no workers\n"
         } else {
@@ -420,7 +448,51 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
             w.jobs_done.to_string(),
         ]);
     }
-    super::output::print(&table(&rows))
+    let mut notes = String::new();
+    for (env, _, launcher) in failed_launches {
+        let since = |at: &Option<String>| {
+            at.as_deref()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.with_timezone(&chrono::Utc))
+        };
+        let ago = since(&launcher.failed_at).map_or_else(
+            || "-".to_owned(),
+            |at| {
+                format!(
+                    "{} ago",
+                    crate::ui::format::duration((now - at).to_std().unwrap_or_default())
+                )
+            },
+        );
+        rows.push(vec![
+            "-".to_owned(),
+            format!("launcher {}", launcher.label),
+            "launch_failed".to_owned(),
+            launcher.label.clone(),
+            env,
+            "-".to_owned(),
+            ago,
+            "-".to_owned(),
+        ]);
+        let retry = since(&launcher.retry_at).map_or_else(String::new, |at| {
+            format!(
+                "; next try in {}",
+                crate::ui::format::duration((at - now).to_std().unwrap_or_default())
+            )
+        });
+        notes.push_str(&format!(
+            "launcher {}: {} ({} failed launch(es) in a row{retry})\n",
+            launcher.label,
+            launcher.error.as_deref().unwrap_or("launch failed"),
+            launcher.failures,
+        ));
+    }
+    let mut text = table(&rows);
+    if !notes.is_empty() {
+        text.push('\n');
+        text.push_str(&notes);
+    }
+    super::output::print(&text)
 }
 
 fn quiet_print(global: &GlobalArgs, text: &str) -> Result<(), Error> {

@@ -3,11 +3,12 @@
 //! One loop ([`serve`]) owns the daemon's state: it reloads the workflow folder
 //! ([`catalog`]), fires JobTriggers when they are due (schedules, `every`, `at`, file
 //! arrival, `after` another workflow), applies `concurrency` and `catchup`, expires the leases
-//! of vanished workers, and drives the local worker pool ([`scaler`]); the HTTP API ([`api`])
-//! runs beside it. What a trigger has fired is persisted before the run is created, so a
-//! `kill -9` and a restart never fire one instant twice (at worst one is lost). Only one
-//! daemon owns an environment's triggers: it holds an exclusive `flock` on `daemon.lock` in
-//! the environment ([`lock`]), which the kernel releases however the daemon dies.
+//! of vanished workers, drives the local worker pool ([`scaler`]) and starts workers elsewhere
+//! for jobs needing a label ([`launcher`]); the HTTP API ([`api`]) runs beside it. What a
+//! trigger has fired is persisted before the run is created, so a `kill -9` and a restart
+//! never fire one instant twice (at worst one is lost). Only one daemon owns an
+//! environment's triggers: it holds an exclusive `flock` on `daemon.lock` in the environment
+//! ([`lock`]), which the kernel releases however the daemon dies.
 //!
 //! The instants at which time-based triggers fall due come from [`crate::triggers`]; the
 //! daemon asks a [`Clock`](crate::clock::Clock) what time it is, so its firing is tested
@@ -20,6 +21,8 @@
 //! - `coalesce.rs`: concurrent reads of one run share one computation.
 //! - `guard.rs`, `http.rs`: the one middleware every API request passes (Host, same
 //!   origin, token, body limits), and serving with header timeouts.
+//! - `launcher.rs`: `--launcher`, the Scaler's part that starts workers elsewhere for jobs
+//!   needing a label, and the report `coreflow workers` reads.
 //! - `config.rs`, `lock.rs`: settings and errors; the environment's lock.
 
 pub mod api;
@@ -33,6 +36,7 @@ mod firing;
 mod firing_tests;
 pub mod guard;
 pub mod http;
+pub mod launcher;
 mod lock;
 mod overlap;
 pub mod scaler;

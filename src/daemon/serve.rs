@@ -1,7 +1,7 @@
 //! The daemon's loop: start-up (load the folder, then serve the API), then turns that fire
 //! due time triggers as soon as they are due, and every quarter second watch files and other
-//! workflows' runs, start fires waiting for a run slot and scale the worker pool; every
-//! second, reload the folder and expire leases. SIGTERM (or SIGINT) ends the loop: no more
+//! workflows' runs, start fires waiting for a run slot, scale the worker pool and run the
+//! launchers (the leader alone launches); every second, reload the folder and expire leases. SIGTERM (or SIGINT) ends the loop: no more
 //! fires, the workers finish or re-queue their jobs within the grace, exit 0.
 //!
 //! Only the daemon that leads the environment ([`crate::store::LeaderStore`]) fires, serves
@@ -23,6 +23,7 @@ use crate::daemon::config::{DaemonConfig, DaemonError};
 use crate::daemon::firing::Daemon;
 use crate::daemon::guard::Guard;
 use crate::daemon::http;
+use crate::daemon::launcher::Launchers;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
 use crate::engine::run::recv_signal as recv;
 use crate::store::Env;
@@ -65,6 +66,7 @@ pub async fn serve(
         env = %config.env.display(),
         min_workers = config.min_workers,
         max_workers = config.max_workers,
+        launchers = config.launchers.len(),
         pid = std::process::id(),
         "daemon started"
     );
@@ -113,6 +115,13 @@ pub async fn serve(
         idle: config.idle,
         relay_stderr: config.json_log,
     });
+    let mut launchers = Launchers::new(
+        config.launchers.clone(),
+        &config.env,
+        config.blocks.as_ref(),
+        &config.labels,
+        store.dir(),
+    );
     let labels = scaler_labels(&config);
     let mut last_reload = Instant::now();
     let mut last_watch: Option<Instant> = None;
@@ -131,6 +140,8 @@ pub async fn serve(
             // Each daemon scales the pool of its own host from the shared backlog.
             let backlog = store.oldest_runnable(&labels).is_ok_and(|o| o.is_some());
             scaler.tick(&*store, backlog);
+            // Only the leader launches; this one follows the launches it started.
+            launchers.tick(&*store, false);
             tokio::select! {
                 () = tokio::time::sleep(leading.renew_every()) => {}
                 Some(()) = recv(&mut terms) => break,
@@ -156,6 +167,7 @@ pub async fn serve(
                 }
             };
             scaler.tick(&*store, backlog);
+            launchers.tick(&*store, true);
             send_notifications(&store, &process_env);
         }
         // Sleep until the next due fire, or the next look around.
@@ -176,7 +188,11 @@ pub async fn serve(
     );
     leading.resign(&*store);
     let deadline = config.grace + Duration::from_secs(5);
-    let _ = tokio::task::spawn_blocking(move || scaler.shutdown(deadline)).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        scaler.shutdown(deadline);
+        launchers.shutdown(deadline);
+    })
+    .await;
     if let Some(server) = server {
         server.abort();
     }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -14,13 +15,24 @@ use tracing::Instrument;
 use crate::engine::JobFailure;
 pub use crate::engine::attempt::{AttemptInput, AttemptOutcome};
 use crate::engine::context::{LazyValue, StepView, TemplateContext};
+use crate::engine::resources::Request;
 use crate::engine::secrets::Masker;
 use crate::engine::shared::RunShared;
 use crate::spec::env_key;
 use crate::state::{JobId, JobState};
+use crate::step::cgroup::Cgroup;
 use crate::step::{self, CancelMode, Program, Shell, StepCommand, StepEnd, Stream};
 use crate::store::{LogWriter, StepRecord};
 use crate::ui::Event;
+
+/// How often the attempt's process tree is sampled when nothing limits its memory: for the
+/// live figures of `show` and `jobs`.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// How often it is sampled when the job has a `memory` limit, so that a tree that went over
+/// it is stopped well within a second.
+const LIMIT_SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// The reason of a job stopped for going over its `memory`.
+const MEMORY_LIMIT: &str = "memory_limit";
 
 /// Runs every step of one attempt.
 pub async fn run_attempt(
@@ -116,7 +128,35 @@ pub async fn run_attempt(
     base_env.extend_from_slice(inputs.env());
 
     let deadline = input.timeout.map(|t| started + t);
-    let sampler = spawn_sampler(&shared, input.job, &input.kill_token);
+    // `resources:`: the attempt's own cgroup where the host allows one, and for `memory`
+    // a closer watch by the sampler, which stops the steps through their cancel channel.
+    let request = Request::of(&shared.workflow, &input.base);
+    let cgroup = if request.is_empty() {
+        None
+    } else {
+        let token = input.kill_token.clone();
+        tokio::task::spawn_blocking(move || Cgroup::create(&token, request.memory, request.cpus))
+            .await
+            .ok()
+            .flatten()
+            .map(Arc::new)
+    };
+    let (memory, cancel, forwarder) = if request.memory > 0 {
+        let (stop, steps_cancel) = watch::channel(*cancel.borrow());
+        let watch = Arc::new(MemoryWatch {
+            limit: request.memory,
+            used: AtomicU64::new(0),
+            by_kernel: AtomicBool::new(false),
+            cgroup: cgroup.clone(),
+            stop,
+            cancel: cancel.clone(),
+        });
+        let forwarder = forward_cancel(cancel, Arc::clone(&watch));
+        (Some(watch), steps_cancel, Some(forwarder))
+    } else {
+        (None, cancel, None)
+    };
+    let sampler = spawn_sampler(&shared, input.job, &input.kill_token, memory.clone());
     let mut log: Option<LogWriter> = None;
     let mut outputs: Vec<(String, String)> = Vec::new();
     let masker = Masker::new(input.context.secrets.values());
@@ -125,6 +165,23 @@ pub async fn run_attempt(
     let mut groups: Vec<u32> = Vec::new();
 
     for (index, step) in job_def.steps.iter().enumerate() {
+        // What an earlier step left running went over the limit between two steps.
+        if let Some(last) = outcome.steps.last()
+            && let Some(watch) = memory.as_deref()
+            && watch.is_over()
+        {
+            let (name, at) = (last.name.clone(), last.index);
+            watch.fail(&mut outcome, &name);
+            sink_state_line(
+                &shared,
+                &mut log,
+                &input,
+                &name,
+                at,
+                watch.line().as_bytes(),
+            );
+            break;
+        }
         let step_name = step
             .name
             .clone()
@@ -224,9 +281,10 @@ pub async fn run_attempt(
             masker: &masker,
         };
         let span = tracing::debug_span!("step", job = %input.name, step = %step_name);
-        let result = step::run_step(&command, cancel.clone(), &mut sink_state)
-            .instrument(span)
-            .await;
+        let result =
+            step::run_step_in(&command, cgroup.as_deref(), cancel.clone(), &mut sink_state)
+                .instrument(span)
+                .await;
         record.finished_at = Some(shared.now());
         let step_outputs = collect_outputs(&output_file, &masker, &mut outputs, &mut outcome);
         for (key, value) in read_pairs(&export_file, "$COREFLOW_EXPORT", &mut outcome) {
@@ -274,9 +332,30 @@ pub async fn run_attempt(
             StepEnd::TimedOut => (JobState::TimedOut, None),
             StepEnd::Cancelled => (JobState::Cancelled, None),
         };
+        // Over its `memory`: stopped by the sampler (the step then reads as cancelled) or
+        // by the kernel in the attempt's cgroup (killed by a signal, or failed for it).
+        let over_memory = memory.as_deref().filter(|watch| watch.is_over_after_step());
+        let step_state = if over_memory.is_some() {
+            JobState::Failed
+        } else {
+            step_state
+        };
         record.status = step_state;
         record.exit_code = code;
         outcome.steps.push(record);
+        if let Some(watch) = over_memory {
+            watch.fail(&mut outcome, &step_name);
+            let at = outcome.steps.last().map_or(0, |record| record.index);
+            sink_state_line(
+                &shared,
+                &mut log,
+                &input,
+                &step_name,
+                at,
+                watch.line().as_bytes(),
+            );
+            break;
+        }
         if let Some(id) = &step.id {
             let view = StepView {
                 outputs: step_outputs.into_iter().collect(),
@@ -326,6 +405,9 @@ pub async fn run_attempt(
         }
     }
     sampler.abort();
+    if let Some(forwarder) = forwarder {
+        forwarder.abort();
+    }
     if let Some(writer) = log.take() {
         let _ = writer.finish();
     }
@@ -333,11 +415,17 @@ pub async fn run_attempt(
     // each step's process group is a cheap signal-0 probe; the full token search (a /proc
     // scan) runs only when something is left.
     let leftovers = groups.iter().any(|&pgid| group_is_alive(pgid));
-    if leftovers || matches!(outcome.state, JobState::TimedOut | JobState::Cancelled) {
+    let over_memory = memory.as_deref().is_some_and(MemoryWatch::is_over);
+    if leftovers || over_memory || matches!(outcome.state, JobState::TimedOut | JobState::Cancelled)
+    {
         let token = input.kill_token.clone();
         let grace = input.grace.min(Duration::from_secs(2));
         let _ =
             tokio::task::spawn_blocking(move || step::kill_token_processes(&token, grace)).await;
+    }
+    // What is left in the attempt's cgroup (a process that shed its token) ends too.
+    if let Some(cgroup) = cgroup {
+        let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
     }
     // Publishes the declared DataBlocks if the attempt succeeded; removes its inputs.
     crate::engine::blocks::finish_attempt(&shared, &input, &workdir, inputs, &mut outcome).await;
@@ -345,21 +433,42 @@ pub async fn run_attempt(
     finish(outcome, started)
 }
 
-/// Samples the attempt's process tree (every process carrying its kill token) every second
-/// while it runs and stores the peak memory and CPU time so far, so `show` and `jobs` see a
-/// long job's figures live. Jobs shorter than a second cost nothing.
-fn spawn_sampler(shared: &Arc<RunShared>, job: JobId, token: &str) -> tokio::task::JoinHandle<()> {
+/// Samples the attempt's process tree (every process carrying its kill token) while it runs
+/// and stores the peak memory and CPU time so far, every second, so `show` and `jobs` see a
+/// long job's figures live. Jobs shorter than a second cost nothing. For a job with a
+/// `memory` limit (its watch in `memory`) it samples five times a second and tells the
+/// watch what it saw; the store still gets the figures once a second.
+fn spawn_sampler(
+    shared: &Arc<RunShared>,
+    job: JobId,
+    token: &str,
+    memory: Option<Arc<MemoryWatch>>,
+) -> tokio::task::JoinHandle<()> {
     let shared = Arc::clone(shared);
     let token = token.to_owned();
     tokio::spawn(async move {
         let mut peak = 0;
-        let every = Duration::from_secs(1);
+        let every = if memory.is_some() {
+            LIMIT_SAMPLE_EVERY
+        } else {
+            SAMPLE_EVERY
+        };
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stored: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             let token = token.clone();
-            let Ok(sample) =
-                tokio::task::spawn_blocking(move || step::sample_tree(0, &token)).await
+            let memory = memory.clone();
+            let Ok(sample) = tokio::task::spawn_blocking(move || {
+                let sample = step::sample_tree(0, &token);
+                if let Some(watch) = memory {
+                    watch.observe(sample.rss_bytes);
+                    watch.check_kernel();
+                }
+                sample
+            })
+            .await
             else {
                 return;
             };
@@ -367,6 +476,12 @@ fn spawn_sampler(shared: &Arc<RunShared>, job: JobId, token: &str) -> tokio::tas
                 continue;
             }
             peak = peak.max(sample.rss_bytes);
+            // The store sees the figures once a second, however often the tree is sampled.
+            let now = tokio::time::Instant::now();
+            if stored.is_some_and(|at| now.duration_since(at) + every / 2 < SAMPLE_EVERY) {
+                continue;
+            }
+            stored = Some(now);
             let change = crate::store::Change::Usage {
                 job,
                 peak_rss_bytes: peak,
@@ -375,6 +490,131 @@ fn spawn_sampler(shared: &Arc<RunShared>, job: JobId, token: &str) -> tokio::tas
             let _ = shared.store.apply(&[change]);
         }
     })
+}
+
+/// An attempt's `memory` limit as the sampler and the attempt's loop see it: whether the
+/// tree went over it, by how much, and the channel that stops the running step.
+struct MemoryWatch {
+    /// The limit, in bytes.
+    limit: u64,
+    /// The resident memory seen when the tree went over the limit; 0 until it did.
+    used: AtomicU64,
+    /// Whether the kernel found it over, in the attempt's cgroup.
+    by_kernel: AtomicBool,
+    cgroup: Option<Arc<Cgroup>>,
+    /// The steps' cancel channel: the job's own, forwarded, and the stop for the limit.
+    stop: watch::Sender<Option<CancelMode>>,
+    /// The job's cancel channel: a cancel that came first is the reason, not the limit.
+    cancel: watch::Receiver<Option<CancelMode>>,
+}
+
+impl MemoryWatch {
+    /// Notes a sample of the tree's resident memory; over the limit, stops the running
+    /// step as a timeout does (SIGTERM, the grace, SIGKILL).
+    fn observe(&self, rss_bytes: u64) {
+        if rss_bytes > self.limit {
+            self.go_over(rss_bytes);
+        }
+    }
+
+    /// Whether the kernel killed a process of the attempt's cgroup for its memory; if so
+    /// (and no cancel came first) the attempt is over its limit, and what is left of the
+    /// step is stopped.
+    fn check_kernel(&self) -> bool {
+        let Some(cgroup) = &self.cgroup else {
+            return false;
+        };
+        if cgroup.oom_kills() == 0 {
+            return false;
+        }
+        if self.used.load(Ordering::SeqCst) == 0 {
+            self.by_kernel.store(true, Ordering::SeqCst);
+        }
+        self.go_over(cgroup.peak().unwrap_or(self.limit).max(self.limit));
+        self.is_over()
+    }
+
+    fn go_over(&self, used: u64) {
+        if self.cancel.borrow().is_some() {
+            return;
+        }
+        if self
+            .used
+            .compare_exchange(0, used.max(1), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            tracing::debug!(used, limit = self.limit, "over the memory limit");
+            self.stop.send_if_modified(|mode| {
+                let stopping = mode.is_none();
+                if stopping {
+                    *mode = Some(CancelMode::Graceful);
+                }
+                stopping
+            });
+        }
+    }
+
+    /// Whether the tree went over the limit.
+    fn is_over(&self) -> bool {
+        self.used.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the tree went over the limit, by the time a step ended: the kernel's kill
+    /// ends the step before the sampler's next look, so the cgroup is read now too.
+    fn is_over_after_step(&self) -> bool {
+        self.is_over() || self.check_kernel()
+    }
+
+    /// Ends the attempt `failed` with reason `memory_limit`, in `step`.
+    fn fail(&self, outcome: &mut AttemptOutcome, step: &str) {
+        outcome.state = JobState::Failed;
+        outcome.exit_code = None;
+        outcome.step = Some(step.to_owned());
+        outcome.reason = Some(MEMORY_LIMIT.to_owned());
+    }
+
+    /// The line the job's log gets: the figures.
+    fn line(&self) -> String {
+        let used = mebibytes(self.used.load(Ordering::SeqCst));
+        let limit = mebibytes(self.limit);
+        if self.by_kernel.load(Ordering::SeqCst) {
+            format!(
+                "coreflow: {MEMORY_LIMIT}: {used} used, {limit} allowed (stopped by the kernel)"
+            )
+        } else {
+            format!("coreflow: {MEMORY_LIMIT}: {used} used, {limit} allowed")
+        }
+    }
+}
+
+/// Passes the job's cancels on to the steps' channel, which the memory watch also sends to.
+fn forward_cancel(
+    mut cancel: watch::Receiver<Option<CancelMode>>,
+    watch: Arc<MemoryWatch>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while cancel.changed().await.is_ok() {
+            let mode = *cancel.borrow_and_update();
+            if mode.is_some() {
+                watch.stop.send_replace(mode);
+            }
+        }
+    })
+}
+
+/// Bytes in MiB, as the log shows them: `64 MiB`, `95.4 MiB`.
+fn mebibytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a figure for people, one decimal"
+        )]
+        let mib = bytes as f64 / MIB as f64;
+        format!("{mib:.1} MiB")
+    }
 }
 
 fn finish(mut outcome: AttemptOutcome, started: Instant) -> AttemptOutcome {
@@ -608,4 +848,77 @@ pub fn scratch_dir(env_dir: &Path, run: crate::state::RunId) -> std::io::Result<
     let dir = env_dir.join("tmp").join(run.to_string());
     crate::store::private::create_dir_all(&dir)?;
     std::fs::canonicalize(&dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use tokio::sync::watch;
+
+    use super::{AttemptOutcome, MemoryWatch, mebibytes};
+    use crate::state::JobState;
+    use crate::step::CancelMode;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn memory_watch(
+        limit: u64,
+        cancel: watch::Receiver<Option<CancelMode>>,
+    ) -> (MemoryWatch, watch::Receiver<Option<CancelMode>>) {
+        let (stop, steps) = watch::channel(None);
+        let watch = MemoryWatch {
+            limit,
+            used: AtomicU64::new(0),
+            by_kernel: AtomicBool::new(false),
+            cgroup: None,
+            stop,
+            cancel,
+        };
+        (watch, steps)
+    }
+
+    #[test]
+    fn going_over_the_limit_stops_the_steps_once_and_fails_the_attempt() {
+        let (_job_cancel, cancel) = watch::channel(None);
+        let (watch, steps) = memory_watch(64 * MIB, cancel);
+        watch.observe(64 * MIB);
+        assert!(!watch.is_over() && !watch.is_over_after_step());
+        assert_eq!(*steps.borrow(), None);
+
+        watch.observe(300 * MIB);
+        watch.observe(400 * MIB);
+        assert!(watch.is_over());
+        assert_eq!(*steps.borrow(), Some(CancelMode::Graceful));
+        // The figure is the one seen first.
+        assert_eq!(
+            watch.line(),
+            "coreflow: memory_limit: 300 MiB used, 64 MiB allowed"
+        );
+
+        let mut outcome = AttemptOutcome::new(JobState::Succeeded);
+        outcome.exit_code = Some(0);
+        watch.fail(&mut outcome, "build");
+        assert_eq!(outcome.state, JobState::Failed);
+        assert_eq!(outcome.reason.as_deref(), Some("memory_limit"));
+        assert_eq!(outcome.step.as_deref(), Some("build"));
+        assert_eq!(outcome.exit_code, None);
+    }
+
+    #[test]
+    fn a_cancel_that_came_first_is_the_reason() {
+        let (job_cancel, cancel) = watch::channel(None);
+        let (watch, steps) = memory_watch(MIB, cancel);
+        job_cancel.send_replace(Some(CancelMode::Kill));
+        watch.observe(2 * MIB);
+        assert!(!watch.is_over());
+        assert_eq!(*steps.borrow(), None);
+    }
+
+    #[test]
+    fn figures_read_in_mebibytes() {
+        assert_eq!(mebibytes(64 * MIB), "64 MiB");
+        assert_eq!(mebibytes(0), "0 MiB");
+        assert_eq!(mebibytes(100_000_000), "95.4 MiB");
+    }
 }

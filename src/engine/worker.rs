@@ -5,7 +5,8 @@
 //! The worker takes work from the environment with the oldest runnable backlog. On SIGTERM
 //! (or Ctrl-C) it stops claiming, lets its current job finish within the grace period, then
 //! cancels it and puts it back in its queue; it exits 0. `coreflow workers move` redirects a
-//! running worker between environments through its heartbeat.
+//! running worker between environments through its heartbeat. With `--once`
+//! ([`WorkerConfig::once`]) it stops after its first job, whatever that job's result.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for work.
     pub poll: Duration,
     pub name: String,
+    /// Take one job, run it, and stop (`coreflow worker --once`, for launchers that create
+    /// a worker per job): the job's result is recorded, the worker exits 0 either way.
+    pub once: bool,
 }
 
 impl WorkerConfig {
@@ -123,9 +127,11 @@ pub async fn serve<E: std::fmt::Display>(
     let mut draining = false;
     // A job claimed in the transaction that recorded the previous one's end.
     let mut next: Option<(usize, Claimed)> = None;
+    // Whether a job was taken: a `--once` worker stops after its first.
+    let mut taken = false;
     loop {
         // A job already claimed runs even when a stop came meanwhile: its own grace applies.
-        if *stop_rx.borrow() && next.is_none() {
+        if (*stop_rx.borrow() || (config.once && taken)) && next.is_none() {
             break;
         }
         if last_housekeeping.elapsed() >= config.beat_every() {
@@ -150,6 +156,7 @@ pub async fn serve<E: std::fmt::Display>(
             }
             continue;
         };
+        taken = true;
         let env = &served[i];
         tracing::debug!(run = claimed.run.id.0, job = %claimed.job.name, "job claimed");
         let cached = match definitions.get(env, &claimed.run, &process_env) {
@@ -160,8 +167,9 @@ pub async fn serve<E: std::fmt::Display>(
             }
         };
         // With one environment, the end of this job and the claim of the next share a
-        // transaction; with several, the next claim looks at all of them.
-        let take_next = served.len() == 1;
+        // transaction; with several, the next claim looks at all of them. A `--once` worker
+        // takes no next job.
+        let take_next = served.len() == 1 && !config.once;
         let job = execute_claim(
             env,
             &config,

@@ -44,6 +44,8 @@
 //! - A program that cannot start is an [`Error`] naming it and the cause;
 //!   [`Error::exit_code`] gives 126 or 127 as a shell would.
 //! - Dropping the future before the step ended kills the step's tree.
+//! - [`run_step_in`] also moves the main process into a [`cgroup::Cgroup`] right after the
+//!   spawn, so that the kernel holds the step to the attempt's `memory.max` and `cpu.max`.
 //!
 //! `run_step` needs a Tokio runtime with IO and time enabled; its `/proc` scans run on the
 //! blocking pool.
@@ -60,6 +62,7 @@
 //! Linux only: the tree is found through `/proc`.
 
 mod capture;
+pub mod cgroup;
 mod command;
 mod error;
 mod kill;
@@ -73,7 +76,7 @@ pub use command::{DEFAULT_GRACE, Program, Shell, ShellError, StepCommand};
 pub use error::Error;
 pub use kill::kill_token_processes;
 pub use output_file::{OutputsError, format_outputs, parse_outputs};
-pub use process::{CancelMode, Sink, StepEnd, StepReport, Stream, run_step};
+pub use process::{CancelMode, Sink, StepEnd, StepReport, Stream, run_step, run_step_in};
 pub use procfs::{KILL_TOKEN_VAR, TreeSample, sample_tree};
 
 /// The variable that hands a `sql:` step's child process its request, as JSON

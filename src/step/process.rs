@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
 use super::capture::LineSplitter;
+use super::cgroup::Cgroup;
 use super::command::{Launch, StepCommand};
 use super::error::Error;
 use super::kill;
@@ -123,6 +124,25 @@ pub struct StepReport {
 /// report), or, in practice never, when waiting for it fails.
 pub async fn run_step(
     cmd: &StepCommand,
+    cancel: watch::Receiver<Option<CancelMode>>,
+    sink: &mut dyn Sink,
+) -> Result<StepReport, Error> {
+    run_step_in(cmd, None, cancel, sink).await
+}
+
+/// [`run_step`], with the main process moved into `cgroup` right after the spawn (when
+/// given), so that the kernel holds it and what it starts to the cgroup's limits.
+///
+/// The move happens after the spawn, not before the program runs: what the process starts
+/// or allocates in that instant is outside the cgroup, which the caller's sampling covers.
+/// A move the kernel refuses is logged at debug level and otherwise ignored.
+///
+/// # Errors
+///
+/// As [`run_step`].
+pub async fn run_step_in(
+    cmd: &StepCommand,
+    cgroup: Option<&Cgroup>,
     mut cancel: watch::Receiver<Option<CancelMode>>,
     sink: &mut dyn Sink,
 ) -> Result<StepReport, Error> {
@@ -163,6 +183,11 @@ pub async fn run_step(
             error,
         });
     };
+    if let Some(cgroup) = cgroup
+        && let Err(err) = cgroup.place(pid)
+    {
+        tracing::debug!(pid, cgroup = %cgroup.path().display(), %err, "not moved into the cgroup");
+    }
     tracing::debug!(pid, program = %launch.display, args = ?launch.args, "step started");
     let guard = TreeGuard {
         pgid: pid,

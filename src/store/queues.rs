@@ -87,6 +87,10 @@ pub trait QueueStore {
     /// lives; returns whether this store does (PostgreSQL, by `LISTEN/NOTIFY`). Workers of a
     /// store that does not poll.
     fn watch_work(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> bool;
+    /// How many queued jobs whose `runs_on` holds `label` a worker could start now: their
+    /// retry delay is over, their queue is not paused, and no foreground `coreflow run` owns
+    /// their run (the daemon's launchers start workers for them).
+    fn queued_with_label(&self, label: &str) -> Result<u32, Error>;
     /// The time the oldest job a worker with `labels` could take has waited since.
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error>;
     /// Atomically takes the next job for a worker: running, leased, with a kill token.

@@ -956,26 +956,29 @@ fn daemon_help() {
       [WORKFLOW_DIR]  The folder of workflow files (*.yaml, *.yml), reloaded when files change [default: .]
 
     Options:
-          --env <DIR_OR_URL>         The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
-          --workers <N>              A fixed number of local workers (default: one per CPU; 0: only standalone workers)
-          --blocks <DIR_OR_URL>      Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
-          --min-workers <A>          The fewest local workers the Scaler keeps
-          --json                     Print machine-readable JSON
-          --max-workers <B>          The most local workers the Scaler starts while jobs wait
-          --labels <L,…>             Labels the local workers carry, besides OS, architecture and host name
-      -q, --quiet                    Print less
-          --listen <IP:PORT>         Serve the HTTP API on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or --token-file)
-      -v, --verbose                  Print more
-          --color <WHEN>             When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
-          --public-host <NAME>       A host name the API answers to besides its address and loopback names (a reverse proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
-          --token-file <PATH>        Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
-          --grace <DURATION>         On SIGTERM, how long running jobs may take to finish before they are re-queued [default: 30s]
-          --lease <DURATION>         How long a local worker's job stays leased without a heartbeat before another worker may take it over (workers heartbeat every second; at least 2s) [default: 30s]
-          --idle-timeout <DURATION>  How long an idle local worker lives above the minimum [default: 30s]
-          --log-format <FORMAT>      The daemon's own log: text or json [default: text] [possible values: text, json]
-      -h, --help                     Print help
-      -V, --version                  Print version
-    ");
+          --env <DIR_OR_URL>                The environment: a state directory (default ./.coreflow) or a postgres:// URL [env: COREFLOW_ENV]
+          --workers <N>                     A fixed number of local workers (default: one per CPU; 0: only standalone workers)
+          --blocks <DIR_OR_URL>             Where DataBlock content lives: a folder (default <env>/blocks; one every host reaches for a PostgreSQL environment) or an S3-compatible store, s3://BUCKET[/PREFIX] [env: COREFLOW_BLOCKS]
+          --min-workers <A>                 The fewest local workers the Scaler keeps
+          --json                            Print machine-readable JSON
+          --max-workers <B>                 The most local workers the Scaler starts while jobs wait
+          --labels <L,…>                    Labels the local workers carry, besides OS, architecture and host name
+      -q, --quiet                           Print less
+          --launcher <LABEL[:MAX]=COMMAND>  How to start a worker for jobs whose `runs_on` holds LABEL when none carries it: LABEL=COMMAND or LABEL:MAX=COMMAND, with {env}, {labels} and {blocks} substituted (repeatable)
+      -v, --verbose                         Print more
+          --color <WHEN>                    When to use colors: auto, always, never (`auto` honours NO_COLOR) [default: auto]
+          --cpus <N>                        CPUs offered to jobs' `resources.cpus` (default: the host's CPU count)
+          --memory <SIZE>                   Memory offered to jobs' `resources.memory`, e.g. 8GiB (default: the host's memory)
+          --listen <IP:PORT>                Serve the HTTP API on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or --token-file)
+          --public-host <NAME>              A host name the API answers to besides its address and loopback names (a reverse proxy's or the server's DNS name); repeatable. Requests naming any other host get 421
+          --token-file <PATH>               Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
+          --grace <DURATION>                On SIGTERM, how long running jobs may take to finish before they are re-queued [default: 30s]
+          --lease <DURATION>                How long a local worker's job stays leased without a heartbeat before another worker may take it over (workers heartbeat every second; at least 2s) [default: 30s]
+          --idle-timeout <DURATION>         How long an idle local worker lives above the minimum [default: 30s]
+          --log-format <FORMAT>             The daemon's own log: text or json [default: text] [possible values: text, json]
+      -h, --help                            Print help
+      -V, --version                         Print version
+");
 }
 
 /// Several daemons on one (PostgreSQL) environment: one leads and fires; when it stops,

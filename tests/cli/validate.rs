@@ -630,7 +630,7 @@ jobs:
     wf.yaml:11:5: error: unknown key `neeeds` in job `transform`
        |
     11 |     neeeds: [extract]
-       |     ^^^^^^ expected one of `needs`, `queue`, `priority`, `runs_on`, `metadata`, `params`, `env`, `workdir`, `steps`, `workflow`, `with`, `datablocks`, `inputs`, `if`, `run_if`, `matrix`, `fail_fast`, `continue_on_error`, `for_each`, `max_parallel`, `timeout`, `retry`, `cancel_grace`
+       |     ^^^^^^ expected one of `needs`, `queue`, `priority`, `runs_on`, `metadata`, `params`, `env`, `workdir`, `steps`, `workflow`, `with`, `datablocks`, `inputs`, `if`, `run_if`, `matrix`, `fail_fast`, `continue_on_error`, `resources`, `compute`, `for_each`, `max_parallel`, `timeout`, `retry`, `cancel_grace`
        = help: did you mean `needs`?
     wf.yaml:13:23: error: `params.regoin` reads an unknown parameter `regoin`
        |
@@ -643,7 +643,7 @@ jobs:
        |             ^^^^^^^^^
        = help: did you mean `transform`?
     wf.yaml: 5 errors found
-    ");
+");
 }
 
 #[test]

@@ -98,6 +98,18 @@ const OLDEST_CANDIDATES: &str = "
     ORDER BY j.queued_at, j.id
     LIMIT $2";
 
+/// [`QueueStore::queued_with_label`]: queued jobs past their retry delay (`$1` is now),
+/// whose `runs_on` holds `$2`, outside paused queues and foreground runs. The same statement
+/// as SQLite's but for the JSON test.
+const QUEUED_WITH_LABEL: &str = "
+    SELECT count(*) FROM jobs AS j
+    WHERE j.status = 'queued'
+      AND (j.not_before IS NULL OR j.not_before <= $1)
+      AND j.runs_on::jsonb @> jsonb_build_array($2::text)
+      AND NOT EXISTS (SELECT 1 FROM queues AS q WHERE q.name = j.queue AND q.paused <> 0)
+      AND NOT EXISTS (SELECT 1 FROM runs AS r
+                      WHERE r.id = j.run_id AND r.owner_pid IS NOT NULL)";
+
 /// Waiting jobs in scheduler order ([`CANDIDATES`]), a page at a time: most claims take the
 /// first candidate; each further page doubles, up to [`MAX_PAGE`].
 ///
@@ -446,6 +458,15 @@ impl QueueStore for PgStore {
                 false
             }
         }
+    }
+
+    fn queued_with_label(&self, label: &str) -> Result<u32, Error> {
+        let now = to_ms(self.now());
+        let label = label.to_owned();
+        self.read(move |tx| {
+            let row = tx.query_one(QUEUED_WITH_LABEL, &[&now, &label])?;
+            Ok(count(row.try_get(0)?))
+        })
     }
 
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {

@@ -33,6 +33,18 @@ const FIRST_PAGE: i64 = 8;
 /// The largest page of candidates read at once.
 const MAX_PAGE: i64 = 256;
 
+/// [`QueueStore::queued_with_label`]: queued jobs past their retry delay (`?1` is now),
+/// whose `runs_on` holds `?2`, outside paused queues and foreground runs. The same statement
+/// as PostgreSQL's but for the JSON test.
+const QUEUED_WITH_LABEL: &str = "
+    SELECT count(*) FROM jobs AS j
+    WHERE j.status = 'queued'
+      AND (j.not_before IS NULL OR j.not_before <= ?1)
+      AND EXISTS (SELECT 1 FROM json_each(j.runs_on) WHERE value = ?2)
+      AND NOT EXISTS (SELECT 1 FROM queues AS q WHERE q.name = j.queue AND q.paused <> 0)
+      AND NOT EXISTS (SELECT 1 FROM runs AS r
+                      WHERE r.id = j.run_id AND r.owner_pid IS NOT NULL)";
+
 /// A waiting job as a claim reads it.
 struct Row {
     id: i64,
@@ -358,6 +370,16 @@ impl QueueStore for SqliteStore {
     fn watch_work(&self, _wake: std::sync::Arc<tokio::sync::Notify>) -> bool {
         // Workers of a SQLite environment share its host; polling it costs a read.
         false
+    }
+
+    fn queued_with_label(&self, label: &str) -> Result<u32, Error> {
+        let now = to_ms(self.now());
+        self.read(|tx| {
+            let waiting: i64 = tx
+                .prepare_cached(QUEUED_WITH_LABEL)?
+                .query_row(params![now, label], |row| row.get(0))?;
+            Ok(u32::try_from(waiting).unwrap_or(u32::MAX))
+        })
     }
 
     fn oldest_runnable(&self, labels: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
@@ -1037,6 +1059,35 @@ mod tests {
             record.jobs_done, 1,
             "only the first attempt was its to finish"
         );
+    }
+
+    #[test]
+    fn queued_with_label_counts_what_a_worker_carrying_it_could_start_now() {
+        let (_dir, store) = store();
+        let gpu = |name: &str, queue: &str, labels: &[&str]| {
+            let mut job = queued(name, queue, 0);
+            job.runs_on = labels.iter().map(|l| (*l).to_owned()).collect();
+            job
+        };
+        store.add_queue("held", None).expect("add queue");
+        store.set_paused("held", true).expect("pause");
+        detached(
+            &store,
+            vec![
+                gpu("a", "default", &["gpu"]),
+                gpu("b", "default", &["linux", "gpu"]),
+                gpu("c", "default", &["gpu-big"]),
+                gpu("d", "default", &[]),
+                gpu("held", "held", &["gpu"]),
+            ],
+        );
+        // A foreground run's jobs are its own.
+        let mut owned = run("wf", vec![gpu("owned", "default", &["gpu"])]);
+        owned.status = RunState::Running;
+        store.create_run(&owned).expect("create run");
+        assert_eq!(store.queued_with_label("gpu").expect("count"), 2);
+        assert_eq!(store.queued_with_label("linux").expect("count"), 1);
+        assert_eq!(store.queued_with_label("tpu").expect("count"), 0);
     }
 
     #[test]
