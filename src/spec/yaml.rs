@@ -12,8 +12,10 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span as YamlSpan};
 
 use crate::spec::MAX_NESTING;
 use crate::spec::diag::{Diagnostic, Pos};
-/// Most nodes a document may expand to through aliases (a "billion laughs" guard).
-const MAX_NODES: usize = 1_000_000;
+/// Most nodes a document may hold, aliases expanded (a "billion laughs" guard): room for a
+/// 100,000-job workflow (about 12 nodes a job), while an alias bomb stops at a few hundred
+/// megabytes, before it is cloned (aliases are counted before they expand).
+const MAX_NODES: usize = 4_000_000;
 
 /// One YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
