@@ -164,11 +164,15 @@ impl Foreground {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let process_env = shared.process_env.clone();
+        // Only a workflow with notifiers needs the environment afterwards (and a write to
+        // take its notifications): the others end without either.
+        let process_env = (!loaded.workflow.notify.is_empty()).then(|| shared.process_env.clone());
         let slots = Slots::new(workers, self.offer);
         let end = runtime.block_on(execute(shared, jobs, slots, Control::Signals));
         // The run has ended and is recorded: its notifiers go out before the exit.
-        runtime.block_on(crate::engine::notify::send(&**store, run_id, &process_env));
+        if let Some(env) = process_env {
+            runtime.block_on(crate::engine::notify::send(&**store, run_id, &env));
+        }
         finish(run_id.0, end)
     }
 }

@@ -130,15 +130,8 @@ impl<'a> Reference<'a> {
             }
             return;
         }
-        for key in ["anyOf", "oneOf"] {
-            for alternative in schema
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                self.collect_places(alternative, path, places, stack);
-            }
+        for alternative in alternatives(schema) {
+            self.collect_places(alternative, path, places, stack);
         }
         if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
             for (key, property) in properties {
@@ -341,15 +334,8 @@ fn inline_objects(schema: &Value) -> Vec<&Value> {
         return vec![schema];
     }
     let mut found = Vec::new();
-    for key in ["anyOf", "oneOf"] {
-        for alternative in schema
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            found.extend(inline_objects(alternative));
-        }
+    for alternative in alternatives(schema) {
+        found.extend(inline_objects(alternative));
     }
     if let Some(items) = schema.get("items") {
         found.extend(inline_objects(items));
@@ -434,6 +420,14 @@ fn slug(heading: &str) -> String {
             _ => None,
         })
         .collect()
+}
+
+/// The alternatives of a schema's `anyOf` and `oneOf`.
+fn alternatives(schema: &Value) -> impl Iterator<Item = &Value> {
+    ["anyOf", "oneOf"]
+        .into_iter()
+        .filter_map(|key| schema.get(key).and_then(Value::as_array))
+        .flatten()
 }
 
 #[cfg(test)]

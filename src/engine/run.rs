@@ -1168,7 +1168,9 @@ async fn call_workflow(
                 }
             };
             // The child's own notifiers, sent by this process as for the run it started.
-            crate::engine::notify::send(&*shared.store, run, &shared.process_env).await;
+            if !loaded.workflow.notify.is_empty() {
+                crate::engine::notify::send(&*shared.store, run, &shared.process_env).await;
+            }
             (end, run, loaded, timed_out)
         }
     };
