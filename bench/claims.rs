@@ -55,6 +55,7 @@ fn main() {
         runs_on: Vec::new(),
         item: serde_json::Value::Null,
         continue_on_error: false,
+        request: coreflow::scheduler::resources::Request::default(),
     };
     let run = NewRun {
         workflow: "claims".to_owned(),

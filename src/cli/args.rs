@@ -104,6 +104,10 @@ pub enum Command {
     /// Runs a `sql:` step (the child process CoreFlow starts for one; not for direct use)
     #[command(name = "sql-step", hide = true)]
     SqlStep,
+    /// The process of one attempt of a `compute: dedicated` job (started by CoreFlow, with
+    /// its order on stdin)
+    #[command(hide = true)]
+    Attempt,
 }
 
 /// `coreflow schema`

@@ -129,6 +129,8 @@ pub(super) fn daemon(global: &GlobalArgs, args: &DaemonArgs) -> Result<(), Error
         idle: args.idle_timeout,
         json_log: args.log_format == "json",
         launchers,
+        cpus: args.offer.cpus,
+        memory: args.offer.memory,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

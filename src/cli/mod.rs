@@ -72,7 +72,18 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(&cli.global, args),
         Command::SqlStep => sqlstep::run(),
+        Command::Attempt => dedicated_attempt(),
     }
+}
+
+/// `coreflow attempt`: one attempt of a dedicated job (see [`crate::engine::dedicated`]).
+fn dedicated_attempt() -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(crate::engine::dedicated::serve())
+        .map_err(|err| Error::Environment(err.to_string()))
 }
 
 /// Prints an error the way every command does and returns its exit code.

@@ -18,6 +18,7 @@ use crate::engine::queued::{advance_unowned, cancel_job};
 use crate::engine::setup::local_labels;
 use crate::engine::worker::{WorkerConfig, serve};
 use crate::error::Error;
+use crate::scheduler::resources::{self, Offer, why_waiting};
 use crate::spec::params::{self, Overrides};
 use crate::state::JobState;
 use crate::store::Environment;
@@ -116,22 +117,34 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
                 limit: Some(args.limit),
             };
             let jobs = store.list_jobs(&filter).map_err(fail)?;
+            let waiting = why_jobs_wait(&*store, &jobs)?;
             if global.json {
-                return super::output::print(&super::output::json_text(&jobs));
+                let mut values = serde_json::to_value(&jobs).unwrap_or_default();
+                if let Some(array) = values.as_array_mut() {
+                    for (value, why) in array.iter_mut().zip(&waiting) {
+                        if let Some(why) = why {
+                            value["waiting"] = serde_json::json!(why);
+                        }
+                    }
+                }
+                return super::output::print(&super::output::json_text(&values));
             }
             if jobs.is_empty() {
                 return super::output::print("no jobs\n");
             }
             let now = store.clock().now();
-            let mut rows = vec![
-                [
-                    "ID", "JOB", "QUEUE", "PRIORITY", "STATUS", "AGE", "PEAK RSS", "CPU",
-                    "METADATA",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-            ];
-            for job in &jobs {
+            let mut header = [
+                "ID", "JOB", "QUEUE", "PRIORITY", "STATUS", "AGE", "PEAK RSS", "CPU", "METADATA",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            // A WAITING column only when a job waits for resources.
+            let with_waiting = waiting.iter().any(Option::is_some);
+            if with_waiting {
+                header.push("WAITING".to_owned());
+            }
+            let mut rows = vec![header];
+            for (job, why) in jobs.iter().zip(&waiting) {
                 // SPEC §7: from the job's creation, so a `pending` job ages too.
                 let since = job.created_at;
                 rows.push(vec![
@@ -149,6 +162,9 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
                         .map_or_else(|| "-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0)),
                     metadata(job),
                 ]);
+                if with_waiting && let Some(row) = rows.last_mut() {
+                    row.push(why.clone().unwrap_or_default());
+                }
             }
             super::output::print(&table(&rows))
         }
@@ -189,6 +205,83 @@ pub(super) fn jobs(global: &GlobalArgs, args: &JobsArgs) -> Result<(), Error> {
             )
         }
     }
+}
+
+/// Why each of `jobs` that is queued with a request waits, where that is resources: it fits
+/// on no live worker's host ever, or on none now (SPEC §2 `resources`). Jobs of foreground
+/// runs are left out: their own `coreflow run` admits them.
+fn why_jobs_wait(
+    store: &dyn Environment,
+    jobs: &[JobRecord],
+) -> Result<Vec<Option<String>>, Error> {
+    if !jobs
+        .iter()
+        .any(|job| job.status == JobState::Queued && !job.request.is_empty())
+    {
+        return Ok(vec![None; jobs.len()]);
+    }
+    let workers: Vec<_> = store
+        .workers()
+        .map_err(Error::Store)?
+        .into_iter()
+        .filter(crate::store::WorkerRecord::is_live)
+        .collect();
+    // What runs on each host: the requests of its workers' current jobs.
+    let mut used: std::collections::HashMap<&str, resources::Request> =
+        std::collections::HashMap::new();
+    for worker in &workers {
+        let entry = used.entry(worker.host.as_str()).or_default();
+        *entry = entry.plus(worker.used);
+    }
+    let mut owned: std::collections::HashMap<crate::state::RunId, bool> =
+        std::collections::HashMap::new();
+    let mut reasons = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if job.status != JobState::Queued || job.request.is_empty() {
+            reasons.push(None);
+            continue;
+        }
+        let foreground = match owned.get(&job.run_id) {
+            Some(&owner) => owner,
+            None => {
+                let owner = store
+                    .run(job.run_id)
+                    .map_err(Error::Store)?
+                    .is_some_and(|run| run.owner.is_some());
+                owned.insert(job.run_id, owner);
+                owner
+            }
+        };
+        if foreground {
+            reasons.push(None);
+            continue;
+        }
+        // One entry per host with a worker that may take the job.
+        let mut hosts: Vec<(&str, Offer, resources::Request)> = Vec::new();
+        for worker in &workers {
+            let Some(offer) = worker.offer else { continue };
+            if !job
+                .runs_on
+                .iter()
+                .all(|label| worker.labels.contains(label))
+                || hosts.iter().any(|(host, ..)| *host == worker.host)
+            {
+                continue;
+            }
+            hosts.push((&worker.host, offer, used[worker.host.as_str()]));
+        }
+        let hosts: Vec<(Offer, resources::Request)> = hosts
+            .into_iter()
+            .map(|(_, offer, used)| (offer, used))
+            .collect();
+        reasons.push(why_waiting(job.request, &hosts));
+    }
+    Ok(reasons)
+}
+
+/// Bytes in GiB, to a tenth.
+fn gib(bytes: u64) -> String {
+    format!("{:.1}GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
 fn metadata(job: &JobRecord) -> String {
@@ -320,6 +413,7 @@ pub(super) fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), Error
             .clone()
             .unwrap_or_else(|| format!("{}-{}", crate::store::host_name(), std::process::id())),
         once: args.once,
+        offer: crate::scheduler::resources::Offer::of_host(args.offer.cpus, args.offer.memory),
     };
     // One job at a time: a single thread runs the claim loop and the attempt without handing
     // work between threads (the handoffs cost a tenth of a busy worker's CPU).
@@ -429,11 +523,24 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
             "JOB",
             "HEARTBEAT",
             "DONE",
+            "CPUS",
+            "MEMORY",
+            "LIMITS",
         ]
         .map(str::to_owned)
         .to_vec(),
     ];
     for (env, w, job) in all {
+        // Used by its job of what it offers; the offer is its host's.
+        let (cpus, memory) = w.offer.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |offer| {
+                (
+                    format!("{}/{}", w.used.cpus, offer.cpus),
+                    format!("{}/{}", gib(w.used.memory), gib(offer.memory)),
+                )
+            },
+        );
         rows.push(vec![
             w.id.0.to_string(),
             w.name,
@@ -446,6 +553,9 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
                 crate::ui::format::duration((now - w.heartbeat_at).to_std().unwrap_or_default())
             ),
             w.jobs_done.to_string(),
+            cpus,
+            memory,
+            w.enforcement.unwrap_or_else(|| "-".into()),
         ]);
     }
     let mut notes = String::new();
@@ -472,6 +582,9 @@ pub(super) fn workers(global: &GlobalArgs, args: &WorkersArgs) -> Result<(), Err
             env,
             "-".to_owned(),
             ago,
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
             "-".to_owned(),
         ]);
         let retry = since(&launcher.retry_at).map_or_else(String::new, |at| {

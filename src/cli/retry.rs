@@ -63,7 +63,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
         progress: args.progress,
         junit,
         workers: args.workers,
-        offer: crate::engine::resources::Offer::of_host(args.offer.cpus, args.offer.memory),
+        offer: crate::scheduler::resources::Offer::of_host(args.offer.cpus, args.offer.memory),
     };
     let trigger = run.trigger.clone();
     foreground.execute(

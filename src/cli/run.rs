@@ -49,10 +49,9 @@ pub(super) fn run(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     }
     let prepared = prepare(&loaded, &values, &args.only, true)?;
     // A request no local worker can ever meet stops the run before anything starts.
-    let offer = crate::engine::resources::Offer::of_host(args.offer.cpus, args.offer.memory);
+    let offer = crate::scheduler::resources::Offer::of_host(args.offer.cpus, args.offer.memory);
     for job in &prepared {
-        let request = crate::engine::resources::Request::of(&loaded.workflow, &job.plan.base);
-        if let Some(why) = offer.never_fits(request) {
+        if let Some(why) = offer.never_fits(job.new.request) {
             return Err(crate::engine::EngineError::Resources(format!(
                 "job `{}` {why}",
                 job.plan.name
@@ -116,7 +115,7 @@ pub(super) struct Foreground {
     pub(super) junit: Option<JUnitWriter>,
     pub(super) workers: Option<u16>,
     /// What the host offers jobs' `resources`.
-    pub(super) offer: crate::engine::resources::Offer,
+    pub(super) offer: crate::scheduler::resources::Offer,
 }
 
 impl Foreground {

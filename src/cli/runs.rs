@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use crate::cli::args::{GlobalArgs, LogsArgs, RunsArgs, ShowArgs};
 use crate::cli::env;
-use crate::engine::definition::load_run_definition;
-use crate::engine::resources::Request;
 use crate::error::Error;
+use crate::scheduler::resources::Request;
 use crate::state::RunState;
 use crate::store::Environment;
 use crate::store::{JobRecord, RunFilter, RunRecord};
@@ -59,14 +58,8 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     let store = env::open(global)?;
     let run = find_run(&*store, &args.run)?;
     let jobs = store.jobs(run.id).map_err(Error::Store)?;
-    // What each job asked of its host (`resources`), from the run's recorded definition.
-    let requests: Vec<Request> = match load_run_definition(&*store, &run) {
-        Ok(definition) => jobs
-            .iter()
-            .map(|job| Request::of(&definition.loaded.workflow, &job.base_name))
-            .collect(),
-        Err(_) => vec![Request::default(); jobs.len()],
-    };
+    // What each job asked of its host (`resources`).
+    let requests: Vec<Request> = jobs.iter().map(|job| job.request).collect();
     if global.json {
         let mut value = serde_json::to_value(&run).unwrap_or_default();
         value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();

@@ -32,6 +32,10 @@ pub struct DaemonConfig {
     pub json_log: bool,
     /// `--launcher`: how to start workers elsewhere for jobs needing a label.
     pub launchers: Vec<LauncherSpec>,
+    /// `--cpus`, passed on to the pool's workers (they offer the host's CPU count without).
+    pub cpus: Option<f64>,
+    /// `--memory`, passed on to the pool's workers (they offer the host's memory without).
+    pub memory: Option<crate::spec::model::MemorySize>,
 }
 
 /// Why the daemon could not start.

@@ -30,6 +30,9 @@ pub struct ScalerConfig {
     pub idle: Duration,
     /// Log what workers write on stderr through the daemon's log (for `--log-format json`).
     pub relay_stderr: bool,
+    /// `--cpus` and `--memory` for the workers, when the daemon was given them.
+    pub cpus: Option<f64>,
+    pub memory: Option<crate::spec::model::MemorySize>,
 }
 
 struct PoolWorker {
@@ -92,6 +95,12 @@ impl Scaler {
         }
         if let Some(blocks) = &self.config.blocks {
             command.arg("--blocks").arg(blocks.to_string());
+        }
+        if let Some(cpus) = self.config.cpus {
+            command.arg("--cpus").arg(cpus.to_string());
+        }
+        if let Some(memory) = self.config.memory {
+            command.arg("--memory").arg(memory.0.to_string());
         }
         // SAFETY: the closure only calls prctl(2), which is async-signal-safe, between fork
         // and exec; it allocates nothing and touches no lock.

@@ -25,7 +25,7 @@ use crate::daemon::guard::Guard;
 use crate::daemon::http;
 use crate::daemon::launcher::Launchers;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
-use crate::engine::run::recv_signal as recv;
+use crate::engine::recv_signal as recv;
 use crate::store::Env;
 
 /// How often files, `after` triggers, waiting fires and the pool are looked at.
@@ -114,6 +114,8 @@ pub async fn serve(
         lease: config.lease,
         idle: config.idle,
         relay_stderr: config.json_log,
+        cpus: config.cpus,
+        memory: config.memory,
     });
     let mut launchers = Launchers::new(
         config.launchers.clone(),

@@ -24,6 +24,19 @@ pub struct NeedInfo<'a> {
     pub outputs: &'a BTreeMap<String, String>,
 }
 
+impl<'a> NeedInfo<'a> {
+    /// A need as the store recorded it.
+    #[must_use]
+    pub fn of(job: &'a crate::store::JobRecord) -> NeedInfo<'a> {
+        NeedInfo {
+            name: &job.name,
+            base: &job.base_name,
+            state: job.status,
+            outputs: &job.outputs,
+        }
+    }
+}
+
 /// The verdict for a job whose needs have ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::engine::JobFailure;
 use crate::engine::context::LazyValue;
 use crate::engine::decide::{NeedInfo, RunInputs, context};
+use crate::scheduler::resources::Request;
 use crate::spec::model::{ForEach, MAX_FOR_EACH_ITEMS, Workflow};
 use crate::state::JobState;
 use crate::store::NewJob;
@@ -95,6 +96,7 @@ pub fn item_jobs(
             runs_on: runs_on.clone(),
             item: serde_json::json!({ "index": index, "value": value }),
             continue_on_error: def.continue_on_error,
+            request: Request::of(workflow, parent.base),
         })
         .collect()
 }

@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod call;
 pub mod context;
 pub mod decide;
+pub mod dedicated;
 pub mod definition;
 mod error;
 pub mod fail_fast;
@@ -17,7 +18,6 @@ pub mod job;
 pub mod notify;
 pub mod policy;
 pub mod queued;
-pub mod resources;
 pub mod run;
 pub mod secrets;
 pub mod setup;
@@ -29,3 +29,11 @@ mod writer;
 pub use error::{EngineError, JobFailure};
 pub use run::{Control, JobRt, RunEnd, Slots, execute};
 pub use shared::RunShared;
+
+/// The next delivery of `signal`, or never when it could not be installed.
+pub(crate) async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -447,12 +447,7 @@ pub fn conclude_parent(store: &dyn Environment, child: RunId) -> Result<(), Erro
             let infos: Vec<NeedInfo<'_>> = jobs
                 .iter()
                 .filter(|job| job.item.is_null())
-                .map(|job| NeedInfo {
-                    name: &job.name,
-                    base: &job.base_name,
-                    state: job.status,
-                    outputs: &job.outputs,
-                })
+                .map(NeedInfo::of)
                 .collect();
             call::ended(child, record.status, &definition.loaded, &infos)
         }

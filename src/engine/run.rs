@@ -15,18 +15,18 @@ use indexmap::IndexMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use crate::engine::JobFailure;
 use crate::engine::attempt;
 use crate::engine::call;
 use crate::engine::decide::{Decision, NeedInfo, at_max_parallel, decide};
 use crate::engine::job::{AttemptInput, AttemptOutcome, run_attempt};
 use crate::engine::policy::RetryAfter;
-use crate::engine::resources::{Offer, Request};
 use crate::engine::shared::RunShared;
 pub use crate::engine::tracked::JobRt;
 use crate::engine::writer::Writer;
-use crate::engine::{fail_fast, fan_out};
+use crate::engine::{JobFailure, recv_signal};
+use crate::engine::{dedicated, fail_fast, fan_out};
 use crate::scheduler::QueueLoad;
+use crate::scheduler::resources::{Admit, Offer, Request, Room};
 use crate::spec::params::ParamValue;
 use crate::state::{JobState, RunState};
 use crate::step::CancelMode;
@@ -409,14 +409,6 @@ async fn recv_cancel(
     }
 }
 
-/// The next delivery of `signal`, or never when it could not be installed.
-pub(crate) async fn recv_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Coordinator {
     fn change(&mut self, change: Change) {
         self.changes.push(change);
@@ -576,32 +568,20 @@ impl Coordinator {
         self.starved = false;
         // The first job whose `resources` do not fit reserves them: jobs behind it start only
         // where they fit beside it too, so a stream of small jobs never starves a big one.
-        let mut reserved = Request::default();
+        let mut room = match self.slots.pool.lock() {
+            Ok(pool) => Room::new(pool.offer, pool.used),
+            Err(_) => Room::new(
+                Offer {
+                    cpus: f64::INFINITY,
+                    memory: u64::MAX,
+                },
+                Request::default(),
+            ),
+        };
         while let Some(ready) = self.ready.pop() {
             let i = ready.index;
             if self.jobs[i].state != JobState::Queued {
                 continue;
-            }
-            let request = self.request(i);
-            if !request.is_empty() {
-                let (never, fits) = match self.slots.pool.lock() {
-                    Ok(pool) => (
-                        pool.offer.never_fits(request),
-                        pool.offer.fits(pool.used.plus(reserved), request),
-                    ),
-                    Err(_) => (None, true),
-                };
-                if let Some(why) = never {
-                    self.jobs[i].attempts += 1;
-                    self.transition(i, JobState::Failed, Some(why));
-                    self.settle(i);
-                    continue;
-                }
-                if !fits {
-                    reserved = reserved.plus(request);
-                    held.push(ready);
-                    continue;
-                }
             }
             let calls = self.calls(i);
             if !calls
@@ -615,6 +595,20 @@ impl Coordinator {
                 held.push(ready);
                 continue;
             }
+            let request = self.request(i);
+            match room.admit(request) {
+                Admit::Take => {}
+                Admit::Hold => {
+                    held.push(ready);
+                    continue;
+                }
+                Admit::Never(why) => {
+                    self.jobs[i].attempts += 1;
+                    self.transition(i, JobState::Failed, Some(why));
+                    self.settle(i);
+                    continue;
+                }
+            }
             let permit = if calls {
                 None
             } else {
@@ -623,6 +617,7 @@ impl Coordinator {
                     .take()
                     .or_else(|| Arc::clone(&self.slots.permits).try_acquire_owned().ok());
                 if permit.is_none() {
+                    room.give_back(request);
                     held.push(ready);
                     self.starved = true;
                     break;
@@ -701,7 +696,9 @@ impl Coordinator {
             let (cancel_tx, cancel_rx) = watch::channel(None);
             self.cancels[i] = Some(cancel_tx);
             self.started[i] = Some(Instant::now());
-            if uses_blocks {
+            // A dedicated worker process reads the needs' outputs from the store.
+            let dedicated = dedicated::is_dedicated(&self.shared.workflow, &self.jobs[i].base);
+            if uses_blocks || dedicated {
                 self.flush();
                 self.writer.sync();
             }
@@ -716,7 +713,11 @@ impl Coordinator {
                 });
             } else {
                 tokio::spawn(async move {
-                    let outcome = run_attempt(shared, input, cancel_rx).await;
+                    let outcome = if dedicated {
+                        dedicated::run(shared, input, cancel_rx).await
+                    } else {
+                        run_attempt(shared, input, cancel_rx).await
+                    };
                     drop(permit);
                     let _ = tx.send(Msg::Finished(i, outcome));
                 });

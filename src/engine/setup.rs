@@ -9,6 +9,7 @@ use crate::engine::EngineError;
 use crate::engine::context::{JobView, RunView, TemplateContext};
 use crate::engine::tracked::JobRt;
 use crate::graph::plan::{PlannedJob, expand};
+use crate::scheduler::resources::Request;
 use crate::spec::Loaded;
 use crate::spec::diag::suggest;
 use crate::spec::model::Text;
@@ -180,6 +181,12 @@ pub fn prepare(
             runs_on,
             item: serde_json::Value::Null,
             continue_on_error: def.continue_on_error,
+            // A job calling a workflow runs no process: its child run's jobs ask.
+            request: if def.workflow.is_some() {
+                Request::default()
+            } else {
+                Request::of(workflow, &job.base)
+            },
         };
         out.push(PreparedJob { plan: job, new });
     }

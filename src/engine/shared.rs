@@ -8,10 +8,12 @@ use std::sync::{Mutex, OnceLock};
 use chrono::Utc;
 
 use crate::engine::decide::RunInputs;
+use crate::engine::definition::RunDefinition;
 use crate::scheduler::QueueLoad;
 use crate::spec::model::Workflow;
 use crate::spec::params::{Overrides, Values};
 use crate::state::RunId;
+use crate::store::RunRecord;
 use crate::ui::{Event, Reporter};
 
 /// What every attempt of a run shares.
@@ -43,6 +45,38 @@ pub type QueueLoadsFn =
     std::sync::Arc<dyn Fn() -> Result<HashMap<String, QueueLoad>, String> + Send + Sync>;
 
 impl RunShared {
+    /// What the attempts of a recorded run share in a process that did not create it (a
+    /// standalone worker, a dedicated worker process): its definition and values as
+    /// recorded, `tmp` for its scratch files — shared by every job of the run on every
+    /// worker of this host, `$COREFLOW_OUTPUT` files being named by job and attempt — and
+    /// no queue limits (the claim respected them).
+    #[must_use]
+    pub fn of_recorded_run(
+        run: &RunRecord,
+        definition: &RunDefinition,
+        store: crate::store::Env,
+        tmp: PathBuf,
+        reporter: Box<dyn Reporter>,
+        process_env: BTreeMap<String, String>,
+    ) -> RunShared {
+        RunShared {
+            run_id: run.id,
+            workflow: definition.loaded.workflow.clone(),
+            workflow_name: run.workflow.clone(),
+            dir: definition.loaded.dir.clone(),
+            tmp,
+            store,
+            reporter: Mutex::new(reporter),
+            params: definition.values.clone(),
+            overrides: definition.overrides.clone(),
+            trigger: run.trigger.clone(),
+            process_env,
+            queue_loads: None,
+            dir_resolved: OnceLock::new(),
+            depth: 0,
+        }
+    }
+
     /// The current instant by the environment's clock.
     #[must_use]
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -19,14 +19,16 @@ use tokio::sync::{Notify, watch};
 
 use crate::engine::attempt::{self, AttemptOutcome};
 use crate::engine::decide::NeedInfo;
+use crate::engine::dedicated;
 use crate::engine::definition::{RunDefinition, load_run_definition};
 use crate::engine::job::{run_attempt, scratch_dir};
 use crate::engine::queued::{
     advance_run, conclude_parent, expire_leases, kill_leftovers, matrix_of, needed_jobs,
     time_out_calls,
 };
-use crate::engine::run::recv_signal as recv;
+use crate::engine::recv_signal as recv;
 use crate::engine::shared::RunShared;
+use crate::scheduler::resources::Offer;
 use crate::state::{JobState, RunId, RunState};
 use crate::step::CancelMode;
 use crate::store::Env;
@@ -47,6 +49,9 @@ pub struct WorkerConfig {
     /// Take one job, run it, and stop (`coreflow worker --once`, for launchers that create
     /// a worker per job): the job's result is recorded, the worker exits 0 either way.
     pub once: bool,
+    /// What it offers jobs' `resources`: claims admit their requests against it, beside
+    /// what the other workers of this host run.
+    pub offer: Offer,
 }
 
 impl WorkerConfig {
@@ -77,6 +82,7 @@ impl Served {
         wake: &Arc<Notify>,
     ) -> Result<Served, crate::store::Error> {
         let id = store.register_worker(&config.name, &config.labels)?;
+        store.set_worker_offer(id, config.offer, crate::step::cgroup::enforcement())?;
         let watched = store.watch_work(Arc::clone(wake));
         Ok(Served {
             dir,
@@ -255,25 +261,14 @@ impl Definitions {
         );
         let reporter: Box<dyn Reporter> =
             Box::new(PlainReporter::new(Box::new(std::io::stdout()), &options));
-        let shared = Arc::new(RunShared {
-            run_id: run.id,
-            workflow: definition.loaded.workflow.clone(),
-            workflow_name: run.workflow.clone(),
-            dir: definition.loaded.dir.clone(),
-            // Shared by every job of the run on every worker: `$COREFLOW_OUTPUT` files are
-            // named by job and attempt, and the folder goes when the run ends.
+        let shared = Arc::new(RunShared::of_recorded_run(
+            run,
+            &definition,
+            Arc::clone(&env.store),
             tmp,
-            store: Arc::clone(&env.store),
-            reporter: Mutex::new(reporter),
-            params: definition.values.clone(),
-            overrides: definition.overrides.clone(),
-            trigger: run.trigger.clone(),
-            process_env: process_env.clone(),
-            // The claim already respected the queues' limits.
-            queue_loads: None,
-            dir_resolved: std::sync::OnceLock::new(),
-            depth: 0,
-        });
+            reporter,
+            process_env.clone(),
+        ));
         let needed = needed_jobs(&definition);
         let cached = Arc::new(RunCache {
             definition,
@@ -410,16 +405,7 @@ async fn execute_claim(
     let run = &claimed.run;
     let definition = &*cached.definition;
     let inputs = definition.inputs(run, process_env);
-    let needs: Vec<NeedInfo<'_>> = claimed
-        .needs
-        .iter()
-        .map(|n| NeedInfo {
-            name: &n.name,
-            base: &n.base_name,
-            state: n.status,
-            outputs: &n.outputs,
-        })
-        .collect();
+    let needs: Vec<NeedInfo<'_>> = claimed.needs.iter().map(NeedInfo::of).collect();
     let matrix = matrix_of(job);
     let workflow = &definition.loaded.workflow;
     if !workflow.jobs.contains_key(&job.base_name) {
@@ -465,7 +451,11 @@ async fn execute_claim(
         job.attempts,
     )));
     let (cancel_tx, cancel_rx) = watch::channel(None);
-    let attempt = tokio::spawn(run_attempt(Arc::clone(shared), input, cancel_rx));
+    let attempt = if dedicated::is_dedicated(workflow, &job.base_name) {
+        tokio::spawn(dedicated::run(Arc::clone(shared), input, cancel_rx))
+    } else {
+        tokio::spawn(run_attempt(Arc::clone(shared), input, cancel_rx))
+    };
     tokio::pin!(attempt);
     // The claim renewed the lease and the heartbeat; the first beat is due a second later.
     let beat_every = config.beat_every();

@@ -3,17 +3,24 @@
 //! The worker must carry every label the job asks for (`runs_on`); among those jobs, the
 //! order is `jobs top` first, then higher priority, then older; a paused queue gives nothing
 //! and a queue at its concurrency limit gives nothing more. Candidates arrive already sorted
-//! by that order (the store sorts them in SQL), so the choice is the first that fits. The same
-//! function serves whichever process hosts the scheduling: a standalone worker claiming from
-//! the store, or the daemon.
+//! by that order (the store sorts them in SQL), so the choice is the first that fits. A job
+//! with `resources` fits only where its request fits beside what runs on the worker's host,
+//! and the first one that does not reserves its share from the jobs behind it
+//! ([`resources::Room`]). The same function serves whichever process hosts the scheduling: a
+//! standalone worker claiming from the store, or the daemon.
+
+pub mod resources;
 
 use std::collections::HashMap;
 
+use resources::{Admit, Request, Room};
+
 /// A queued job as the scheduler sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Candidate<'a> {
     pub queue: &'a str,
     pub runs_on: &'a [String],
+    pub request: Request,
 }
 
 /// A queue's limits and load.
@@ -33,16 +40,21 @@ impl QueueLoad {
 }
 
 /// The index of the first candidate a worker with `labels` may take, if any. A queue missing
-/// from `queues` has no limit.
+/// from `queues` has no limit. `room` is what the worker's host has left, carried from one
+/// page of candidates to the next; without it requests are not looked at.
 #[must_use]
 pub fn pick(
     candidates: &[Candidate<'_>],
     labels: &[String],
     queues: &HashMap<String, QueueLoad>,
+    mut room: Option<&mut Room>,
 ) -> Option<usize> {
     candidates.iter().position(|candidate| {
         queues.get(candidate.queue).is_none_or(QueueLoad::admits)
             && candidate.runs_on.iter().all(|label| labels.contains(label))
+            && room
+                .as_deref_mut()
+                .is_none_or(|room| room.admit(candidate.request) == Admit::Take)
     })
 }
 
@@ -62,16 +74,21 @@ mod tests {
             Candidate {
                 queue: "ml",
                 runs_on: &gpu,
+                request: Request::default(),
             },
             Candidate {
                 queue: "default",
                 runs_on: &none,
+                request: Request::default(),
             },
         ];
         let queues = HashMap::new();
-        assert_eq!(pick(&candidates, &labels(&["linux"]), &queues), Some(1));
         assert_eq!(
-            pick(&candidates, &labels(&["linux", "gpu"]), &queues),
+            pick(&candidates, &labels(&["linux"]), &queues, None),
+            Some(1)
+        );
+        assert_eq!(
+            pick(&candidates, &labels(&["linux", "gpu"]), &queues, None),
             Some(0)
         );
     }
@@ -83,10 +100,12 @@ mod tests {
             Candidate {
                 queue: "etl",
                 runs_on: &none,
+                request: Request::default(),
             },
             Candidate {
                 queue: "web",
                 runs_on: &none,
+                request: Request::default(),
             },
         ];
         let mut queues = HashMap::new();
@@ -106,7 +125,7 @@ mod tests {
                 running: 0,
             },
         );
-        assert_eq!(pick(&candidates, &[], &queues), None);
+        assert_eq!(pick(&candidates, &[], &queues, None), None);
         queues.insert(
             "etl".to_owned(),
             QueueLoad {
@@ -115,6 +134,35 @@ mod tests {
                 running: 1,
             },
         );
-        assert_eq!(pick(&candidates, &[], &queues), Some(0));
+        assert_eq!(pick(&candidates, &[], &queues, None), Some(0));
+    }
+
+    #[test]
+    fn a_big_request_is_not_starved_by_small_ones_behind_it() {
+        let none: Vec<String> = Vec::new();
+        let cpus = |cpus: f64| Request { cpus, memory: 0 };
+        let candidate = |request| Candidate {
+            queue: "default",
+            runs_on: &none,
+            request,
+        };
+        let offer = resources::Offer {
+            cpus: 2.0,
+            memory: 1 << 30,
+        };
+        let queues = HashMap::new();
+        // One CPU of two is in use: the 2-CPU job waits and the 1-CPU job behind it may not
+        // take the free CPU; the job asking nothing may.
+        let waiting = [
+            candidate(cpus(2.0)),
+            candidate(cpus(1.0)),
+            candidate(Request::default()),
+        ];
+        let mut room = Room::new(offer, cpus(1.0));
+        assert_eq!(pick(&waiting, &[], &queues, Some(&mut room)), Some(2));
+        // A request this worker can never meet is passed over without reserving anything.
+        let waiting = [candidate(cpus(8.0)), candidate(cpus(1.0))];
+        let mut room = Room::new(offer, cpus(1.0));
+        assert_eq!(pick(&waiting, &[], &queues, Some(&mut room)), Some(1));
     }
 }

@@ -33,6 +33,10 @@ pub trait Environment:
     /// against it (timestamps, leases, retry delays): one clock per opened environment, so
     /// that tests drive time by hand ([`crate::clock::ManualClock`]) instead of sleeping.
     fn clock(&self) -> &dyn Clock;
+
+    /// How to open this environment again from another process: its location (a folder, or
+    /// a PostgreSQL URL with its password — never show it) and where DataBlock content lives.
+    fn reopen(&self) -> (String, Option<crate::store::BlocksLocation>);
 }
 
 impl Environment for SqliteStore {
@@ -43,6 +47,13 @@ impl Environment for SqliteStore {
     fn clock(&self) -> &dyn Clock {
         SqliteStore::clock(self)
     }
+
+    fn reopen(&self) -> (String, Option<crate::store::BlocksLocation>) {
+        (
+            SqliteStore::dir(self).display().to_string(),
+            self.blocks_location().cloned(),
+        )
+    }
 }
 
 impl Environment for PgStore {
@@ -52,6 +63,10 @@ impl Environment for PgStore {
 
     fn clock(&self) -> &dyn Clock {
         PgStore::clock(self)
+    }
+
+    fn reopen(&self) -> (String, Option<crate::store::BlocksLocation>) {
+        (self.url().to_owned(), self.blocks_location().cloned())
     }
 }
 

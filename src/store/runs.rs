@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::scheduler::resources::Request;
 use crate::state::{JobId, JobState, RunId, RunState};
 
 use super::error::Error;
@@ -238,6 +239,8 @@ pub struct NewJob {
     pub item: Value,
     /// Its failure does not fail the run (`continue_on_error`).
     pub continue_on_error: bool,
+    /// What it asks of its worker's host (`resources:`).
+    pub request: Request,
 }
 
 /// One state change of a batch given to [`RunStore::apply`].
@@ -442,6 +445,12 @@ pub struct JobRecord {
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub kill_token: Option<String>,
+    /// Worker labels it asks for.
+    #[serde(skip)]
+    pub runs_on: Vec<String>,
+    /// What it asks of its worker's host (`resources:`).
+    #[serde(skip)]
+    pub request: Request,
     #[serde(skip)]
     pub cancel_requested: bool,
 }

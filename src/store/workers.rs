@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::scheduler::resources::{Offer, Request};
 use crate::state::JobId;
 
 use super::error::Error;
@@ -15,7 +16,7 @@ use super::runs::LostJob;
 pub struct WorkerId(pub i64);
 
 /// A registered worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerRecord {
     pub id: WorkerId,
     pub name: String,
@@ -30,6 +31,13 @@ pub struct WorkerRecord {
     #[serde(serialize_with = "super::runs::rfc3339::required")]
     pub heartbeat_at: DateTime<Utc>,
     pub move_to: Option<String>,
+    /// What it offers jobs' `resources` (the CPUs and memory of its host, shared with the
+    /// other workers there); `None` for a worker that admits by count only.
+    pub offer: Option<Offer>,
+    /// What its current job asks.
+    pub used: Request,
+    /// How memory limits are enforced where it runs: `cgroup` or `sampling`.
+    pub enforcement: Option<String>,
 }
 
 impl WorkerRecord {
@@ -57,6 +65,14 @@ pub struct Heartbeat {
 pub trait WorkerStore {
     /// Registers a worker process.
     fn register_worker(&self, name: &str, labels: &[String]) -> Result<WorkerId, Error>;
+    /// Records what a registered worker offers jobs' `resources`, and how memory limits are
+    /// enforced where it runs (`cgroup` or `sampling`): claims admit requests against it.
+    fn set_worker_offer(
+        &self,
+        worker: WorkerId,
+        offer: Offer,
+        enforcement: &str,
+    ) -> Result<(), Error>;
     /// Records that a worker is alive, renews its job's lease, and says what it should do.
     fn heartbeat(
         &self,

@@ -17,6 +17,7 @@ mod blocks_s3;
 mod book;
 mod cancel;
 mod composition;
+mod compute;
 mod daemon;
 mod daemon_support;
 mod engine_support;

@@ -81,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_job_items.sql"),
     include_str!("migrations/0007_continue_on_error.sql"),
     include_str!("migrations/0008_notifications.sql"),
+    include_str!("migrations/0009_resources.sql"),
 ];
 
 /// An environment in a PostgreSQL database.
@@ -159,6 +160,12 @@ impl PgStore {
         self
     }
 
+    /// Where DataBlock content lives, when given (`--blocks`).
+    #[must_use]
+    pub fn blocks_location(&self) -> Option<&crate::store::BlocksLocation> {
+        self.blocks.as_ref()
+    }
+
     /// The same store keeping DataBlock content in `blocks` (`--blocks`); without it, this
     /// environment refuses to publish or read blocks.
     #[must_use]
@@ -176,6 +183,13 @@ impl PgStore {
     /// The current instant by the store's clock.
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The URL as given, password included: for opening the environment again in a process
+    /// of this host, never for showing.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// This host's private folder for the environment's scratch files.

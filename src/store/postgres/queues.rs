@@ -25,6 +25,7 @@ use std::time::Duration;
 use super::tx::Tx;
 use chrono::{DateTime, Utc};
 
+use crate::scheduler::resources::{Offer, Request, Room};
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -70,6 +71,7 @@ struct Row {
     queued_at: Option<i64>,
     run_status: RunState,
     cancel_requested: bool,
+    request: Request,
 }
 
 /// The waiting jobs a claim may take, as [`Row`]s, best first: the jobs put on top (newest
@@ -87,7 +89,7 @@ const CANDIDATES: &str = "SELECT * FROM coreflow_claim_candidates($1, $2, $3, $4
 /// has waited.
 const OLDEST_CANDIDATES: &str = "
     SELECT j.id, j.run_id, j.queue, j.runs_on, j.attempts, j.queued_at,
-           r.status, r.cancel_requested
+           r.status, r.cancel_requested, j.cpu_milli, j.memory
     FROM jobs AS j JOIN runs AS r ON r.id = j.run_id
     WHERE j.status = 'queued'
       AND (j.not_before IS NULL OR j.not_before <= $1)
@@ -190,6 +192,7 @@ impl Candidates {
                     queued_at: row.try_get(5)?,
                     run_status: get_state(row, 6)?,
                     cancel_requested: get_flag(row, 7)?,
+                    request: Request::from_milli(row.try_get(8)?, row.try_get(9)?),
                 })
             })
             .collect::<Result<Vec<Row>, Error>>()?;
@@ -198,20 +201,61 @@ impl Candidates {
     }
 }
 
-/// The first of `rows` a worker with `labels` may take.
+/// The first of `rows` a worker with `labels` may take, where its request fits in `room`.
 fn first_fitting(
     rows: &[Row],
     labels: &[String],
     loads: &HashMap<String, QueueLoad>,
+    room: Option<&mut Room>,
 ) -> Option<usize> {
     let candidates: Vec<Candidate<'_>> = rows
         .iter()
         .map(|row| Candidate {
             queue: &row.queue,
             runs_on: &row.runs_on,
+            request: row.request,
         })
         .collect();
-    pick(&candidates, labels, loads)
+    pick(&candidates, labels, loads, room)
+}
+
+/// A worker's offer and what the running jobs of its host's workers ask (`$1` is the
+/// worker). The same statement as SQLite's.
+const HOST_ROOM: &str = "
+    SELECT w.cpu_milli, w.memory,
+           coalesce(sum(j.cpu_milli), 0)::BIGINT, coalesce(sum(j.memory), 0)::BIGINT
+    FROM workers AS w
+    LEFT JOIN workers AS o ON o.host = w.host
+    LEFT JOIN jobs AS j ON j.worker_id = o.id AND j.status = 'running'
+    WHERE w.id = $1
+    GROUP BY w.id";
+
+/// Claims run side by side (they share the write lock): those admitting requests on one
+/// host take turns, so that two of them never give away the same CPUs. `$1` is the worker,
+/// `$2` the lock's seed.
+const HOST_LOCK_SQL: &str = "
+    SELECT pg_advisory_xact_lock(
+        hashtextextended(current_schema() || '/' || (SELECT host FROM workers WHERE id = $1), $2))";
+
+/// The seed of [`HOST_LOCK_SQL`].
+const HOST_LOCK: i64 = 0x486f_7374_526f_6f6d; // "HostRoom"
+
+/// What `worker`'s host has left, under the host's lock: the worker's offer, less what the
+/// running jobs of every worker of its host ask. `None` for a worker that offers nothing in
+/// particular (it admits by count only).
+fn host_room(tx: &mut Tx<'_>, worker: WorkerId) -> Result<Option<Room>, Error> {
+    tx.execute(HOST_LOCK_SQL, &[&worker.0, &HOST_LOCK])?;
+    let Some(row) = tx.query_opt(HOST_ROOM, &[&worker.0])? else {
+        return Ok(None);
+    };
+    let (cpu_milli, memory): (Option<i64>, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(match (cpu_milli, memory) {
+        (Some(cpu_milli), Some(memory)) => Some(Room::new(
+            Offer::from_milli(cpu_milli, memory),
+            Request::from_milli(row.try_get(2)?, row.try_get(3)?),
+        )),
+        _ => None,
+    })
 }
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
@@ -480,7 +524,7 @@ impl QueueStore for PgStore {
                 if rows.is_empty() {
                     return Ok(None);
                 }
-                if let Some(index) = first_fitting(&rows, labels, &loads) {
+                if let Some(index) = first_fitting(&rows, labels, &loads, None) {
                     return Ok(Some(from_ms(rows[index].queued_at.unwrap_or(now))));
                 }
             }
@@ -668,9 +712,12 @@ impl WorkerStore for PgStore {
     fn workers(&self) -> Result<Vec<WorkerRecord>, Error> {
         self.read(|tx| {
             let rows = tx.query(
-                "SELECT id, name, labels, pid, host, state, current_job, jobs_done, started_at,
-                        heartbeat_at, move_to
-                 FROM workers ORDER BY id DESC",
+                "SELECT w.id, w.name, w.labels, w.pid, w.host, w.state, w.current_job,
+                        w.jobs_done, w.started_at, w.heartbeat_at, w.move_to, w.cpu_milli,
+                        w.memory, w.enforcement, coalesce(j.cpu_milli, 0), coalesce(j.memory, 0)
+                 FROM workers AS w
+                 LEFT JOIN jobs AS j ON j.id = w.current_job AND j.status = 'running'
+                 ORDER BY w.id DESC",
                 &[],
             )?;
             rows.iter()
@@ -688,10 +735,35 @@ impl WorkerStore for PgStore {
                         started_at: from_ms(row.try_get(8)?),
                         heartbeat_at: from_ms(row.try_get(9)?),
                         move_to: row.try_get(10)?,
+                        offer: match (row.try_get(11)?, row.try_get(12)?) {
+                            (Some(cpu_milli), Some(memory)) => {
+                                Some(Offer::from_milli(cpu_milli, memory))
+                            }
+                            _ => None,
+                        },
+                        enforcement: row.try_get(13)?,
+                        used: Request::from_milli(row.try_get(14)?, row.try_get(15)?),
                     })
                 })
                 .collect::<Result<_, postgres::Error>>()
                 .map_err(Error::from)
+        })
+    }
+
+    fn set_worker_offer(
+        &self,
+        worker: WorkerId,
+        offer: Offer,
+        enforcement: &str,
+    ) -> Result<(), Error> {
+        let (cpu_milli, memory) = offer.as_milli();
+        let enforcement = enforcement.to_owned();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE workers SET cpu_milli = $2, memory = $3, enforcement = $4 WHERE id = $1",
+                &[&worker.0, &cpu_milli, &memory, &enforcement],
+            )?;
+            Ok(())
         })
     }
 
@@ -991,13 +1063,20 @@ fn claim_next_tx(
     let now_ms = to_ms(now);
     let mut loads = queue_loads(tx)?;
     let mut candidates = Candidates::new(now_ms, labels, &loads);
+    // What the host has left, read once a job with a request comes up.
+    let mut room: Option<Option<Room>> = None;
     loop {
         let page = candidates.next_page(tx)?;
         if page.is_empty() {
             return Ok(None);
         }
+        if room.is_none() && page.iter().any(|row| !row.request.is_empty()) {
+            room = Some(host_room(tx, worker)?);
+        }
         let mut rest = &page[..];
-        while let Some(index) = first_fitting(rest, labels, &loads) {
+        while let Some(index) =
+            first_fitting(rest, labels, &loads, room.as_mut().and_then(Option::as_mut))
+        {
             let row = &rest[index];
             rest = &rest[index + 1..];
             let (job, run) = (JobId(row.id), RunId(row.run));
@@ -1008,10 +1087,16 @@ fn claim_next_tx(
                     tx,
                     &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
                 )?;
+                if let Some(Some(room)) = room.as_mut() {
+                    room.give_back(row.request);
+                }
                 continue;
             }
             if !admitted(tx, &row.queue, &mut loads)? {
                 candidates.block(&row.queue);
+                if let Some(Some(room)) = room.as_mut() {
+                    room.give_back(row.request);
+                }
                 continue;
             }
             let number = row.attempts + 1;

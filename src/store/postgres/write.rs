@@ -95,8 +95,8 @@ pub(super) fn insert_jobs(
     let insert = tx.prepare(
         "INSERT INTO jobs (run_id, name, base_name, matrix, queue, priority, metadata, needs,
                            status, max_attempts, queued_at, finished_at, runs_on, item,
-                           continue_on_error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                           continue_on_error, cpu_milli, memory)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          RETURNING id",
     )?;
     // SPEC §7: a queue named by a job that does not exist yet is created on first use,
@@ -144,6 +144,8 @@ pub(super) fn insert_jobs(
                         .then(|| serde_json::to_string(&job.item))
                         .transpose()?,
                     &i64::from(job.continue_on_error),
+                    &job.request.cpu_milli(),
+                    &job.request.memory_i64(),
                 ],
             )?
             .try_get(0)?;

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("migrations/0010_job_items.sql")),
     (11, include_str!("migrations/0011_continue_on_error.sql")),
     (12, include_str!("migrations/0012_notifications.sql")),
+    (13, include_str!("migrations/0013_resources.sql")),
 ];
 
 /// Why migrating failed.

@@ -156,6 +156,12 @@ impl SqliteStore {
         })
     }
 
+    /// Where DataBlock content lives, when given (`--blocks`).
+    #[must_use]
+    pub fn blocks_location(&self) -> Option<&crate::store::BlocksLocation> {
+        self.blocks.as_ref()
+    }
+
     /// The same store keeping DataBlock content in `blocks` (`--blocks`), or in
     /// `<env>/blocks` when `None`.
     #[must_use]
@@ -529,6 +535,7 @@ pub(crate) mod test_support {
             runs_on: Vec::new(),
             item: serde_json::Value::Null,
             continue_on_error: false,
+            request: crate::scheduler::resources::Request::default(),
         }
     }
 

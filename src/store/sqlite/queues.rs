@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use crate::scheduler::resources::{Offer, Request, Room};
 use crate::scheduler::{Candidate, QueueLoad, pick};
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
@@ -45,6 +46,17 @@ const QUEUED_WITH_LABEL: &str = "
       AND NOT EXISTS (SELECT 1 FROM runs AS r
                       WHERE r.id = j.run_id AND r.owner_pid IS NOT NULL)";
 
+/// A worker's offer and what the running jobs of its host's workers ask (`?1` is the
+/// worker). The same statement as PostgreSQL's.
+const HOST_ROOM: &str = "
+    SELECT w.cpu_milli, w.memory,
+           coalesce(sum(j.cpu_milli), 0), coalesce(sum(j.memory), 0)
+    FROM workers AS w
+    LEFT JOIN workers AS o ON o.host = w.host
+    LEFT JOIN jobs AS j ON j.worker_id = o.id AND j.status = 'running'
+    WHERE w.id = ?1
+    GROUP BY w.id";
+
 /// A waiting job as a claim reads it.
 struct Row {
     id: i64,
@@ -53,6 +65,7 @@ struct Row {
     runs_on: Vec<String>,
     attempts: u32,
     queued_at: Option<i64>,
+    request: Request,
 }
 
 /// Which group of waiting jobs a [`Candidates`] reads: the jobs put on top (newest `top`
@@ -139,7 +152,7 @@ impl<'c> Candidates<'c> {
             let rows = match self.group {
                 Group::Done => return Ok(Vec::new()),
                 Group::Top => self.read(
-                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
+                    "SELECT id, run_id, queue, runs_on, attempts, queued_at, cpu_milli, memory FROM jobs
                      WHERE status = 'queued' AND top_seq IS NOT NULL
                        AND (not_before IS NULL OR not_before <= ?1)
                        AND queue NOT IN (SELECT value FROM json_each(?4))
@@ -149,7 +162,7 @@ impl<'c> Candidates<'c> {
                     None,
                 )?,
                 Group::Priority(p) => self.read(
-                    "SELECT id, run_id, queue, runs_on, attempts, queued_at FROM jobs
+                    "SELECT id, run_id, queue, runs_on, attempts, queued_at, cpu_milli, memory FROM jobs
                      WHERE status = 'queued' AND top_seq IS NULL AND priority = ?5
                        AND (not_before IS NULL OR not_before <= ?1)
                        AND queue NOT IN (SELECT value FROM json_each(?4))
@@ -174,16 +187,18 @@ impl<'c> Candidates<'c> {
     fn read(&self, sql: &str, priority: Option<i64>) -> Result<Vec<Row>, Error> {
         let mut select = self.tx.prepare_cached(sql)?;
         let map = |row: &rusqlite::Row<'_>| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, u32>(4)?,
-                row.get::<_, Option<i64>>(5)?,
-            ))
+            let runs_on: String = row.get(3)?;
+            Ok(Row {
+                id: row.get(0)?,
+                run: row.get(1)?,
+                queue: row.get(2)?,
+                runs_on: serde_json::from_str(&runs_on).unwrap_or_default(),
+                attempts: row.get(4)?,
+                queued_at: row.get(5)?,
+                request: Request::from_milli(row.get(6)?, row.get(7)?),
+            })
         };
-        let raw: Vec<(i64, i64, String, String, u32, Option<i64>)> = match priority {
+        Ok(match priority {
             None => select
                 .query_map(
                     params![self.now_ms, self.page, self.offset, self.blocked],
@@ -196,35 +211,45 @@ impl<'c> Candidates<'c> {
                     map,
                 )?
                 .collect::<Result<_, _>>()?,
-        };
-        Ok(raw
-            .into_iter()
-            .map(|(id, run, queue, runs_on, attempts, queued_at)| Row {
-                id,
-                run,
-                queue,
-                runs_on: serde_json::from_str(&runs_on).unwrap_or_default(),
-                attempts,
-                queued_at,
-            })
-            .collect())
+        })
     }
 }
 
-/// The first of `rows` a worker with `labels` may take.
+/// The first of `rows` a worker with `labels` may take, where its request fits in `room`.
 fn first_fitting(
     rows: &[Row],
     labels: &[String],
     loads: &HashMap<String, QueueLoad>,
+    room: Option<&mut Room>,
 ) -> Option<usize> {
     let candidates: Vec<Candidate<'_>> = rows
         .iter()
         .map(|row| Candidate {
             queue: &row.queue,
             runs_on: &row.runs_on,
+            request: row.request,
         })
         .collect();
-    pick(&candidates, labels, loads)
+    pick(&candidates, labels, loads, room)
+}
+
+/// What `worker`'s host has left: the worker's offer, less what the running jobs of every
+/// worker of its host ask. `None` for a worker that offers nothing in particular (it admits
+/// by count only).
+fn host_room(tx: &rusqlite::Connection, worker: WorkerId) -> Result<Option<Room>, Error> {
+    let row: Option<(Option<i64>, Option<i64>, i64, i64)> = tx
+        .prepare_cached(HOST_ROOM)?
+        .query_row([worker.0], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((Some(cpu_milli), Some(memory), used_cpu, used_memory)) => Some(Room::new(
+            Offer::from_milli(cpu_milli, memory),
+            Request::from_milli(used_cpu, used_memory),
+        )),
+        _ => None,
+    })
 }
 
 fn from_ms(ms: i64) -> DateTime<Utc> {
@@ -398,7 +423,7 @@ impl QueueStore for SqliteStore {
                 }
                 let mut found = false;
                 for row in &rows {
-                    if first_fitting(std::slice::from_ref(row), labels, &loads).is_some() {
+                    if first_fitting(std::slice::from_ref(row), labels, &loads, None).is_some() {
                         let at = row.queued_at.unwrap_or(now);
                         oldest = Some(oldest.map_or(at, |o| o.min(at)));
                         found = true;
@@ -529,6 +554,22 @@ impl WorkerStore for SqliteStore {
         })
     }
 
+    fn set_worker_offer(
+        &self,
+        worker: WorkerId,
+        offer: Offer,
+        enforcement: &str,
+    ) -> Result<(), Error> {
+        let (cpu_milli, memory) = offer.as_milli();
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE workers SET cpu_milli = ?2, memory = ?3, enforcement = ?4 WHERE id = ?1",
+            )?
+            .execute(params![worker.0, cpu_milli, memory, enforcement])?;
+            Ok(())
+        })
+    }
+
     fn heartbeat(
         &self,
         worker: WorkerId,
@@ -583,9 +624,12 @@ impl WorkerStore for SqliteStore {
     fn workers(&self) -> Result<Vec<WorkerRecord>, Error> {
         self.read(|tx| {
             let mut select = tx.prepare_cached(
-                "SELECT id, name, labels, pid, host, state, current_job, jobs_done, started_at,
-                        heartbeat_at, move_to
-                 FROM workers ORDER BY id DESC",
+                "SELECT w.id, w.name, w.labels, w.pid, w.host, w.state, w.current_job,
+                        w.jobs_done, w.started_at, w.heartbeat_at, w.move_to, w.cpu_milli,
+                        w.memory, w.enforcement, coalesce(j.cpu_milli, 0), coalesce(j.memory, 0)
+                 FROM workers AS w
+                 LEFT JOIN jobs AS j ON j.id = w.current_job AND j.status = 'running'
+                 ORDER BY w.id DESC",
             )?;
             let rows = select.query_map([], |row| {
                 let labels: String = row.get(2)?;
@@ -601,6 +645,14 @@ impl WorkerStore for SqliteStore {
                     started_at: from_ms(row.get(8)?),
                     heartbeat_at: from_ms(row.get(9)?),
                     move_to: row.get(10)?,
+                    offer: match (row.get(11)?, row.get(12)?) {
+                        (Some(cpu_milli), Some(memory)) => {
+                            Some(Offer::from_milli(cpu_milli, memory))
+                        }
+                        _ => None,
+                    },
+                    enforcement: row.get(13)?,
+                    used: Request::from_milli(row.get(14)?, row.get(15)?),
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -839,12 +891,22 @@ fn claim_next_tx(
     let now_ms = to_ms(now);
     let loads = queue_loads(tx)?;
     let mut candidates = Candidates::new(tx, now_ms, &loads);
+    // What the host has left, read once a job with a request comes up.
+    let mut room: Option<Option<Room>> = None;
     loop {
         let page = candidates.next_page()?;
         if page.is_empty() {
             return Ok(None);
         }
-        let Some(index) = first_fitting(&page, labels, &loads) else {
+        if room.is_none() && page.iter().any(|row| !row.request.is_empty()) {
+            room = Some(host_room(tx, worker)?);
+        }
+        let Some(index) = first_fitting(
+            &page,
+            labels,
+            &loads,
+            room.as_mut().and_then(Option::as_mut),
+        ) else {
             continue;
         };
         let (job, run) = (JobId(page[index].id), RunId(page[index].run));
@@ -857,6 +919,7 @@ fn claim_next_tx(
                 &Transition::new(job, JobState::Cancelled, now).reason(REASON_CANCELLED),
             )?;
             candidates = Candidates::new(tx, now_ms, &loads);
+            room = None;
             continue;
         }
         let token = kill_token(run, job, page[index].attempts + 1);

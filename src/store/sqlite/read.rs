@@ -12,6 +12,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
+use crate::scheduler::resources::Request;
 use crate::state::{JobId, JobState, RunId, RunState};
 use crate::store::error::Error;
 use crate::store::logs::{LogSource, LogSummary};
@@ -279,16 +280,10 @@ const JOB_COLUMNS: &str = "j.id, j.run_id, j.name, j.status, j.queue, j.priority
                            j.peak_rss_bytes, j.cpu_ms, j.reason, j.base_name, j.matrix, \
                            j.needs, j.max_attempts, j.attempts_before_retry, j.queued_at, \
                            j.kill_token, j.cancel_requested, \
-                           (SELECT r.created_at FROM runs AS r WHERE r.id = j.run_id), j.item";
+                           (SELECT r.created_at FROM runs AS r WHERE r.id = j.run_id), j.item, \
+                           j.runs_on, j.cpu_milli, j.memory";
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
-    let needs = match get_json(row, 17)? {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
     Ok(JobRecord {
         id: JobId(row.get(0)?),
         run_id: RunId(row.get(1)?),
@@ -308,7 +303,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         reason: row.get(14)?,
         base_name: row.get(15)?,
         matrix: get_json(row, 16)?,
-        needs,
+        needs: strings(get_json(row, 17)?),
         max_attempts: row.get(18)?,
         history: Vec::new(),
         child_runs: Vec::new(),
@@ -318,7 +313,20 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         cancel_requested: row.get(22)?,
         created_at: get_time(row, 23)?,
         item: get_json(row, 24)?,
+        runs_on: strings(get_json(row, 25)?),
+        request: Request::from_milli(row.get(26)?, row.get(27)?),
     })
+}
+
+/// The strings of a JSON array (`needs`, `runs_on`); nothing for anything else.
+fn strings(value: Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 const ATTEMPT_COLUMNS: &str = "a.job_id, a.number, a.status, a.reason, a.exit_code, \
