@@ -27,3 +27,4 @@ pub mod step;
 pub mod store;
 pub mod triggers;
 pub mod ui;
+pub mod web;

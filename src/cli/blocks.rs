@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::blocks::{
     Access, BlockKind, BlockRef, BlockStore, BlockVersion, Content, JobBlocks, LineageLink,
@@ -399,47 +399,6 @@ fn gc(
         if report.files == 1 { "" } else { "s" }
     );
     super::output::print(&out)
-}
-
-/// Adds `consumed_blocks` and `produced_blocks` to every job object of `show --json`.
-pub(super) fn add_to_show_json(
-    store: &dyn BlockStore,
-    run: RunId,
-    jobs: &mut Value,
-) -> Result<(), Error> {
-    let blocks = store.run_blocks(run).map_err(Error::Store)?;
-    let Some(jobs) = jobs.as_array_mut() else {
-        return Ok(());
-    };
-    for job in jobs {
-        let id = job.get("id").and_then(Value::as_i64);
-        let found = blocks.iter().find(|b| Some(b.job_id.0) == id);
-        let consumed: Vec<Value> = found
-            .map(|b| b.consumed.iter().map(link_json).collect())
-            .unwrap_or_default();
-        let produced: Vec<Value> = found
-            .map(|b| b.produced.iter().map(link_json).collect())
-            .unwrap_or_default();
-        job["consumed_blocks"] = Value::Array(consumed);
-        job["produced_blocks"] = Value::Array(produced);
-    }
-    Ok(())
-}
-
-fn link_json(link: &LineageLink) -> Value {
-    let mut value = json!({
-        "name": link.block.name,
-        "version": link.block.version,
-        "hash": link.block.hash,
-        "removed": link.block.removed,
-    });
-    if let Some(input) = &link.input {
-        value["input"] = json!(input);
-    }
-    if let Some(new) = link.new {
-        value["new"] = json!(new);
-    }
-    value
 }
 
 /// The `DataBlocks:` section of `show RUN`: what each job consumed and produced, or nothing

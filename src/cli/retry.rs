@@ -6,7 +6,7 @@ use crate::cli::args::{GlobalArgs, RetryArgs};
 use crate::cli::env;
 use crate::cli::run::Foreground;
 use crate::engine::definition::{RunDefinition, load_run_definition};
-use crate::engine::queued::advance_run;
+use crate::engine::queued::Reopened;
 use crate::engine::setup::{Repair, plan_repair};
 use crate::error::Error;
 use crate::store::Owner;
@@ -20,6 +20,16 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
             run.id, run.status
         )));
     }
+    if args.detach {
+        // Nobody owns the reopened run: workers (or a daemon's) take its jobs.
+        return match crate::engine::queued::reopen_for_retry(&*store, &run)? {
+            Reopened::NothingToRetry => nothing_to_retry(global, &run),
+            Reopened::Reopened(_) => super::queue::print_admission(
+                global,
+                &crate::engine::admission::Admission::Created(run.id),
+            ),
+        };
+    }
     // The run's definition and its own parameter values (job-level `-p JOB.NAME=V` too).
     let RunDefinition {
         loaded,
@@ -32,28 +42,7 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     let records = store.jobs(run.id).map_err(Error::Store)?;
     let Repair { jobs, rerun: ids } = plan_repair(&loaded, &values, &records)?;
     if ids.is_empty() {
-        if !global.quiet {
-            super::output::print(&format!(
-                "run {}: every job succeeded, nothing to retry\n",
-                run.id
-            ))?;
-        }
-        return Ok(());
-    }
-    if args.detach {
-        // Nobody owns the reopened run: workers (or a daemon's) take its jobs, and the
-        // jobs whose needs already succeeded are queued now.
-        store
-            .reset_for_retry(run.id, &ids, None)
-            .map_err(Error::Store)?;
-        let definition = RunDefinition {
-            loaded,
-            values,
-            overrides,
-        };
-        advance_run(&*store, &run, &definition).map_err(Error::Store)?;
-        let reopened = crate::engine::admission::Admission::Created(run.id);
-        return super::queue::print_admission(global, &reopened);
+        return nothing_to_retry(global, &run);
     }
     let junit = super::run::junit_writer(args.junit.as_deref())?;
     store
@@ -69,4 +58,14 @@ pub(super) fn run(global: &GlobalArgs, args: &RetryArgs) -> Result<(), Error> {
     foreground.execute(
         global, &store, &loaded, values, overrides, trigger, run.id, jobs,
     )
+}
+
+fn nothing_to_retry(global: &GlobalArgs, run: &crate::store::RunRecord) -> Result<(), Error> {
+    if !global.quiet {
+        super::output::print(&format!(
+            "run {}: every job succeeded, nothing to retry\n",
+            run.id
+        ))?;
+    }
+    Ok(())
 }

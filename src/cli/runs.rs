@@ -25,6 +25,7 @@ pub(super) fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<(), Error> {
         workflow: args.workflow.clone(),
         status,
         limit: Some(args.limit),
+        before: None,
     };
     let runs = store.runs(&filter).map_err(Error::Store)?;
     if global.json {
@@ -61,24 +62,10 @@ pub(super) fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<(), Error> {
     // What each job asked of its host (`resources`).
     let requests: Vec<Request> = jobs.iter().map(|job| job.request).collect();
     if global.json {
-        let mut value = serde_json::to_value(&run).unwrap_or_default();
-        value["jobs"] = serde_json::to_value(&jobs).unwrap_or_default();
-        if let Some(array) = value["jobs"].as_array_mut() {
-            for (job, request) in array.iter_mut().zip(&requests) {
-                if !request.is_empty() {
-                    job["resources"] = serde_json::json!({
-                        "cpus": request.cpus,
-                        "memory_bytes": request.memory,
-                    });
-                }
-            }
-        }
-        super::blocks::add_to_show_json(&*store, run.id, &mut value["jobs"])?;
-        let notifications = store.notifications(run.id).map_err(Error::Store)?;
-        if !notifications.is_empty() {
-            value["notifications"] = serde_json::to_value(&notifications).unwrap_or_default();
-        }
-        return super::output::print(&super::output::json_text(&value));
+        let document = crate::web::views::run_document(&*store, run.id)
+            .map_err(Error::Store)?
+            .ok_or_else(|| Error::Usage(format!("no run {}", run.id)))?;
+        return super::output::print(&super::output::json_text(&document));
     }
     let mut out = String::new();
     let _ = writeln!(

@@ -187,6 +187,7 @@ impl Daemon {
                 workflow: Some(workflow.to_owned()),
                 status: None,
                 limit: Some(10_000),
+                before: None,
             })
             .unwrap_or_default();
         runs.iter()

@@ -376,6 +376,7 @@ impl Daemon {
                             workflow: Some(workflow.clone()),
                             status: None,
                             limit: Some(1000),
+                            before: None,
                         })
                         .unwrap_or_default()
                         .into_iter()

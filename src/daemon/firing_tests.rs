@@ -80,6 +80,7 @@ impl Site {
                 workflow: Some("wf".into()),
                 status: None,
                 limit: None,
+                before: None,
             })
             .unwrap();
         let mut at: Vec<DateTime<Utc>> = runs
@@ -101,6 +102,7 @@ impl Site {
                 workflow: Some("wf".into()),
                 status: None,
                 limit: None,
+                before: None,
             })
             .unwrap();
         runs.sort_by_key(|r| r.id);

@@ -4,7 +4,7 @@
 //! ([`catalog`]), fires JobTriggers when they are due (schedules, `every`, `at`, file
 //! arrival, `after` another workflow), applies `concurrency` and `catchup`, expires the leases
 //! of vanished workers, drives the local worker pool ([`scaler`]) and starts workers elsewhere
-//! for jobs needing a label ([`launcher`]); the HTTP API ([`api`]) runs beside it. What a
+//! for jobs needing a label ([`launcher`]); the HTTP API ([`crate::web::api`]) runs beside it. What a
 //! trigger has fired is persisted before the run is created, so a `kill -9` and a restart
 //! never fire one instant twice (at worst one is lost). Only one daemon owns an
 //! environment's triggers: it holds an exclusive `flock` on `daemon.lock` in the environment
@@ -25,17 +25,13 @@
 //!   needing a label, and the report `coreflow workers` reads.
 //! - `config.rs`, `lock.rs`: settings and errors; the environment's lock.
 
-pub mod api;
 mod armed;
 mod arming;
 pub mod catalog;
-pub mod coalesce;
 mod config;
 mod firing;
 #[cfg(test)]
 mod firing_tests;
-pub mod guard;
-pub mod http;
 pub mod launcher;
 mod lock;
 mod overlap;

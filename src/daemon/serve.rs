@@ -17,16 +17,15 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
 use crate::clock::{Clock, SystemClock};
-use crate::daemon::api;
-use crate::daemon::coalesce::Coalescer;
 use crate::daemon::config::{DaemonConfig, DaemonError};
 use crate::daemon::firing::Daemon;
-use crate::daemon::guard::Guard;
-use crate::daemon::http;
 use crate::daemon::launcher::Launchers;
 use crate::daemon::scaler::{Scaler, ScalerConfig};
 use crate::engine::recv_signal as recv;
 use crate::store::Env;
+use crate::web::api;
+use crate::web::guard::Guard;
+use crate::web::http;
 
 /// How often files, `after` triggers, waiting fires and the pool are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -90,11 +89,10 @@ pub async fn serve(
             error!(error = %err, "api: no connection of its own; sharing the daemon's");
             Arc::clone(&store)
         });
-        let state = Arc::new(api::ApiState {
-            store: api_store,
-            workflows: Arc::clone(&daemon.workflows),
-            runs: Coalescer::default(),
-        });
+        let state = Arc::new(api::ApiState::new(
+            api_store,
+            api::Workflows::Daemon(Arc::clone(&daemon.workflows)),
+        ));
         let addr = listener.local_addr().ok().or(config.listen);
         let guard = addr.map(|addr| Guard::new(addr, &config.public_hosts, config.token.as_deref()));
         info!(addr = %config.listen.map(|a| a.to_string()).unwrap_or_default(), token = config.token.is_some(), "api: listening");

@@ -165,6 +165,7 @@ pub fn active_runs(
             workflow: Some(workflow.to_owned()),
             status: Some(status),
             limit: Some(100_000),
+            before: None,
         };
         let runs = store.runs(&filter)?;
         active.extend(runs.into_iter().map(|r| r.id));

@@ -817,3 +817,44 @@ fn matrix_values(matrix: &serde_json::Value) -> IndexMap<String, String> {
         })
         .unwrap_or_default()
 }
+
+/// What [`reopen_for_retry`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reopened {
+    /// Every job succeeded: nothing to run again.
+    NothingToRetry,
+    /// The jobs that will run again (those that did not succeed and everything downstream).
+    Reopened(Vec<JobId>),
+}
+
+/// `coreflow retry --detach` and the API's retry: reopens ended run `run` for workers,
+/// keeping its id — jobs that did not succeed and everything downstream of them run again,
+/// the rest keep their outputs; the jobs whose needs already succeeded are queued now.
+/// Nobody owns the reopened run.
+///
+/// # Errors
+/// The run's definition cannot be loaded, one of its DataBlock parameters names a version
+/// that no longer exists, or the store fails.
+pub fn reopen_for_retry(store: &dyn Environment, run: &RunRecord) -> Result<Reopened, EngineError> {
+    let RunDefinition {
+        loaded,
+        mut values,
+        mut overrides,
+    } = load_run_definition(store, run)?;
+    // The run's DataBlock parameters name fixed versions: they must still exist.
+    crate::blocks::pin_params(store, &loaded.workflow, &mut values, &mut overrides)?;
+    let records = store.jobs(run.id)?;
+    let crate::engine::setup::Repair { rerun, .. } =
+        crate::engine::setup::plan_repair(&loaded, &values, &records)?;
+    if rerun.is_empty() {
+        return Ok(Reopened::NothingToRetry);
+    }
+    store.reset_for_retry(run.id, &rerun, None)?;
+    let definition = RunDefinition {
+        loaded,
+        values,
+        overrides,
+    };
+    advance_run(store, run, &definition)?;
+    Ok(Reopened::Reopened(rerun))
+}

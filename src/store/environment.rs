@@ -11,6 +11,7 @@ use crate::store::copy::CopyStore;
 use crate::store::error::Error;
 use crate::store::leader::LeaderStore;
 use crate::store::logs::LogStore;
+use crate::store::metrics::MetricsStore;
 use crate::store::postgres::PgStore;
 use crate::store::queues::QueueStore;
 use crate::store::runs::RunStore;
@@ -23,7 +24,15 @@ use crate::store::workers::WorkerStore;
 /// the DataBlock registry ([`BlockStore`]), the daemons' leadership ([`LeaderStore`]) and
 /// copying it all into another store ([`CopyStore`]).
 pub trait Environment:
-    RunStore + LogStore + QueueStore + WorkerStore + TriggerStore + BlockStore + LeaderStore + CopyStore
+    RunStore
+    + LogStore
+    + QueueStore
+    + WorkerStore
+    + TriggerStore
+    + BlockStore
+    + LeaderStore
+    + CopyStore
+    + MetricsStore
 {
     /// The local folder for what is kept as files: scratch space of runs on this host, step
     /// logs, DataBlock content.

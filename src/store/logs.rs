@@ -372,6 +372,40 @@ impl LogCursor {
     pub fn offset(&self, job: JobId, attempt: u32) -> u64 {
         self.offsets.get(&(job, attempt)).copied().unwrap_or(0)
     }
+
+    /// The cursor as text, for a client to hand back (the API's `after`, an event stream's
+    /// `Last-Event-ID`): `JOB.ATTEMPT.OFFSET` for each log read, joined by `,`, in order.
+    #[must_use]
+    pub fn to_token(&self) -> String {
+        let mut entries: Vec<(&(JobId, u32), &u64)> = self
+            .offsets
+            .iter()
+            .filter(|(_, offset)| **offset > 0)
+            .collect();
+        entries.sort_unstable();
+        entries
+            .iter()
+            .map(|((job, attempt), offset)| format!("{}.{attempt}.{offset}", job.0))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A cursor from [`to_token`](Self::to_token)'s text; `None` when it is not one.
+    #[must_use]
+    pub fn from_token(text: &str) -> Option<LogCursor> {
+        let mut offsets = HashMap::new();
+        for entry in text.split(',').filter(|entry| !entry.is_empty()) {
+            let mut parts = entry.split('.');
+            let job = parts.next()?.parse().ok()?;
+            let attempt = parts.next()?.parse().ok()?;
+            let offset = parts.next()?.parse().ok()?;
+            if parts.next().is_some() {
+                return None;
+            }
+            offsets.insert((JobId(job), attempt), offset);
+        }
+        Some(LogCursor { offsets })
+    }
 }
 
 /// A piece of a log kept in a database, as one flush of its writer stored it.
@@ -685,8 +719,8 @@ mod tests {
     use chrono::{DateTime, Duration, Utc};
 
     use super::{
-        Chunk, ChunkSink, ChunkSource, LogReader, LogSource, LogWriter, Stream, escape_into,
-        unescape,
+        Chunk, ChunkSink, ChunkSource, LogCursor, LogReader, LogSource, LogWriter, Stream,
+        escape_into, unescape,
     };
     use crate::state::JobId;
     use crate::store::error::Error;
@@ -698,6 +732,24 @@ mod tests {
             attempt: 1,
             path: dir.join(format!("1/{job}-1.log")),
             not_before: start,
+        }
+    }
+
+    #[test]
+    fn a_cursor_survives_its_token() {
+        let mut cursor = LogCursor::default();
+        assert_eq!(cursor.to_token(), "");
+        cursor.offsets.insert((crate::state::JobId(7), 1), 120);
+        cursor.offsets.insert((crate::state::JobId(3), 2), 5);
+        cursor.offsets.insert((crate::state::JobId(9), 1), 0);
+        let token = cursor.to_token();
+        assert_eq!(token, "3.2.5,7.1.120");
+        let back = LogCursor::from_token(&token).expect("a token");
+        assert_eq!(back.offset(crate::state::JobId(7), 1), 120);
+        assert_eq!(back.offset(crate::state::JobId(3), 2), 5);
+        assert_eq!(LogCursor::from_token("").expect("empty").to_token(), "");
+        for bad in ["x", "1.2", "1.2.3.4", "1.a.3"] {
+            assert!(LogCursor::from_token(bad).is_none(), "{bad}");
         }
     }
 

@@ -24,6 +24,7 @@ mod environment;
 mod error;
 mod leader;
 mod logs;
+pub mod metrics;
 mod owner;
 mod postgres;
 pub mod private;
@@ -46,6 +47,7 @@ pub use environment::{
 pub use error::Error;
 pub use leader::{LeaderStore, Leadership, daemon_identity, holder_is_dead_here};
 pub use logs::{LogCursor, LogLine, LogReader, LogSource, LogStore, LogSummary, LogWriter, Stream};
+pub use metrics::{MetricsSnapshot, MetricsStore};
 pub use owner::{Owner, host_identity, host_name, is_this_host, owner_is_alive};
 pub use postgres::PgStore;
 pub(crate) use postgres::outside_runtime;

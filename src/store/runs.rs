@@ -505,6 +505,8 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunState>,
     pub limit: Option<usize>,
+    /// Only runs older than this one (a page after another, newest first).
+    pub before: Option<RunId>,
 }
 
 /// Which jobs [`RunStore::list_jobs`] lists.
@@ -593,6 +595,17 @@ pub(crate) mod rfc3339 {
             Some(time) => required(time, serializer),
             None => serializer.serialize_none(),
         }
+    }
+
+    pub(crate) fn instants<S: Serializer>(
+        times: &[DateTime<Utc>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            times
+                .iter()
+                .map(|time| time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        )
     }
 }
 

@@ -162,6 +162,7 @@ pub(crate) mod conformance {
                 workflow: Some("wf".into()),
                 status: None,
                 limit: None,
+                before: None,
             })
             .unwrap();
         assert_eq!(runs.len(), 1, "refused claims created no run");

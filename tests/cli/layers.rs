@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["blocks"],
     &["engine"],
+    &["web"],
     &["daemon"],
     &["error"],
     &["cli"],

@@ -39,6 +39,7 @@ mod cancel;
 mod copy;
 mod leader;
 mod logs;
+mod metrics;
 mod notifications;
 mod notify;
 mod queues;

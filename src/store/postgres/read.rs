@@ -309,6 +309,7 @@ pub(super) fn runs(tx: &mut Tx<'_>, filter: &RunFilter) -> Result<Vec<RunRecord>
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM runs
          WHERE ($1::TEXT IS NULL OR workflow = $1) AND ($2::TEXT IS NULL OR status = $2)
+           AND ($4::BIGINT IS NULL OR id < $4)
          ORDER BY id DESC LIMIT $3"
     );
     let rows = tx.query(
@@ -317,6 +318,7 @@ pub(super) fn runs(tx: &mut Tx<'_>, filter: &RunFilter) -> Result<Vec<RunRecord>
             &filter.workflow,
             &filter.status.map(RunState::as_str),
             &limit(filter.limit),
+            &filter.before.map(|run| run.0),
         ],
     )?;
     Ok(rows.iter().map(run_from_row).collect::<Result<_, _>>()?)
@@ -724,6 +726,7 @@ mod tests {
             workflow: Some("a".into()),
             status: None,
             limit: Some(1),
+            before: None,
         };
         assert_eq!(store.runs(&filter).unwrap()[0].id, ids[2]);
         let failed = RunFilter {

@@ -18,6 +18,7 @@ mod blocks;
 mod cancel;
 mod copy;
 mod leader;
+mod metrics;
 mod migrate;
 mod notifications;
 mod queues;

@@ -244,6 +244,8 @@ pub(super) fn runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecor
     if filter.status.is_some() {
         conditions.push("status = ?2");
     }
+    // Always named: SQLite refuses a bound parameter above the largest one used.
+    conditions.push("(?4 IS NULL OR id < ?4)");
     let sql = format!(
         "SELECT {RUN_COLUMNS} FROM runs {} ORDER BY id DESC LIMIT ?3",
         where_clause(&conditions)
@@ -253,7 +255,8 @@ pub(super) fn runs(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRecor
         params![
             filter.workflow,
             filter.status.map(RunState::as_str),
-            limit(filter.limit)
+            limit(filter.limit),
+            filter.before.map(|run| run.0),
         ],
         run_from_row,
     )?;
@@ -674,6 +677,7 @@ mod tests {
             workflow: Some("a".into()),
             status: None,
             limit: Some(1),
+            before: None,
         };
         assert_eq!(store.runs(&filter).unwrap()[0].id, ids[2]);
         let failed = RunFilter {
