@@ -7,14 +7,14 @@
 use crate::spec::model::{MemorySize, Resources, Workflow};
 
 /// What a host offers the jobs running on it.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Offer {
     pub cpus: f64,
     pub memory: u64,
 }
 
 /// What a job asks for; zero where it asks nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Request {
     pub cpus: f64,
     pub memory: u64,

@@ -23,7 +23,7 @@ use crate::store::Error as StoreError;
 use crate::store::rfc3339;
 
 /// A SHA-256 content hash, as 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ContentHash(String);
 
@@ -241,7 +241,7 @@ pub trait BlockStore: Send + Sync {
 pub struct BlockVersionId(pub i64);
 
 /// Whether a block is one file or a folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockKind {
     File,
@@ -282,7 +282,7 @@ impl FromStr for BlockKind {
 }
 
 /// One job attempt, as producer or consumer of blocks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JobAttempt {
     pub run_id: RunId,
     pub workflow: String,
@@ -296,7 +296,7 @@ pub struct JobAttempt {
 }
 
 /// A version of a block: the object of `blocks list --json` and `blocks show --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BlockVersion {
     #[serde(skip)]
     pub id: BlockVersionId,
@@ -337,7 +337,7 @@ impl BlockVersion {
 }
 
 /// A name and its newest version: a row of `blocks list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BlockSummary {
     /// How many versions are not removed.
     pub versions: u64,
@@ -367,7 +367,7 @@ pub struct Published {
 }
 
 /// A block version as lineage and `show` mention it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BlockKey {
     pub name: String,
     pub version: u64,
@@ -385,7 +385,7 @@ impl BlockKey {
 }
 
 /// One edge of the lineage graph: a job attempt that consumed or produced a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LineageLink {
     pub block: BlockKey,
     pub job: JobAttempt,
@@ -398,7 +398,7 @@ pub struct LineageLink {
 }
 
 /// Lineage of one version, both ways.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Lineage {
     /// Every publication of this version (the first created it; later ones republished
     /// unchanged content).

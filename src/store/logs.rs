@@ -324,7 +324,7 @@ fn unescape(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// One captured output line, as `logs --json` prints it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
     #[serde(serialize_with = "micros_rfc3339")]
     pub ts: DateTime<Utc>,

@@ -11,7 +11,7 @@ use super::runs::{Change, JobRecord, RunRecord, Transition};
 use super::workers::WorkerId;
 
 /// A JobQueue with its load.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueRecord {
     pub name: String,
     pub concurrency: Option<u32>,

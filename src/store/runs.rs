@@ -191,7 +191,7 @@ pub struct NewRun {
 }
 
 /// One attempt of one notifier (`notify:`) of an ended run, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NotificationRecord {
     #[serde(skip)]
     pub run: RunId,
@@ -209,7 +209,7 @@ pub struct NotificationRecord {
 }
 
 /// The job (and its run) that started a child run: the child's `parent` in `--json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ParentLink {
     pub run: RunId,
     pub job: JobId,
@@ -367,7 +367,7 @@ impl From<RunTransition> for Change {
 }
 
 /// A stored run: the `runs --json` object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: RunId,
     pub workflow: String,
@@ -394,7 +394,7 @@ pub struct RunRecord {
 }
 
 /// A stored job: the job object of `show --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: JobId,
     pub run_id: RunId,
@@ -456,7 +456,7 @@ pub struct JobRecord {
 }
 
 /// One attempt of a job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// From 1.
     pub number: u32,
@@ -480,7 +480,7 @@ pub struct AttemptRecord {
 }
 
 /// The result of one step of one attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepRecord {
     #[serde(skip)]
     pub job: JobId,

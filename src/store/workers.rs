@@ -11,12 +11,12 @@ use super::error::Error;
 use super::runs::LostJob;
 
 /// A worker's id in one environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct WorkerId(pub i64);
 
 /// A registered worker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkerRecord {
     pub id: WorkerId,
     pub name: String,

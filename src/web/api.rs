@@ -36,7 +36,7 @@ use crate::store::{
 };
 use crate::web::coalesce::Coalescer;
 use crate::web::guard::{self, Guard};
-use crate::web::views::run_document;
+use crate::web::views::{RunDocument, run_document};
 
 /// Where the API finds workflows by name.
 pub enum Workflows {
@@ -90,6 +90,7 @@ pub(crate) type Shared = Arc<ApiState>;
 /// The API's routes (and `/metrics`), every request passing `guard` first.
 pub fn router(state: Shared, guard: Guard) -> Router {
     routes()
+        .merge(super::pages::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(guard),
@@ -157,7 +158,7 @@ impl From<crate::engine::EngineError> for ApiError {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
@@ -226,9 +227,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(text)
-            .map(Body)
-            .map_err(|err| ApiError::BadRequest(format!("the body is not the JSON expected: {err}")))
+        serde_json::from_slice(text).map(Body).map_err(|err| {
+            ApiError::BadRequest(format!("the body is not the JSON expected: {err}"))
+        })
     }
 }
 
@@ -248,20 +249,24 @@ pub(crate) async fn blocking<T: Send + 'static>(
 // Health, OpenAPI, metrics
 
 /// `GET /api/v1/health`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
     pub version: String,
 }
 
-async fn health() -> Json<Health> {
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", security(()),
+    responses((status = 200, description = "The server answers (no token needed)", body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
 
-async fn openapi() -> Response {
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+pub(crate) async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         super::openapi::document_json(),
@@ -269,7 +274,9 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
     let snapshot = blocking(&state, |state| Ok(state.store.metrics_snapshot()?)).await?;
     Ok((
         [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
@@ -282,7 +289,7 @@ async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
 // Workflows
 
 /// A workflow with what a Run form and a schedule view need.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowView {
     pub name: String,
     pub description: Option<String>,
@@ -292,7 +299,7 @@ pub struct WorkflowView {
 }
 
 /// A parameter as declared.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ParamView {
     pub name: String,
     #[serde(rename = "type")]
@@ -304,7 +311,7 @@ pub struct ParamView {
 }
 
 /// A trigger with its next fire times (time-based triggers only).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
     /// `schedule`, `every`, `at`, `file`, `after`, `datablock`, …
     pub kind: String,
@@ -372,7 +379,11 @@ fn workflow_view(name: &str, loaded: &Loaded, now: DateTime<Utc>) -> WorkflowVie
     }
 }
 
-async fn list_workflows(State(state): State<Shared>) -> Result<Json<Vec<WorkflowView>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows",
+    responses((status = 200, description = "Every workflow with its params and triggers", body = [WorkflowView])))]
+pub(crate) async fn list_workflows(
+    State(state): State<Shared>,
+) -> Result<Json<Vec<WorkflowView>>, ApiError> {
     blocking(&state, |state| {
         let now = state.store.clock().now();
         Ok(Json(
@@ -387,7 +398,7 @@ async fn list_workflows(State(state): State<Shared>) -> Result<Json<Vec<Workflow
 }
 
 /// `POST /api/v1/workflows/{name}/runs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// Parameter values by name.
@@ -396,7 +407,7 @@ pub struct CreateRun {
 }
 
 /// What creating a run did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunCreated {
     pub run_id: Option<i64>,
     /// `queued`, `skipped` (the workflow's `concurrency` said so) or `waiting` (for a run
@@ -407,7 +418,15 @@ pub struct RunCreated {
     pub ahead: Option<usize>,
 }
 
-async fn create_run(
+#[utoipa::path(post, path = "/api/v1/workflows/{name}/runs", tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name")),
+    request_body = CreateRun,
+    responses(
+        (status = 201, description = "Created (or skipped by `concurrency`)", body = RunCreated),
+        (status = 202, description = "Waiting for a run slot", body = RunCreated),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody)))]
+pub(crate) async fn create_run(
     State(state): State<Shared>,
     Path(name): Path<String>,
     Body(body): Body<CreateRun>,
@@ -475,7 +494,8 @@ async fn create_run(
 // Runs
 
 /// `GET /api/v1/runs`: newest first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     pub workflow: Option<String>,
@@ -504,7 +524,10 @@ where
         .map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 
-async fn list_runs(
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
+    responses((status = 200, description = "Runs, newest first", body = [RunRecord]),
+        (status = 400, description = "A bad filter", body = ErrorBody)))]
+pub(crate) async fn list_runs(
     State(state): State<Shared>,
     Params(query): Params<RunsQuery>,
 ) -> Result<Json<Vec<RunRecord>>, ApiError> {
@@ -517,7 +540,11 @@ async fn list_runs(
     blocking(&state, move |state| Ok(Json(state.store.runs(&filter)?))).await
 }
 
-async fn read_run(State(state): State<Shared>, Id(id): Id) -> Response {
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 200, description = "The run with its jobs, as `coreflow show --json`", body = RunDocument),
+        (status = 404, description = "No such run", body = ErrorBody)))]
+pub(crate) async fn read_run(State(state): State<Shared>, Id(id): Id) -> Response {
     let shared = Arc::clone(&state);
     let (status, body) = state
         .runs
@@ -554,7 +581,8 @@ fn existing_run(store: &dyn Environment, id: i64) -> Result<RunRecord, ApiError>
 }
 
 /// `GET /api/v1/runs/{id}/logs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Only this job's lines (its full name, `build` or `test[os=linux]`).
@@ -565,7 +593,7 @@ pub struct LogsQuery {
 
 /// A page of a run's output: the lines of `coreflow logs --json`, and the cursor to ask
 /// again with.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogsPage {
     pub lines: Vec<LogLine>,
     /// Hand back as `after` for the lines written since.
@@ -577,7 +605,11 @@ pub struct LogsPage {
 /// The most lines one logs answer holds; ask again with `after` for the rest.
 const MAX_LOG_LINES: usize = 10_000;
 
-async fn read_logs(
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id"), LogsQuery),
+    responses((status = 200, description = "Lines after the cursor", body = LogsPage),
+        (status = 404, description = "No such run or job", body = ErrorBody)))]
+pub(crate) async fn read_logs(
     State(state): State<Shared>,
     Id(id): Id,
     Params(query): Params<LogsQuery>,
@@ -629,7 +661,7 @@ pub(crate) fn job_of_run(
 }
 
 /// What a cancel or retry did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunAction {
     pub run_id: i64,
     /// Cancel: `requested`, `cancelled` or `already_finished`; retry: `queued` or
@@ -637,7 +669,11 @@ pub struct RunAction {
     pub status: String,
 }
 
-async fn cancel_run(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 202, description = "What the cancel did", body = RunAction),
+        (status = 404, description = "No such run", body = ErrorBody)))]
+pub(crate) async fn cancel_run(
     State(state): State<Shared>,
     Id(id): Id,
 ) -> Result<(StatusCode, Json<RunAction>), ApiError> {
@@ -665,7 +701,12 @@ fn cancel_status(outcome: CancelOutcome) -> &'static str {
     }
 }
 
-async fn retry_run(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 202, description = "Reopened for workers, keeping its id", body = RunAction),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run has not ended", body = ErrorBody)))]
+pub(crate) async fn retry_run(
     State(state): State<Shared>,
     Id(id): Id,
 ) -> Result<(StatusCode, Json<RunAction>), ApiError> {
@@ -696,25 +737,37 @@ async fn retry_run(
 // ---------------------------------------------------------------------------------------
 // Queues and jobs
 
-async fn list_queues(State(state): State<Shared>) -> Result<Json<Vec<QueueRecord>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/queues", tag = "queues",
+    responses((status = 200, description = "Every queue with its load", body = [QueueRecord])))]
+pub(crate) async fn list_queues(
+    State(state): State<Shared>,
+) -> Result<Json<Vec<QueueRecord>>, ApiError> {
     blocking(&state, |state| Ok(Json(state.store.queues()?))).await
 }
 
 /// A queue after a pause or resume.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueueState {
     pub name: String,
     pub paused: bool,
 }
 
-async fn pause_queue(
+#[utoipa::path(post, path = "/api/v1/queues/{name}/pause", tag = "queues",
+    params(("name" = String, Path, description = "The queue's name")),
+    responses((status = 200, description = "Paused", body = QueueState),
+        (status = 404, description = "No such queue", body = ErrorBody)))]
+pub(crate) async fn pause_queue(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<QueueState>, ApiError> {
     set_paused(state, name, true).await
 }
 
-async fn resume_queue(
+#[utoipa::path(post, path = "/api/v1/queues/{name}/resume", tag = "queues",
+    params(("name" = String, Path, description = "The queue's name")),
+    responses((status = 200, description = "Resumed", body = QueueState),
+        (status = 404, description = "No such queue", body = ErrorBody)))]
+pub(crate) async fn resume_queue(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<QueueState>, ApiError> {
@@ -737,7 +790,8 @@ async fn set_paused(
 }
 
 /// `GET /api/v1/jobs`: newest first.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     pub queue: Option<String>,
@@ -746,7 +800,10 @@ pub struct JobsQuery {
     pub limit: Option<usize>,
 }
 
-async fn list_jobs(
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery),
+    responses((status = 200, description = "Jobs across runs, newest first", body = [JobRecord]),
+        (status = 400, description = "A bad filter", body = ErrorBody)))]
+pub(crate) async fn list_jobs(
     State(state): State<Shared>,
     Params(query): Params<JobsQuery>,
 ) -> Result<Json<Vec<JobRecord>>, ApiError> {
@@ -776,14 +833,14 @@ fn waiting_job(store: &dyn Environment, id: i64) -> Result<JobRecord, ApiError> 
 }
 
 /// `POST /api/v1/jobs/{id}/priority`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Priority {
     pub priority: i64,
 }
 
 /// What a change to a job did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobAction {
     pub job_id: i64,
     /// `priority`, `top`; a cancel's `requested`, `cancelled` or `already_finished`.
@@ -791,7 +848,12 @@ pub struct JobAction {
     pub priority: Option<i64>,
 }
 
-async fn set_priority(
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/priority", tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")), request_body = Priority,
+    responses((status = 200, description = "Reprioritised", body = JobAction),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not waiting", body = ErrorBody)))]
+pub(crate) async fn set_priority(
     State(state): State<Shared>,
     Id(id): Id,
     Body(body): Body<Priority>,
@@ -811,7 +873,15 @@ async fn set_priority(
     .await
 }
 
-async fn move_to_top(State(state): State<Shared>, Id(id): Id) -> Result<Json<JobAction>, ApiError> {
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/top", tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "First in its queue", body = JobAction),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not waiting", body = ErrorBody)))]
+pub(crate) async fn move_to_top(
+    State(state): State<Shared>,
+    Id(id): Id,
+) -> Result<Json<JobAction>, ApiError> {
     blocking(&state, move |state| {
         let job = waiting_job(&*state.store, id)?;
         state.store.set_top(job.id)?;
@@ -824,7 +894,11 @@ async fn move_to_top(State(state): State<Shared>, Id(id): Id) -> Result<Json<Job
     .await
 }
 
-async fn cancel_job(
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 202, description = "What the cancel did", body = JobAction),
+        (status = 404, description = "No such job", body = ErrorBody)))]
+pub(crate) async fn cancel_job(
     State(state): State<Shared>,
     Id(id): Id,
 ) -> Result<(StatusCode, Json<JobAction>), ApiError> {
@@ -849,7 +923,11 @@ async fn cancel_job(
 // ---------------------------------------------------------------------------------------
 // Workers and DataBlocks
 
-async fn list_workers(State(state): State<Shared>) -> Result<Json<Vec<WorkerRecord>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/workers", tag = "workers",
+    responses((status = 200, description = "Live workers", body = [WorkerRecord])))]
+pub(crate) async fn list_workers(
+    State(state): State<Shared>,
+) -> Result<Json<Vec<WorkerRecord>>, ApiError> {
     blocking(&state, |state| {
         Ok(Json(
             state
@@ -863,26 +941,34 @@ async fn list_workers(State(state): State<Shared>) -> Result<Json<Vec<WorkerReco
     .await
 }
 
-async fn list_blocks(State(state): State<Shared>) -> Result<Json<Vec<BlockSummary>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/blocks", tag = "blocks",
+    responses((status = 200, description = "Every DataBlock with its newest version", body = [BlockSummary])))]
+pub(crate) async fn list_blocks(
+    State(state): State<Shared>,
+) -> Result<Json<Vec<BlockSummary>>, ApiError> {
     blocking(&state, |state| Ok(Json(state.store.block_names()?))).await
 }
 
 /// A DataBlock's versions, newest first, each with its lineage.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BlockHistory {
     pub name: String,
     pub versions: Vec<BlockVersionView>,
 }
 
 /// A version of a block with the jobs that consumed and produced it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BlockVersionView {
     #[serde(flatten)]
     pub version: BlockVersion,
     pub lineage: crate::store::Lineage,
 }
 
-async fn read_block(
+#[utoipa::path(get, path = "/api/v1/blocks/{name}", tag = "blocks",
+    params(("name" = String, Path, description = "The block's name")),
+    responses((status = 200, description = "Its versions with lineage", body = BlockHistory),
+        (status = 404, description = "No such block", body = ErrorBody)))]
+pub(crate) async fn read_block(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<BlockHistory>, ApiError> {

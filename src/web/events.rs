@@ -31,14 +31,15 @@ const POLL: Duration = Duration::from_millis(250);
 const MAX_LINES: usize = 1000;
 
 /// `?job=` of the events stream.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub job: Option<String>,
 }
 
 /// A job as the events show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobEvent {
     pub id: JobId,
     pub name: String,
@@ -157,6 +158,11 @@ fn look(follow: &Follow, state: &crate::web::api::ApiState) -> Result<Look, ApiE
 }
 
 /// `GET /api/v1/runs/{id}/events`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id"), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    responses((status = 200, description = "Server-sent events: `jobs`, `job`, `lines`, `end`", content_type = "text/event-stream"),
+        (status = 404, description = "No such run or job", body = crate::web::api::ErrorBody)))]
 pub(crate) async fn run_events(
     State(state): State<Shared>,
     Id(id): Id,

@@ -10,4 +10,5 @@ pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod views;

@@ -11,7 +11,7 @@ use crate::store::{
 };
 
 /// A run with its jobs and the notifications sent when it ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunDocument {
     #[serde(flatten)]
     pub run: RunRecord,
@@ -22,7 +22,7 @@ pub struct RunDocument {
 }
 
 /// A job of a [`RunDocument`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDocument {
     #[serde(flatten)]
     pub job: JobRecord,
@@ -36,14 +36,14 @@ pub struct JobDocument {
 }
 
 /// A job's `resources` request.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct ResourcesView {
     pub cpus: f64,
     pub memory_bytes: u64,
 }
 
 /// A DataBlock version a job consumed or produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BlockLink {
     pub name: String,
     pub version: u64,

@@ -357,6 +357,8 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Value,
+    /// The body as text.
+    pub(crate) text: String,
 }
 
 /// One HTTP/1.1 request with `Connection: close`, written by hand, so that the tests need no
@@ -401,6 +403,7 @@ pub(crate) fn http(
     Ok(Answer {
         status,
         body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        text: body,
     })
 }
 

@@ -12,6 +12,7 @@
 //! temporary directory. Library code is used only where a test needs a tool the dev-dependencies
 //! lack (reading YAML to check the examples against the JSON Schema).
 
+mod api;
 mod blocks;
 mod blocks_s3;
 mod book;
