@@ -93,6 +93,8 @@ pub enum Command {
     Workers(WorkersArgs),
     /// Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
     Daemon(DaemonArgs),
+    /// Serve the web UI and the HTTP API over the environment, without a daemon
+    Ui(UiArgs),
     /// DataBlocks: list them, show versions and lineage, get one, collect garbage
     Blocks(BlocksArgs),
     /// Environments: copy one into another store (SQLite to PostgreSQL)
@@ -504,6 +506,21 @@ pub(super) fn parse_from(text: &str) -> Result<DateTime<Utc>, String> {
     Err(format!(
         "`{text}` is not an RFC 3339 instant (2026-03-28T00:00:00Z) or a date (2026-03-28)"
     ))
+}
+
+/// `coreflow ui`
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Serve on this IP:PORT (other than loopback only with a token: COREFLOW_API_TOKEN or
+    /// --token-file)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A host name the UI answers to besides its address and loopback names; repeatable
+    #[arg(long = "public-host", value_name = "NAME")]
+    pub public_hosts: Vec<String>,
+    /// Read the API token from this file (first line) instead of COREFLOW_API_TOKEN
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// `coreflow daemon`

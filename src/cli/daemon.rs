@@ -11,7 +11,7 @@ use crate::store::BlocksLocation;
 ///
 /// # Errors
 /// The file cannot be read, or holds no token (exit 2).
-fn api_token(file: Option<&std::path::Path>) -> Result<Option<String>, Error> {
+pub(super) fn api_token(file: Option<&std::path::Path>) -> Result<Option<String>, Error> {
     let Some(file) = file else {
         return Ok(std::env::var("COREFLOW_API_TOKEN")
             .ok()

@@ -19,6 +19,7 @@ mod runs;
 mod schedule;
 mod schema;
 mod sqlstep;
+mod ui;
 mod validate;
 
 use std::io::Write;
@@ -67,6 +68,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Command::Worker(args) => queue::worker(&cli.global, args),
         Command::Workers(args) => queue::workers(&cli.global, args),
         Command::Daemon(args) => daemon::daemon(&cli.global, args),
+        Command::Ui(args) => ui::run(&cli.global, args),
         Command::Blocks(args) => blocks::run(&cli.global, args),
         Command::Env(args) => envcopy::run(&cli.global, args),
         Command::Completions(args) => completions::run(args),

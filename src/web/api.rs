@@ -91,6 +91,7 @@ pub(crate) type Shared = Arc<ApiState>;
 pub fn router(state: Shared, guard: Guard) -> Router {
     routes()
         .merge(super::pages::routes())
+        .merge(super::login::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(guard),

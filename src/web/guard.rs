@@ -9,8 +9,14 @@
 //!    `Sec-Fetch-Site` other than `same-origin` or `none`, or an `Origin` other than the
 //!    server's own (`http://` + `Host`), is another site: 403. Another port of `localhost`
 //!    is another origin too.
-//! 3. **Token** (every route but `/api/v1/health`): with a token configured, `Authorization:
-//!    Bearer TOKEN`, compared in constant time; else 401. The token is never logged.
+//! 3. **Token** (every route but `/api/v1/health`, the sign-in page and the static assets):
+//!    with a token configured, `Authorization: Bearer TOKEN` or the session cookie, compared
+//!    in constant time; else 401 — or, for a page a browser asks for, a redirect to the
+//!    sign-in page. The token is never logged. A browser signs in once: the page `/login`
+//!    posts the token to `POST /api/v1/session` (`{"token": "…"}`), which answers with the
+//!    session cookie ([`SESSION_COOKIE`]: `HttpOnly`, `SameSite=Strict`, the token's keyed
+//!    digest, so it survives a restart and dies with the token); `DELETE /api/v1/session`
+//!    signs out.
 //! 4. **Body** (requests that change state): only `application/json` (415 otherwise; an empty
 //!    body may carry no type), at most [`MAX_BODY`] bytes (413), received within
 //!    [`BODY_TIMEOUT`] (408).
@@ -37,7 +43,16 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The paths that need no token.
-const OPEN_PATHS: &[&str] = &["/api/v1/health"];
+const OPEN_PATHS: &[&str] = &["/api/v1/health", "/login"];
+
+/// Paths under which everything needs no token (what the sign-in page loads).
+const OPEN_PREFIXES: &[&str] = &["/static/"];
+
+/// The session endpoint, handled here: signing in is the guard's business.
+const SESSION_PATH: &str = "/api/v1/session";
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "coreflow_session";
 
 /// What the guard checks requests against.
 #[derive(Debug, Clone)]
@@ -84,28 +99,83 @@ impl Guard {
         ip.is_loopback() || ip == self.listen.ip() || self.listen.ip().is_unspecified()
     }
 
-    /// Whether the request's token is the configured one (always, without a token).
+    /// Whether the request carries the configured token, or the session cookie made of it
+    /// (always, without a token).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = &self.token else {
             return true;
         };
-        let given = headers
+        let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| digest(t.trim()));
-        given.is_some_and(|given| {
-            given
-                .iter()
-                .zip(expected.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-        })
+            .is_some_and(|t| same(&digest(t.trim()), expected));
+        bearer
+            || session_cookie(headers)
+                .is_some_and(|value| same(&digest(value), &session_digest(expected)))
+    }
+
+    /// The session cookie's value for this server's token (hex), if it has one.
+    fn session_value(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .map(|token| hex::encode(session_of(token)))
     }
 }
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The session cookie's value, made from the token's digest: whoever holds it holds the
+/// token's rights, as long as the token is the same.
+fn session_of(token_digest: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"coreflow session v1\0");
+    hasher.update(token_digest);
+    hasher.finalize().into()
+}
+
+/// The digest a valid session cookie's value has.
+fn session_digest(token_digest: &[u8; 32]) -> [u8; 32] {
+    digest(&hex::encode(session_of(token_digest)))
+}
+
+/// Compares two digests in constant time.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The value of the session cookie a request carries.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then_some(value)
+        })
+}
+
+/// Whether `path` needs no token.
+fn open_path(path: &str) -> bool {
+    OPEN_PATHS.contains(&path) || OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix))
+}
+
+/// Whether a request is a browser asking for a page (not the API, not metrics).
+fn wants_page(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    *method == Method::GET
+        && !path.starts_with("/api/")
+        && path != "/metrics"
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// The host part of a `Host` value or `--public-host` name: `[::1]:8080` → `[::1]`,
@@ -162,13 +232,81 @@ fn is_json(value: &str) -> bool {
 pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let page = wants_page(&method, &path, request.headers());
     match admit(&guard, request).await {
+        Ok(request) if path == SESSION_PATH => session(&guard, request).await,
         Ok(request) => next.run(request).await,
+        Err((StatusCode::UNAUTHORIZED, _)) if page => {
+            // A person with a browser: to the sign-in page, and back.
+            let target = format!("/login?next={}", percent_encode_path(&path));
+            (StatusCode::SEE_OTHER, [(header::LOCATION, target)]).into_response()
+        }
         Err((status, reason)) => {
             info!(%method, path, status = status.as_u16(), reason, "api: request refused");
             (status, axum::Json(json!({ "error": reason }))).into_response()
         }
     }
+}
+
+/// `POST /api/v1/session` (`{"token": "…"}`) signs in: the session cookie, or 401;
+/// `DELETE` signs out. The request passed [`admit`] as any state-changing request (same
+/// site, JSON), except for the token, which is what it checks.
+async fn session(guard: &Guard, request: Request) -> Response {
+    let cookie = |value: &str, max_age: &str| {
+        format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{max_age}")
+    };
+    match *request.method() {
+        Method::DELETE => (
+            StatusCode::NO_CONTENT,
+            [(header::SET_COOKIE, cookie("", "; Max-Age=0"))],
+        )
+            .into_response(),
+        Method::POST => {
+            let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let token = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|value| value["token"].as_str().map(str::to_owned));
+            let valid = match (&guard.token, &token) {
+                (None, _) => true,
+                (Some(expected), Some(token)) => same(&digest(token.trim()), expected),
+                (Some(_), None) => false,
+            };
+            if !valid {
+                info!(status = 401, "api: sign-in refused");
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({ "error": "wrong token" })),
+                )
+                    .into_response();
+            }
+            let value = guard.session_value().unwrap_or_default();
+            (
+                StatusCode::NO_CONTENT,
+                [(header::SET_COOKIE, cookie(&value, ""))],
+            )
+                .into_response()
+        }
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({ "error": "POST to sign in, DELETE to sign out" })),
+        )
+            .into_response(),
+    }
+}
+
+/// A path made safe to put in a query string.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// A refusal: the status and why.
@@ -192,7 +330,8 @@ async fn admit(guard: &Guard, request: Request) -> Result<Request, Refusal> {
     if state_changing && let Some(reason) = cross_site(headers, &host) {
         return Err((StatusCode::FORBIDDEN, reason));
     }
-    if !OPEN_PATHS.contains(&request.uri().path()) && !guard.authorized(headers) {
+    let path = request.uri().path();
+    if !open_path(path) && path != SESSION_PATH && !guard.authorized(headers) {
         return Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token"));
     }
     if !state_changing {
@@ -328,6 +467,36 @@ mod tests {
         assert!(g.authorized(&h));
         h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
         assert!(!g.authorized(&h));
+    }
+
+    #[test]
+    fn the_session_cookie_stands_for_the_token() {
+        let g = guard();
+        let value = g.session_value().expect("a token is configured");
+        assert!(!value.contains("s3cret"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("theme=dark; {SESSION_COOKIE}={value}")
+                .parse()
+                .unwrap(),
+        );
+        assert!(g.authorized(&h));
+        h.insert(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}={value}0").parse().unwrap(),
+        );
+        assert!(!g.authorized(&h));
+        h.insert(
+            header::COOKIE,
+            format!("{SESSION_COOKIE}=s3cret").parse().unwrap(),
+        );
+        assert!(!g.authorized(&h), "the token itself is not a session");
+        // Another token, another session.
+        let other = Guard::new("127.0.0.1:8080".parse().unwrap(), &[], Some("other"));
+        assert_ne!(other.session_value(), Some(value));
+        assert!(open_path("/static/app.css") && open_path("/login") && !open_path("/runs/1"));
+        assert_eq!(percent_encode_path("/runs/1?x"), "/runs/1%3Fx");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod dag;
 pub mod events;
 pub mod guard;
 pub mod http;
+pub mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;

@@ -523,3 +523,133 @@ fn metrics_are_prometheus_text_behind_the_token() {
     }
     daemon.stop();
 }
+
+/// One raw HTTP/1.1 exchange: the request's head lines (after the request line and Host)
+/// and body; the answer's status, head and body.
+fn raw(
+    addr: SocketAddr,
+    request_line: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("the server listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("a timeout");
+    let mut request = format!("{request_line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream
+        .write_all(request.as_bytes())
+        .expect("the request is sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    // Header names in lower case, as HTTP/2 writes them and hyper sends them.
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn coreflow_ui_serves_an_environment_without_a_daemon_and_signs_a_browser_in_once() {
+    let site = Site::new();
+    site.workflow(
+        "hello.yaml",
+        "jobs:\n  hi:\n    steps: [{ run: echo hi }]\n",
+    );
+    site.coreflow()
+        .args(["run", "flows/hello.yaml", "--quiet"])
+        .succeeds();
+    // Not on another address without a token.
+    let refused = site
+        .coreflow()
+        .args(["ui", "--listen", "0.0.0.0:0"])
+        .fails(2);
+    assert!(refused.stderr().contains("without a token"), "{refused}");
+
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("an address");
+    let ui = site
+        .coreflow()
+        .args(["ui", "--listen", &addr.to_string()])
+        .env("COREFLOW_API_TOKEN", TOKEN)
+        .spawn();
+    let ui = Daemon::from(ui);
+    wait_api(addr);
+    // The recorded workflow and its run, through the API.
+    let workflows = call(addr, "GET", "/api/v1/workflows", None).body;
+    assert_eq!(workflows[0]["name"], "hello", "{workflows:#}");
+    let run = call(addr, "GET", "/api/v1/runs/1", None);
+    assert_eq!(run.body["status"], "succeeded", "{run:?}");
+
+    // A browser without a session is sent to sign in; the API says 401.
+    let (status, head, _) = raw(addr, "GET /runs/1", &["Accept: text/html"], "");
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /login?next=/runs/1"), "{head}");
+    let (status, _, _) = raw(addr, "GET /api/v1/runs/1", &[], "");
+    assert_eq!(status, 401);
+    let (status, _, page) = raw(addr, "GET /login", &["Accept: text/html"], "");
+    assert_eq!(status, 200);
+    assert!(page.contains("type=\"password\""), "{page}");
+
+    // Signing in: a wrong token is refused, another site is refused, the right one gets
+    // an HttpOnly, SameSite=Strict cookie that opens the API and the pages.
+    let json = "Content-Type: application/json";
+    let (status, _, _) = raw(
+        addr,
+        "POST /api/v1/session",
+        &[json],
+        r#"{"token": "nope"}"#,
+    );
+    assert_eq!(status, 401);
+    let (status, _, _) = raw(
+        addr,
+        "POST /api/v1/session",
+        &[json, "Origin: http://evil.example"],
+        &format!(r#"{{"token": "{TOKEN}"}}"#),
+    );
+    assert_eq!(status, 403);
+    let (status, head, _) = raw(
+        addr,
+        "POST /api/v1/session",
+        &[json, "Sec-Fetch-Site: same-origin"],
+        &format!(r#"{{"token": "{TOKEN}"}}"#),
+    );
+    assert_eq!(status, 204, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("httponly") && cookie.contains("samesite=strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie is not the token: {cookie}"
+    );
+    let pair = cookie.split(';').next().expect("name=value");
+    let (status, _, body) = raw(addr, "GET /api/v1/runs", &[&format!("Cookie: {pair}")], "");
+    assert_eq!(status, 200, "{body}");
+    // Cancelling from another site with the cookie is refused all the same.
+    let (status, _, _) = raw(
+        addr,
+        "POST /api/v1/runs/1/cancel",
+        &[
+            &format!("Cookie: {pair}"),
+            "Sec-Fetch-Site: cross-site",
+            json,
+        ],
+        "{}",
+    );
+    assert_eq!(status, 403);
+    ui.stop();
+}

@@ -25,6 +25,7 @@ const BUILT_COMMANDS: &[&str] = &[
     "worker",
     "workers",
     "daemon",
+    "ui",
     "blocks",
     "env",
     "completions",
@@ -93,6 +94,7 @@ fn top_level_help() {
       worker       Run queued jobs of the environment(s) as a standalone worker
       workers      Workers with labels, environment, current job and heartbeat; move one
       daemon       Load a folder of workflows, fire their triggers, run workers, serve the HTTP API
+      ui           Serve the web UI and the HTTP API over the environment, without a daemon
       blocks       DataBlocks: list them, show versions and lineage, get one, collect garbage
       env          Environments: copy one into another store (SQLite to PostgreSQL)
       completions  Print a shell's completion script: bash, zsh, fish, elvish, powershell
