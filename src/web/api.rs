@@ -53,6 +53,8 @@ pub struct ApiState {
     pub workflows: Workflows,
     /// `GET /runs/{id}` answers, shared by the clients that ask for a run at once.
     pub runs: Coalescer<i64, (StatusCode, Bytes)>,
+    /// The runs being watched live, one reader each.
+    pub feeds: super::feed::Feeds,
 }
 
 impl ApiState {
@@ -62,6 +64,7 @@ impl ApiState {
             store,
             workflows,
             runs: Coalescer::default(),
+            feeds: super::feed::Feeds::default(),
         }
     }
 

@@ -8,11 +8,13 @@
 //!   every line after those it had, none twice (`EventSource` does this by itself).
 //! - `end`: the run ended (`{"status": …}`) and every line was sent; the stream closes.
 //!
-//! `?job=NAME` streams one job's lines (every job's state still). The stream looks at the
-//! store every quarter second; a comment every 15 s keeps idle connections open.
+//! `?job=NAME` streams one job's lines (every job's state still). The clients of one run
+//! share one reader of the store, which looks every quarter second ([`super::feed`]); a
+//! comment every 15 s keeps idle connections open.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -23,10 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::{JobId, JobState, RunId};
 use crate::store::{JobRecord, LogCursor, LogLine};
-use crate::web::api::{ApiError, Id, Params, Shared, blocking, job_of_run};
+use crate::web::api::{ApiError, ApiState, Id, Params, Shared, blocking, job_of_run};
+use crate::web::feed::{Feed, Join, Next, POLL};
 
-/// How often the stream looks at the store.
-const POLL: Duration = Duration::from_millis(250);
 /// The most lines one `lines` event carries.
 const MAX_LINES: usize = 1000;
 
@@ -68,23 +69,42 @@ impl JobEvent {
     }
 }
 
-/// Where a stream is.
-struct Follow {
-    state: Shared,
-    run: RunId,
-    job: Option<JobId>,
-    cursor: LogCursor,
-    /// The jobs as last sent; `None` before the first `jobs` event.
-    sent: Option<HashMap<JobId, JobEvent>>,
-    done: bool,
+/// What one look at the store found.
+pub(crate) struct Look {
+    /// `lines` events.
+    pub(crate) events: Vec<Event>,
+    /// The `end` (or `error`) event, when nothing follows.
+    pub(crate) end: Option<Event>,
+    /// `jobs` (the first look of a client alone) or `job` events.
+    pub(crate) job_events: Vec<Event>,
+    pub(crate) cursor: LogCursor,
+    pub(crate) sent: HashMap<JobId, JobEvent>,
+    pub(crate) ended: bool,
+    /// Bytes of event data.
+    pub(crate) size: usize,
 }
 
-/// What one look at the store found.
-struct Look {
-    events: Vec<Event>,
-    cursor: LogCursor,
-    sent: HashMap<JobId, JobEvent>,
-    ended: bool,
+impl Look {
+    /// Whether it found nothing new.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.job_events.is_empty() && self.end.is_none()
+    }
+
+    /// A look that failed: an `error` event, and the end of the stream.
+    pub(crate) fn error(err: &ApiError) -> Look {
+        Look {
+            events: Vec::new(),
+            end: Some(json_event(
+                "error",
+                &serde_json::json!({ "error": err.to_string() }),
+            )),
+            job_events: Vec::new(),
+            cursor: LogCursor::default(),
+            sent: HashMap::new(),
+            ended: true,
+            size: 0,
+        }
+    }
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {
@@ -93,37 +113,49 @@ fn json_event(name: &str, data: &impl Serialize) -> Event {
         .data(serde_json::to_string(data).unwrap_or_default())
 }
 
-/// One look: what changed in the jobs, the lines written since the cursor, and the end.
-fn look(follow: &Follow, state: &crate::web::api::ApiState) -> Result<Look, ApiError> {
+/// One look at run `run`: what changed in the jobs since `sent` (all of them as `jobs` when
+/// `None`), the lines written after `cursor` (of `job` only, when given), and the end.
+pub(crate) fn look(
+    state: &ApiState,
+    run: RunId,
+    job: Option<JobId>,
+    cursor: &LogCursor,
+    sent: Option<&HashMap<JobId, JobEvent>>,
+) -> Result<Look, ApiError> {
     let store = &*state.store;
     // The run first: when it has ended, the lines read after hold all there will be.
-    let run = store
-        .run(follow.run)?
-        .ok_or_else(|| ApiError::NotFound(format!("no run {}", follow.run)))?;
-    let jobs = store.jobs(follow.run)?;
-    let mut events = Vec::new();
+    let record = store
+        .run(run)?
+        .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))?;
+    let jobs = store.jobs(run)?;
+    let mut job_events = Vec::new();
+    let mut size = 0;
     let now: HashMap<JobId, JobEvent> =
         jobs.iter().map(|job| (job.id, JobEvent::of(job))).collect();
-    match &follow.sent {
+    match sent {
         None => {
             let all: Vec<JobEvent> = jobs.iter().map(JobEvent::of).collect();
-            events.push(json_event("jobs", &all));
+            job_events.push(json_event("jobs", &all));
         }
         Some(sent) => {
             for job in &jobs {
                 let current = &now[&job.id];
                 if sent.get(&job.id) != Some(current) {
-                    events.push(json_event("job", current));
+                    size += 200;
+                    job_events.push(json_event("job", current));
                 }
             }
         }
     }
-    let mut reader = store.read_logs(follow.run, follow.job, Some(&follow.cursor))?;
+    let mut events = Vec::new();
+    let mut reader = store.read_logs(run, job, Some(cursor))?;
     let mut complete = true;
     loop {
         let mut lines: Vec<LogLine> = Vec::new();
         for line in reader.by_ref() {
-            lines.push(line?);
+            let line = line?;
+            size += line.line.len() + line.job.len() + line.step.len() + 80;
+            lines.push(line);
             if lines.len() >= MAX_LINES {
                 break;
             }
@@ -142,19 +174,167 @@ fn look(follow: &Follow, state: &crate::web::api::ApiState) -> Result<Look, ApiE
             break;
         }
     }
-    let ended = run.status.is_terminal() && complete;
-    if ended {
-        events.push(json_event(
-            "end",
-            &serde_json::json!({ "status": run.status }),
-        ));
-    }
+    let ended = record.status.is_terminal() && complete;
+    let end = ended.then(|| json_event("end", &serde_json::json!({ "status": record.status })));
     Ok(Look {
         events,
+        end,
+        job_events,
         cursor: reader.cursor(),
         sent: now,
         ended,
+        size,
     })
+}
+
+/// Where one client's stream is.
+enum Phase {
+    /// Sending the kept batches `seq..upto` (their lines), then `jobs`, then live.
+    Replay {
+        feed: Arc<Feed>,
+        seq: u64,
+        upto: u64,
+        jobs: Vec<JobEvent>,
+        /// The `end` of a batch replayed: sent after the jobs, and nothing follows.
+        end: Option<Event>,
+    },
+    /// Following the feed live from batch `seq`.
+    Live {
+        feed: Arc<Feed>,
+        seq: u64,
+    },
+    /// Reading the store alone, from `cursor`.
+    Alone {
+        cursor: LogCursor,
+        sent: Option<HashMap<JobId, JobEvent>>,
+        first: bool,
+    },
+    Done,
+}
+
+/// A client's stream: its phase, and what it needs to fall back on reading alone.
+struct Client {
+    api: Shared,
+    run: RunId,
+    job: Option<JobId>,
+    phase: Phase,
+    /// The log cursor after the last lines sent.
+    cursor: String,
+}
+
+impl Client {
+    /// The next events to send; `None` when the stream is over.
+    async fn step(&mut self) -> Option<Vec<Event>> {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Done => return None,
+                Phase::Replay {
+                    feed,
+                    seq,
+                    upto,
+                    jobs,
+                    end,
+                } => {
+                    if seq == upto {
+                        let mut events = vec![json_event("jobs", &jobs)];
+                        if let Some(end) = end {
+                            events.push(end);
+                        } else {
+                            self.phase = Phase::Live { feed, seq };
+                        }
+                        return Some(events);
+                    }
+                    let Some(batch) = feed.kept(seq) else {
+                        self.fall_behind();
+                        continue;
+                    };
+                    self.cursor.clone_from(&batch.cursor);
+                    let lines = batch.lines.clone();
+                    self.phase = Phase::Replay {
+                        feed,
+                        seq: seq + 1,
+                        upto,
+                        jobs,
+                        end: batch.end.clone().or(end),
+                    };
+                    // Only lines: the jobs as they are now follow the replay.
+                    if !lines.is_empty() {
+                        return Some(lines);
+                    }
+                }
+                Phase::Live { feed, seq } => match feed.next(seq).await {
+                    Next::Batch(batch) => {
+                        self.cursor.clone_from(&batch.cursor);
+                        let events: Vec<Event> = batch
+                            .jobs
+                            .iter()
+                            .chain(&batch.lines)
+                            .chain(&batch.end)
+                            .cloned()
+                            .collect();
+                        if batch.end.is_none() {
+                            self.phase = Phase::Live { feed, seq: seq + 1 };
+                        }
+                        if !events.is_empty() {
+                            return Some(events);
+                        }
+                    }
+                    Next::Behind => self.fall_behind(),
+                    Next::End => return None,
+                },
+                Phase::Alone {
+                    cursor,
+                    sent,
+                    first,
+                } => {
+                    if !first {
+                        tokio::time::sleep(POLL).await;
+                    }
+                    let (run, job, from) = (self.run, self.job, cursor.clone());
+                    let jobs = sent.clone();
+                    let result = blocking(&self.api, move |state| {
+                        look(state, run, job, &from, jobs.as_ref())
+                    })
+                    .await;
+                    match result {
+                        Ok(found) => {
+                            let ended = found.ended;
+                            let events: Vec<Event> = found
+                                .job_events
+                                .into_iter()
+                                .chain(found.events)
+                                .chain(found.end)
+                                .collect();
+                            self.cursor = found.cursor.to_token();
+                            self.phase = if ended {
+                                Phase::Done
+                            } else {
+                                Phase::Alone {
+                                    cursor: found.cursor,
+                                    sent: Some(found.sent),
+                                    first: false,
+                                }
+                            };
+                            if !events.is_empty() {
+                                return Some(events);
+                            }
+                        }
+                        Err(err) => return Some(Look::error(&err).end.into_iter().collect()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Out of the feed's window: reads the store alone from the last lines sent, starting
+    /// with every job as it is.
+    fn fall_behind(&mut self) {
+        self.phase = Phase::Alone {
+            cursor: LogCursor::from_token(&self.cursor).unwrap_or_default(),
+            sent: None,
+            first: true,
+        };
+    }
 }
 
 /// `GET /api/v1/runs/{id}/events`.
@@ -172,13 +352,13 @@ pub(crate) async fn run_events(
     let resume = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let cursor = match resume.as_deref() {
-        Some(token) => LogCursor::from_token(token).ok_or_else(|| {
-            ApiError::BadRequest(format!("Last-Event-ID is not a cursor: {token}"))
-        })?,
-        None => LogCursor::default(),
-    };
+        .unwrap_or("")
+        .to_owned();
+    if LogCursor::from_token(&resume).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "Last-Event-ID is not a cursor: {resume}"
+        )));
+    }
     let job_name = query.job.clone();
     let (run, job) = blocking(&state, move |state| {
         let run = state
@@ -192,47 +372,30 @@ pub(crate) async fn run_events(
         Ok((run.id, job))
     })
     .await?;
-    let follow = Follow {
-        state,
+    let feed = state.feeds.watch(&state, run, job);
+    let phase = match feed.join(&resume) {
+        Join::At { from, upto, jobs } => Phase::Replay {
+            feed,
+            seq: from,
+            upto,
+            jobs,
+            end: None,
+        },
+        Join::Alone => Phase::Alone {
+            cursor: LogCursor::from_token(&resume).unwrap_or_default(),
+            sent: None,
+            first: true,
+        },
+    };
+    let client = Client {
+        api: state,
         run,
         job,
-        cursor,
-        sent: None,
-        done: false,
+        phase,
+        cursor: resume,
     };
-    let events = stream::unfold(follow, |mut follow| async move {
-        if follow.done {
-            return None;
-        }
-        if follow.sent.is_some() {
-            tokio::time::sleep(POLL).await;
-        }
-        let state = std::sync::Arc::clone(&follow.state);
-        let snapshot = Follow {
-            state: std::sync::Arc::clone(&state),
-            run: follow.run,
-            job: follow.job,
-            cursor: follow.cursor.clone(),
-            sent: follow.sent.clone(),
-            done: false,
-        };
-        let result = blocking(&state, move |state| look(&snapshot, state)).await;
-        let events = match result {
-            Ok(look) => {
-                follow.cursor = look.cursor;
-                follow.sent = Some(look.sent);
-                follow.done = look.ended;
-                look.events
-            }
-            Err(err) => {
-                follow.done = true;
-                vec![json_event(
-                    "error",
-                    &serde_json::json!({ "error": err.to_string() }),
-                )]
-            }
-        };
-        Some((events, follow))
+    let events = stream::unfold(client, |mut client| async move {
+        client.step().await.map(|events| (events, client))
     })
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

@@ -6,6 +6,7 @@ pub mod api;
 pub mod coalesce;
 pub mod dag;
 pub mod events;
+pub mod feed;
 pub mod guard;
 pub mod http;
 pub mod login;
