@@ -69,7 +69,7 @@ impl ApiState {
     }
 
     /// Every workflow by name.
-    fn workflows(&self) -> Result<BTreeMap<String, Arc<Loaded>>, ApiError> {
+    pub(crate) fn workflows(&self) -> Result<BTreeMap<String, Arc<Loaded>>, ApiError> {
         match &self.workflows {
             Workflows::Daemon(workflows) => Ok(workflows
                 .read()
@@ -328,7 +328,7 @@ pub struct TriggerView {
 /// How many next fires `GET /workflows` shows per trigger.
 const NEXT_FIRES: usize = 3;
 
-fn workflow_view(name: &str, loaded: &Loaded, now: DateTime<Utc>) -> WorkflowView {
+pub(crate) fn workflow_view(name: &str, loaded: &Loaded, now: DateTime<Utc>) -> WorkflowView {
     let workflow = &loaded.workflow;
     let params = workflow
         .params
