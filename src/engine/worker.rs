@@ -373,15 +373,41 @@ fn fail_claim(env: &Served, claimed: &Claimed, cached: Option<&RunCache>, reason
         .store
         .finish_claim(env.id, claimed.job.id, &[change], None)
     {
-        Ok(end) => {
-            if let Some(cached) = cached {
+        Ok(end) => match cached {
+            Some(cached) => {
                 cached.advance_after(env, &claimed.run, &claimed.job.base_name, end.cancelling);
             }
-        }
+            // Without its definition nothing can be decided for the jobs that wait: they
+            // are cancelled, so that the run ends instead of waiting forever.
+            None => cancel_the_rest(env, claimed.run.id, reason),
+        },
         Err(err) => eprintln!(
             "worker: cannot record {}/{}: {err}",
             claimed.run.id, claimed.job.name
         ),
+    }
+}
+
+/// Cancels the jobs of `run` that have not started, saying why, and ends the run.
+fn cancel_the_rest(env: &Served, run: RunId, why: &str) {
+    let now = env.store.clock().now();
+    let decisions: Vec<crate::store::Advance> = match env.store.run_jobs(run) {
+        Ok(jobs) => jobs
+            .iter()
+            .filter(|job| matches!(job.status, JobState::Pending | JobState::Queued))
+            .map(|job| crate::store::Advance {
+                from: job.status,
+                transition: Transition::new(job.id, JobState::Cancelled, now)
+                    .reason(format!("its run cannot be read: {why}")),
+            })
+            .collect(),
+        Err(err) => {
+            eprintln!("worker: cannot read the jobs of run {run}: {err}");
+            return;
+        }
+    };
+    if let Err(err) = env.store.advance(run, &decisions) {
+        eprintln!("worker: cannot end run {run}: {err}");
     }
 }
 

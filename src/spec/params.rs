@@ -258,6 +258,13 @@ pub fn resolve(
     let mut values = Values::new();
     for (name, param) in &workflow.params {
         match texts.get(name.as_str()) {
+            // An optional DataBlock left empty names no block, as when it is not given (a
+            // run records it so, and reads it back so).
+            Some(text)
+                if text.is_empty() && param.kind == ParamType::Datablock && !param.required =>
+            {
+                values.insert(name.clone(), ParamValue::String(String::new()));
+            }
             Some(text) => match check_value(name, param, text) {
                 Ok(value) => {
                     values.insert(name.clone(), value);
@@ -383,6 +390,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(job["rows"], ParamValue::Int(9));
+    }
+
+    #[test]
+    fn an_optional_datablock_left_empty_reads_back_as_recorded() {
+        let wf = parse_str(
+            "wf.yaml",
+            "params:\n  src: { type: datablock }\n  need: { type: datablock, required: true }\njobs:\n  a:\n    steps: [{ run: 'true' }]\n",
+        )
+        .expect("valid")
+        .workflow;
+        // Not given, it is empty; recorded so (`src=`), it reads back the same.
+        let unset = resolve(&wf, &IndexMap::new(), &args(&["need=raw"])).unwrap();
+        assert_eq!(unset["src"], ParamValue::String(String::new()));
+        let recorded = resolve(&wf, &IndexMap::new(), &args(&["need=raw", "src="])).unwrap();
+        assert_eq!(recorded["src"], unset["src"]);
+        // A required one may not be empty.
+        assert!(resolve(&wf, &IndexMap::new(), &args(&["need="])).is_err());
     }
 
     #[test]

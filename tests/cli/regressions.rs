@@ -127,3 +127,52 @@ fn retry_keeps_job_level_parameters() {
     ws.coreflow().args(["retry", "last"]).succeeds();
     assert_eq!(ws.lines("seen"), ["5", "5"]);
 }
+
+/// An optional `datablock` parameter left unset is recorded empty; a worker reading the run
+/// back took the empty value for a bad block name and failed the run's first job.
+#[test]
+fn an_optional_datablock_left_unset_runs_through_workers() {
+    let ws = Workspace::with_workflow(
+        "params:\n  src: { type: datablock }\njobs:\n  a:\n    steps:\n      - run: |\n          echo \"src=[$COREFLOW_PARAM_SRC]\"\n  b:\n    needs: [a]\n    steps: [{ run: 'true' }]\n",
+    );
+    let run = crate::queue_support::detach(&ws, "wf.yaml", &[]);
+    let worker = crate::queue_support::Worker::start(&ws, &[]);
+    assert_eq!(crate::queue_support::wait_for_run(&ws, &run), "succeeded");
+    worker.stop();
+    let logs = ws.coreflow().args(["logs", &run]).succeeds();
+    assert!(logs.stdout().contains("src=[]"), "{logs}");
+}
+
+/// A worker that cannot read a run's definition failed the job it took and left the run
+/// `running`, its other jobs `pending` forever; the rest is now cancelled and the run ends.
+#[test]
+fn a_run_whose_definition_cannot_be_read_ends_instead_of_waiting_forever_sqlite_only() {
+    let ws = Workspace::with_workflow(
+        "jobs:\n  a:\n    steps: [{ run: 'true' }]\n  b:\n    needs: [a]\n    steps: [{ run: 'true' }]\n",
+    );
+    let run = crate::queue_support::detach(&ws, "wf.yaml", &[]);
+    // The recorded definition goes (as if the environment had been tampered with).
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute('PRAGMA foreign_keys = OFF'); db.execute('DELETE FROM definitions'); db.commit()")
+        .arg(ws.env_dir().join("coreflow.db"))
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    let worker = crate::queue_support::Worker::start(&ws, &[]);
+    assert_eq!(crate::queue_support::wait_for_run(&ws, &run), "failed");
+    worker.stop();
+    let show = ws.show(&run);
+    assert_eq!(status_of(&show, "a"), "failed");
+    assert_eq!(status_of(&show, "b"), "cancelled");
+    assert!(
+        job(&show, "b")["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("its run cannot be read")),
+        "{show:#}"
+    );
+}
+
+fn status_of(show: &serde_json::Value, name: &str) -> String {
+    status(show, name).to_owned()
+}
