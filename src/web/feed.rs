@@ -280,12 +280,33 @@ mod tests {
     #[tokio::test]
     async fn clients_join_where_they_left_and_read_alone_beyond_the_window() {
         let feed = feed();
-        assert!(matches!(feed.join(""), Join::At { from: 0, upto: 0, .. }));
+        assert!(matches!(
+            feed.join(""),
+            Join::At {
+                from: 0,
+                upto: 0,
+                ..
+            }
+        ));
         feed.push(look(10, false), &cursor(10));
         feed.push(look(10, false), &cursor(20));
         // A new client replays from the start; one that had the first batch, from the second.
-        assert!(matches!(feed.join(""), Join::At { from: 0, upto: 2, .. }));
-        assert!(matches!(feed.join("1.1.10"), Join::At { from: 1, upto: 2, .. }));
+        assert!(matches!(
+            feed.join(""),
+            Join::At {
+                from: 0,
+                upto: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            feed.join("1.1.10"),
+            Join::At {
+                from: 1,
+                upto: 2,
+                ..
+            }
+        ));
         // A cursor the feed never gave: alone.
         assert!(matches!(feed.join("1.1.15"), Join::Alone));
         assert!(matches!(feed.next(1).await, Next::Batch(batch) if batch.cursor == "1.1.20"));
@@ -293,7 +314,14 @@ mod tests {
         feed.push(look(KEEP_BYTES, false), &cursor(30));
         assert!(matches!(feed.join(""), Join::Alone));
         assert!(matches!(feed.next(0).await, Next::Behind));
-        assert!(matches!(feed.join("1.1.30"), Join::At { from: 3, upto: 3, .. }));
+        assert!(matches!(
+            feed.join("1.1.30"),
+            Join::At {
+                from: 3,
+                upto: 3,
+                ..
+            }
+        ));
         // The end: the last batch, then nothing.
         feed.push(look(1, true), &cursor(40));
         assert!(matches!(feed.next(3).await, Next::Batch(batch) if batch.end.is_some()));
