@@ -8,7 +8,7 @@
 //! the extractors of this module ([`Id`], [`Params`], [`Body`]), which answer a bad one
 //! with 400 (404 for an id that is not a number) and a `{"error": "..."}` body; handlers
 //! return `Result<_, ApiError>` and touch the store only on the blocking pool
-//! ([`blocking`]). Nothing a client sends can stop the daemon.
+//! (`blocking`). Nothing a client sends can stop the daemon.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

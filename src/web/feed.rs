@@ -1,10 +1,10 @@
 //! One reader of a run for all the clients watching it: the events of `GET
 //! /api/v1/runs/{id}/events` are read from the store and encoded once per run (and job
-//! filter), by a [`Feed`], and handed to every client as they are. A hundred browsers on one
+//! filter), by a `Feed`, and handed to every client as they are. A hundred browsers on one
 //! chatty run cost one reader, not a hundred.
 //!
 //! A feed reads the run from the start of its output and keeps what it read as numbered
-//! batches, up to [`KEEP_BYTES`]: a client joining (or rejoining with `Last-Event-ID`) gets
+//! batches, up to `KEEP_BYTES`: a client joining (or rejoining with `Last-Event-ID`) gets
 //! the batches it lacks from there, then the live ones. A client whose place is no longer
 //! kept (it rejoins after much output, or it reads slower than the run writes and falls out
 //! of the window) reads the store on its own from its cursor, as before: correct, only

@@ -17,7 +17,7 @@
 //! `multi_template` feature has no `{% extends %}`, so the layout takes the rendered body as
 //! a safe string). Template names end in `.html`, so minijinja escapes every value; the DAG
 //! ([`super::dag::draw`], which escapes what it writes) is the only markup passed as safe.
-//! Each page makes one trip to the blocking pool ([`blocking`]) with a few bounded reads: the
+//! Each page makes one trip to the blocking pool (`blocking`) with a few bounded reads: the
 //! runs page one indexed page of runs (51, to know whether an older page exists), the run
 //! page the run document ([`run_document`]) and nothing else, the queues page the queues and
 //! at most 500 queued and 500 pending jobs, a block page its versions and their lineage.
