@@ -17,10 +17,14 @@ use std::time::Duration;
 use axum::response::sse::Event;
 use tokio::sync::Notify;
 
-use crate::state::{JobId, RunId};
-use crate::store::LogCursor;
-use crate::web::api::{ApiState, Shared, blocking};
-use crate::web::events::{JobEvent, Look, look};
+use serde::Serialize;
+
+use crate::state::{JobId, JobState, RunId};
+use crate::store::{JobRecord, LogCursor, LogLine};
+use crate::web::api::{ApiError, ApiState, Shared, blocking};
+
+/// The most lines one `lines` event carries.
+const MAX_LINES: usize = 1000;
 
 /// How often a feed looks at the store.
 pub(crate) const POLL: Duration = Duration::from_millis(250);
@@ -242,6 +246,157 @@ async fn read(feed: Weak<Feed>, api: Shared, run: RunId, job: Option<JobId>) {
         drop(feed);
         tokio::time::sleep(POLL).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Looking at the store
+
+/// A job as the events show it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct JobEvent {
+    pub id: JobId,
+    pub name: String,
+    pub status: JobState,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl JobEvent {
+    fn of(job: &JobRecord) -> JobEvent {
+        JobEvent {
+            id: job.id,
+            name: job.name.clone(),
+            status: job.status,
+            attempts: job.attempts,
+            exit_code: job.exit_code,
+            duration_ms: job.duration_ms,
+            cpu_ms: job.cpu_ms,
+            peak_rss_bytes: job.peak_rss_bytes,
+            reason: job.reason.clone(),
+        }
+    }
+}
+
+/// What one look at the store found.
+pub(crate) struct Look {
+    /// `lines` events.
+    pub(crate) events: Vec<Event>,
+    /// The `end` (or `error`) event, when nothing follows.
+    pub(crate) end: Option<Event>,
+    /// `jobs` (the first look of a client alone) or `job` events.
+    pub(crate) job_events: Vec<Event>,
+    pub(crate) cursor: LogCursor,
+    pub(crate) sent: HashMap<JobId, JobEvent>,
+    pub(crate) ended: bool,
+    /// Bytes of event data.
+    pub(crate) size: usize,
+}
+
+impl Look {
+    /// Whether it found nothing new.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.job_events.is_empty() && self.end.is_none()
+    }
+
+    /// A look that failed: an `error` event, and the end of the stream.
+    pub(crate) fn error(err: &ApiError) -> Look {
+        Look {
+            events: Vec::new(),
+            end: Some(json_event(
+                "error",
+                &serde_json::json!({ "error": err.to_string() }),
+            )),
+            job_events: Vec::new(),
+            cursor: LogCursor::default(),
+            sent: HashMap::new(),
+            ended: true,
+            size: 0,
+        }
+    }
+}
+
+pub(crate) fn json_event(name: &str, data: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(data).unwrap_or_default())
+}
+
+/// One look at run `run`: what changed in the jobs since `sent` (all of them as `jobs` when
+/// `None`), the lines written after `cursor` (of `job` only, when given), and the end.
+pub(crate) fn look(
+    state: &ApiState,
+    run: RunId,
+    job: Option<JobId>,
+    cursor: &LogCursor,
+    sent: Option<&HashMap<JobId, JobEvent>>,
+) -> Result<Look, ApiError> {
+    let store = &*state.store;
+    // The run first: when it has ended, the lines read after hold all there will be.
+    let record = store
+        .run(run)?
+        .ok_or_else(|| ApiError::NotFound(format!("no run {run}")))?;
+    let jobs = store.jobs(run)?;
+    let mut job_events = Vec::new();
+    let mut size = 0;
+    let now: HashMap<JobId, JobEvent> =
+        jobs.iter().map(|job| (job.id, JobEvent::of(job))).collect();
+    match sent {
+        None => {
+            let all: Vec<JobEvent> = jobs.iter().map(JobEvent::of).collect();
+            job_events.push(json_event("jobs", &all));
+        }
+        Some(sent) => {
+            for job in &jobs {
+                let current = &now[&job.id];
+                if sent.get(&job.id) != Some(current) {
+                    size += 200;
+                    job_events.push(json_event("job", current));
+                }
+            }
+        }
+    }
+    let mut events = Vec::new();
+    let mut reader = store.read_logs(run, job, Some(cursor))?;
+    let mut complete = true;
+    loop {
+        let mut lines: Vec<LogLine> = Vec::new();
+        for line in reader.by_ref() {
+            let line = line?;
+            size += line.line.len() + line.job.len() + line.step.len() + 80;
+            lines.push(line);
+            if lines.len() >= MAX_LINES {
+                break;
+            }
+        }
+        if lines.is_empty() {
+            break;
+        }
+        let full = lines.len() >= MAX_LINES;
+        events.push(json_event("lines", &lines).id(reader.cursor().to_token()));
+        if !full {
+            break;
+        }
+        if events.len() > 16 {
+            // Enough for one look; the rest comes with the next.
+            complete = false;
+            break;
+        }
+    }
+    let ended = record.status.is_terminal() && complete;
+    let end = ended.then(|| json_event("end", &serde_json::json!({ "status": record.status })));
+    Ok(Look {
+        events,
+        end,
+        job_events,
+        cursor: reader.cursor(),
+        sent: now,
+        ended,
+        size,
+    })
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use crate::web::{api, events};
         api::list_blocks,
         api::read_block,
     ),
-    components(schemas(events::JobEvent)),
+    components(schemas(crate::web::feed::JobEvent)),
     modifiers(&BearerToken),
     security(("token" = []))
 )]
