@@ -23,6 +23,7 @@ if [[ ! -x $venv/bin/aiosmtpd ]]; then
 fi
 need=()
 command -v chromium > /dev/null 2>&1 || need+=(chromium)
+command -v chromedriver > /dev/null 2>&1 || need+=(chromium-driver)
 command -v xmllint > /dev/null 2>&1 || need+=(libxml2-utils)
 command -v ip > /dev/null 2>&1 || need+=(iproute2)
 # The shells and man whose completion scripts and pages tests/cli/init.rs checks.

@@ -16,6 +16,8 @@ mod api;
 mod blocks;
 mod blocks_s3;
 mod book;
+mod browser;
+mod browser_support;
 mod cancel;
 mod composition;
 mod compute;
