@@ -31,6 +31,7 @@ while (($#)); do
 done
 command -v python3 > /dev/null || die "python3 is needed"
 command -v curl > /dev/null || die "curl is needed"
+command -v chromium > /dev/null || die "chromium is needed for the idle measure (scripts/test-deps.sh installs it)"
 build_coreflow
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/coreflow-bench-web.XXXXXX")
@@ -131,16 +132,13 @@ PY
 SSE_CPU=$(calc "($AFTER - $BEFORE) / $HZ / ($END - $START) * 100")
 
 # Idle with the UI open.
-IDLE_CPU="n/a (no chromium)"
-if command -v chromium > /dev/null; then
-    chromium --headless=new --no-sandbox --disable-gpu "http://$ADDR/" > /dev/null 2>&1 &
-    BROWSER_PID=$!
-    sleep 5 # the page loads and settles; what is measured is the next 30 s
-    BEFORE=$(cpu_ticks)
-    sleep 30
-    AFTER=$(cpu_ticks)
-    IDLE_CPU="$(calc "($AFTER - $BEFORE) / $HZ / 30 * 100")%"
-fi
+chromium --headless=new --no-sandbox --disable-gpu "http://$ADDR/" > /dev/null 2>&1 &
+BROWSER_PID=$!
+sleep 5 # the page loads and settles; what is measured is the next 30 s
+BEFORE=$(cpu_ticks)
+sleep 30
+AFTER=$(cpu_ticks)
+IDLE_CPU="$(calc "($AFTER - $BEFORE) / $HZ / 30 * 100")%"
 
 echo "| measure | figure | target |"
 echo "|---|---|---|"

@@ -459,13 +459,7 @@ pub(crate) async fn create_run(
             reason,
             ahead: None,
         };
-        match admission::admit(&state.store, &request).map_err(|err| {
-            if err.exit_code() == crate::exit::USAGE {
-                ApiError::BadRequest(err.to_string())
-            } else {
-                ApiError::Internal(err.to_string())
-            }
-        })? {
+        match admission::admit(&state.store, &request)? {
             Admission::Created(run) => {
                 info!(workflow = %name, run = run.0, trigger = "api", "run created");
                 Ok((StatusCode::CREATED, Json(created(run, "queued", None))))
